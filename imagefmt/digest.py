@@ -1,0 +1,110 @@
+"""Content digests (``sha256:<hex>``), hashing while streaming, and chain IDs."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from imagefmt.errors import DigestInvalid
+
+_HEX = {"sha256": 64, "sha512": 128}
+_RE = re.compile(r"^([a-z0-9]+(?:[.+_-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$")
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Digest:
+    """A content digest; ``str(Digest.parse(s)) == s`` for every valid ``s``."""
+
+    algorithm: str
+    hex: str
+
+    @classmethod
+    def parse(cls, text: str) -> Digest:
+        """Parse ``alg:hex``; raise DigestInvalid for anything else."""
+        m = _RE.match(text or "")
+        if not m:
+            raise DigestInvalid(f"invalid digest {text!r}: expected sha256:<64 hex digits>")
+        alg, hx = m.groups()
+        want = _HEX.get(alg)
+        if want is None:
+            raise DigestInvalid(f"unsupported digest algorithm {alg!r} in {text!r}: use sha256")
+        if len(hx) != want or not re.fullmatch(r"[0-9a-f]+", hx):
+            raise DigestInvalid(f"invalid digest {text!r}: expected {want} lowercase hex digits")
+        return cls(alg, hx)
+
+    @classmethod
+    def of(cls, data: bytes, algorithm: str = "sha256") -> Digest:
+        return cls(algorithm, hashlib.new(algorithm, data).hexdigest())
+
+    @classmethod
+    def of_stream(cls, src: BinaryIO, algorithm: str = "sha256") -> tuple[Digest, int]:
+        """Hash a stream to its end; return (digest, size)."""
+        h = hashlib.new(algorithm)
+        n = 0
+        while chunk := src.read(CHUNK):
+            h.update(chunk)
+            n += len(chunk)
+        return cls(algorithm, h.hexdigest()), n
+
+    def new_hasher(self) -> hashlib._Hash:
+        return hashlib.new(self.algorithm)
+
+    @property
+    def short(self) -> str:
+        """The 12-hex-digit ID docker prints."""
+        return self.hex[:12]
+
+    def __str__(self) -> str:
+        return f"{self.algorithm}:{self.hex}"
+
+
+def chain_ids(diff_ids: Iterable[Digest]) -> list[Digest]:
+    """ChainID(L0)=DiffID(L0); ChainID(L0..Ln)=sha256(ChainID(L0..Ln-1) + " " + DiffID(Ln))."""
+    out: list[Digest] = []
+    for d in diff_ids:
+        out.append(d if not out else Digest.of(f"{out[-1]} {d}".encode()))
+    return out
+
+
+class HashingReader:
+    """Wrap a reader, hashing and counting what passes through.
+
+    ``verify(expected)`` raises DigestInvalid when the bytes read differ."""
+
+    def __init__(self, src: BinaryIO, algorithm: str = "sha256") -> None:
+        self._src = src
+        self._h = hashlib.new(algorithm)
+        self.algorithm = algorithm
+        self.size = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._src.read(n)
+        self._h.update(data)
+        self.size += len(data)
+        return data
+
+    def readinto(self, buf: bytearray | memoryview) -> int:
+        n = self._src.readinto(buf)  # type: ignore[attr-defined]
+        if n:
+            self._h.update(memoryview(buf)[:n])
+            self.size += n
+        return n or 0
+
+    def drain(self) -> None:
+        while self.read(CHUNK):
+            pass
+
+    def digest(self) -> Digest:
+        return Digest(self.algorithm, self._h.hexdigest())
+
+    def verify(self, expected: Digest, what: str = "content") -> None:
+        got = self.digest()
+        if got != expected:
+            raise DigestInvalid(f"{what}: digest mismatch: expected {expected}, got {got}")
+
+    def close(self) -> None:
+        self._src.close()

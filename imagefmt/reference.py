@@ -1,0 +1,127 @@
+"""Image references ``[host[:port]/]path[:tag][@sha256:…]``, normalised as Docker does.
+
+``busybox`` → ``docker.io/library/busybox:latest``; ``localhost:5000/a/b`` keeps
+its host; ``index.docker.io`` is ``docker.io``.  The normalisation lives only in
+:meth:`Reference.parse`; ``Reference.parse(str(r)) == r`` holds.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+from imagefmt.digest import Digest
+from imagefmt.errors import DigestInvalid, NameInvalid
+
+DOCKER_HUB = "docker.io"
+DOCKER_HUB_ENDPOINT = "registry-1.docker.io"
+_COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
+PATH_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
+TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+DOMAIN_RE = re.compile(rf"^(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:.]+\])(?::[0-9]+)?$")
+NAME_TOTAL_MAX = 255
+
+
+def _bad(text: str, why: str) -> NameInvalid:
+    return NameInvalid(f"invalid reference format {text!r}: {why}")
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """A normalised image reference; ``tag`` and ``digest`` may each be None."""
+
+    domain: str
+    path: str
+    tag: str | None = None
+    digest: Digest | None = None
+
+    @classmethod
+    def parse(cls, text: str, default_tag: bool = True) -> Reference:
+        """Parse and normalise; add tag ``latest`` when neither tag nor digest is
+        given (unless ``default_tag`` is False).  Raise NameInvalid."""
+        if not text or text != text.strip():
+            raise _bad(text, "empty or surrounded by spaces")
+        rest, digest = text, None
+        if "@" in rest:
+            rest, _, dg = rest.partition("@")
+            try:
+                digest = Digest.parse(dg)
+            except DigestInvalid as err:
+                raise _bad(text, f"bad digest ({err})") from err
+        tag = None
+        slash = rest.rfind("/")
+        colon = rest.rfind(":")
+        if colon > slash:
+            rest, tag = rest[:colon], rest[colon + 1 :]
+            if not TAG_RE.match(tag):
+                raise _bad(text, "a tag is up to 128 letters, digits, '_', '.', '-'")
+        domain, path = split_domain(rest)
+        if not DOMAIN_RE.match(domain):
+            raise _bad(text, f"bad registry host {domain!r}")
+        if path.lower() == path and not PATH_RE.match(path):
+            raise _bad(text, "a name is lowercase components of [a-z0-9] joined by '.', '_', '-' or '/'")
+        if not PATH_RE.match(path):
+            raise _bad(text, "repository name must be lowercase")
+        if len(domain) + 1 + len(path) > NAME_TOTAL_MAX:
+            raise _bad(text, f"repository name must not be longer than {NAME_TOTAL_MAX} characters")
+        if tag is None and digest is None and default_tag:
+            tag = "latest"
+        return cls(domain, path, tag, digest)
+
+    @property
+    def repository(self) -> str:
+        """``docker.io/library/busybox``."""
+        return f"{self.domain}/{self.path}"
+
+    @property
+    def familiar_repository(self) -> str:
+        """The short form docker prints: ``busybox``, ``user/app``, ``localhost:5000/x``."""
+        if self.domain == DOCKER_HUB:
+            return self.path.removeprefix("library/")
+        return self.repository
+
+    def familiar(self) -> str:
+        return self.familiar_repository + self._suffix()
+
+    @property
+    def endpoint(self) -> str:
+        """The host to talk to for this reference's registry."""
+        return DOCKER_HUB_ENDPOINT if self.domain == DOCKER_HUB else self.domain
+
+    def with_tag(self, tag: str | None) -> Reference:
+        return replace(self, tag=tag)
+
+    def with_digest(self, digest: Digest | None) -> Reference:
+        return replace(self, digest=digest)
+
+    def _suffix(self) -> str:
+        out = f":{self.tag}" if self.tag else ""
+        return out + (f"@{self.digest}" if self.digest else "")
+
+    def __str__(self) -> str:
+        return self.repository + self._suffix()
+
+
+def split_domain(name: str) -> tuple[str, str]:
+    """Docker's rule: the first component is a host if it has '.' or ':', is
+    'localhost', or has uppercase letters; otherwise the name is on Docker Hub."""
+    first, sep, remainder = name.partition("/")
+    if not sep or (not any(c in first for c in ".:") and first != "localhost" and first.lower() == first):
+        domain, remainder = DOCKER_HUB, name
+    else:
+        domain = first
+    if domain == "index.docker.io":
+        domain = DOCKER_HUB
+    if domain == DOCKER_HUB and "/" not in remainder:
+        remainder = "library/" + remainder
+    return domain, remainder
+
+
+def is_valid_repository_path(path: str) -> bool:
+    """True for a registry repository name (``<name>`` in ``/v2/<name>/…``)."""
+    return bool(PATH_RE.match(path)) and len(path) <= NAME_TOTAL_MAX
+
+
+def is_valid_tag(tag: str) -> bool:
+    return bool(TAG_RE.match(tag))
