@@ -1,0 +1,221 @@
+"""The core primitive: fork a container's first process into fresh namespaces.
+
+``spawn`` is called in a process dedicated to one container (the monitor, or
+the throwaway parent of ``sandbox.run_step``): it unshares CLONE_NEWPID for its
+children, so the forked child is pid 1 of a new pid namespace.  The child joins
+its cgroups, unshares mount/uts/ipc(/net), builds its root (``rootfs.setup``),
+resolves the user, drops capabilities, sets no_new_privs and execs.  Until the
+exec succeeds it reports any failure through a close-on-exec pipe, so
+``spawn`` returns only once the process really runs, or raises StartFailed
+with docker's exit code (125 setup, 126 cannot invoke, 127 not found).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import socket
+import stat
+import struct
+import termios
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NoReturn
+
+from runtime import linux as L
+from runtime import rootfs, users
+from runtime.errors import StartFailed, UserNotFound
+from runtime.spec import DEFAULT_PATH, Spec, env_get
+
+SIOCSIFFLAGS = 0x8914
+IFF_UP, IFF_LOOPBACK, IFF_RUNNING = 0x1, 0x8, 0x40
+
+
+@dataclass(frozen=True, slots=True)
+class Stdio:
+    """The child's stdin/stdout/stderr fds; with a tty, ``console`` is a unix
+    socket over which the child sends the master of the pty it opens inside
+    the container's own devpts (runc's console socket)."""
+
+    stdin: int
+    stdout: int
+    stderr: int
+    console: int | None = None
+
+
+def spawn(spec: Spec, stdio: Stdio, on_netns: Callable[[int], None] | None = None) -> int:
+    """Start ``spec`` and return its host pid once it has exec'd.
+
+    ``on_netns(pid)`` runs after the child has its own network namespace and
+    before it goes on (to move a veth in).  Must be called in a process that
+    starts no other child afterwards (its pid namespace for children changes).
+    Raises StartFailed after reaping the child if anything failed before exec."""
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    sync = (os.pipe2(os.O_CLOEXEC), os.pipe2(os.O_CLOEXEC)) if on_netns else None
+    L.unshare(L.CLONE_NEWPID)
+    pid = os.fork()
+    if pid == 0:
+        os.close(err_r)
+        _child(spec, stdio, err_w, sync)
+    os.close(err_w)
+    try:
+        if sync:
+            (ready_r, ready_w), (go_r, go_w) = sync
+            os.close(ready_w)
+            os.close(go_r)
+            if os.read(ready_r, 1) == b"1":
+                try:
+                    on_netns(pid)  # type: ignore[misc]
+                finally:
+                    os.write(go_w, b"1")
+            os.close(ready_r)
+            os.close(go_w)
+        report = _read_all(err_r)
+    finally:
+        os.close(err_r)
+    if report:
+        os.waitpid(pid, 0)
+        code, _, message = report.decode(errors="replace").partition("\t")
+        raise StartFailed(message, int(code) if code.isdigit() else 125)
+    return pid
+
+
+def _read_all(fd: int) -> bytes:
+    out = b""
+    while chunk := os.read(fd, 65536):
+        out += chunk
+    return out
+
+
+def lookup(name: str, path_env: str, cwd: str = "/") -> str:
+    """Go's exec.LookPath as runc uses it; raise StartFailed with its wording."""
+    if "/" in name:
+        full = name if name.startswith("/") else os.path.join(cwd, name)
+        try:
+            st = os.stat(full)
+        except OSError as err:
+            raise StartFailed(f'exec: "{name}": stat {name}: {_reason(err)}', 127) from None
+        if stat.S_ISDIR(st.st_mode) or not st.st_mode & 0o111:
+            raise StartFailed(f'exec: "{name}": permission denied', 126)
+        return full
+    for d in path_env.split(":"):
+        full = os.path.join(d or ".", name)
+        try:
+            st = os.stat(full)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_mode & 0o111:
+            return full
+    raise StartFailed(f'exec: "{name}": executable file not found in $PATH', 127)
+
+
+def _reason(err: OSError) -> str:
+    return os.strerror(err.errno).lower() if err.errno else str(err)
+
+
+Sync = tuple[tuple[int, int], tuple[int, int]]
+
+
+def _child(spec: Spec, stdio: Stdio, err_w: int, sync: Sync | None) -> NoReturn:
+    code, message = 125, ""
+    try:
+        _setup_and_exec(spec, stdio, err_w, sync)
+    except StartFailed as exc:
+        code, message = exc.exit_code, exc.message
+    except UserNotFound as exc:
+        message = exc.message
+    except OSError as exc:
+        message = str(exc) if exc.filename is None else f"{exc.strerror}: {exc.filename}"
+        if exc.errno == errno.EACCES and not message:
+            code = 126
+    except BaseException as exc:  # a bug: report it rather than hang the parent
+        message = f"{type(exc).__name__}: {exc}"
+    try:
+        os.write(err_w, f"{code}\t{message}".encode())
+    finally:
+        os._exit(code)
+
+
+def _setup_and_exec(spec: Spec, stdio: Stdio, err_w: int, sync: Sync | None) -> NoReturn:
+    L.prctl(L.PR_SET_PDEATHSIG, 9)  # the monitor's death takes the container with it: never unwatched
+    for procs in spec.cgroup_procs:
+        with open(procs, "w") as f:
+            f.write("0")
+    flags = L.CLONE_NEWNS | L.CLONE_NEWUTS | L.CLONE_NEWIPC
+    if spec.network in ("none", "new"):
+        flags |= L.CLONE_NEWNET
+    elif spec.network != "host":
+        fd = os.open(spec.network, os.O_RDONLY | os.O_CLOEXEC)
+        L.setns(fd, L.CLONE_NEWNET)
+        os.close(fd)
+    L.unshare(flags)
+    if sync:
+        (ready_r, ready_w), (go_r, go_w) = sync
+        os.close(ready_r)
+        os.close(go_w)
+        os.write(ready_w, b"1")
+        os.read(go_r, 1)
+        os.close(ready_w)
+        os.close(go_r)
+    L.sethostname(spec.hostname)
+    if flags & L.CLONE_NEWNET:
+        loopback_up()
+    rootfs.setup(spec)
+    proc = spec.process
+    user = users.resolve(proc.user, "/")
+    env = list(proc.env)
+    if not env_get(env, "PATH"):
+        env.append(f"PATH={DEFAULT_PATH}")
+    if not env_get(env, "HOME"):
+        env.append(f"HOME={user.home}")
+    if not os.path.isdir(proc.cwd):
+        os.makedirs(proc.cwd, 0o755, exist_ok=True)
+    os.chdir(proc.cwd)
+    path = lookup(proc.args[0], env_get(env, "PATH"), proc.cwd)
+    args = list(proc.args)
+    if proc.init:
+        path, args = "/dev/init", ["/dev/init", "--", *args]
+    _stdio(stdio, proc.tty, proc.window, user.uid)
+    L.cloexec_from(3)  # nothing of ours leaks into the container; err_w closes at exec
+    L.drop_bounding(proc.capabilities)
+    os.setgroups(list(user.groups))
+    os.setresgid(user.gid, user.gid, user.gid)
+    if user.uid == 0:
+        L.set_capabilities(proc.capabilities)
+    else:
+        os.setresuid(user.uid, user.uid, user.uid)  # clears the effective and permitted sets
+    if proc.no_new_privs:
+        L.set_no_new_privs()
+    try:
+        os.execve(path, args, dict(e.split("=", 1) for e in env))
+    except OSError as err:
+        code = 127 if err.errno == errno.ENOENT else 126
+        raise StartFailed(f'exec: "{proc.args[0]}": {_reason(err)}', code) from None
+
+
+def _stdio(stdio: Stdio, tty: bool, window: tuple[int, int], uid: int) -> None:
+    if tty and stdio.console is not None:
+        master, slave = os.openpty()  # after pivot_root: the container's own devpts
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", window[0], window[1], 0, 0))
+        os.fchown(slave, uid, -1)
+        sock = socket.socket(fileno=os.dup(stdio.console))
+        socket.send_fds(sock, [b"pty"], [master])
+        sock.close()
+        os.close(master)
+        os.setsid()
+        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+        fds = [slave, slave, slave]
+    else:
+        os.setsid()
+        fds = [stdio.stdin, stdio.stdout, stdio.stderr]
+    high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in fds]
+    for i, fd in enumerate(high):
+        os.dup2(fd, i)
+
+
+def loopback_up() -> None:
+    """Bring ``lo`` up in the current network namespace (an ioctl: no `ip` fork)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        ifr = struct.pack("16sH14x", b"lo", IFF_UP | IFF_LOOPBACK | IFF_RUNNING)
+        fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, ifr)
