@@ -26,7 +26,7 @@ from typing import NoReturn
 from runtime import linux as L
 from runtime import rootfs, users
 from runtime.errors import StartFailed, UserNotFound
-from runtime.spec import DEFAULT_PATH, Spec, env_get
+from runtime.spec import DEFAULT_PATH, Process, Spec, env_get
 
 SIOCSIFFLAGS = 0x8914
 IFF_UP, IFF_LOOPBACK, IFF_RUNNING = 0x1, 0x8, 0x40
@@ -71,13 +71,12 @@ def spawn(spec: Spec, stdio: Stdio, on_netns: Callable[[int], None] | None = Non
                     os.write(go_w, b"1")
             os.close(ready_r)
             os.close(go_w)
-        report = _read_all(err_r)
+        report = read_report(err_r)
     finally:
         os.close(err_r)
     if report:
         os.waitpid(pid, 0)
-        code, _, message = report.decode(errors="replace").partition("\t")
-        raise StartFailed(message, int(code) if code.isdigit() else 125)
+        raise StartFailed(report[1], report[0])
     return pid
 
 
@@ -114,27 +113,45 @@ def _reason(err: OSError) -> str:
     return os.strerror(err.errno).lower() if err.errno else str(err)
 
 
+def failure(exc: BaseException) -> tuple[int, str]:
+    """(docker exit code, message) for an exception raised before exec."""
+    if isinstance(exc, StartFailed):
+        return exc.exit_code, exc.message
+    if isinstance(exc, UserNotFound):
+        return 125, exc.message
+    if isinstance(exc, OSError):
+        message = str(exc) if exc.filename is None else f"{exc.strerror}: {exc.filename}"
+        return 125, message
+    return 125, f"{type(exc).__name__}: {exc}"  # a bug: report it rather than hang the parent
+
+
+def report_and_exit(err_w: int, exc: BaseException, code: int | None = None) -> NoReturn:
+    """Write the failure to the parent's error pipe and _exit (in a forked child)."""
+    exit_code, message = failure(exc)
+    exit_code = exit_code if code is None else code
+    try:
+        os.write(err_w, f"{exit_code}\t{message}".encode())
+    finally:
+        os._exit(exit_code)
+
+
+def read_report(err_r: int) -> tuple[int, str] | None:
+    """Block until the child execs (EOF: None) or reports (code, message)."""
+    report = _read_all(err_r)
+    if not report:
+        return None
+    head, _, message = report.decode(errors="replace").partition("\t")
+    return (int(head) if head.isdigit() else 125), message
+
+
 Sync = tuple[tuple[int, int], tuple[int, int]]
 
 
 def _child(spec: Spec, stdio: Stdio, err_w: int, sync: Sync | None) -> NoReturn:
-    code, message = 125, ""
     try:
         _setup_and_exec(spec, stdio, err_w, sync)
-    except StartFailed as exc:
-        code, message = exc.exit_code, exc.message
-    except UserNotFound as exc:
-        message = exc.message
-    except OSError as exc:
-        message = str(exc) if exc.filename is None else f"{exc.strerror}: {exc.filename}"
-        if exc.errno == errno.EACCES and not message:
-            code = 126
-    except BaseException as exc:  # a bug: report it rather than hang the parent
-        message = f"{type(exc).__name__}: {exc}"
-    try:
-        os.write(err_w, f"{code}\t{message}".encode())
-    finally:
-        os._exit(code)
+    except BaseException as exc:
+        report_and_exit(err_w, exc)
 
 
 def _setup_and_exec(spec: Spec, stdio: Stdio, err_w: int, sync: Sync | None) -> NoReturn:
@@ -162,16 +179,25 @@ def _setup_and_exec(spec: Spec, stdio: Stdio, err_w: int, sync: Sync | None) -> 
     if flags & L.CLONE_NEWNET:
         loopback_up()
     rootfs.setup(spec)
-    proc = spec.process
+    exec_process(spec.process, stdio, make_cwd=True)
+
+
+def exec_process(proc: Process, stdio: Stdio, make_cwd: bool) -> NoReturn:
+    """In the container's root: resolve the user, set up stdio (a pty inside the
+    container's devpts with ``proc.tty``), drop capabilities and exec.  Raises
+    StartFailed/UserNotFound/OSError when the process cannot start."""
     user = users.resolve(proc.user, "/")
     env = list(proc.env)
     if not env_get(env, "PATH"):
         env.append(f"PATH={DEFAULT_PATH}")
     if not env_get(env, "HOME"):
         env.append(f"HOME={user.home}")
-    if not os.path.isdir(proc.cwd):
+    if make_cwd and not os.path.isdir(proc.cwd):
         os.makedirs(proc.cwd, 0o755, exist_ok=True)
-    os.chdir(proc.cwd)
+    try:
+        os.chdir(proc.cwd)
+    except OSError as err:
+        raise StartFailed(f'chdir to cwd ("{proc.cwd}") set in config.json failed: {_reason(err)}') from None
     path = lookup(proc.args[0], env_get(env, "PATH"), proc.cwd)
     args = list(proc.args)
     if proc.init:

@@ -122,19 +122,14 @@ def _run(spec: Spec, stdout: Sink, stderr: Sink) -> int:
     rep_r, rep_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:  # the throwaway parent of the container's pid 1
-        code = 125
         try:
             os.close(rep_r)
             L.prctl(L.PR_SET_PDEATHSIG, 9)
             child = launch.spawn(spec, launch.Stdio(null, out_w, err_w))
             _, status = os.waitpid(child, 0)
-            code = exit_status(status)
-        except StartFailed as exc:
-            os.write(rep_w, f"{exc.exit_code}\t{exc.message}".encode())
-            code = exc.exit_code
+            os._exit(exit_status(status))
         except BaseException as exc:
-            os.write(rep_w, f"125\t{exc}".encode())
-        os._exit(code)
+            launch.report_and_exit(rep_w, exc)
     os.close(null)
     os.close(rep_w)
     for fd, own in ((out_w, own_out), (err_w, own_err)):
@@ -144,13 +139,13 @@ def _run(spec: Spec, stdout: Sink, stderr: Sink) -> int:
         sinks = {out_r: stdout, err_r: stderr}
         _pump({fd: cb for fd, cb in sinks.items() if fd is not None and callable(cb)})
         _, status = os.waitpid(pid, 0)
-        report = os.read(rep_r, 65536)
+        report = launch.read_report(rep_r)
     finally:
         os.close(rep_r)
     if report:
-        head, _, message = report.decode(errors="replace").partition("\t")
-        if head in ("126", "127"):
-            raise StartFailed(message, int(head))
+        code, message = report
+        if code in (126, 127):
+            raise StartFailed(message, code)
         raise RuntimeFailure(message)
     return exit_status(status)
 
