@@ -61,7 +61,9 @@ class Dockyard:
         """The real entry point in a subprocess (for stdin/stdout piping)."""
         return subprocess.run(  # type: ignore[call-overload, no-any-return]
             [sys.executable, str(REPO / "cli.py"), "--root", str(self.root), *args],
-            text=kw.pop("text", True), capture_output=True, **kw,
+            text=kw.pop("text", True),
+            capture_output=True,
+            **kw,
         )
 
 
@@ -91,3 +93,44 @@ def busybox(dy: Dockyard, busybox_tar: Path) -> Iterator[str]:
     """The store of ``dy`` with busybox:latest imported; yields its image ID."""
     image_id = dy.ok("import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox:latest").strip()
     yield image_id
+
+
+DOCKER_DIR = Path("/tmp/dockyard-test-docker")
+
+
+@pytest.fixture(scope="session")
+def docker_host() -> str:
+    """A private Docker engine (Debian's docker.io 20.10): no iptables, no bridge, overlay2,
+    its own data root and socket (the flags of shared/peers/start-dockerd.sh). Reused if running."""
+    need("dockerd", "docker")
+    need_root()
+    sock = DOCKER_DIR / "docker.sock"
+    host = f"unix://{sock}"
+    env = {**os.environ, "DOCKER_HOST": host}
+    if subprocess.run(["docker", "version"], env=env, capture_output=True).returncode != 0:
+        DOCKER_DIR.mkdir(parents=True, exist_ok=True)
+        log = open(DOCKER_DIR / "dockerd.log", "ab")
+        subprocess.Popen(
+            ["dockerd", "--iptables=false", "--ip-masq=false", "--bridge=none", "--storage-driver=overlay2",
+             "--data-root", str(DOCKER_DIR / "data"), "--exec-root", str(DOCKER_DIR / "exec"),
+             "--pidfile", str(DOCKER_DIR / "dockerd.pid"), "-H", host,
+             "--containerd-namespace", "dockyard-test", "--containerd-plugins-namespace", "dockyard-test-p"],
+            stdout=log, stderr=log, start_new_session=True,
+        )
+        import time
+
+        for _ in range(150):
+            if subprocess.run(["docker", "version"], env=env, capture_output=True).returncode == 0:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail(f"dockerd did not start: see {DOCKER_DIR / 'dockerd.log'}")
+    return host
+
+
+def docker(host: str, *args: str, check: bool = True, **kw: object) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DOCKER_HOST": host, "DOCKER_BUILDKIT": "0"}
+    r = subprocess.run(["docker", *args], env=env, capture_output=True, text=True, **kw)  # type: ignore[call-overload]
+    if check and r.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args)} failed: {r.stderr}")
+    return r  # type: ignore[no-any-return]

@@ -16,13 +16,23 @@ def apply(*lines: str) -> dict[str, Any]:
 def test_cmd_and_entrypoint_forms() -> None:
     assert apply('CMD ["sh", "-c", "echo"]')["Cmd"] == ["sh", "-c", "echo"]
     assert apply("CMD echo hi")["Cmd"] == ["/bin/sh", "-c", "echo hi"]
-    assert apply("ENTRYPOINT [\"/bin/top\"]")["Entrypoint"] == ["/bin/top"]
+    assert apply('ENTRYPOINT ["/bin/top"]')["Entrypoint"] == ["/bin/top"]
 
 
 def test_env_label_expose_volume_workdir_user() -> None:
-    c = apply("ENV A=1 B=\"two words\"", "ENV PATH /usr/bin", "LABEL a=b", "EXPOSE 80 53/udp",
-              'VOLUME ["/data"]', "VOLUME /a /b", "WORKDIR /app", "WORKDIR sub", "USER nobody",
-              "STOPSIGNAL SIGINT", "ONBUILD RUN true")
+    c = apply(
+        'ENV A=1 B="two words"',
+        "ENV PATH /usr/bin",
+        "LABEL a=b",
+        "EXPOSE 80 53/udp",
+        'VOLUME ["/data"]',
+        "VOLUME /a /b",
+        "WORKDIR /app",
+        "WORKDIR sub",
+        "USER nobody",
+        "STOPSIGNAL SIGINT",
+        "ONBUILD RUN true",
+    )
     assert c["Env"] == ["A=1", "B=two words", "PATH=/usr/bin"]
     assert c["Labels"] == {"a": "b"}
     assert c["ExposedPorts"] == {"80/tcp": {}, "53/udp": {}}

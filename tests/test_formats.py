@@ -66,8 +66,10 @@ def test_index_selects_platform() -> None:
         idx.select(Platform.parse("linux/s390x"))
 
 
-@pytest.mark.parametrize("name", ["invalid-ambiguous.json", "invalid-not-json.json", "invalid-schema1.json",
-                                  "invalid-bad-digest.json"])
+@pytest.mark.parametrize(
+    "name",
+    ["invalid-ambiguous.json", "invalid-not-json.json", "invalid-schema1.json", "invalid-bad-digest.json"],
+)
 def test_invalid_manifests(name: str) -> None:
     with pytest.raises(ManifestInvalid):
         Manifest.parse((GOLDEN / name).read_bytes())

@@ -42,8 +42,22 @@ def test_no_default_tag() -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    ["", " busybox", "busybox:", "Busybox", "a/B", "a//b", "a/../b", "-a", "a:b:c", "x@sha256:12",
-     "a:" + "t" * 129, "x/" + "a" * 300, "a..b", "a/b/"],
+    [
+        "",
+        " busybox",
+        "busybox:",
+        "Busybox",
+        "a/B",
+        "a//b",
+        "a/../b",
+        "-a",
+        "a:b:c",
+        "x@sha256:12",
+        "a:" + "t" * 129,
+        "x/" + "a" * 300,
+        "a..b",
+        "a/b/",
+    ],
 )
 def test_invalid_names_are_refused(bad: str) -> None:
     with pytest.raises(NameInvalid) as exc:
