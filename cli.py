@@ -121,6 +121,716 @@ def _arch() -> str:
     return {"x86_64": "amd64", "aarch64": "arm64"}.get(m, m)
 
 
+# ---------------------------------------------------------------- output ---
+
+
+def human_duration(seconds: float) -> str:
+    """Docker's units.HumanDuration ("2 minutes", "About an hour", "3 years")."""
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return f"{s} seconds"
+    minutes = s // 60
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = round(seconds / 3600)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{int(seconds / 3600) // 24 // 365} years"
+
+
+def since(ts: float) -> str:
+    import time
+
+    return human_duration(time.time() - ts) + " ago"
+
+
+def human_size(size: float, precision: int = 3) -> str:
+    """Docker's units.HumanSizeWithPrecision: decimal units, ``precision`` significant digits."""
+    units = ["B", "kB", "MB", "GB", "TB", "PB"]
+    i = 0
+    while size >= 1000 and i < len(units) - 1:
+        size /= 1000.0
+        i += 1
+    return f"{size:.{precision}g}{units[i]}"
+
+
+def render_template(fmt: str, obj: Any) -> str:
+    """A subset of Go templates as docker uses them: {{.Field}}, {{.A.B}}, {{json .}},
+    {{json .Field}}, {{upper .X}}, {{lower .X}}, {{join .X ","}}, and \t / \n escapes."""
+    import json
+    import re
+
+    def lookup(path: str) -> Any:
+        cur = obj
+        for part in [p for p in path.split(".") if p]:
+            cur = cur.get(part) if isinstance(cur, dict) else getattr(cur, part, None)
+        return cur
+
+    def show(v: Any) -> str:
+        if v is None:
+            return "<no value>"
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, dict):
+            return "map[" + " ".join(f"{k}:{show(x)}" for k, x in sorted(v.items())) + "]"
+        if isinstance(v, list):
+            return "[" + " ".join(show(x) for x in v) + "]"
+        return str(v)
+
+    def sub(m: re.Match[str]) -> str:
+        expr = m.group(1).strip()
+        words = expr.split()
+        if words[0] == "json" and len(words) == 2:
+            return json.dumps(lookup(words[1]), separators=(",", ":"))
+        if words[0] in ("upper", "lower", "title") and len(words) == 2:
+            v = show(lookup(words[1]))
+            return {"upper": v.upper(), "lower": v.lower(), "title": v.title()}[words[0]]
+        if words[0] == "join" and len(words) == 3:
+            return str(json.loads(words[2])).join(str(x) for x in lookup(words[1]) or [])
+        if len(words) == 1 and words[0].startswith("."):
+            return show(lookup(words[0]))
+        raise UsageError(f"template: unsupported expression {{{{{expr}}}}}")
+
+    fmt = fmt.replace("\\t", "\t").replace("\\n", "\n")
+    return re.sub(r"\{\{(.*?)\}\}", sub, fmt)
+
+
+def print_table(header: list[str], rows: list[list[str]], fmt: str = "") -> None:
+    """Docker's tabwriter output (columns padded by 3 spaces), or a --format template."""
+    if fmt and not fmt.startswith("table"):
+        keys = header
+        for row in rows:
+            print(render_template(fmt, dict(zip(keys, row, strict=False))))
+        return
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    for row in [header, *rows]:
+        cells = [c.ljust(widths[i]) if i < len(row) - 1 else c for i, c in enumerate(row)]
+        print("   ".join(cells).rstrip())
+
+
+def progress_bar(total: int | None, desc: str) -> Any:
+    """A tqdm bar on a terminal; otherwise None (callers print plain step lines)."""
+    if not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, leave=False)
+
+
+def store_of(args: argparse.Namespace) -> Any:
+    from imagefmt.store import Store
+
+    return Store(args.root)
+
+
+# ---------------------------------------------------------------- images ---
+
+
+def _image_rows(args: argparse.Namespace) -> list[dict[str, str]]:
+    from imagefmt.config import parse_time
+    from imagefmt.reference import Reference
+
+    store = store_of(args)
+    want = Reference.parse(args.reference, default_tag=False) if getattr(args, "reference", None) else None
+    rows: list[dict[str, str]] = []
+    for img in store.images():
+        created = parse_time(img.config.created)
+        vsize = store.image_size(img)
+        digests = {rd.split("@")[0]: rd.split("@")[1] for rd in img.repo_digests}
+        names: list[tuple[str, str, str]] = [
+            (t.familiar_repository, t.tag or "<none>", digests.get(t.repository, "<none>")) for t in img.tags
+        ] or [("<none>", "<none>", next(iter(digests.values()), "<none>"))]
+        for repo, tag, digest in names:
+            if want is not None and (
+                repo != want.familiar_repository or (want.tag is not None and tag != want.tag)
+            ):
+                continue
+            image_id = str(img.id) if args.no_trunc else img.id.short
+            rows.append(
+                {
+                    "Containers": "N/A",
+                    "CreatedAt": _go_time(created),
+                    "CreatedSince": since(created),
+                    "Digest": digest,
+                    "ID": image_id,
+                    "Repository": repo,
+                    "SharedSize": "N/A",
+                    "Size": human_size(vsize),
+                    "Tag": tag,
+                    "UniqueSize": "N/A",
+                    "VirtualSize": human_size(vsize, 4),
+                }
+            )
+    return rows
+
+
+def _go_time(ts: float) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(ts))
+
+
+@parsers
+def _image_parsers(sub: Any) -> None:
+    def images_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument("reference", nargs="?")
+        p.add_argument("-q", "--quiet", action="store_true", help="only image IDs")
+        p.add_argument("-a", "--all", action="store_true", help="show all images")
+        p.add_argument("--digests", action="store_true", help="show digests")
+        p.add_argument("--no-trunc", action="store_true", help="don't truncate output")
+        p.add_argument("--format", default="", help="Go template, e.g. '{{json .}}'")
+        p.add_argument(
+            "-f", "--filter", action="append", default=[], help="filter output (dangling=true, reference=…)"
+        )
+
+    images_flags(sub.add_parser("images", help="list images"))
+    image = sub.add_parser("image", help="manage images")
+    isub = image.add_subparsers(dest="sub", parser_class=_Parser, required=True)
+    images_flags(isub.add_parser("ls", aliases=["list"], help="list images"))
+    for p in (sub.add_parser("rmi", help="remove images"), isub.add_parser("rm", aliases=["remove"])):
+        p.add_argument("-f", "--force", action="store_true")
+        p.add_argument("--no-prune", action="store_true")
+        p.add_argument("images", nargs="+")
+    for p in (sub.add_parser("tag", help="tag an image"), isub.add_parser("tag")):
+        p.add_argument("source")
+        p.add_argument("target")
+    for p in (sub.add_parser("history", help="show the history of an image"), isub.add_parser("history")):
+        p.add_argument("image")
+        p.add_argument("--no-trunc", action="store_true")
+        p.add_argument("-q", "--quiet", action="store_true")
+        p.add_argument("-H", "--human", default="true")
+        p.add_argument("--format", default="")
+    for p in (sub.add_parser("save", help="save images to a tar archive"), isub.add_parser("save")):
+        p.add_argument("-o", "--output", default="")
+        p.add_argument("images", nargs="+")
+    for p in (sub.add_parser("load", help="load images from a tar archive"), isub.add_parser("load")):
+        p.add_argument("-i", "--input", default="")
+        p.add_argument("-q", "--quiet", action="store_true")
+    for p in (
+        sub.add_parser("import", help="import a rootfs tarball as an image"),
+        isub.add_parser("import"),
+    ):
+        p.add_argument("file")
+        p.add_argument("reference", nargs="?")
+        p.add_argument("-c", "--change", action="append", default=[])
+        p.add_argument("-m", "--message", default="")
+        p.add_argument("--platform", default="")
+    p = isub.add_parser("inspect")
+    p.add_argument("names", nargs="+")
+    p.add_argument("-f", "--format", default="")
+    p = isub.add_parser("prune", help="remove unused images")
+    p.add_argument("-a", "--all", action="store_true")
+    p.add_argument("-f", "--force", action="store_true")
+
+
+def _apply_image_filters(rows: list[dict[str, str]], filters: list[str]) -> list[dict[str, str]]:
+    for f in filters:
+        key, _, value = f.partition("=")
+        if key == "dangling":
+            want = value.lower() in ("true", "1")
+            rows = [r for r in rows if (r["Tag"] == "<none>") == want]
+        elif key == "reference":
+            import fnmatch
+
+            rows = [
+                r
+                for r in rows
+                if fnmatch.fnmatch(r["Repository"], value)
+                or fnmatch.fnmatch(f"{r['Repository']}:{r['Tag']}", value)
+            ]
+        else:
+            raise UsageError(f"invalid filter '{key}': use dangling=true|false or reference=PATTERN")
+    return rows
+
+
+@command("images")
+@command("image ls")
+@command("image list")
+def cmd_images(args: argparse.Namespace) -> int:
+    rows = _apply_image_filters(_image_rows(args), args.filter)
+    if args.quiet:
+        seen: list[str] = []
+        for r in rows:
+            if r["ID"] not in seen:
+                seen.append(r["ID"])
+        for i in seen:
+            print(i)
+        return 0
+    if args.format and not args.format.startswith("table"):
+        for r in rows:
+            print(render_template(args.format, r))
+        return 0
+    cols = ["Repository", "Tag", *(["Digest"] if args.digests else []), "ID", "CreatedSince", "Size"]
+    header = ["REPOSITORY", "TAG", *(["DIGEST"] if args.digests else []), "IMAGE ID", "CREATED", "SIZE"]
+    print_table(header, [[r[c] for c in cols] for r in rows])
+    return 0
+
+
+@command("tag")
+@command("image tag")
+def cmd_tag(args: argparse.Namespace) -> int:
+    from imagefmt.reference import Reference
+
+    store = store_of(args)
+    store.tag(store.image(args.source), Reference.parse(args.target))
+    return 0
+
+
+@command("rmi")
+@command("image rm")
+@command("image remove")
+def cmd_rmi(args: argparse.Namespace) -> int:
+    from imagefmt import errors as e
+
+    store = store_of(args)
+    status = 0
+    for name in args.images:
+        try:
+            for line in store.remove(name, force=args.force):
+                print(line)
+        except e.DockyardError as exc:
+            err(str(exc))
+            status = exit_code_for(exc)
+    return status
+
+
+def image_inspect_doc(store: Any, img: Any) -> dict[str, Any]:
+    """``docker image inspect`` JSON for a stored image."""
+    cfg = img.config.doc
+    size = store.image_size(img)
+    return {
+        "Id": str(img.id),
+        "RepoTags": img.familiar_tags,
+        "RepoDigests": [_familiar_digest(rd) for rd in img.repo_digests],
+        "Parent": "",
+        "Comment": cfg.get("comment", ""),
+        "Created": cfg.get("created", ""),
+        "Container": cfg.get("container", ""),
+        "ContainerConfig": _docker_config(cfg.get("container_config") or {}),
+        "DockerVersion": cfg.get("docker_version", ""),
+        "Author": cfg.get("author", ""),
+        "Config": _docker_config(img.config.config),
+        "Architecture": img.config.architecture,
+        "Variant": cfg.get("variant") or None,
+        "Os": img.config.os,
+        "Size": size,
+        "VirtualSize": size,
+        "GraphDriver": {"Data": None, "Name": "overlay2"},
+        "RootFS": {"Type": "layers", "Layers": [str(d) for d in img.config.diff_ids]},
+        "Metadata": {"LastTagTime": img.record.get("last_tag_time", "0001-01-01T00:00:00Z")},
+    }
+
+
+def _familiar_digest(rd: str) -> str:
+    from imagefmt.reference import Reference
+
+    return Reference.parse(rd).familiar()
+
+
+def _docker_config(c: dict[str, Any]) -> dict[str, Any]:
+    """A container config with every key docker prints, in docker's order."""
+    out: dict[str, Any] = {
+        "Hostname": "",
+        "Domainname": "",
+        "User": "",
+        "AttachStdin": False,
+        "AttachStdout": False,
+        "AttachStderr": False,
+        "Tty": False,
+        "OpenStdin": False,
+        "StdinOnce": False,
+        "Env": None,
+        "Cmd": None,
+        "Image": "",
+        "Volumes": None,
+        "WorkingDir": "",
+        "Entrypoint": None,
+        "OnBuild": None,
+        "Labels": None,
+    }
+    out.update(c)
+    return out
+
+
+INSPECTORS: list[Callable[[argparse.Namespace, str], dict[str, Any] | None]] = []
+
+
+def _inspect_image(args: argparse.Namespace, name: str) -> dict[str, Any] | None:
+    from imagefmt.errors import NotFound
+
+    store = store_of(args)
+    try:
+        return image_inspect_doc(store, store.image(name))
+    except NotFound:
+        return None
+
+
+INSPECTORS.append(_inspect_image)
+
+
+@parsers
+def _inspect_parser(sub: Any) -> None:
+    p = sub.add_parser("inspect", help="low-level information on images and containers")
+    p.add_argument("names", nargs="+")
+    p.add_argument("-f", "--format", default="")
+    p.add_argument("--type", default="", choices=["", "image", "container", "volume", "network"])
+    p.add_argument("-s", "--size", action="store_true")
+
+
+def print_inspect(docs: list[dict[str, Any]], fmt: str) -> None:
+    import json
+
+    if fmt:
+        for d in docs:
+            print(render_template(fmt, d))
+    else:
+        print(json.dumps(docs, indent=4))
+
+
+@command("inspect")
+@command("image inspect")
+def cmd_inspect(args: argparse.Namespace) -> int:
+    kind = getattr(args, "type", "") or ("image" if args.cmd == "image" else "")
+    inspectors = [_inspect_image] if kind == "image" else INSPECTORS
+    docs, status = [], 0
+    for name in args.names:
+        doc = next((d for f in inspectors if (d := f(args, name)) is not None), None)
+        if doc is None:
+            err(f"No such {'image' if kind == 'image' else 'object'}: {name}")
+            status = 1
+        else:
+            docs.append(doc)
+    print_inspect(docs, args.format)
+    return status
+
+
+@command("history")
+@command("image history")
+def cmd_history(args: argparse.Namespace) -> int:
+    from imagefmt.config import parse_time
+
+    store = store_of(args)
+    img = store.image(args.image)
+    layers = iter(img.manifest.layers)
+    chains = iter(img.chain_ids)
+    rows: list[dict[str, str]] = []
+    for h in img.config.history:
+        size = 0
+        if not h.get("empty_layer"):
+            desc, chain = next(layers, None), next(chains, None)
+            snap = store.snapshot_size(chain.hex) if chain else 0
+            size = snap or (desc.size if desc else 0)
+        created_by = str(h.get("created_by", ""))
+        if not args.no_trunc and len(created_by) > 45:
+            created_by = created_by[:44] + "…"
+        ts = parse_time(h.get("created", ""))
+        rows.append(
+            {
+                "ID": "<missing>",
+                "CreatedSince": since(ts) if ts else "N/A",
+                "CreatedAt": _go_time(ts),
+                "CreatedBy": created_by,
+                "Size": human_size(size),
+                "Comment": str(h.get("comment", "")),
+            }
+        )
+    rows.reverse()
+    if rows:
+        rows[0]["ID"] = str(img.id) if args.no_trunc else img.id.short
+    if args.quiet:
+        for r in rows:
+            print(r["ID"])
+        return 0
+    if args.format and not args.format.startswith("table"):
+        for r in rows:
+            print(render_template(args.format, r))
+        return 0
+    cols = ["ID", "CreatedSince", "CreatedBy", "Size", "Comment"]
+    print_table(["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"], [[r[c] for c in cols] for r in rows])
+    return 0
+
+
+def _save_names(store: Any, name: str) -> tuple[Any, list[Any]]:
+    """The image and the names ``docker save NAME`` records: the tag given,
+    every tag of a bare repository name, none for an ID."""
+    from imagefmt.errors import Invalid
+    from imagefmt.reference import Reference
+
+    img = store.image(name)
+    if name.removeprefix("sha256:") and img.id.hex.startswith(name.removeprefix("sha256:")):
+        return img, []
+    try:
+        ref = Reference.parse(name, default_tag=False)
+    except Invalid:
+        return img, []
+    if ref.digest is not None:
+        return img, []
+    if ref.tag is not None:
+        return img, [ref]
+    tags = [t for t in img.tags if t.repository == ref.repository]
+    return img, tags or [ref.with_tag("latest")]
+
+
+@command("save")
+@command("image save")
+def cmd_save(args: argparse.Namespace) -> int:
+    from imagefmt.archive import save
+
+    store = store_of(args)
+    items = [_save_names(store, n) for n in args.images]
+    if not args.output and sys.stdout.isatty():
+        raise UsageError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
+    total = sum(d.size for img, _ in items for d in [img.manifest.config, *img.manifest.layers])
+    bar = progress_bar(total, "Saving")
+    tick = bar.update if bar else None
+    if args.output:
+        out = Path(args.output)
+        tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+        try:
+            with open(tmp, "wb") as f:
+                save(store, items, f, tick)
+            os.replace(tmp, out)
+        finally:
+            tmp.unlink(missing_ok=True)
+    else:
+        save(store, items, sys.stdout.buffer, tick)
+    if bar:
+        bar.close()
+    return 0
+
+
+@command("load")
+@command("image load")
+def cmd_load(args: argparse.Namespace) -> int:
+    from imagefmt.archive import load
+
+    store = store_of(args)
+    if not args.input and sys.stdin.isatty():
+        raise UsageError("requested load from stdin, but stdin is empty: use -i FILE or redirect")
+    total = os.path.getsize(args.input) if args.input else None
+    bar = None if args.quiet else progress_bar(total, "Loading")
+    tick = bar.update if bar else None
+    try:
+        if args.input:
+            try:
+                src = open(args.input, "rb")
+            except OSError as exc:
+                raise errors.NotFound(f"open {args.input}: {exc.strerror}") from exc
+            with src:
+                loaded = load(store, src, tick)
+        else:
+            loaded = load(store, sys.stdin.buffer, tick)
+    finally:
+        if bar:
+            bar.close()
+    for item in loaded:
+        if item.names:
+            for n in item.names:
+                print(f"Loaded image: {n.familiar()}")
+        else:
+            print(f"Loaded image ID: {item.image.id}")
+    return 0
+
+
+@command("import")
+@command("image import")
+def cmd_import(args: argparse.Namespace) -> int:
+    from imagefmt.reference import Reference
+    from imagefmt.rootfs import import_rootfs
+
+    store = store_of(args)
+    ref = Reference.parse(args.reference) if args.reference else None
+    arch = args.platform.split("/")[1] if args.platform.count("/") >= 1 else _arch()
+    if args.file == "-":
+        img = import_rootfs(store, sys.stdin.buffer, ref, args.change, args.message, "-", architecture=arch)
+    else:
+        try:
+            src = open(args.file, "rb")
+        except OSError as exc:
+            raise errors.NotFound(f"open {args.file}: {exc.strerror}") from exc
+        with src:
+            img = import_rootfs(store, src, ref, args.change, args.message, args.file, architecture=arch)
+    print(img.id)
+    return 0
+
+
+@command("image prune")
+def cmd_image_prune(args: argparse.Namespace) -> int:
+    if not args.force and not _confirm(
+        "WARNING! This will remove all "
+        + ("images without at least one container associated to them." if args.all else "dangling images.")
+    ):
+        return 0
+    lines, freed = store_of(args).prune(all_images=args.all)
+    if lines:
+        print("Deleted Images:")
+        for line in lines:
+            print(line)
+        print()
+    print(f"Total reclaimed space: {human_size(freed)}")
+    return 0
+
+
+def _confirm(warning: str) -> bool:
+    print(warning)
+    print("Are you sure you want to continue? [y/N] ", end="", flush=True)
+    answer = sys.stdin.readline().strip().lower()
+    return answer in ("y", "yes")
+
+
+# ---------------------------------------------------------------- system ---
+
+# Rows for ``system df`` beyond images: (type, total, active, size, reclaimable); added by other parts.
+DF_ROWS: list[Callable[[argparse.Namespace], tuple[str, int, int, int, int]]] = []
+PRUNERS: list[Callable[[argparse.Namespace], tuple[list[str], int]]] = []
+
+
+@parsers
+def _system_more_parsers(sub: Any) -> None:
+    system = sub.add_parser("system", help="manage dockyard")
+    ssub = system.add_subparsers(dest="sub", parser_class=_Parser, required=True)
+    df = ssub.add_parser("df", help="show disk usage")
+    df.add_argument("-v", "--verbose", action="store_true")
+    df.add_argument("--format", default="")
+    pr = ssub.add_parser("prune", help="remove unused data")
+    pr.add_argument("-a", "--all", action="store_true")
+    pr.add_argument("-f", "--force", action="store_true")
+    pr.add_argument("--volumes", action="store_true")
+    ssub.add_parser("info", help="display system-wide information").add_argument("-f", "--format", default="")
+    sub.add_parser("info", help="display system-wide information").add_argument("-f", "--format", default="")
+
+
+@command("system df")
+def cmd_system_df(args: argparse.Namespace) -> int:
+    store = store_of(args)
+    images = store.images()
+    sizes = {str(i.id): store.image_size(i) for i in images}
+    active = [i for i in images if store.holders(i.id)]
+    total = store.disk_usage()
+    used = sum(sizes[str(i.id)] for i in active)
+    rows = [("Images", len(images), len(active), total, max(0, total - used))]
+    rows += [f(args) for f in DF_ROWS]
+    names = {r[0] for r in rows}
+    rows += [(n, 0, 0, 0, 0) for n in ("Containers", "Local Volumes", "Build Cache") if n not in names]
+    table = []
+    for kind, count, act, size, recl in rows:
+        pct = f" ({recl * 100 // size}%)" if size and kind != "Containers" else ""
+        table.append(
+            {
+                "Type": kind,
+                "TotalCount": str(count),
+                "Active": str(act),
+                "Size": human_size(size),
+                "Reclaimable": human_size(recl) + pct,
+            }
+        )
+    if args.format and not args.format.startswith("table"):
+        for r in table:
+            print(render_template(args.format, r))
+        return 0
+    cols = ["Type", "TotalCount", "Active", "Size", "Reclaimable"]
+    print_table(["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], [[r[c] for c in cols] for r in table])
+    return 0
+
+
+@command("system prune")
+def cmd_system_prune(args: argparse.Namespace) -> int:
+    if not args.force and not _confirm(
+        "WARNING! This will remove:\n  - all stopped containers\n"
+        "  - all networks not used by at least one container\n"
+        + (
+            "  - all images without at least one container associated to them\n"
+            if args.all
+            else "  - all dangling images\n"
+        )
+        + "  - all build cache\n"
+    ):
+        return 0
+    freed = 0
+    for pruner in PRUNERS:
+        lines, n = pruner(args)
+        freed += n
+        for line in lines:
+            print(line)
+    lines, n = store_of(args).prune(all_images=args.all)
+    freed += n
+    if lines:
+        print("Deleted Images:")
+        for line in lines:
+            print(line)
+        print()
+    print(f"Total reclaimed space: {human_size(freed)}")
+    return 0
+
+
+@command("info")
+@command("system info")
+def cmd_info(args: argparse.Namespace) -> int:
+    import platform
+
+    store = store_of(args)
+    images = store.images()
+    info = {
+        "Images": len(images),
+        "Driver": "overlay2",
+        "DockerRootDir": str(store.root),
+        "CgroupVersion": "2" if Path("/sys/fs/cgroup/cgroup.controllers").exists() else "1",
+        "KernelVersion": platform.release(),
+        "OperatingSystem": _os_name(),
+        "OSType": "linux",
+        "Architecture": platform.machine(),
+        "NCPU": os.cpu_count() or 1,
+        "MemTotal": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
+        "ServerVersion": VERSION,
+        "Name": platform.node(),
+    }
+    if args.format:
+        print(render_template(args.format, info))
+        return 0
+    print("Client:")
+    print(f" Version:    {VERSION}")
+    print(" Context:    default (daemonless)")
+    print()
+    print("Server:")
+    print(f" Images: {info['Images']}")
+    print(f" Server Version: {VERSION}")
+    print(f" Storage Driver: {info['Driver']}")
+    print(f" Cgroup Version: {info['CgroupVersion']}")
+    print(f" Kernel Version: {info['KernelVersion']}")
+    print(f" Operating System: {info['OperatingSystem']}")
+    print(f" OSType: {info['OSType']}")
+    print(f" Architecture: {info['Architecture']}")
+    print(f" CPUs: {info['NCPU']}")
+    print(f" Total Memory: {human_size(int(info['MemTotal']))}")
+    print(f" Name: {info['Name']}")
+    print(f" Docker Root Dir: {info['DockerRootDir']}")
+    return 0
+
+
+def _os_name() -> str:
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.split("=", 1)[1].strip('"')
+    except OSError:
+        pass
+    return "Linux"
+
+
 # ------------------------------------------------------------------ main ---
 
 

@@ -1,0 +1,615 @@
+"""The local content store: blobs, images, tags and unpacked layer snapshots.
+
+On disk, under the root (``/var/lib/dockyard`` for root, ``--root`` overrides)::
+
+    <root>/
+      lock                        flock: exclusive for every read-modify-write of images.json
+      gc.lock                     flock: shared while content is added, exclusive while it is removed
+      images.json                 {"images": {<image id>: record}, "tags": {<full ref>: <image id>}}
+      blobs/sha256/<hex>          content-addressed blobs (manifests, configs, layers as received)
+      tmp/                        temp files; renamed into blobs/ only once their digest is verified
+      snapshots/<chain hex>/diff  a layer unpacked with overlay-form whiteouts (an overlayfs lowerdir)
+      snapshots/<chain hex>/size  bytes of the unpacked layer
+      l/<16 hex>                  short symlink -> ../snapshots/<chain hex>/diff, so that the mount
+                                  options of deep images fit in one page (Docker overlay2's trick)
+      holds/<image hex>/<holder>  a container using an image: rmi refuses without -f
+
+The image ID is the digest of the config (as in Docker).  A record holds the
+manifest digest, repo digests and the time it was tagged.  Blobs and
+snapshots are reference counted by the images that remain: removing an image
+frees exactly what no other image uses.
+
+Concurrency: ``images.json`` is replaced atomically (temp file + rename) under
+``lock``, so readers never lock and never see a half-written index.  Adding
+content holds ``gc.lock`` shared for the whole operation (so a removal cannot
+free a blob that a pull or load is about to reference); removal and prune hold
+it exclusively while they sweep.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, BinaryIO
+
+from imagefmt import mediatypes as mt
+from imagefmt.config import ImageConfig, rfc3339
+from imagefmt.digest import CHUNK, Digest, chain_ids
+from imagefmt.errors import BlobUnknown, Conflict, DigestInvalid, Invalid, ManifestInvalid, NotFound
+from imagefmt.manifest import Descriptor, Manifest
+from imagefmt.reference import Reference
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    """An image in the store: its manifest, config and names."""
+
+    id: Digest
+    manifest: Manifest
+    config: ImageConfig
+    tags: tuple[Reference, ...] = ()
+    repo_digests: tuple[str, ...] = ()
+    record: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def familiar_tags(self) -> list[str]:
+        return [t.familiar() for t in self.tags]
+
+    @property
+    def chain_ids(self) -> list[Digest]:
+        return chain_ids(self.config.diff_ids)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Store:
+    """The local store rooted at ``root`` (created on first use)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.blobs = self.root / "blobs" / "sha256"
+        self.tmp = self.root / "tmp"
+        self.snapshots = self.root / "snapshots"
+        self.links = self.root / "l"
+        self.holds = self.root / "holds"
+        self.index_path = self.root / "images.json"
+        for d in (self.blobs, self.tmp, self.snapshots, self.links, self.holds):
+            d.mkdir(parents=True, exist_ok=True)
+
+    # ------------------------------------------------------------ locks ---
+
+    @contextlib.contextmanager
+    def _flock(self, name: str, mode: int) -> Iterator[None]:
+        fd = os.open(self.root / name, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, mode)
+            yield
+        finally:
+            os.close(fd)
+
+    def lock(self) -> contextlib.AbstractContextManager[None]:
+        """Exclusive lock for a short read-modify-write of the index."""
+        return self._flock("lock", fcntl.LOCK_EX)
+
+    def adding(self) -> contextlib.AbstractContextManager[None]:
+        """Held (shared) while content is added: removals wait for it."""
+        return self._flock("gc.lock", fcntl.LOCK_SH)
+
+    def removing(self) -> contextlib.AbstractContextManager[None]:
+        return self._flock("gc.lock", fcntl.LOCK_EX)
+
+    # ------------------------------------------------------------ blobs ---
+
+    def blob_path(self, digest: Digest) -> Path:
+        return self.root / "blobs" / digest.algorithm / digest.hex
+
+    def has_blob(self, digest: Digest) -> bool:
+        return self.blob_path(digest).exists()
+
+    def open_blob(self, digest: Digest) -> BinaryIO:
+        """Open a blob for reading; raise BlobUnknown."""
+        try:
+            return open(self.blob_path(digest), "rb")
+        except FileNotFoundError:
+            raise BlobUnknown(f"blob {digest} not found in the local store") from None
+
+    def read_blob(self, digest: Digest) -> bytes:
+        with self.open_blob(digest) as f:
+            return f.read()
+
+    def temp_file(self) -> tuple[Path, IO[bytes]]:
+        """A new temp file in the store (same filesystem as blobs/, for rename)."""
+        path = self.tmp / f"{uuid.uuid4().hex}.part"
+        return path, open(path, "wb")
+
+    def put_blob(
+        self,
+        src: BinaryIO,
+        expected: Digest | None = None,
+        media_type: str = "",
+        created: list[Digest] | None = None,
+    ) -> Descriptor:
+        """Stream ``src`` into the store, hashing as it goes.
+
+        Idempotent and atomic: the blob appears under its digest only after the
+        digest matched ``expected`` (DigestInvalid otherwise, leaving nothing).
+        A blob that was not in the store before is appended to ``created``."""
+        algorithm = expected.algorithm if expected else "sha256"
+        if expected and self.has_blob(expected):
+            while src.read(CHUNK):  # consume, as a caller streaming a tar expects
+                pass
+            return Descriptor(media_type, expected, self.blob_path(expected).stat().st_size)
+        import hashlib
+
+        h = hashlib.new(algorithm)
+        path, out = self.temp_file()
+        size = 0
+        try:
+            with out:
+                while chunk := src.read(CHUNK):
+                    h.update(chunk)
+                    out.write(chunk)
+                    size += len(chunk)
+                out.flush()
+            got = Digest(algorithm, h.hexdigest())
+            if expected and got != expected:
+                raise DigestInvalid(f"blob digest mismatch: expected {expected}, got {got}")
+            if self.commit_temp(path, got) and created is not None:
+                created.append(got)
+            return Descriptor(media_type, got, size)
+        finally:
+            path.unlink(missing_ok=True)
+
+    def commit_temp(self, path: Path, digest: Digest) -> bool:
+        """Move a verified temp file into place; False if the blob already existed."""
+        dest = self.blob_path(digest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if dest.exists():
+            return False
+        os.replace(path, dest)
+        return True
+
+    def put_bytes(self, data: bytes, media_type: str = "") -> Descriptor:
+        digest = Digest.of(data)
+        if not self.has_blob(digest):
+            path = self.tmp / f"{uuid.uuid4().hex}.part"
+            path.write_bytes(data)
+            self.commit_temp(path, digest)
+        return Descriptor(media_type, digest, len(data))
+
+    # ------------------------------------------------------------ index ---
+
+    def _read_index(self) -> dict[str, Any]:
+        try:
+            doc: dict[str, Any] = json.loads(self.index_path.read_bytes())
+        except FileNotFoundError:
+            doc = {}
+        doc.setdefault("images", {})
+        doc.setdefault("tags", {})
+        return doc
+
+    def _write_index(self, doc: dict[str, Any]) -> None:
+        tmp = self.tmp / f"images.{uuid.uuid4().hex}.json"
+        with open(tmp, "w") as f:
+            json.dump(doc, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.index_path)
+
+    def _load(self, image_id: str, doc: dict[str, Any]) -> StoredImage:
+        rec = doc["images"][image_id]
+        manifest = Manifest.parse(self.read_blob(Digest.parse(rec["manifest"])))
+        config = ImageConfig.parse(self.read_blob(manifest.config.digest))
+        tags = tuple(Reference.parse(t) for t, i in sorted(doc["tags"].items()) if i == image_id)
+        return StoredImage(
+            Digest.parse(image_id), manifest, config, tags, tuple(rec.get("repo_digests", [])), rec
+        )
+
+    def images(self) -> list[StoredImage]:
+        """Every image, newest first (by the time it was added)."""
+        doc = self._read_index()
+        ids = sorted(doc["images"], key=lambda i: doc["images"][i].get("added", 0), reverse=True)
+        return [self._load(i, doc) for i in ids]
+
+    def image(self, name: str) -> StoredImage:
+        """Find an image by name[:tag], name@digest, full ID or an ID prefix.
+
+        Raise NotFound('No such image: NAME') as docker says."""
+        doc = self._read_index()
+        found = self._find(name, doc)
+        if found is None:
+            raise NotFound(f"No such image: {name}")
+        return self._load(found, doc)
+
+    def _find(self, name: str, doc: dict[str, Any]) -> str | None:
+        images: dict[str, Any] = doc["images"]
+        hexpart = name.removeprefix("sha256:")
+        if len(hexpart) >= 1 and all(c in "0123456789abcdef" for c in hexpart):
+            if name.startswith("sha256:") and f"sha256:{hexpart}" in images:
+                return f"sha256:{hexpart}"
+            matches = [i for i in images if i[7:].startswith(hexpart)]
+            if len(matches) == 1 and (len(hexpart) >= 3 or name.startswith("sha256:")):
+                return matches[0]
+        try:
+            ref = Reference.parse(name)
+        except Invalid:
+            return None
+        if ref.digest is not None:
+            for image_id, rec in images.items():
+                if any(
+                    rd.endswith(f"@{ref.digest}") and rd.startswith(ref.repository + "@")
+                    for rd in rec.get("repo_digests", [])
+                ) or rec.get("manifest") == str(ref.digest):
+                    return str(image_id)
+            return None
+        return doc["tags"].get(str(ref))  # type: ignore[no-any-return]
+
+    def add_image(
+        self, manifest: Manifest, tags: Sequence[Reference] = (), repo_digest: Reference | None = None
+    ) -> tuple[StoredImage, list[str]]:
+        """Register an image whose blobs are all in the store, then tag it.
+
+        Raise ManifestInvalid when a blob is missing or the config does not
+        match the layers.  Returns the image and the refs whose old image
+        became untagged (docker prints nothing for those)."""
+        config_raw = self.read_blob(manifest.config.digest)
+        config = ImageConfig.parse(config_raw)
+        if len(config.diff_ids) != len(manifest.layers):
+            raise ManifestInvalid(
+                f"image config lists {len(config.diff_ids)} layers but the manifest {len(manifest.layers)}"
+            )
+        for d in manifest.layers:
+            if not self.has_blob(d.digest):
+                raise ManifestInvalid(f"layer {d.digest} is missing from the store")
+        if not self.has_blob(manifest.digest):
+            self.put_bytes(manifest.raw)
+        image_id = str(manifest.config.digest)
+        with self.lock():
+            doc = self._read_index()
+            rec = doc["images"].setdefault(image_id, {"added": time.time()})
+            rec["manifest"] = str(manifest.digest)
+            if repo_digest is not None:
+                rd = f"{repo_digest.repository}@{repo_digest.digest}"
+                rec["repo_digests"] = sorted({*rec.get("repo_digests", []), rd})
+            for t in tags:
+                doc["tags"][str(t)] = image_id
+                rec["last_tag_time"] = rfc3339()
+            self._write_index(doc)
+            return self._load(image_id, doc), []
+
+    def tag(self, image: StoredImage, ref: Reference) -> None:
+        """Point ``ref`` (a tag) at ``image``; the old image keeps its other names."""
+        if ref.tag is None or ref.digest is not None:
+            raise Invalid(f"refusing to create a tag with a digest reference: {ref.familiar()}")
+        with self.lock():
+            doc = self._read_index()
+            if str(image.id) not in doc["images"]:
+                raise NotFound(f"No such image: {image.id}")
+            doc["tags"][str(ref)] = str(image.id)
+            doc["images"][str(image.id)]["last_tag_time"] = rfc3339()
+            self._write_index(doc)
+
+    def set_record(self, image: StoredImage, **values: Any) -> None:
+        with self.lock():
+            doc = self._read_index()
+            if str(image.id) in doc["images"]:
+                doc["images"][str(image.id)].update(values)
+                self._write_index(doc)
+
+    # ------------------------------------------------------------ holds ---
+
+    def add_hold(self, image_id: Digest, holder: str) -> None:
+        d = self.holds / image_id.hex
+        d.mkdir(parents=True, exist_ok=True)
+        (d / holder).touch()
+
+    def remove_hold(self, image_id: Digest, holder: str) -> None:
+        (self.holds / image_id.hex / holder).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            (self.holds / image_id.hex).rmdir()
+
+    def holders(self, image_id: Digest) -> list[str]:
+        d = self.holds / image_id.hex
+        return sorted(p.name for p in d.iterdir()) if d.is_dir() else []
+
+    # ---------------------------------------------------------- removal ---
+
+    def remove(self, name: str, force: bool = False) -> list[str]:
+        """``docker rmi NAME``: untag, and delete the image once it has no name.
+
+        Returns docker's output lines (Untagged: …, Deleted: …).  Raise
+        NotFound, or Conflict when the image is in use or has several names
+        and was given by ID without ``force``."""
+        lines: list[str] = []
+        with self.removing(), self.lock():
+            doc = self._read_index()
+            image_id = self._find(name, doc)
+            if image_id is None:
+                raise NotFound(f"No such image: {name}")
+            rec = doc["images"][image_id]
+            tags = sorted(t for t, i in doc["tags"].items() if i == image_id)
+            by_id = image_id.startswith(f"sha256:{name.removeprefix('sha256:')}")
+            by_name = not by_id and "@" not in name
+            holders = self.holders(Digest.parse(image_id))
+            if by_name and len(tags) > 1:
+                ref = str(Reference.parse(name))
+                del doc["tags"][ref]
+                self._write_index(doc)
+                return [f"Untagged: {Reference.parse(ref).familiar()}"]
+            if len(tags) > 1 and not force:
+                raise Conflict(
+                    f"conflict: unable to delete {image_id[7:19]} (must be forced) - "
+                    "image is referenced in multiple repositories"
+                )
+            if holders and not force:
+                what = f"repository reference {name!r}" if by_name else image_id[7:19]
+                raise Conflict(
+                    f"conflict: unable to remove {what} (must force) - container {holders[0][:12]} "
+                    f"is using its referenced image {image_id[7:19]}"
+                )
+            for t in tags:
+                del doc["tags"][t]
+                lines.append(f"Untagged: {Reference.parse(t).familiar()}")
+            for rd in rec.get("repo_digests", []):
+                lines.append(f"Untagged: {Reference.parse(rd).familiar()}")
+            if holders:  # forced while in use: docker keeps the image, untagged
+                self._write_index(doc)
+                return lines
+            del doc["images"][image_id]
+            self._write_index(doc)
+            lines.append(f"Deleted: {image_id}")
+            lines += self._sweep(doc)
+        return lines
+
+    def _live(self, doc: dict[str, Any]) -> tuple[set[str], set[str]]:
+        """Blobs and snapshot chain hexes that the remaining images use."""
+        blobs: set[str] = set()
+        chains: set[str] = set()
+        for rec in doc["images"].values():
+            md = Digest.parse(rec["manifest"])
+            blobs.add(md.hex)
+            try:
+                m = Manifest.parse(self.read_blob(md))
+                cfg = ImageConfig.parse(self.read_blob(m.config.digest))
+            except (NotFound, Invalid):
+                continue
+            blobs.update(d.digest.hex for d in m.blobs())
+            chains.update(c.hex for c in chain_ids(cfg.diff_ids))
+            blobs.update(rec.get("extra_blobs", []))
+        return blobs, chains
+
+    def _sweep(self, doc: dict[str, Any]) -> list[str]:
+        """Delete blobs and snapshots no image uses (caller holds removing+lock)."""
+        live_blobs, live_chains = self._live(doc)
+        deleted: list[str] = []
+        for snap in sorted(self.snapshots.iterdir()):
+            if snap.name not in live_chains and not snap.name.startswith("tmp-"):
+                self._drop_snapshot(snap)
+                deleted.append(f"Deleted: sha256:{snap.name}")
+        for blob in self.blobs.iterdir():
+            if blob.name not in live_blobs:
+                blob.unlink(missing_ok=True)
+        return deleted
+
+    def _drop_snapshot(self, snap: Path) -> None:
+        link = snap / "link"
+        if link.exists():
+            (self.links / link.read_text().strip()).unlink(missing_ok=True)
+        trash = self.snapshots / f"tmp-del-{uuid.uuid4().hex}"
+        os.replace(snap, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def prune(self, all_images: bool = False) -> tuple[list[str], int]:
+        """Remove dangling images (all unused ones with ``all_images``); return lines and bytes freed."""
+        before = self.disk_usage()
+        lines: list[str] = []
+        with self.removing(), self.lock():
+            doc = self._read_index()
+            tagged = set(doc["tags"].values())
+            for image_id in list(doc["images"]):
+                if self.holders(Digest.parse(image_id)):
+                    continue
+                if image_id in tagged and not all_images:
+                    continue
+                for t in [t for t, i in doc["tags"].items() if i == image_id]:
+                    del doc["tags"][t]
+                    lines.append(f"untagged: {Reference.parse(t).familiar()}")
+                del doc["images"][image_id]
+                lines.append(f"deleted: {image_id}")
+            self._write_index(doc)
+            lines += [ln.lower() for ln in self._sweep(doc)]
+            self._clean_tmp()
+        return lines, max(0, before - self.disk_usage())
+
+    def _clean_tmp(self, older_than: float = 3600) -> None:
+        now = time.time()
+        for p in self.tmp.iterdir():
+            with contextlib.suppress(OSError):
+                if now - p.lstat().st_mtime > older_than:
+                    (shutil.rmtree(p) if p.is_dir() else p.unlink())
+
+    def disk_usage(self) -> int:
+        total = 0
+        for p in self.blobs.iterdir():
+            with contextlib.suppress(OSError):
+                total += p.stat().st_size
+        for snap in self.snapshots.iterdir():
+            total += self.snapshot_size(snap.name)
+        return total
+
+    # -------------------------------------------------------- snapshots ---
+
+    def snapshot_dir(self, chain: Digest) -> Path:
+        return self.snapshots / chain.hex / "diff"
+
+    def snapshot_size(self, chain_hex: str) -> int:
+        try:
+            return int((self.snapshots / chain_hex / "size").read_text())
+        except (OSError, ValueError):
+            return 0
+
+    def image_size(self, image: StoredImage) -> int:
+        """Bytes of the image's unpacked layers (docker's SIZE), or of its blobs if not unpacked."""
+        total = 0
+        for c, d in zip(image.chain_ids, image.manifest.layers, strict=False):
+            s = self.snapshot_size(c.hex)
+            total += s if s else d.size
+        return total
+
+    def lowerdirs(self, image: StoredImage) -> list[Path]:
+        """Overlay lowerdirs of ``image``, uppermost first; layers are unpacked on demand."""
+        self.ensure_snapshots(image)
+        return [self.snapshot_dir(c) for c in reversed(image.chain_ids)]
+
+    def short_lowerdirs(self, image: StoredImage) -> list[str]:
+        """Like lowerdirs, as ``l/<id>`` paths relative to the store root."""
+        self.ensure_snapshots(image)
+        return [f"l/{self._link_name(c)}" for c in reversed(image.chain_ids)]
+
+    @staticmethod
+    def _link_name(chain: Digest) -> str:
+        return chain.hex[:16]
+
+    def ensure_snapshots(self, image: StoredImage, created: list[Digest] | None = None) -> None:
+        """Unpack every layer of ``image`` that has no snapshot yet (atomic per layer).
+
+        Verifies each layer against its diff_id; raise Invalid (UnsafeLayer for
+        hostile tars).  Chain IDs of new snapshots are appended to ``created``."""
+        chains = image.chain_ids
+        with self.adding():
+            for chain, diff_id, desc in zip(
+                chains, image.config.diff_ids, image.manifest.layers, strict=True
+            ):
+                if not (self.snapshots / chain.hex / "link").exists():
+                    self._unpack(chain, diff_id, desc)
+                    if created is not None:
+                        created.append(chain)
+
+    def discard(self, blobs: list[Digest], chains: list[Digest]) -> None:
+        """Roll back what a failed operation added (blobs and snapshots no image uses)."""
+        with self.lock():
+            live_blobs, live_chains = self._live(self._read_index())
+        for c in chains:
+            if c.hex not in live_chains and (self.snapshots / c.hex).exists():
+                self._drop_snapshot(self.snapshots / c.hex)
+        for d in blobs:
+            if d.hex not in live_blobs:
+                self.blob_path(d).unlink(missing_ok=True)
+
+    def _unpack(self, chain: Digest, diff_id: Digest, desc: Descriptor) -> None:
+        from imagefmt.compress import open_reader
+        from imagefmt.digest import HashingReader
+        from imagefmt.layer import extract_layer
+
+        work = self.snapshots / f"tmp-{uuid.uuid4().hex}"
+        (work / "diff").mkdir(parents=True)
+        try:
+            with self.open_blob(desc.digest) as blob:
+                comp = mt.compression(desc.media_type) or None
+                hr = HashingReader(open_reader(blob, None if comp is None else comp))
+                stats = extract_layer(hr, work / "diff", mode="overlay")  # type: ignore[arg-type]
+                hr.drain()
+                hr.verify(diff_id, f"layer {desc.digest}")
+            self._install_snapshot(work, chain, stats.bytes)
+        finally:
+            if work.exists():
+                shutil.rmtree(work, ignore_errors=True)
+
+    def _install_snapshot(self, work: Path, chain: Digest, size: int) -> None:
+        (work / "size").write_text(str(size))
+        name = self._link_name(chain)
+        (work / "link").write_text(name)
+        final = self.snapshots / chain.hex
+        try:
+            os.rename(work, final)
+        except OSError:  # another process unpacked it first
+            return
+        link = self.links / name
+        link.unlink(missing_ok=True)
+        link.symlink_to(f"../snapshots/{chain.hex}/diff")
+
+    def adopt_snapshot(self, chain: Digest, diff: Path, size: int) -> None:
+        """Make ``diff`` (e.g. a finished container upperdir, same filesystem) the
+        snapshot for ``chain`` by renaming it: no copy, no re-extraction."""
+        if (self.snapshots / chain.hex / "link").exists():
+            return
+        work = self.snapshots / f"tmp-{uuid.uuid4().hex}"
+        work.mkdir()
+        os.rename(diff, work / "diff")
+        self._install_snapshot(work, chain, size)
+        if work.exists():
+            shutil.rmtree(work, ignore_errors=True)
+
+    # ----------------------------------------------------------- commit ---
+
+    def put_layer_file(self, tar_path: Path) -> tuple[Descriptor, Digest]:
+        """Store an uncompressed layer tar file as a blob; return (descriptor, diff_id)."""
+        with open(tar_path, "rb") as f:
+            desc = self.put_blob(f, media_type=mt.OCI_LAYER)
+        return desc, desc.digest
+
+    def commit_image(
+        self,
+        parent: StoredImage | None,
+        layer_tar: Path | None,
+        config_doc: dict[str, Any],
+        history: dict[str, Any],
+        tag: Reference | None = None,
+        upperdir: Path | None = None,
+    ) -> StoredImage:
+        """Make a new image: ``parent``'s layers + ``layer_tar`` (uncompressed; None
+        for a metadata-only step), with ``config_doc``'s runtime config and one
+        more history entry.  With ``upperdir`` given, that directory becomes the
+        new layer's snapshot (renamed, not copied)."""
+        with self.adding():
+            layers = list(parent.manifest.layers) if parent else []
+            diff_ids = parent.config.diff_ids if parent else []
+            doc = (
+                parent.config.edit()
+                if parent
+                else {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}
+            )
+            hist = list(doc.get("history") or [])
+            if layer_tar is not None:
+                desc, diff_id = self.put_layer_file(layer_tar)
+                layers.append(desc)
+                diff_ids = [*diff_ids, diff_id]
+            else:
+                history = {**history, "empty_layer": True}
+            hist.append(history)
+            doc.update({k: v for k, v in config_doc.items() if k not in ("rootfs", "history")})
+            doc["rootfs"] = {"type": "layers", "diff_ids": [str(d) for d in diff_ids]}
+            doc["history"] = hist
+            doc.setdefault("created", history.get("created") or rfc3339())
+            config = ImageConfig.from_dict(doc)
+            cdesc = self.put_bytes(config.raw, mt.OCI_CONFIG)
+            manifest = Manifest.build(cdesc, layers)
+            self.put_bytes(manifest.raw, mt.OCI_MANIFEST)
+            if upperdir is not None and layer_tar is not None:
+                chain = chain_ids(diff_ids)[-1]
+                self.adopt_snapshot(chain, upperdir, _tree_size(self.snapshots, upperdir))
+            image, _ = self.add_image(manifest, [tag] if tag else [])
+            return image
+
+
+def _tree_size(_: Path, root: Path) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+    return total
