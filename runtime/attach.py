@@ -209,3 +209,66 @@ def _raw(fd: int) -> Callable[[], None]:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
     return restore
+
+
+def pty_relay(master: int, stdin: int | None, stdout: int, pid: int) -> int:
+    """Pump a local terminal to and from the master of a pty whose slave a child
+    (``pid``, e.g. an exec'd process) uses; return that child's exit code."""
+    import selectors
+
+    restore = _raw(stdin) if stdin is not None and os.isatty(stdin) else None
+    winch_r, winch_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+
+    def on_winch(_sig: int, _frame: FrameType | None) -> None:
+        try:
+            os.write(winch_w, b"w")
+        except OSError:
+            pass
+
+    old = signal.signal(signal.SIGWINCH, on_winch)
+    on_winch(0, None)
+    sel = selectors.DefaultSelector()
+    sel.register(master, selectors.EVENT_READ, "master")
+    sel.register(winch_r, selectors.EVENT_READ, "winch")
+    if stdin is not None:
+        sel.register(stdin, selectors.EVENT_READ, "stdin")
+    try:
+        while "master" in [k.data for k in sel.get_map().values()]:
+            for key, _ in sel.select():
+                if key.data == "winch":
+                    os.read(winch_r, 64)
+                    size = window_size(stdin if stdin is not None else stdout)
+                    if size:
+                        _set_window(master, size)
+                elif key.data == "stdin":
+                    data = os.read(key.fd, 65536)
+                    if not data:
+                        sel.unregister(key.fd)
+                        continue
+                    os.write(master, data)
+                else:
+                    try:
+                        data = os.read(master, 65536)
+                    except OSError:
+                        data = b""
+                    if not data:
+                        sel.unregister(master)
+                        break
+                    os.write(stdout, data)
+    finally:
+        sel.close()
+        signal.signal(signal.SIGWINCH, old)
+        os.close(winch_r)
+        os.close(winch_w)
+        os.close(master)
+        if restore:
+            restore()
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def _set_window(fd: int, size: tuple[int, int]) -> None:
+    import fcntl
+    import termios
+
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))

@@ -191,7 +191,13 @@ class Monitor:
         except BaseException as exc:
             self._failed(exc)
             return
-        self._loop(pid)
+        try:
+            self._loop(pid)
+        except BaseException:  # a bug: leave the traceback where `inspect` points, then die
+            import traceback
+
+            (self.c.dir / "monitor.log").write_text(traceback.format_exc())
+            raise
 
     def _isolate(self) -> None:
         """Detach from the CLI: /dev/null stdio, no inherited fds or locks, no terminal signals."""
@@ -216,8 +222,8 @@ class Monitor:
         console = None
         if spec.process.tty:
             console, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-            stdio = launch.Stdio(0, 0, 0, console=theirs.fileno())
-            child_fds = [theirs.fileno()]
+            stdio = launch.Stdio(0, 0, 0, console=theirs.detach())
+            child_fds = [stdio.console]
         else:
             out_r, out_w = os.pipe2(os.O_CLOEXEC)
             err_r, err_w = os.pipe2(os.O_CLOEXEC)
