@@ -77,8 +77,10 @@ def read_frame(sock: socket.socket, reader: FrameReader) -> tuple[int, bytes] | 
     while True:
         if len(reader.buf) >= _HEADER.size:
             kind, n = _HEADER.unpack_from(reader.buf)
-            if len(reader.buf) >= _HEADER.size + n:
-                return reader.feed(b"")[0]
+            end = _HEADER.size + n
+            if len(reader.buf) >= end:
+                payload, reader.buf = reader.buf[_HEADER.size : end], reader.buf[end:]
+                return kind, payload
         data = sock.recv(65536)
         if not data:
             return None

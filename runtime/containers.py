@@ -165,7 +165,9 @@ class Container:
         return self.dir / "attach.sock"
 
     def command(self) -> str:
-        return " ".join([self.record["Path"], *self.record["Args"]]).strip()
+        """docker ps's COMMAND: arguments with a space are single-quoted (moby daemon/list.go)."""
+        args = [f"'{a}'" if " " in a else a for a in self.record["Args"]]
+        return " ".join([self.record["Path"], *args]).strip()
 
     def monitor_alive(self) -> bool:
         pid = int(self.state.get("MonitorPid") or 0)

@@ -222,8 +222,9 @@ class Monitor:
         console = None
         if spec.process.tty:
             console, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-            stdio = launch.Stdio(0, 0, 0, console=theirs.detach())
-            child_fds = [stdio.console]
+            console_fd = theirs.detach()
+            stdio = launch.Stdio(0, 0, 0, console=console_fd)
+            child_fds = [console_fd]
         else:
             out_r, out_w = os.pipe2(os.O_CLOEXEC)
             err_r, err_w = os.pipe2(os.O_CLOEXEC)

@@ -2,7 +2,8 @@
 
 Follows runc's ``user.GetExecUser``: a name must exist in passwd; a numeric
 uid need not (gid 0, home /); ``:group`` overrides the primary group; the
-supplementary groups are those of /etc/group listing the user's name.
+supplementary groups are the primary one and those of /etc/group listing the
+user's name, as ``docker run busybox id`` shows.
 """
 
 from __future__ import annotations
@@ -56,4 +57,6 @@ def resolve(user: str, root: str = "/") -> ExecUser:
         for r in groups:
             if len(r) >= 4 and login in r[3].split(",") and r[2].isdigit() and int(r[2]) not in extra:
                 extra.append(int(r[2]))
+    if gid not in extra:  # docker lists the primary group too: groups=0(root),10(wheel)
+        extra.insert(0, gid)
     return ExecUser(uid, gid, tuple(extra), home)

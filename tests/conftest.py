@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -208,3 +209,64 @@ def no_leaks(privileged: None) -> Iterator[None]:
     after = host_snapshot()
     leaked = {k: sorted(after[k] - before[k]) for k in after if after[k] - before[k]}
     assert not leaked, f"left behind on the host: {leaked}"
+
+
+def add_busybox_image(root: Path, tar: Path, tag: str = "busybox:latest") -> str:
+    """Store ``tar`` as a one-layer image ``tag`` whose snapshot is the tar
+    extracted by GNU tar (adopted, not re-extracted); return its ID."""
+    import tempfile
+
+    from imagefmt.reference import Reference
+    from imagefmt.store import Store
+
+    store = Store(root)
+    tree = Path(tempfile.mkdtemp(dir=root))
+    subprocess.run(["tar", "-xf", str(tar), "-C", str(tree)], check=True)
+    path = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    config = {"config": {"Cmd": ["sh"], "Env": [path]}}
+    history = {"created_by": "busybox fixture"}
+    image = store.commit_image(None, tar, config, history, Reference.parse(tag), upperdir=tree)
+    return str(image.id)
+
+
+class Ctl:
+    """``cli.main`` in-process against one store root with fd-level capture (the
+    container's output goes straight to fd 1/2), or the CLI in a subprocess."""
+
+    def __init__(self, root: Path, capfd: pytest.CaptureFixture[str]) -> None:
+        self.root = root
+        self._capfd = capfd
+
+    def __call__(self, *args: str) -> Result:
+        self._capfd.readouterr()
+        code = cli.main(["--root", str(self.root), *args])
+        out, err = self._capfd.readouterr()
+        return Result(code, out, err)
+
+    def ok(self, *args: str) -> str:
+        r = self(*args)
+        assert r.code == 0, f"dockyard {' '.join(args)} exited {r.code}: {r.err}"
+        return r.out
+
+    def argv(self, *args: str) -> list[str]:
+        return [sys.executable, str(REPO / "cli.py"), "--root", str(self.root), *args]
+
+    def sub(self, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+        kw.setdefault("capture_output", True)
+        kw.setdefault("text", True)
+        kw.setdefault("timeout", 60)
+        return subprocess.run(self.argv(*args), **kw)
+
+
+@pytest.fixture
+def ctl(
+    store_root: Path, capfd: pytest.CaptureFixture[str], busybox_tar: Path, no_leaks: None
+) -> Iterator[Ctl]:
+    """A store with busybox:latest and the CLI; every container is removed after
+    the test, and then nothing may be left on the host (no_leaks)."""
+    add_busybox_image(store_root, busybox_tar)
+    c = Ctl(store_root, capfd)
+    yield c
+    ids = c("ps", "-aq", "--no-trunc").out.split()
+    if ids:
+        c("rm", "-f", *ids)

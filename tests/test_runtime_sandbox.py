@@ -53,7 +53,7 @@ def test_user_workdir_env_and_capabilities(busybox_rootfs: Path, tmp_path: Path,
     )
     assert code == 0
     lines = out.splitlines()
-    assert lines[0] == "uid=65534(nobody) gid=65534(nogroup)"
+    assert lines[0] == "uid=65534(nobody) gid=65534(nogroup) groups=65534(nogroup)"
     assert lines[1:3] == ["/made/here", "bar /home"]
     assert "CapEff:\t0000000000000000" in lines
     assert "CapBnd:\t00000000a80425fb" in lines  # docker's default set
