@@ -71,15 +71,55 @@ def command(name: str) -> Callable[[Handler], Handler]:
     return deco
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or with ``argv`` only the part its verb needs: building
+    every verb's flags costs more than a container start (see docs/benchmarks.md)."""
     p = _Parser(prog="dockyard", description="A daemonless, Docker-compatible image toolchain")
     p.add_argument("--root", type=Path, default=None, help="store directory (env DOCKYARD_ROOT)")
     p.add_argument("-D", "--debug", action="store_true", help="print tracebacks")
     p.add_argument("-v", "--version", action="store_true", help="print the version and exit")
-    sub = p.add_subparsers(dest="cmd", parser_class=_Parser)
+    sub: Any = p.add_subparsers(dest="cmd", parser_class=_Parser)
+    verb = _verb(argv) if argv is not None else None
+    if verb is not None:
+        sub = _OnlyVerb(sub, verb)
     for add in PARSERS:
         add(sub)
+    if verb is not None and not sub.found:  # an unknown verb: let argparse list them all
+        return build_parser()
     return p
+
+
+def _verb(argv: Sequence[str]) -> str | None:
+    """The first non-option word, skipping the global options' values."""
+    it = iter(argv)
+    for word in it:
+        if word in ("--root",):
+            next(it, None)
+        elif word in ("-h", "--help"):
+            return None
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+class _Null:
+    """Swallows a parser's set-up calls for verbs that are not being parsed."""
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        return lambda *a, **k: self
+
+
+class _OnlyVerb:
+    """A subparsers action that builds only ``verb``'s parser."""
+
+    def __init__(self, real: Any, verb: str) -> None:
+        self.real, self.verb, self.found = real, verb, False
+
+    def add_parser(self, name: str, **kw: Any) -> Any:
+        if name == self.verb or self.verb in kw.get("aliases", ()):
+            self.found = True
+            return self.real.add_parser(name, **kw)
+        return _Null()
 
 
 PARSERS: list[Callable[[Any], None]] = []
@@ -1099,13 +1139,14 @@ def cmd_create(args: argparse.Namespace) -> int:
 @command("container run")
 def cmd_run(args: argparse.Namespace) -> int:
     from runtime import attach as A
-    from runtime import lifecycle
+    from runtime import lifecycle, trace
     from runtime.monitor import Attach
 
     try:
         c = _create(args, run=True)
     except errors.DockyardError as exc:
         return _run_error(exc)
+    trace.mark("created")
     attached = bool(c.config["AttachStdout"] or c.config["AttachStderr"] or c.config["AttachStdin"])
     want = Attach(
         stdin=bool(c.config["AttachStdin"]),
@@ -1118,6 +1159,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except errors.DockyardError as exc:
         return _run_error(exc)
     assert started is not None
+    trace.mark("started")
     sock, reader, pid = started
     if not attached:
         sock.close()
@@ -1855,10 +1897,14 @@ INSPECTORS.append(_inspect_volume)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if os.environ.get("DOCKYARD_TRACE"):
+        from runtime import trace
+
+        trace.mark("main")
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "-D" in argv or "--debug" in argv
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(argv).parse_args(argv)
         if args.version:
             print(f"dockyard version {VERSION}")
             return 0
@@ -1868,6 +1914,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.root is None:
             args.root = default_root()
         key = args.cmd if args.cmd in COMMANDS else f"{args.cmd} {getattr(args, 'sub', '')}".strip()
+        if os.environ.get("DOCKYARD_TRACE"):
+            from runtime import trace
+
+            trace.mark("parsed")
         return COMMANDS[key](args)
     except UsageError as exc:
         err(str(exc))
@@ -1884,4 +1934,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    _code = main()
+    if os.environ.get("DOCKYARD_TRACE"):
+        from runtime import trace
+
+        trace.mark("end")
+    sys.exit(_code)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.errors import NameInUse, NoSuchContainer
-from runtime.fs import read_json, write_json
+from runtime.fs import read_json, rmtree, write_json
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -319,9 +318,9 @@ class ContainerStore:
     def delete(self, c: Container) -> None:
         """Remove the record, its name and its files. Idempotent."""
         self.release_name(c.name, c.id)
-        shutil.rmtree(c.dir, ignore_errors=True)
+        rmtree(c.dir, ignore_errors=True)
         if c.dir.exists():  # a lingering overlay work dir: retry once
-            shutil.rmtree(c.dir, ignore_errors=True)
+            rmtree(c.dir, ignore_errors=True)
 
     @contextmanager
     def locked(self, c: Container) -> Iterator[Container]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from runtime import etcfiles
 from runtime.cgroups import Limits
 from runtime.containers import Container, ContainerStore, new_state, now_rfc3339
 from runtime.errors import BadSpec, StartFailed
+from runtime.fs import rmtree
 from runtime.ports import PortBinding, parse_expose, parse_publish
 from runtime.spec import merge_env
 from runtime.units import ram_in_bytes
@@ -296,7 +296,7 @@ def create(store: ContainerStore, image: ImageInfo, opts: CreateOptions) -> Cont
         return c
     except BaseException:
         store.release_name(name, cid)
-        shutil.rmtree(cdir, ignore_errors=True)
+        rmtree(cdir, ignore_errors=True)
         for v in made_volumes:
             vstore.remove(v, force=True)
         raise

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from runtime import linux as L
-from runtime import rootfs, users
+from runtime import rootfs, trace, users
 from runtime.errors import StartFailed, UserNotFound
 from runtime.spec import DEFAULT_PATH, Process, Spec, env_get
 
@@ -155,6 +155,7 @@ def _child(spec: Spec, stdio: Stdio, err_w: int, sync: Sync | None) -> NoReturn:
 
 
 def _setup_and_exec(spec: Spec, stdio: Stdio, err_w: int, sync: Sync | None) -> NoReturn:
+    trace.mark("child")
     L.prctl(L.PR_SET_PDEATHSIG, 9)  # the monitor's death takes the container with it: never unwatched
     for procs in spec.cgroup_procs:
         with open(procs, "w") as f:
@@ -179,6 +180,7 @@ def _setup_and_exec(spec: Spec, stdio: Stdio, err_w: int, sync: Sync | None) -> 
     if flags & L.CLONE_NEWNET:
         loopback_up()
     rootfs.setup(spec)
+    trace.mark("rootfs")
     exec_process(spec.process, stdio, make_cwd=True)
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from imagefmt.errors import DockyardError
 from runtime import attach as A
-from runtime import launch
+from runtime import launch, trace
 from runtime.cgroups import Cgroup
 from runtime.containers import Container, ContainerStore, now_rfc3339, process_start_time
 from runtime.create import limits_of
@@ -215,10 +215,13 @@ class Monitor:
 
     def _start(self) -> int:
         c = self.c
+        trace.mark("monitor")
         procs = self.cgroup.create(limits_of(c.host_config))
+        trace.mark("cgroup")
         window = self.attach.window or (24, 80)
         spec = build_spec(self.store, c, procs, window)
         self._listen()
+        trace.mark("spec")
         console = None
         if spec.process.tty:
             console, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -238,6 +241,7 @@ class Monitor:
             self.outputs = {out_r: "stdout", err_r: "stderr"}
         try:
             pid = launch.spawn(spec, stdio)
+            trace.mark("spawned")
         finally:
             for fd in child_fds:
                 os.close(fd)
@@ -426,6 +430,7 @@ class Monitor:
     # ----------------------------------------------------------- finish ---
 
     def _finish(self, pid: int, pidfd: int) -> None:
+        trace.mark("exited")
         self._close_listener()
         _, status = os.waitpid(pid, 0)
         os.close(pidfd)
@@ -436,6 +441,7 @@ class Monitor:
             self.log.close()
         if self.master is not None:
             os.close(self.master)
+        trace.mark("drained")
         oom = self.cgroup.oom_killed()
         error = ""
         try:
@@ -451,6 +457,7 @@ class Monitor:
             remove_files(self.store, c)
         else:
             self.store.save_state(c)
+        trace.mark("cleaned")
         done = A.frame_json(A.EXIT, {"code": code})
         for client in list(self.clients.values()):
             try:

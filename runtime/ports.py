@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
 from runtime.errors import BadSpec
@@ -55,6 +54,8 @@ def parse_publish(spec: str) -> list[PortBinding]:
     else:
         host, ctr = "", parts[0]
     if ip:
+        import ipaddress
+
         try:
             ipaddress.ip_address(ip)
         except ValueError:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from typing import Any
 
 from imagefmt.errors import Conflict
 from runtime.errors import BadSpec, NoSuchVolume
-from runtime.fs import read_json, write_json
+from runtime.fs import read_json, rmtree, write_json
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 _MODES = {"ro", "rw", "z", "Z", "nocopy", "private", "rprivate", "shared", "rshared", "slave", "rslave"}
@@ -151,7 +150,7 @@ class VolumeStore:
         users = list(users)
         if users:
             raise Conflict(f"remove {name}: volume is in use - [{', '.join(users)}]")
-        shutil.rmtree(self.dir / name)
+        rmtree(self.dir / name)
 
     def size(self, name: str) -> int:
         total = 0

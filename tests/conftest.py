@@ -188,10 +188,12 @@ def busybox_rootfs(tmp_path_factory: pytest.TempPathFactory, privileged: None) -
     return make_busybox_rootfs(tmp_path_factory.mktemp("busybox") / "rootfs")
 
 
-def host_snapshot() -> dict[str, set[str]]:
-    """What a container may leave behind on the host: mounts, cgroups, veths."""
+def host_snapshot(scope: str = "/") -> dict[str, set[str]]:
+    """What a container may leave behind on the host: mounts (under ``scope``:
+    other programs, like a Docker engine, mount elsewhere meanwhile), dockyard
+    cgroups and veths."""
     with open("/proc/self/mountinfo") as f:
-        mounts = {line.split()[4] for line in f}
+        mounts = {m for line in f if (m := line.split()[4]).startswith(scope)}
     cgroups = set()
     for ctrl in Path("/sys/fs/cgroup").iterdir():
         d = ctrl / "dockyard"
@@ -202,11 +204,12 @@ def host_snapshot() -> dict[str, set[str]]:
 
 
 @pytest.fixture
-def no_leaks(privileged: None) -> Iterator[None]:
-    """Fail the test if it left mounts, cgroups or veths on the host."""
-    before = host_snapshot()
+def no_leaks(privileged: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Fail the test if it left mounts (under the test's temp dirs), cgroups or veths on the host."""
+    scope = str(tmp_path_factory.getbasetemp())
+    before = host_snapshot(scope)
     yield
-    after = host_snapshot()
+    after = host_snapshot(scope)
     leaked = {k: sorted(after[k] - before[k]) for k in after if after[k] - before[k]}
     assert not leaked, f"left behind on the host: {leaked}"
 
