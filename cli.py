@@ -1048,10 +1048,21 @@ def _run_error(exc: errors.DockyardError) -> int:
     return int(getattr(exc, "exit_code", 125) or 125)
 
 
+_GROUPS: dict[int, Any] = {}
+
+
+def _container_group(sub: Any) -> Any:
+    """The ``container`` verb's subparsers (made once per parser build)."""
+    if id(sub) not in _GROUPS:
+        ctr = sub.add_parser("container", help="manage containers")
+        _GROUPS.clear()
+        _GROUPS[id(sub)] = ctr.add_subparsers(dest="sub", parser_class=_Parser, required=True)
+    return _GROUPS[id(sub)]
+
+
 @parsers
 def _container_parsers(sub: Any) -> None:
-    ctr = sub.add_parser("container", help="manage containers")
-    csub = ctr.add_subparsers(dest="sub", parser_class=_Parser, required=True)
+    csub = _container_group(sub)
 
     def both(name: str, help: str, aliases: tuple[str, ...] = (), add_help: bool = True) -> list[Any]:
         top = sub.add_parser(name, help=help, add_help=add_help)
@@ -1711,6 +1722,118 @@ def cmd_exec(args: argparse.Namespace) -> int:
         return 0
     _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status)
+
+
+# ------------------------------------------------------- stats, top, update ---
+
+
+@parsers
+def _stats_parsers(sub: Any) -> None:
+    csub = _container_group(sub)
+    for p in (sub.add_parser("stats", help="live resource usage of containers"), csub.add_parser("stats")):
+        p.add_argument("-a", "--all", action="store_true")
+        p.add_argument("--no-stream", action="store_true")
+        p.add_argument("--no-trunc", action="store_true")
+        p.add_argument("--format", default="")
+        p.add_argument("containers", nargs="*")
+    for p in (sub.add_parser("top", help="the running processes of a container"), csub.add_parser("top")):
+        p.add_argument("container")
+        p.add_argument("ps_args", nargs=argparse.REMAINDER)
+    for p in (
+        sub.add_parser("update", help="update the resource limits of containers"),
+        csub.add_parser("update"),
+    ):
+        _limit_flags(p)
+        p.add_argument("--blkio-weight", type=int, default=0)
+        p.add_argument("--restart", default="")
+        p.add_argument("containers", nargs="+")
+
+
+def _stats_row(c: Any, a: Any, b: Any, trunc: bool) -> dict[str, str]:
+    from runtime.stats import cpu_percent
+    from runtime.units import human_size as units_size
+
+    mem_pct = b.mem_usage / b.mem_limit * 100 if b.mem_limit else 0.0
+    return {
+        "Container": c.short_id if trunc else c.id,
+        "ID": c.short_id if trunc else c.id,
+        "Name": c.name,
+        "CPUPerc": f"{cpu_percent(a, b):.2f}%",
+        "MemUsage": f"{units_size(b.mem_usage, binary=True)} / {units_size(b.mem_limit, binary=True)}",
+        "MemPerc": f"{mem_pct:.2f}%",
+        "NetIO": f"{units_size(b.net_rx)} / {units_size(b.net_tx)}",
+        "BlockIO": f"{units_size(b.blk_read)} / {units_size(b.blk_write)}",
+        "PIDs": str(b.pids),
+    }
+
+
+STATS_COLUMNS = [
+    ("CONTAINER ID", "ID"), ("NAME", "Name"), ("CPU %", "CPUPerc"), ("MEM USAGE / LIMIT", "MemUsage"),
+    ("MEM %", "MemPerc"), ("NET I/O", "NetIO"), ("BLOCK I/O", "BlockIO"), ("PIDS", "PIDs"),
+]  # fmt: skip
+
+
+@command("stats")
+@command("container stats")
+def cmd_stats(args: argparse.Namespace) -> int:
+    import time
+
+    from runtime.stats import sample
+
+    cstore = containers_of(args)
+    if args.containers:
+        cs = [cstore.get(ref) for ref in args.containers]
+    else:
+        cs = [c for c in cstore.all() if args.all or c.running]
+    first = True
+    while True:
+        before = {c.id: sample(c) for c in cs if c.running}
+        time.sleep(0.5 if first else 1.0)
+        rows = []
+        for c in cs:
+            c = cstore.load(c.id) if c.dir.exists() else c
+            if c.id in before and c.running:
+                rows.append(_stats_row(c, before[c.id], sample(c), not args.no_trunc))
+            else:
+                zero = {"CPUPerc": "0.00%", "MemUsage": "0B / 0B", "MemPerc": "0.00%", "NetIO": "0B / 0B",
+                        "BlockIO": "0B / 0B", "PIDs": "0"}  # fmt: skip
+                rows.append({"Container": c.short_id, "ID": c.short_id, "Name": c.name, **zero})
+        if not args.no_stream:
+            print("\033[2J\033[H", end="")
+        if args.format and not args.format.startswith("table"):
+            for r in rows:
+                print(render_template(args.format, r))
+        else:
+            print_docker_table(
+                [h for h, _ in STATS_COLUMNS], [[r[k] for _, k in STATS_COLUMNS] for r in rows]
+            )
+        sys.stdout.flush()
+        if args.no_stream:
+            return 0
+        first = False
+
+
+@command("top")
+@command("container top")
+def cmd_top(args: argparse.Namespace) -> int:
+    from runtime.stats import top
+
+    header, rows = top(containers_of(args).get(args.container), list(args.ps_args))
+    print_docker_table(header, rows)
+    return 0
+
+
+@command("update")
+@command("container update")
+def cmd_update(args: argparse.Namespace) -> int:
+    from runtime.cgroups import Limits
+    from runtime.stats import update
+
+    lim = _limits(args, Limits())
+    changes = {k: getattr(lim, k) for k in Limits.__slots__ if getattr(lim, k) != getattr(Limits(), k)}
+    if not changes:
+        raise UsageError("you must provide one or more flags when using this command")
+    return _each(args, args.containers, lambda s, c: update(s, c, changes))
 
 
 # ----------------------------------------------------------------- volumes ---

@@ -139,7 +139,16 @@ def validate(opts: CreateOptions) -> None:
         raise BadSpec(f"Invalid container name ({opts.name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
     if opts.workdir and not opts.workdir.startswith("/"):
         raise BadSpec(f"the working directory '{opts.workdir}' is invalid, it needs to be an absolute path")
-    lim = opts.limits
+    validate_limits(opts.limits)
+    mode = opts.network
+    if opts.publish and mode in ("none", "host") or mode.startswith("container:") and opts.publish:
+        raise BadSpec("conflicting options: port publishing and the container type network mode")
+    if opts.hostname and (mode == "host" or mode.startswith("container:")):
+        raise BadSpec("conflicting options: hostname and the network mode")
+
+
+def validate_limits(lim: Limits) -> None:
+    """Docker's checks of resource limits (create and update). Raises BadSpec."""
     if lim.memory and lim.memory < MIN_MEMORY:
         raise BadSpec("Minimum memory limit allowed is 6MB")
     if lim.memory_swap and not lim.memory:
@@ -148,8 +157,8 @@ def validate(opts: CreateOptions) -> None:
         raise BadSpec("Minimum memoryswap limit should be larger than memory limit, see usage")
     if lim.nano_cpus and (lim.cpu_period or lim.cpu_quota):
         raise BadSpec("Conflicting options: Nano CPUs and CPU Period cannot both be set")
-    if lim.nano_cpus < 0 or lim.nano_cpus > (os.cpu_count() or 1) * 1_000_000_000:
-        n = os.cpu_count() or 1
+    n = os.cpu_count() or 1
+    if lim.nano_cpus < 0 or lim.nano_cpus > n * 1_000_000_000:
         raise BadSpec(f"Range of CPUs is from 0.01 to {n}.00, as there are only {n} CPUs available")
     if lim.cpu_period and not 1000 <= lim.cpu_period <= 1_000_000:
         raise BadSpec("CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)")
@@ -157,11 +166,24 @@ def validate(opts: CreateOptions) -> None:
         raise BadSpec("CPU cfs quota can not be less than 1ms (i.e. 1000)")
     if lim.cpuset_cpus and not re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", lim.cpuset_cpus):
         raise BadSpec(f"Invalid value {lim.cpuset_cpus} for cpuset cpus")
-    mode = opts.network
-    if opts.publish and mode in ("none", "host") or mode.startswith("container:") and opts.publish:
-        raise BadSpec("conflicting options: port publishing and the container type network mode")
-    if opts.hostname and (mode == "host" or mode.startswith("container:")):
-        raise BadSpec("conflicting options: hostname and the network mode")
+    if lim.pids_limit < -1:
+        raise BadSpec("invalid pids limit")
+
+
+def set_limits(host_config: dict[str, Any], lim: Limits) -> None:
+    """Write ``lim`` into a record's HostConfig (the inverse of limits_of)."""
+    host_config.update(
+        Memory=lim.memory,
+        MemorySwap=lim.memory_swap,
+        NanoCpus=lim.nano_cpus,
+        CpuShares=lim.cpu_shares,
+        CpusetCpus=lim.cpuset_cpus,
+        CpuPeriod=lim.cpu_period,
+        CpuQuota=lim.cpu_quota,
+        PidsLimit=lim.pids_limit or None,
+        BlkioDeviceReadBps=[{"Path": p, "Rate": r} for p, r in lim.read_bps],
+        BlkioDeviceWriteBps=[{"Path": p, "Rate": r} for p, r in lim.write_bps],
+    )
 
 
 def random_name(store: ContainerStore) -> str:
@@ -323,12 +345,11 @@ def write_etc_files(c: Container, address: str | None = None, dns: str | None = 
 def _host_config(
     opts: CreateOptions, log_config: dict[str, str], bindings: list[PortBinding], peer: str
 ) -> dict[str, Any]:
-    lim = opts.limits
     ports: dict[str, list[dict[str, str]]] = {}
     for b in bindings:
         ports.setdefault(b.key, []).append({"HostIp": b.host_ip, "HostPort": str(b.host_port or "")})
     network = opts.network if not opts.network.startswith("container:") else f"container:{peer}"
-    return {
+    host_config: dict[str, Any] = {
         "Binds": list(opts.volumes) or None,
         "ContainerIDFile": "",
         "LogConfig": {"Type": opts.log_driver, "Config": log_config},
@@ -360,21 +381,13 @@ def _host_config(
         "ShmSize": 67108864,
         "Runtime": "dockyard",
         "Init": opts.init or None,
-        "CpuShares": lim.cpu_shares,
-        "Memory": lim.memory,
-        "NanoCpus": lim.nano_cpus,
         "CgroupParent": "",
-        "BlkioDeviceReadBps": [{"Path": p, "Rate": r} for p, r in lim.read_bps],
-        "BlkioDeviceWriteBps": [{"Path": p, "Rate": r} for p, r in lim.write_bps],
-        "CpuPeriod": lim.cpu_period,
-        "CpuQuota": lim.cpu_quota,
-        "CpusetCpus": lim.cpuset_cpus,
         "CpusetMems": "",
         "MemoryReservation": 0,
-        "MemorySwap": lim.memory_swap,
-        "PidsLimit": lim.pids_limit or None,
         "OomKillDisable": False,
     }
+    set_limits(host_config, opts.limits)
+    return host_config
 
 
 def limits_of(host_config: dict[str, Any]) -> Limits:
