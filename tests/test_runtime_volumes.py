@@ -100,8 +100,8 @@ def test_volume_verbs(ctl: Ctl) -> None:
     r = ctl("volume", "create", "bad/name")
     assert r.code == 5 and "includes invalid characters for a local volume name" in r.err
     ctl.ok("create", "-v", "v1:/x", "busybox")
-    out = ctl.ok("volume", "prune", "-f")
-    assert out.startswith("Deleted Volumes:\n") and anon in out and "v1" not in out.split()
+    pruned = ctl.ok("volume", "prune", "-f")
+    assert pruned.startswith("Deleted Volumes:\n") and anon in pruned and "v1" not in pruned.split()
     assert ctl.ok("volume", "ls", "-q", "-f", "dangling=false") == "v1\n"
     r = ctl("volume", "rm", "v1")
     assert r.code == 1 and "volume is in use" in r.err
