@@ -1847,6 +1847,98 @@ def cmd_update(args: argparse.Namespace) -> int:
     return _each(args, args.containers, lambda s, c: update(s, c, changes))
 
 
+# ----------------------------------------------------- commit, export, cp ---
+
+
+@parsers
+def _transfer_parsers(sub: Any) -> None:
+    csub = _container_group(sub)
+    for p in (
+        sub.add_parser("commit", help="create an image from a container's changes"),
+        csub.add_parser("commit"),
+    ):
+        p.add_argument("-a", "--author", default="")
+        p.add_argument("-m", "--message", default="")
+        p.add_argument("-c", "--change", action="append", default=[])
+        p.add_argument("-p", "--pause", default="true")
+        p.add_argument("container")
+        p.add_argument("repository", nargs="?")
+    for p in (sub.add_parser("export", help="export a container's filesystem as a tar archive"),
+              csub.add_parser("export")):  # fmt: skip
+        p.add_argument("-o", "--output", default="")
+        p.add_argument("container")
+    for p in (
+        sub.add_parser("cp", help="copy files between a container and the host"),
+        csub.add_parser("cp"),
+    ):
+        p.add_argument("-a", "--archive", action="store_true")
+        p.add_argument("-L", "--follow-link", action="store_true")
+        p.add_argument("-q", "--quiet", action="store_true")
+        p.add_argument("src")
+        p.add_argument("dest")
+
+
+@command("commit")
+@command("container commit")
+def cmd_commit(args: argparse.Namespace) -> int:
+    from imagefmt.reference import Reference
+    from runtime.transfer import commit
+
+    ref = Reference.parse(args.repository) if args.repository else None
+    cstore = containers_of(args)
+    c = cstore.get(args.container)
+    img = commit(cstore, c, store_of(args), ref=ref, author=args.author, message=args.message,
+                 changes=list(args.change), pause=args.pause != "false")  # fmt: skip
+    print(img.id)
+    return 0
+
+
+@command("export")
+@command("container export")
+def cmd_export(args: argparse.Namespace) -> int:
+    from runtime.transfer import export
+
+    cstore = containers_of(args)
+    c = cstore.get(args.container)
+    if not args.output and sys.stdout.isatty():
+        raise errors.Invalid("cowardly refusing to save to a terminal. Use the -o flag or redirect")
+    sys.stdout.flush()
+    if args.output:
+        tmp = f"{args.output}.tmp-{os.getpid()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            export(cstore, c, fd)
+        except BaseException:
+            os.close(fd)
+            os.unlink(tmp)
+            raise
+        os.close(fd)
+        os.replace(tmp, args.output)
+    else:
+        export(cstore, c, 1)
+    return 0
+
+
+@command("cp")
+@command("container cp")
+def cmd_cp(args: argparse.Namespace) -> int:
+    from runtime.transfer import copy_from, copy_to, split_container_path
+
+    src_ctr, src = split_container_path(args.src)
+    dst_ctr, dst = split_container_path(args.dest)
+    if (src_ctr is None) == (dst_ctr is None):
+        raise UsageError("copying between containers is not supported" if src_ctr else
+                         "must specify at least one container source")  # fmt: skip
+    cstore = containers_of(args)
+    if src_ctr is not None:
+        copy_from(cstore, cstore.get(src_ctr), src, dst, follow=args.follow_link, out=sys.stdout.buffer)
+    else:
+        assert dst_ctr is not None
+        copy_to(cstore, cstore.get(dst_ctr), src, dst, archive=args.archive, follow=args.follow_link,
+                stdin=sys.stdin.buffer)  # fmt: skip
+    return 0
+
+
 # ----------------------------------------------------------------- volumes ---
 
 
