@@ -269,7 +269,7 @@ class Ctl:
     def argv(self, *args: str) -> list[str]:
         return [sys.executable, str(REPO / "cli.py"), "--root", str(self.root), *args]
 
-    def sub(self, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+    def sub(self, *args: str, **kw: Any) -> subprocess.CompletedProcess[Any]:
         kw.setdefault("capture_output", True)
         kw.setdefault("text", True)
         kw.setdefault("timeout", 60)

@@ -69,7 +69,8 @@ def test_export_is_the_flattened_root(ctl: Ctl, tmp_path: Path) -> None:
     assert "bin/vi" not in names and not any(".wh." in n for n in names)
     assert "data/v" not in names  # volumes are not part of the container's filesystem
     r = ctl.sub("export", "ex", text=False)
-    assert r.returncode == 0 and "root/e" in tarfile.open(fileobj=io.BytesIO(r.stdout)).getnames()
+    with tarfile.open(fileobj=io.BytesIO(r.stdout)) as t:
+        assert r.returncode == 0 and "root/e" in t.getnames()
 
 
 def test_cp_both_directions(ctl: Ctl, tmp_path: Path) -> None:
@@ -89,8 +90,9 @@ def test_cp_both_directions(ctl: Ctl, tmp_path: Path) -> None:
     assert (tmp_path / "passwd").read_text().startswith("root:")
     r = ctl("cp", "box:/nope", str(tmp_path))
     assert r.code == 3 and "Could not find the file /nope in container box" in r.err
-    r = ctl.sub("cp", "box:/etc/group", "-", text=False)
-    assert tarfile.open(fileobj=io.BytesIO(r.stdout)).getnames() == ["group"]
+    raw = ctl.sub("cp", "box:/etc/group", "-", text=False).stdout
+    with tarfile.open(fileobj=io.BytesIO(raw)) as t:
+        assert t.getnames() == ["group"]
     # a tar on stdin into a directory
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as t:
