@@ -1841,7 +1841,7 @@ def cmd_update(args: argparse.Namespace) -> int:
     from runtime.stats import update
 
     lim = _limits(args, Limits())
-    changes = {k: getattr(lim, k) for k in Limits.__slots__ if getattr(lim, k) != getattr(Limits(), k)}
+    changes = {k: getattr(lim, k) for k in Limits._fields if getattr(lim, k) != getattr(Limits(), k)}
     if not changes:
         raise UsageError("you must provide one or more flags when using this command")
     return _each(args, args.containers, lambda s, c: update(s, c, changes))

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from runtime import etcfiles
 from runtime.cgroups import Limits
@@ -24,12 +23,11 @@ from runtime.spec import merge_env
 from runtime.units import ram_in_bytes
 from runtime.volumes import VolumeSpec, VolumeStore, parse_volume
 
-NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+NAME_RE = r"[a-zA-Z0-9][a-zA-Z0-9_.-]+"  # compiled on first use: re.compile at import costs start time
 MIN_MEMORY = 6 * 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class ImageInfo:
+class ImageInfo(NamedTuple):
     """What the runtime needs of an image: ID, the name asked for, the config's
     ``config`` object and the overlay lowerdirs (uppermost first, relative to
     ``mount_cwd`` or absolute)."""
@@ -41,8 +39,7 @@ class ImageInfo:
     mount_cwd: str
 
 
-@dataclass(frozen=True, slots=True)
-class CreateOptions:
+class CreateOptions(NamedTuple):
     """``docker create``/``run`` flags; defaults are Docker's."""
 
     command: tuple[str, ...] = ()
@@ -68,7 +65,7 @@ class CreateOptions:
     network: str = "bridge"
     network_aliases: tuple[str, ...] = ()
     ip: str = ""
-    limits: Limits = field(default_factory=Limits)
+    limits: Limits = Limits()
     log_driver: str = "json-file"
     log_opts: tuple[str, ...] = ()
     stop_signal: str = ""
@@ -135,7 +132,7 @@ def parse_log_opts(driver: str, opts: tuple[str, ...]) -> dict[str, str]:
 
 def validate(opts: CreateOptions) -> None:
     """The checks Docker makes before creating anything. Raises BadSpec."""
-    if opts.name and not NAME_RE.match(opts.name.lstrip("/")):
+    if opts.name and not re.fullmatch(NAME_RE, opts.name.lstrip("/")):
         raise BadSpec(f"Invalid container name ({opts.name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
     if opts.workdir and not opts.workdir.startswith("/"):
         raise BadSpec(f"the working directory '{opts.workdir}' is invalid, it needs to be an absolute path")

@@ -20,8 +20,7 @@ import stat
 import struct
 import termios
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import NoReturn
+from typing import NamedTuple, NoReturn
 
 from runtime import linux as L
 from runtime import rootfs, trace, users
@@ -32,8 +31,7 @@ SIOCSIFFLAGS = 0x8914
 IFF_UP, IFF_LOOPBACK, IFF_RUNNING = 0x1, 0x8, 0x40
 
 
-@dataclass(frozen=True, slots=True)
-class Stdio:
+class Stdio(NamedTuple):
     """The child's stdin/stdout/stderr fds; with a tty, ``console`` is a unix
     socket over which the child sends the master of the pty it opens inside
     the container's own devpts (runc's console socket)."""

@@ -20,8 +20,8 @@ import signal
 import socket
 import struct
 import termios
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from imagefmt.errors import DockyardError
 from runtime import attach as A
@@ -37,8 +37,7 @@ from runtime.spec import Mount, Process, Rootfs, Spec
 INIT_CANDIDATES = ("/usr/bin/docker-init", "/usr/bin/tini-static", "/usr/libexec/docker/docker-init")
 
 
-@dataclass(frozen=True, slots=True)
-class Attach:
+class Attach(NamedTuple):
     """What a client wants from the container's streams."""
 
     stdin: bool = False
@@ -74,6 +73,7 @@ def build_spec(
         mount_cwd=priv["MountCwd"],
         target=str(target),
         readonly=bool(c.host_config.get("ReadonlyRootfs")),
+        volatile=bool(c.host_config.get("AutoRemove")),
     )
     cfg = c.config
     env = [f"HOSTNAME={cfg['Hostname']}", *(cfg.get("Env") or [])]
@@ -157,11 +157,13 @@ def start(store: ContainerStore, c: Container, attach: Attach) -> Started:
     return ours, reader, int(doc["pid"])
 
 
-@dataclass
 class Client:
-    sock: socket.socket
-    want: Attach | None
-    reader: A.FrameReader = field(default_factory=A.FrameReader)
+    """An attached socket: what it wants (None until its HELLO) and its partial frames."""
+
+    def __init__(self, sock: socket.socket, want: Attach | None) -> None:
+        self.sock = sock
+        self.want = want
+        self.reader = A.FrameReader()
 
 
 class Monitor:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from runtime.errors import BadSpec
 
 
-@dataclass(frozen=True, slots=True)
-class PortBinding:
+class PortBinding(NamedTuple):
     """``host_ip:host_port -> container_port/proto``; host_port 0 picks a free port."""
 
     container_port: int

@@ -39,7 +39,9 @@ def overlay_options(rootfs: Rootfs) -> str:
     opts = "lowerdir=" + ":".join(rootfs.lowerdirs)
     if rootfs.upperdir:
         opts += f",upperdir={rootfs.upperdir},workdir={rootfs.workdir}"
-    opts += ",index=off"
+        if rootfs.volatile:
+            opts += ",volatile"
+    opts += ",index=off,redirect_dir=off"  # plain copy-ups only: what a layer tar can express
     if len(opts) >= PAGE_SIZE:
         raise OSError(7, f"overlay options are {len(opts)} bytes, over a page: use shorter lowerdir links")
     return opts

@@ -97,6 +97,7 @@ def _spec(
         workdir=str(scratch / "work"),
         mount_cwd=str(mount_cwd),
         target=str(scratch / "mnt"),
+        volatile=True,  # the caller turns the upperdir into a layer right away
     )
     proc = Process(args=tuple(argv), env=tuple(env), cwd=workdir or "/", user=user)
     files = tuple((p, str(scratch / p.rsplit("/", 1)[1])) for p in etc)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from runtime.cgroups import Cgroup, Limits
 from runtime.containers import Container, ContainerStore
@@ -12,8 +12,7 @@ from runtime.create import limits_of, set_limits, validate_limits
 from runtime.errors import BadSpec, NotRunning, RuntimeFailure
 
 
-@dataclass(frozen=True, slots=True)
-class Sample:
+class Sample(NamedTuple):
     """One reading; CPU % needs two (docker's formula over the host's CPU time)."""
 
     cpu_ns: int
