@@ -1452,7 +1452,7 @@ DF_ROWS.append(_containers_df)
 
 def _ports_text(c: Any) -> str:
     """docker ps PORTS: ``0.0.0.0:8080->80/tcp`` for published, ``80/tcp`` for exposed."""
-    ports = (c.record.get("NetworkSettings") or {}).get("Ports") or {}
+    ports = c.network_settings().get("Ports") or {}
     out = []
     for key in sorted(set(ports) | set(c.config.get("ExposedPorts") or {}), key=_port_key):
         bindings = ports.get(key) or []
@@ -2117,6 +2117,244 @@ def _inspect_volume(args: argparse.Namespace, name: str) -> dict[str, Any] | Non
 
 
 INSPECTORS.append(_inspect_volume)
+
+
+# ---------------------------------------------------------------- networks ---
+
+
+def networks_of(args: argparse.Namespace) -> Any:
+    from runtime.network import NetworkStore
+
+    return NetworkStore(args.root)
+
+
+@parsers
+def _network_parsers(sub: Any) -> None:
+    net = sub.add_parser("network", help="manage networks")
+    nsub = net.add_subparsers(dest="sub", parser_class=_Parser, required=True)
+    p = nsub.add_parser("create", help="create a network")
+    p.add_argument("-d", "--driver", default="bridge")
+    p.add_argument("--subnet", default="")
+    p.add_argument("--ip-range", default="")
+    p.add_argument("--gateway", default="")
+    p.add_argument("--label", action="append", default=[])
+    p.add_argument("--internal", action="store_true")
+    p.add_argument("-o", "--opt", action="append", default=[])
+    p.add_argument("name")
+    p = nsub.add_parser("ls", aliases=["list"], help="list networks")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--no-trunc", action="store_true")
+    p.add_argument("-f", "--filter", action="append", default=[])
+    p.add_argument("--format", default="")
+    p = nsub.add_parser("rm", aliases=["remove"], help="remove networks")
+    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("names", nargs="+")
+    p = nsub.add_parser("inspect", help="display detailed information on networks")
+    p.add_argument("-f", "--format", default="")
+    p.add_argument("names", nargs="+")
+    for verb in ("connect", "disconnect"):
+        p = nsub.add_parser(verb, help=f"{verb} a container to a network")
+        if verb == "connect":
+            p.add_argument("--alias", action="append", default=[])
+            p.add_argument("--ip", default="")
+        else:
+            p.add_argument("-f", "--force", action="store_true")
+        p.add_argument("network")
+        p.add_argument("container")
+    p = nsub.add_parser("prune", help="remove all unused networks")
+    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("--filter", action="append", default=[])
+
+
+def _network_doc(doc: dict[str, Any]) -> dict[str, Any]:
+    """The inspect document (lease bookkeeping left out)."""
+    out = dict(doc)
+    out["Containers"] = {
+        cid: {k: v for k, v in e.items() if k != "Aliases"}
+        for cid, e in (doc.get("Containers") or {}).items()
+    }
+    return out
+
+
+@command("network create")
+def cmd_network_create(args: argparse.Namespace) -> int:
+    labels = dict(item.partition("=")[::2] for item in args.label)
+    doc = networks_of(args).create(
+        args.name,
+        subnet=args.subnet,
+        ip_range=args.ip_range,
+        gateway=args.gateway,
+        labels=labels,
+        internal=args.internal,
+        driver=args.driver,
+    )
+    print(doc["Id"])
+    return 0
+
+
+@command("network ls")
+@command("network list")
+def cmd_network_ls(args: argparse.Namespace) -> int:
+    docs = networks_of(args).all()
+    for f in args.filter:
+        key, _, value = f.partition("=")
+        if key == "name":
+            docs = [d for d in docs if value in d["Name"]]
+        elif key == "driver":
+            docs = [d for d in docs if d["Driver"] == value]
+        elif key == "id":
+            docs = [d for d in docs if d["Id"].startswith(value)]
+        elif key == "label":
+            docs = [d for d in docs if _label_match(d.get("Labels") or {}, value)]
+        elif key == "type":
+            builtin = {"bridge", "host", "none"}
+            docs = [d for d in docs if (d["Name"] in builtin) == (value == "builtin")]
+        else:
+            raise UsageError(f"invalid filter '{key}'")
+    docs.sort(key=lambda d: d["Name"])
+    ids = [d["Id"] if args.no_trunc else d["Id"][:12] for d in docs]
+    if args.quiet:
+        for i in ids:
+            print(i)
+        return 0
+    rows = [
+        {"ID": i, "Name": d["Name"], "Driver": d["Driver"], "Scope": d["Scope"]}
+        for i, d in zip(ids, docs, strict=True)
+    ]
+    if args.format and not args.format.startswith("table"):
+        for r in rows:
+            print(render_template(args.format, r))
+        return 0
+    print_docker_table(
+        ["NETWORK ID", "NAME", "DRIVER", "SCOPE"],
+        [[r["ID"], r["Name"], r["Driver"], r["Scope"]] for r in rows],
+    )
+    return 0
+
+
+@command("network rm")
+@command("network remove")
+def cmd_network_rm(args: argparse.Namespace) -> int:
+    nstore = networks_of(args)
+    status = 0
+    for name in args.names:
+        try:
+            nstore.remove(name)
+            print(name)
+        except errors.NotFound as exc:
+            if not args.force:
+                err(str(exc))
+                status = 1
+        except errors.DockyardError as exc:
+            err(str(exc))
+            status = 1
+    return status
+
+
+@command("network inspect")
+def cmd_network_inspect(args: argparse.Namespace) -> int:
+    nstore = networks_of(args)
+    docs, status = [], 0
+    for name in args.names:
+        try:
+            docs.append(_network_doc(nstore.get(name)))
+        except errors.NotFound as exc:
+            err(str(exc))
+            status = 1
+    print_inspect(docs, args.format)
+    return status
+
+
+def _inspect_network(args: argparse.Namespace, name: str) -> dict[str, Any] | None:
+    try:
+        return _network_doc(networks_of(args).get(name))
+    except errors.NotFound:
+        return None
+
+
+INSPECTORS.append(_inspect_network)
+
+
+@command("network connect")
+def cmd_network_connect(args: argparse.Namespace) -> int:
+    from runtime.wiring import connect
+
+    cstore = containers_of(args)
+    c = cstore.get(args.container)
+    doc = networks_of(args).get(args.network)
+    if doc["Name"] in ("host", "none") or c.host_config.get("NetworkMode") in ("host", "none"):
+        raise errors.Conflict(
+            "container cannot be disconnected from host network or connected to host network"
+        )
+    with cstore.locked(c) as cur:
+        nets = cur.private.setdefault("Networks", {})
+        if doc["Name"] in nets:
+            raise errors.Conflict(f"endpoint with name {cur.name} already exists in network {doc['Name']}")
+        if cur.running:
+            entry = connect(args.root, cur, doc["Name"], tuple(args.alias), args.ip)
+            live = cur.state.setdefault("Network", {}).setdefault("Networks", {})
+            live[doc["Name"]] = entry
+            cstore.save_state(cur)
+        nets[doc["Name"]] = {"Aliases": list(args.alias), "IP": args.ip}
+        cstore.save_record(cur)
+    return 0
+
+
+@command("network disconnect")
+def cmd_network_disconnect(args: argparse.Namespace) -> int:
+    from runtime.network import unplug
+
+    cstore = containers_of(args)
+    c = cstore.get(args.container)
+    doc = networks_of(args).get(args.network)
+    with cstore.locked(c) as cur:
+        nets = cur.private.get("Networks") or {}
+        if doc["Name"] not in nets and not args.force:
+            raise errors.Conflict(f"container {cur.id} is not connected to network {doc['Name']}")
+        nets.pop(doc["Name"], None)
+        live = (cur.state.get("Network") or {}).get("Networks") or {}
+        entry = live.pop(doc["Name"], None)
+        if entry and entry.get("HostVeth"):
+            unplug(entry["HostVeth"])
+        networks_of(args).release_one(doc["Name"], cur.id)
+        cstore.save_record(cur)
+        if entry:
+            cstore.save_state(cur)
+    return 0
+
+
+@command("network prune")
+def cmd_network_prune(args: argparse.Namespace) -> int:
+    if not args.force and not _confirm(
+        "WARNING! This will remove all custom networks not used by at least one container."
+    ):
+        return 0
+    removed = _prune_networks(args)
+    if removed:
+        print("Deleted Networks:")
+        for name in removed:
+            print(name)
+    return 0
+
+
+def _prune_networks(args: argparse.Namespace) -> list[str]:
+    nstore = networks_of(args)
+    used = {n for c in containers_of(args).all() for n in c.private.get("Networks") or {}}
+    removed = []
+    for d in nstore.all():
+        if d["Name"] in ("bridge", "host", "none") or d["Name"] in used or d["Containers"]:
+            continue
+        nstore.remove(d["Name"])
+        removed.append(d["Name"])
+    return removed
+
+
+def _prune_networks_for_system(args: argparse.Namespace) -> tuple[list[str], int]:
+    removed = _prune_networks(args)
+    return (["Deleted Networks:", *removed, ""] if removed else []), 0
+
+
+PRUNERS.append(_prune_networks_for_system)
 
 
 # ------------------------------------------------------------------ main ---

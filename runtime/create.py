@@ -218,6 +218,7 @@ def create(store: ContainerStore, image: ImageInfo, opts: CreateOptions) -> Cont
     vol_specs = [parse_volume(v) for v in opts.volumes]
     from_mounts = _volumes_from(store, opts.volumes_from)
     peer = _network_peer(store, opts.network)
+    networks = _attachments(store.root, opts)
     labels = dict(cfg.get("Labels") or {})
     for item in opts.labels:
         k, _, v = item.partition("=")
@@ -305,8 +306,7 @@ def create(store: ContainerStore, image: ImageInfo, opts: CreateOptions) -> Cont
                 "Lowerdirs": list(image.lowerdirs),
                 "MountCwd": image.mount_cwd,
                 "NetworkPeer": peer,
-                "Aliases": list(opts.network_aliases),
-                "IP": opts.ip,
+                "Networks": networks,
             },
         }
         c = Container(cdir, record, new_state())
@@ -418,6 +418,25 @@ def _volumes_from(store: ContainerStore, refs: tuple[str, ...]) -> list[dict[str
                 m["Mode"] = mode
             out.append(m)
     return out
+
+
+def _attachments(root: Path, opts: CreateOptions) -> dict[str, dict[str, Any]]:
+    """The networks a container joins: {name: {Aliases, IP}}; checks Docker's rules."""
+    mode = opts.network
+    if mode in ("none", "host") or mode.startswith("container:"):
+        if opts.network_aliases:
+            raise BadSpec("network-scoped alias is supported only for containers in user defined networks")
+        if opts.ip:
+            raise BadSpec("user specified IP address is supported on user defined networks only")
+        return {}
+    from runtime.network import DEFAULT_NETWORK, NetworkStore
+
+    name = NetworkStore(root).get(mode)["Name"]
+    if name == DEFAULT_NETWORK and opts.network_aliases:
+        raise BadSpec("network-scoped alias is supported only for containers in user defined networks")
+    if name == DEFAULT_NETWORK and opts.ip:
+        raise BadSpec("user specified IP address is supported on user defined networks only")
+    return {name: {"Aliases": list(opts.network_aliases), "IP": opts.ip}}
 
 
 def _network_peer(store: ContainerStore, mode: str) -> str:

@@ -21,7 +21,7 @@ import socket
 import struct
 import termios
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from imagefmt.errors import DockyardError
 from runtime import attach as A
@@ -58,9 +58,13 @@ def find_init() -> str:
 
 
 def build_spec(
-    store: ContainerStore, c: Container, cgroup_procs: tuple[str, ...], window: tuple[int, int]
+    store: ContainerStore,
+    c: Container,
+    cgroup_procs: tuple[str, ...],
+    window: tuple[int, int],
+    wiring: Any = None,
 ) -> Spec:
-    """The launch spec for a container record."""
+    """The launch spec for a container record (``wiring``: its runtime.wiring.Wiring, if any)."""
     rt = runtime_dir(store.root)
     init_layer = ensure_init_layer(rt / "init")
     target = rt / "mnt"
@@ -104,8 +108,10 @@ def build_spec(
         hostname=cfg["Hostname"],
         etc_files=etc,
         mounts=mounts,
-        network=_network(store, c),
+        network="new" if wiring is not None else _network(store, c),
         cgroup_procs=cgroup_procs,
+        interfaces=wiring.interfaces if wiring is not None else (),
+        gateway=wiring.primary.gateway if wiring is not None and wiring.primary else "",
     )
 
 
@@ -118,7 +124,12 @@ def _network(store: ContainerStore, c: Container) -> str:
         if not peer.running or not peer.pid:
             raise NotRunning(f"cannot join network of a non running container: {peer.id}")
         return f"/proc/{peer.pid}/ns/net"
-    return "none"  # TODO(networking): bridge and user networks get a veth in runtime.network
+    return "none"
+
+
+def needs_wiring(c: Container) -> bool:
+    mode = c.host_config["NetworkMode"]
+    return mode not in ("none", "host") and not mode.startswith("container:")
 
 
 Started = tuple[socket.socket, A.FrameReader, int]
@@ -180,6 +191,7 @@ class Monitor:
         self.master: int | None = None
         self.outputs: dict[int, str] = {}
         self.listener: socket.socket | None = None
+        self.wiring: Any = None
         opts = c.host_config.get("LogConfig") or {}
         self.log = JsonLog(c.log_path, opts.get("Config") or {}) if opts.get("Type") != "none" else None
 
@@ -189,12 +201,12 @@ class Monitor:
         self._isolate()
         self.sel = selectors.DefaultSelector()
         try:
-            pid = self._start()
+            spawned = self._start()
         except BaseException as exc:
             self._failed(exc)
             return
         try:
-            self._loop(pid)
+            self._loop(spawned.waiter)
         except BaseException:  # a bug: leave the traceback where `inspect` points, then die
             import traceback
 
@@ -215,13 +227,21 @@ class Monitor:
 
         linux.set_process_name("dockyard-mon")
 
-    def _start(self) -> int:
+    def _start(self) -> launch.Spawned:
         c = self.c
         trace.mark("monitor")
         procs = self.cgroup.create(limits_of(c.host_config))
         trace.mark("cgroup")
         window = self.attach.window or (24, 80)
-        spec = build_spec(self.store, c, procs, window)
+        if needs_wiring(c):
+            from runtime.create import write_etc_files
+            from runtime.wiring import Wiring
+
+            self.wiring = Wiring(self.store.root, c)
+            self.wiring.prepare()
+            primary = self.wiring.primary
+            write_etc_files(c, primary.address if primary else None, self.wiring.dns)
+        spec = build_spec(self.store, c, procs, window, self.wiring)
         self._listen()
         trace.mark("spec")
         console = None
@@ -242,7 +262,8 @@ class Monitor:
             child_fds = [in_r, out_w, err_w]
             self.outputs = {out_r: "stdout", err_r: "stderr"}
         try:
-            pid = launch.spawn(spec, stdio)
+            spawned = launch.spawn(spec, stdio, self.wiring.plug if self.wiring else None)
+            pid = spawned.pid
             trace.mark("spawned")
         finally:
             for fd in child_fds:
@@ -253,14 +274,17 @@ class Monitor:
             self.master = fds[0]
             self.outputs = {self.master: "stdout"}
             self.stdin_fd = self.master if c.config.get("OpenStdin") else None
+        if self.wiring:
+            self.wiring.started(pid)
         c.state.update(
             Status="running", Running=True, Paused=False, Dead=False, OOMKilled=False, Pid=pid, ExitCode=0,
             Error="", StartedAt=now_rfc3339(), FinishedAt="0001-01-01T00:00:00Z", MonitorPid=os.getpid(),
             MonitorStart=process_start_time(os.getpid()),
+            Network=self.wiring.settings() if self.wiring else {},
         )  # fmt: skip
         self.store.save_state(c)
         self.first.sendall(A.frame_json(A.STARTED, {"pid": pid}))
-        return pid
+        return spawned
 
     def _listen(self) -> None:
         path = self.c.socket_path
@@ -287,9 +311,11 @@ class Monitor:
             self.cgroup.remove()
         except OSError:
             pass
+        if self.wiring:
+            self.wiring.teardown()
         self._close_listener()
         c = self.c
-        c.state.update(Status="created", Running=False, Pid=0, ExitCode=code, Error=message)
+        c.state.update(Status="created", Running=False, Pid=0, ExitCode=code, Error=message, Network={})
         if c.host_config.get("AutoRemove"):
             remove_files(self.store, c)
         else:
@@ -445,6 +471,9 @@ class Monitor:
             os.close(self.master)
         trace.mark("drained")
         oom = self.cgroup.oom_killed()
+        if self.wiring:
+            self.wiring.teardown()
+            self._unplug_connected()
         error = ""
         try:
             self.cgroup.remove()
@@ -453,7 +482,7 @@ class Monitor:
         c = self.c
         c.state.update(
             Status="exited", Running=False, Paused=False, Pid=0, ExitCode=code, OOMKilled=oom, Error=error,
-            FinishedAt=now_rfc3339(),
+            FinishedAt=now_rfc3339(), Network={},
         )  # fmt: skip
         if c.host_config.get("AutoRemove"):
             remove_files(self.store, c)
@@ -467,6 +496,16 @@ class Monitor:
             except OSError:
                 pass
             client.sock.close()
+
+    def _unplug_connected(self) -> None:
+        """Veths that ``network connect`` added while the container ran."""
+        from runtime.fs import read_json
+        from runtime.wiring import unplug_recorded
+
+        try:
+            unplug_recorded(self.store.root, self.c.id, read_json(self.c.dir / "state.json"))
+        except (OSError, ValueError):
+            pass
 
     def _drain(self) -> None:
         """Read what the container wrote before it died (its pipes close with it)."""

@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from runtime import etcfiles, launch
-from runtime import linux as L
 from runtime.errors import RuntimeFailure, StartFailed
 from runtime.fs import ensure_init_layer
 from runtime.spec import Mount, Process, Rootfs, Spec
@@ -120,34 +119,23 @@ def _run(spec: Spec, stdout: Sink, stderr: Sink) -> int:
     out_w, out_r, own_out = _sink_fd(stdout)
     err_w, err_r, own_err = _sink_fd(stderr)
     null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-    rep_r, rep_w = os.pipe2(os.O_CLOEXEC)
-    pid = os.fork()
-    if pid == 0:  # the throwaway parent of the container's pid 1
-        try:
-            os.close(rep_r)
-            L.prctl(L.PR_SET_PDEATHSIG, 9)
-            child = launch.spawn(spec, launch.Stdio(null, out_w, err_w))
-            _, status = os.waitpid(child, 0)
-            os._exit(exit_status(status))
-        except BaseException as exc:
-            launch.report_and_exit(rep_w, exc)
-    os.close(null)
-    os.close(rep_w)
-    for fd, own in ((out_w, own_out), (err_w, own_err)):
-        if own:
-            os.close(fd)
     try:
-        sinks = {out_r: stdout, err_r: stderr}
-        _pump({fd: cb for fd, cb in sinks.items() if fd is not None and callable(cb)})
-        _, status = os.waitpid(pid, 0)
-        report = launch.read_report(rep_r)
+        spawned = launch.spawn(spec, launch.Stdio(null, out_w, err_w))
+    except StartFailed as exc:
+        for fd in (out_r, err_r):
+            if fd is not None:
+                os.close(fd)
+        if exc.exit_code in (126, 127):
+            raise
+        raise RuntimeFailure(exc.message) from None
     finally:
-        os.close(rep_r)
-    if report:
-        code, message = report
-        if code in (126, 127):
-            raise StartFailed(message, code)
-        raise RuntimeFailure(message)
+        os.close(null)
+        for fd, own in ((out_w, own_out), (err_w, own_err)):
+            if own:
+                os.close(fd)
+    sinks = {out_r: stdout, err_r: stderr}
+    _pump({fd: cb for fd, cb in sinks.items() if fd is not None and callable(cb)})
+    _, status = os.waitpid(spawned.waiter, 0)
     return exit_status(status)
 
 

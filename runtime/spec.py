@@ -72,8 +72,10 @@ class Spec(NamedTuple):
     """One container: rootfs, process, identity and isolation.
 
     ``network``: "none" (a new net namespace with only ``lo`` up), "host" (the
-    host's), "new" (a new one the parent configures through the ``on_netns``
-    hook of ``spawn``) or a path to join (``/proc/<pid>/ns/net``: container:X).
+    host's), "new" (a new one the parent fills through the ``on_netns`` hook of
+    ``spawn``: the child then brings up ``interfaces`` (ifname, address,
+    prefixlen) and a default route via ``gateway``) or a path to join
+    (``/proc/<pid>/ns/net``: container:X).
     ``etc_files`` maps container paths (/etc/hosts…) to host files bind-mounted
     over them.  ``cgroup_procs`` are cgroup.procs files the process joins."""
 
@@ -85,6 +87,8 @@ class Spec(NamedTuple):
     network: str = "none"
     cgroup_procs: tuple[str, ...] = ()
     masked: bool = True
+    interfaces: tuple[tuple[str, str, int], ...] = ()
+    gateway: str = ""
 
 
 def env_get(env: tuple[str, ...] | list[str], key: str, default: str = "") -> str:
