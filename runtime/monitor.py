@@ -111,7 +111,9 @@ def build_spec(
         network="new" if wiring is not None else _network(store, c),
         cgroup_procs=cgroup_procs,
         interfaces=wiring.interfaces if wiring is not None else (),
-        gateway=wiring.primary.gateway if wiring is not None and wiring.primary else "",
+        # No default route: nothing is NATed to the outside, and without a route a
+        # container cannot reach other bridges through the host's forwarding either.
+        gateway="",
     )
 
 

@@ -7,9 +7,12 @@ The default ``bridge`` network is the ``dockyard0`` bridge on 10.89.0.0/24;
 user networks get ``dy-<id>`` bridges on the next free 10.89.N.0/24 unless
 ``--subnet`` says otherwise.  Each container gets a veth pair: ``vethXXXXXXX``
 on the bridge, ``eth0`` (``eth1``… for ``network connect``) in its namespace,
-with Docker's MAC scheme.  Nothing is routed or NATed to the outside: a
-published port is served by a userspace proxy (runtime.proxy), as docker-proxy
-does.  Leases are taken under an flock on the networks directory.
+with Docker's MAC scheme.  Nothing is routed or NATed to the outside, and
+containers get no default route (unlike Docker): only their own subnet and
+its gateway (the host) are reachable, which also keeps user networks apart
+without firewall rules.  A published port is served by a userspace proxy
+(runtime.proxy), as docker-proxy does.  Leases are taken under an flock on the
+networks directory.
 """
 
 from __future__ import annotations
@@ -171,6 +174,8 @@ class NetworkStore:
             raise Conflict(f"{ref} is a pre-defined network and cannot be removed")
         with self.locked():
             doc = self._find(ref, self._docs())
+            if doc["Name"] in PREDEFINED:
+                raise Conflict(f"{doc['Name']} is a pre-defined network and cannot be removed")
             if doc["Containers"]:
                 name, nid = doc["Name"], doc["Id"]
                 raise Conflict(f"error while removing network: network {name} id {nid} has active endpoints")

@@ -288,3 +288,10 @@ def ctl(
     ids = c("ps", "-aq", "--no-trunc").out.split()
     if ids:
         c("rm", "-f", *ids)
+    nets = [
+        n
+        for n in c("network", "ls", "--format", "{{.Name}}").out.split()
+        if n not in ("bridge", "host", "none")
+    ]
+    if nets:
+        c("network", "rm", *nets)
