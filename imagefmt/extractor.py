@@ -140,8 +140,11 @@ def components(name: str, entry: str) -> tuple[str, ...]:
     climb above the root raises UnsafeLayer."""
     if "\0" in name:
         raise Invalid(f"layer entry {entry!r}: NUL byte in a path")
+    split = name.split("/")
+    if "" not in split and "." not in split and ".." not in split:
+        return tuple(split)  # already clean: the usual case
     parts: list[str] = []
-    for part in name.split("/"):
+    for part in split:
         if part in ("", "."):
             continue
         if part != "..":
@@ -154,6 +157,8 @@ def components(name: str, entry: str) -> tuple[str, ...]:
 
 
 def _ns(entry: TarEntry) -> int:
+    if type(entry.mtime) is int:  # whole seconds straight from a ustar header
+        return entry.mtime * 1_000_000_000
     whole = math.floor(entry.mtime)  # keep the fraction exact: 1.6e18 ns is 256 ns coarse as a float
     return whole * 1_000_000_000 + round((entry.mtime - whole) * 1_000_000_000)
 
@@ -292,7 +297,10 @@ class Extractor:
             os.unlink(base, dir_fd=pfd)
 
     def _file(self, pfd: int, base: str, entry: TarEntry, content: BinaryIO) -> None:
-        fd = self._make(pfd, base, lambda: os.open(base, _NEW_FILE, 0o600, dir_fd=pfd))
+        try:
+            fd = os.open(base, _NEW_FILE, 0o600, dir_fd=pfd)
+        except FileExistsError:
+            fd = self._make(pfd, base, lambda: os.open(base, _NEW_FILE, 0o600, dir_fd=pfd))
         try:
             left = entry.size
             while left:
@@ -305,7 +313,8 @@ class Extractor:
             self.bytes += entry.size
             self._chown(fd, entry)
             os.fchmod(fd, entry.mode)  # after chown, which clears setuid/setgid
-            self._setxattrs(fd, entry)
+            if entry.xattrs:
+                self._setxattrs(fd, entry)
             ns = _ns(entry)
             os.utime(fd, ns=(ns, ns))
         finally:
