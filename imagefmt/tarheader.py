@@ -122,10 +122,10 @@ def encode_header(
         b"%07o\0" % minor if minor <= MAX7 else _base256(minor, 8),
         prefix,
     )  # fmt: skip
-    return pax + _with_checksum(block)
+    return pax + checksummed(block)
 
 
-def _with_checksum(block: bytes) -> bytes:
+def checksummed(block: bytes) -> bytes:
     """Patch the checksum into a block packed with eight spaces in its place.
 
     adler32's low half is 1 + the byte sum mod 65521; 256 bytes sum to at most
@@ -176,7 +176,7 @@ def _pax_header(
             pax_name, zero8, zero8, zero8, b"%011o\0" % len(data), zero12, b"        ", b"x", b"",
             USTAR_MAGIC, b"", b"", zero8, zero8, b"",
         )  # fmt: skip
-        pax = _with_checksum(block) + data + bytes(-len(data) % BLOCK)
+        pax = checksummed(block) + data + bytes(-len(data) % BLOCK)
     # what ustar readers see: Go's best effort, ASCII and cut to size
     return pax, _ascii(name)[:100], prefix, _ascii(link)[:100]
 

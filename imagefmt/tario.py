@@ -23,12 +23,17 @@ from imagefmt.errors import Invalid, Unsupported
 from imagefmt.tarheader import (
     BLOCK,
     FLAGS,
+    HEADER,
+    MAX7,
+    MAX11,
     MAX_META,
     META_FLAGS,
     NS,
+    USTAR_MAGIC,
     ZERO_BLOCK,
     TarEntry,
     check_block,
+    checksummed,
     compressed_hint,
     decode_header,
     decode_text,
@@ -42,6 +47,7 @@ __all__ = ["TarEntry", "TarWriter", "iter_tar", "read_xattrs"]
 
 CHUNK = 1 << 20
 SMALL_FILE = 64 << 10  # read into the output buffer; larger files are copied by the kernel
+_ZERO8 = b"%07o\0" % 0
 
 
 def read_xattrs(path: bytes | str) -> dict[str, bytes]:
@@ -120,6 +126,13 @@ class TarWriter:
         """``add`` for tree walkers: bytes paths, an lstat already taken, xattrs
         already read (None: read them here). Returns the entries written (0 or 1)."""
         mode = st.st_mode
+        if (
+            stat.S_ISREG(mode)
+            and st.st_nlink == 1
+            and st.st_size <= SMALL_FILE
+            and self._add_plain_file(path, arcname, st, xattrs)
+        ):
+            return 1
         fmt = stat.S_IFMT(mode)
         if fmt == stat.S_IFSOCK:
             return 0
@@ -219,6 +232,51 @@ class TarWriter:
         )
 
     # -- content --------------------------------------------------------------------------------
+
+    def _add_plain_file(
+        self, path: bytes, arcname: bytes, st: os.stat_result, xattrs: dict[str, bytes] | None
+    ) -> bool:
+        """The hot path of write_layer: a small file that needs nothing but a
+        ustar header, packed here in one go. False (having written nothing)
+        when the file needs more, for the general path."""
+        if xattrs is None:
+            try:
+                if os.listxattr(path, follow_symlinks=False):
+                    return False
+            except OSError:
+                return False
+        elif xattrs:
+            return False
+        mtime_ns = st.st_mtime_ns
+        if self._clamp_ns is not None and mtime_ns > self._clamp_ns:
+            mtime_ns = self._clamp_ns
+        secs = mtime_ns // NS
+        uid, gid = st.st_uid, st.st_gid
+        if (
+            len(arcname) > 100
+            or not arcname.isascii()
+            or uid > MAX7
+            or gid > MAX7
+            or not 0 <= secs <= MAX11
+            or (self._precise and mtime_ns % NS)
+        ):
+            return False
+        data = b""
+        if st.st_size:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                data = os.read(fd, st.st_size)  # the header gets the size actually read
+            finally:
+                os.close(fd)
+        block = HEADER.pack(
+            arcname, b"%07o\0" % (st.st_mode & 0o7777), b"%07o\0" % uid, b"%07o\0" % gid,
+            b"%011o\0" % len(data), b"%011o\0" % secs, b"        ", b"0", b"", USTAR_MAGIC, b"", b"",
+            _ZERO8, _ZERO8, b"",
+        )  # fmt: skip
+        self.entries += 1
+        self._out += checksummed(block)
+        self._emit_content(data)
+        return True
 
     def _add_file(self, path: bytes, arcname: bytes, st: os.stat_result, xattrs: dict[str, bytes]) -> None:
         size = st.st_size
@@ -346,8 +404,8 @@ class _Source:
             self._pos = pos + n
             self.offset += n
             return buf[pos : pos + n]
-        parts = [buf[pos:]]
         have = len(buf) - pos
+        parts = [buf[pos:]] if have else []  # join() of a single bytes copies nothing
         self._buf, self._pos = b"", 0
         while have < n:
             chunk = self._src.read(max(CHUNK, n - have))
