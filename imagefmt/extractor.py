@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import io
 import math
 import os
 import shutil
 import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import BinaryIO, TypeVar, cast
 
 from imagefmt.errors import Invalid, UnsafeLayer
 from imagefmt.tario import TarEntry
@@ -28,6 +29,7 @@ WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
 OVERLAY_OPAQUE = "trusted.overlay.opaque"
 CHUNK = 1 << 20
+SMALL_CONTENT = 256 << 10  # read at once; larger files stream through a reused buffer
 MAX_SYMLINKS = 40  # the kernel's limit too
 
 _SYS_OPENAT2 = 437  # the same number on every architecture
@@ -156,6 +158,12 @@ def components(name: str, entry: str) -> tuple[str, ...]:
     return tuple(parts)
 
 
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def _ns(entry: TarEntry) -> int:
     if type(entry.mtime) is int:  # whole seconds straight from a ustar header
         return entry.mtime * 1_000_000_000
@@ -178,6 +186,7 @@ class Extractor:
         self._cache_key: tuple[str, ...] | None = None
         self._cache_fd = -1
         self._is_root = os.geteuid() == 0
+        self._buffer: memoryview | None = None
         self.entries = 0
         self.bytes = 0
 
@@ -302,14 +311,10 @@ class Extractor:
         except FileExistsError:
             fd = self._make(pfd, base, lambda: os.open(base, _NEW_FILE, 0o600, dir_fd=pfd))
         try:
-            left = entry.size
-            while left:
-                chunk = content.read(min(CHUNK, left))
-                if not chunk:
-                    raise Invalid(f"layer tar truncated: content of {entry.name!r} ends early")
-                left -= len(chunk)
-                while chunk:
-                    chunk = chunk[os.write(fd, chunk) :]
+            if entry.size <= SMALL_CONTENT:
+                _write_all(fd, content.read(entry.size))
+            else:
+                self._copy_large(fd, entry, content)
             self.bytes += entry.size
             self._chown(fd, entry)
             os.fchmod(fd, entry.mode)  # after chown, which clears setuid/setgid
@@ -319,6 +324,19 @@ class Extractor:
             os.utime(fd, ns=(ns, ns))
         finally:
             os.close(fd)
+
+    def _copy_large(self, fd: int, entry: TarEntry, content: BinaryIO) -> None:
+        """Stream a large file's content through one reused buffer, no copies."""
+        if self._buffer is None:
+            self._buffer = memoryview(bytearray(CHUNK))
+        left = entry.size
+        while left:
+            view = self._buffer[: min(CHUNK, left)]
+            got = cast(io.BufferedIOBase, content).readinto(view)  # iter_tar's readers have it
+            if not got:
+                raise Invalid(f"layer tar truncated: content of {entry.name!r} ends early")
+            _write_all(fd, view[:got])
+            left -= got
 
     def _dir(self, pfd: int, base: str, entry: TarEntry) -> None:
         try:

@@ -419,6 +419,29 @@ class _Source:
         self.offset += have
         return b"".join(parts)
 
+    def readinto(self, view: memoryview) -> int:
+        """Fill ``view`` (fewer bytes only at the end of the stream). Past what
+        is buffered, large reads go straight from the source into ``view``."""
+        n = len(view)
+        buf, pos = self._buf, self._pos
+        have = min(len(buf) - pos, n)
+        view[:have] = buf[pos : pos + have]
+        self._pos = pos + have
+        readinto = getattr(self._src, "readinto", None)
+        while have < n:
+            if readinto is not None and n - have >= BLOCK * 8:
+                got = readinto(view[have:]) or 0
+            else:
+                chunk = self.read(n - have)
+                got = len(chunk)
+                view[have : have + got] = chunk
+                self.offset -= got  # read() counted it already
+            if not got:
+                break
+            have += got
+        self.offset += have
+        return have
+
     def skip(self, n: int) -> int:
         """Discard up to ``n`` bytes; return how many were there."""
         done = 0
@@ -458,9 +481,14 @@ class _EntryReader(io.BufferedIOBase):
         return self.read(min(n, CHUNK) if n >= 0 else CHUNK)
 
     def readinto(self, buf: bytearray | memoryview) -> int:  # type: ignore[override]
-        data = self.read(len(buf))
-        buf[: len(data)] = data
-        return len(data)
+        if self.closed:
+            raise ValueError("I/O operation on closed tar member")
+        view = memoryview(buf).cast("B")[: self.remaining]
+        got = self._source.readinto(view) if len(view) else 0
+        self.remaining -= got
+        if got < len(view):
+            raise _truncated(f"content of {self._name!r} ends {len(view) - got} bytes early", self._source)
+        return got
 
 
 def _truncated(what: str, source: _Source) -> Invalid:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from imagefmt import extractor
+from imagefmt.compress import open_reader
 from imagefmt.digest import HashingReader, HashingWriter
 from imagefmt.errors import Invalid, UnsafeLayer, Unsupported
 from imagefmt.layer import ExtractStats, extract_layer, write_layer
@@ -509,3 +510,13 @@ def test_long_names_survive_extraction(tmp_path: Path) -> None:
     extract(data, tmp_path / "t")
     assert (tmp_path / "t" / LONG_DIRS / LONG_150).read_bytes() == b"long"
     assert os.readlink(tmp_path / "t" / LONG_150) == LONG_DIRS
+
+
+def test_extract_large_files_from_a_compressed_pipe(tmp_path: Path) -> None:
+    big = os.urandom(5 << 20)
+    (tmp_path / "layer.tar").write_bytes(tar_of(F("big", big), F("after", b"a")))
+    with subprocess.Popen(["gzip", "-1", "-c", tmp_path / "layer.tar"], stdout=subprocess.PIPE) as proc:
+        assert proc.stdout is not None
+        stats = extract_layer(open_reader(proc.stdout), tmp_path / "t")
+    assert (tmp_path / "t/big").read_bytes() == big and (tmp_path / "t/after").read_bytes() == b"a"
+    assert stats.bytes == len(big) + 1
