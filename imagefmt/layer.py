@@ -104,8 +104,9 @@ def _add_upper(writer: TarWriter, path: bytes, arc: bytes, st: os.stat_result) -
             )
     writer.add_stat(path, arc, st, xattrs)
     if stat.S_ISDIR(st.st_mode) and xattrs.get(OVERLAY_OPAQUE) == b"y":
+        # as Docker writes it: the directory's permissions and owner, mtime 0
         marker = os.fsdecode(arc) + "/" + OPAQUE_MARKER
-        writer.add_entry(TarEntry(marker, "file", st.st_mode & 0o777, st.st_uid, st.st_gid, 0, st.st_mtime))
+        writer.add_entry(TarEntry(marker, "file", st.st_mode & 0o777, st.st_uid, st.st_gid, 0, 0))
 
 
 def extract_layer(src: Readable, target: Path, *, mode: str = "overlay") -> ExtractStats:
