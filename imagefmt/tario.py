@@ -99,6 +99,7 @@ class TarWriter:
         self._xattr_filter = xattr_filter
         self._out = bytearray()
         self._links: dict[tuple[int, int], bytes] = {}
+        self._octal7: dict[int, bytes] = {}
         self._closed = False
         self.entries = 0
 
@@ -268,15 +269,26 @@ class TarWriter:
                 data = os.read(fd, st.st_size)  # the header gets the size actually read
             finally:
                 os.close(fd)
+        octal = self._octal7  # a few distinct modes and ids: format each once
+        mode = st.st_mode & 0o7777
         block = HEADER.pack(
-            arcname, b"%07o\0" % (st.st_mode & 0o7777), b"%07o\0" % uid, b"%07o\0" % gid,
-            b"%011o\0" % len(data), b"%011o\0" % secs, b"        ", b"0", b"", USTAR_MAGIC, b"", b"",
-            _ZERO8, _ZERO8, b"",
+            arcname, octal.get(mode) or self._cache_octal(mode), octal.get(uid) or self._cache_octal(uid),
+            octal.get(gid) or self._cache_octal(gid), b"%011o\0" % len(data), b"%011o\0" % secs, b"        ",
+            b"0", b"", USTAR_MAGIC, b"", b"", _ZERO8, _ZERO8, b"",
         )  # fmt: skip
         self.entries += 1
-        self._out += checksummed(block)
-        self._emit_content(data)
+        out = self._out
+        out += checksummed(block)
+        out += data
+        if len(data) % BLOCK:
+            out += ZERO_BLOCK[len(data) % BLOCK :]
+        if len(out) >= CHUNK:
+            self._flush()
         return True
+
+    def _cache_octal(self, value: int) -> bytes:
+        text = self._octal7[value] = b"%07o\0" % value
+        return text
 
     def _add_file(self, path: bytes, arcname: bytes, st: os.stat_result, xattrs: dict[str, bytes]) -> None:
         size = st.st_size
