@@ -221,6 +221,8 @@ class Extractor:
             self._hardlink(pfd, base, entry, parts)
         else:
             self._node(pfd, base, entry)
+        if kind != "dir":
+            self._dir_times.pop(parts, None)  # a directory this layer made, replaced since
         if self._apply:
             self._written.add("/".join(parts))
 
@@ -232,8 +234,10 @@ class Extractor:
                 pfd = self._root.open_dir(parts[:-1])
             except (FileNotFoundError, NotADirectoryError):
                 continue  # whited out later in the layer
+            name = parts[-1] if parts else "."
             try:
-                os.utime(parts[-1] if parts else ".", ns=(ns, ns), dir_fd=pfd, follow_symlinks=False)
+                if stat.S_ISDIR(os.lstat(name, dir_fd=pfd).st_mode):  # not replaced since
+                    os.utime(name, ns=(ns, ns), dir_fd=pfd, follow_symlinks=False)
             except FileNotFoundError:
                 pass
             finally:

@@ -583,3 +583,10 @@ def test_write_layer_rewrites_a_docker_layer_entry_for_entry(tmp_path: Path) -> 
         ]
 
     assert entries(out.getvalue()) == entries(data)
+
+
+def test_a_directory_replaced_later_in_the_layer_keeps_the_new_entry_mtime(tmp_path: Path) -> None:
+    data = tar_of(D("x", mtime=1_000_000), F("x", b"file now", mtime=2_000_000), D("y", mtime=5), L("y", "x"))
+    extract(data, tmp_path / "t")
+    assert (tmp_path / "t/x").stat().st_mtime == 2_000_000
+    assert (tmp_path / "t/y").is_symlink() and os.lstat(tmp_path / "t/y").st_mtime == 0
