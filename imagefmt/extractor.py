@@ -350,6 +350,10 @@ class Extractor:
             if not stat.S_ISDIR(st.st_mode):
                 self._remove(pfd, base, st)
                 os.mkdir(base, 0o700, dir_fd=pfd)
+                if not self._apply and stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                    # over this layer's own whiteout: a new directory, hiding the lower one's
+                    # children, as overlayfs itself marks a directory made where one was removed
+                    self._set_opaque(pfd, base)
         self._attrs_at(pfd, base, entry, utime=False)
 
     def _symlink(self, pfd: int, base: str, entry: TarEntry) -> None:
@@ -459,13 +463,7 @@ class Extractor:
         if name in ("", ".", "..") or name.startswith(WHITEOUT_PREFIX):
             raise UnsafeLayer(f"layer entry {entry.name!r}: invalid whiteout name {base!r}")
         if not self._apply:
-            pfd = self._parent(parts[:-1], entry.name)
-            self._make(pfd, name, lambda: os.mknod(name, stat.S_IFCHR, 0, dir_fd=pfd))
-            try:
-                os.chown(name, entry.uid, entry.gid, dir_fd=pfd, follow_symlinks=False)
-            except PermissionError:
-                if self._is_root:
-                    raise
+            self._overlay_whiteout(entry, parts[:-1], name)
             return
         try:
             pfd = self._resolve(parts[:-1], entry.name, os.O_PATH)
@@ -480,6 +478,31 @@ class Extractor:
             self._hide(pfd, name, "/".join(parts[:-1] + (name,)), st)
         finally:
             os.close(pfd)
+
+    def _overlay_whiteout(self, entry: TarEntry, parent: tuple[str, ...], name: str) -> None:
+        """A 0/0 char device, unless this layer (the snapshot was empty) already
+        put something there: a whiteout hides lower layers only, so a file of
+        ours stays, and a directory of ours becomes opaque."""
+        pfd = self._parent(parent, entry.name)
+        try:
+            st = os.lstat(name, dir_fd=pfd)
+        except FileNotFoundError:
+            os.mknod(name, stat.S_IFCHR, 0, dir_fd=pfd)
+            try:
+                os.chown(name, entry.uid, entry.gid, dir_fd=pfd, follow_symlinks=False)
+            except PermissionError:
+                if self._is_root:
+                    raise
+            return
+        if stat.S_ISDIR(st.st_mode):
+            self._set_opaque(pfd, name)
+
+    def _set_opaque(self, pfd: int, name: str) -> None:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | _DIR_FLAGS, dir_fd=pfd)
+        try:
+            os.setxattr(fd, OVERLAY_OPAQUE, b"y")
+        finally:
+            os.close(fd)
 
     def _opaque(self, parts: tuple[str, ...], entry: TarEntry) -> None:
         fd = self._open_dir(parts, entry.name, os.O_RDONLY)

@@ -590,3 +590,34 @@ def test_a_directory_replaced_later_in_the_layer_keeps_the_new_entry_mtime(tmp_p
     extract(data, tmp_path / "t")
     assert (tmp_path / "t/x").stat().st_mtime == 2_000_000
     assert (tmp_path / "t/y").is_symlink() and os.lstat(tmp_path / "t/y").st_mtime == 0
+
+
+@needs_root
+def test_overlay_and_apply_modes_agree_on_awkward_orders(tmp_path: Path) -> None:
+    """Whatever the order of whiteouts and the layer's own entries, stacking overlay
+    snapshots shows what applying the layers gives (whiteouts hide lower layers only)."""
+    lower = tar_of(F("foo/old"), F("bar/old"), F("f", b"lower"), D("g"), F("g/x"), F("h/x"), F("keep/k"))
+    upper = tar_of(
+        F(".wh.foo"), D("foo"), F("foo/new"),  # whiteout, then a new directory of the same name
+        D("bar"), F("bar/mine"), F(".wh.bar"),  # this layer's directory, then its whiteout
+        F("f", b"upper"), F(".wh.f"),  # this layer's file, then its whiteout
+        F(".wh.g"), F("g", b"now a file"),
+        D("h"), F("h/y"), F("h/.wh..wh..opq"),
+        F("keep/.wh.k"),
+    )  # fmt: skip
+    flat = tmp_path / "flat"
+    extract(lower, flat, "apply")
+    extract(upper, flat, "apply")
+    assert sorted(str(p.relative_to(flat)) for p in flat.rglob("*")) == [
+        "bar", "bar/mine", "f", "foo", "foo/new", "g", "h", "h/y", "keep",
+    ]  # fmt: skip
+    assert (flat / "f").read_bytes() == b"upper"
+    snaps = [tmp_path / "lower", tmp_path / "upper"]
+    extract(lower, snaps[0])
+    extract(upper, snaps[1])
+    merged = tmp_path / "merged"
+    _mount_overlay(f"{snaps[1]}:{snaps[0]}", merged)
+    try:
+        assert snapshot(merged, xattrs=False, mtimes=False) == snapshot(flat, xattrs=False, mtimes=False)
+    finally:
+        subprocess.run(["umount", merged], check=True)
