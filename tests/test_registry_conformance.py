@@ -28,6 +28,9 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 EMPTY = b"{}"
 EMPTY_DIGEST = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+EMPTY_DESC = {"mediaType": "application/vnd.oci.empty.v1+json", "digest": EMPTY_DIGEST, "size": 2}
+CONFIG_MT = "application/vnd.oci.image.config.v1+json"
+LAYER_MT = "application/vnd.oci.image.layer.v1.tar"
 
 
 def repo() -> str:
@@ -58,10 +61,22 @@ def image_manifest(config: bytes, layers: list[bytes], **extra: object) -> dict[
     return {
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(config), "size": len(config)},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": sha256(b), "size": len(b)} for b in layers],
+        "config": {"mediaType": CONFIG_MT, "digest": sha256(config), "size": len(config)},
+        "layers": [{"mediaType": LAYER_MT, "digest": sha256(b), "size": len(b)} for b in layers],
         **extra,
-    }  # fmt: skip
+    }
+
+
+def artifact(artifact_type: str, subject: dict[str, object], n: str) -> dict[str, object]:
+    return {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": artifact_type,
+        "config": EMPTY_DESC,
+        "layers": [EMPTY_DESC],
+        "subject": subject,
+        "annotations": {"org.example.n": n},
+    }
 
 
 def check_error_body(r: requests.Response) -> None:
@@ -132,8 +147,9 @@ def test_blob_range_requests(registry: Server) -> None:
     data = os.urandom(4000)
     digest = push_blob(registry, name, data)
     url = f"{registry.url}/v2/{name}/blobs/{digest}"
-    for header, (lo, hi) in {"bytes=500-1499": (500, 1499), "bytes=500-": (500, 3999), "bytes=-500": (3500, 3999),
-                             "bytes=2000-5000": (2000, 3999)}.items():  # fmt: skip
+    expected = {"500-1499": (500, 1499), "500-": (500, 3999), "-500": (3500, 3999), "2000-5000": (2000, 3999)}
+    for spec, (lo, hi) in expected.items():
+        header = f"bytes={spec}"
         r = requests.get(url, headers={"Range": header})
         assert r.status_code in (200, 206), header
         if r.status_code == 206:
@@ -262,8 +278,7 @@ def test_tags_list_pagination(registry: Server) -> None:
     name = repo()
     push_blob(registry, name, EMPTY)
     tags = ["test0", "test1", "test2", "test3"]
-    m = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {"mediaType": "application/vnd.oci.empty.v1+json",
-         "digest": EMPTY_DIGEST, "size": 2}, "layers": []}  # fmt: skip
+    m = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": EMPTY_DESC, "layers": []}
     for t in tags:
         assert put_manifest(registry, name, t, m)[0].status_code == 201
     r = requests.get(f"{registry.url}/v2/{name}/tags/list")
@@ -305,17 +320,14 @@ def test_referrers(registry: Server) -> None:
     r, subject_raw = put_manifest(registry, name, "subject", image_manifest(config, [layer]))
     assert r.status_code == 201
     subject = {"mediaType": OCI_MANIFEST, "digest": sha256(subject_raw), "size": len(subject_raw)}
-    empty = {"mediaType": "application/vnd.oci.empty.v1+json", "digest": EMPTY_DIGEST, "size": 2}
     replies = []
     for i, artifact_type in enumerate(["application/vnd.a", "application/vnd.a", "application/vnd.b"]):
-        doc = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": artifact_type, "config": empty,
-               "layers": [empty], "subject": subject, "annotations": {"org.example.n": str(i)}}  # fmt: skip
+        doc = artifact(artifact_type, subject, str(i))
         r, raw = put_manifest(registry, name, sha256(json.dumps(doc).encode()), doc)
         assert r.status_code == 201, r.text
         replies.append(r)
     missing = {**subject, "digest": sha256(b"not pushed")}
-    doc = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": "application/vnd.c", "config": empty,
-           "layers": [empty], "subject": missing, "annotations": {"org.example.n": "x"}}  # fmt: skip
+    doc = artifact("application/vnd.c", missing, "x")
     r, _ = put_manifest(registry, name, sha256(json.dumps(doc).encode()), doc)
     assert r.status_code == 201, r.text  # DS: MUST accept a subject that is not present
     supports = all(x.headers.get("OCI-Subject") == subject["digest"] for x in replies)
@@ -404,8 +416,7 @@ def test_manifest_with_missing_blob_refused(registry: Server) -> None:
 def test_manifest_digest_mismatch_refused(registry: Server) -> None:
     name = repo()
     push_blob(registry, name, EMPTY)
-    doc = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {"mediaType": "application/vnd.oci.empty.v1+json",
-           "digest": EMPTY_DIGEST, "size": 2}, "layers": []}  # fmt: skip
+    doc = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": EMPTY_DESC, "layers": []}
     r, _ = put_manifest(registry, name, sha256(b"something else"), doc)
     assert r.status_code == 400
     check_error_body(r)
