@@ -90,6 +90,7 @@ def start_ours(
     port = port or free_port()
     args = [PYTHON, "-m", "cli", "registry", "serve", "--addr", f"127.0.0.1:{port}", "--root", str(root)]
     args += ["--access-log", "", "--workers", "2", *extra]
+    root.parent.mkdir(parents=True, exist_ok=True)
     log = root.parent / f"{root.name}-server.log"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with open(log, "ab") as out:
