@@ -219,7 +219,12 @@ def test_gc_spares_fresh_blobs_and_waits_for_pushes(storage: FilesystemStorage) 
     # a push in progress holds the lock shared: the sweep waits for it
     done = threading.Event()
     with storage.push_lock():
-        t = threading.Thread(target=lambda: (gc.collect(storage, grace=0), done.set()))
+
+        def run() -> None:
+            gc.collect(storage, grace=0)
+            done.set()
+
+        t = threading.Thread(target=run)
         t.start()
         time.sleep(0.2)
         assert not done.is_set()
@@ -240,7 +245,7 @@ def test_gc_purges_abandoned_uploads(storage: FilesystemStorage) -> None:
 # -------------------------------------------------------------- protocol ---
 
 
-@pytest.mark.parametrize("cls", sorted(errors.BY_CODE.values(), key=lambda c: c.code))
+@pytest.mark.parametrize("cls", sorted(errors.BY_CODE.values(), key=lambda c: str(c.code)))
 def test_error_body_round_trip(cls: type[errors.DockyardError]) -> None:
     exc = cls("something failed", {"digest": "sha256:ab"})
     body = json.dumps(protocol.error_body(exc)).encode()
