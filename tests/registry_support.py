@@ -293,16 +293,16 @@ def push_image(
 DOCKERD_DIR = Path("/tmp/dockyard-registry-tests-dockerd")
 
 
-def ensure_dockerd() -> str:
+def ensure_dockerd() -> tuple[str, subprocess.Popen[bytes] | None]:
     """A private dockerd (shared/peers/start-dockerd.sh flags), reused if running;
-    return its DOCKER_HOST."""
+    return its DOCKER_HOST and the process if this call started it."""
     need("docker")
     dockerd = need("dockerd")
     d = DOCKERD_DIR
     sock = f"unix://{d}/docker.sock"
     env = {**os.environ, "DOCKER_HOST": sock}
     if subprocess.run(["docker", "version"], env=env, capture_output=True).returncode == 0:
-        return sock
+        return sock, None
     d.mkdir(parents=True, exist_ok=True)
     args = [
         dockerd, "--iptables=false", "--ip-masq=false", "--bridge=none", "--storage-driver=overlay2",
@@ -314,8 +314,20 @@ def ensure_dockerd() -> str:
     deadline = time.time() + 60
     while time.time() < deadline:
         if subprocess.run(["docker", "version"], env=env, capture_output=True).returncode == 0:
-            return sock
+            return sock, proc
         if proc.poll() is not None:
             raise RuntimeError(f"dockerd exited: {(d / 'dockerd.log').read_text()[-2000:]}")
         time.sleep(0.2)
+    proc.terminate()
     raise RuntimeError("dockerd did not start in 60 s")
+
+
+def stop_dockerd(proc: subprocess.Popen[bytes] | None) -> None:
+    """Stop a dockerd that ensure_dockerd started (it stops its own containerd)."""
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)

@@ -16,7 +16,15 @@ import pytest
 
 import cli
 from registry.auth import set_htpasswd_user
-from tests.registry_support import Server, ensure_dockerd, need, random_image, start_ours, write_oci_layout
+from tests.registry_support import (
+    Server,
+    ensure_dockerd,
+    need,
+    random_image,
+    start_ours,
+    stop_dockerd,
+    write_oci_layout,
+)
 
 pytestmark = pytest.mark.interop
 
@@ -161,10 +169,11 @@ def test_skopeo_mutual_tls(tmp_path: Path, certs: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def docker_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    host = ensure_dockerd()
+def docker_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    host, started = ensure_dockerd()
     config = tmp_path_factory.mktemp("docker-config")
-    return {**os.environ, "DOCKER_HOST": host, "DOCKER_CONFIG": str(config)}
+    yield {**os.environ, "DOCKER_HOST": host, "DOCKER_CONFIG": str(config)}
+    stop_dockerd(started)
 
 
 def docker(
