@@ -10,6 +10,8 @@ drifts): per server,
 
 - push and pull (skopeo copy) of a fresh 200 MB image of 5 random (incompressible)
   layers, and of a fresh image of one layer holding 20,000 files of 512 B;
+- a streamed (chunked) PATCH of 200 MB and its PUT by curl, the server's own
+  upload rate when the client is not the bottleneck;
 - manifest HEAD and GET latency, p50 and p99 over 2,000 requests each on one
   keep-alive connection (python requests);
 - 50 concurrent GETs of one 10 MB blob (50 curl processes), aggregate MB/s and errors;
@@ -78,6 +80,23 @@ def push_pull(server: Server, layout: Path, name: str, scratch: Path) -> tuple[f
     pull = skopeo_copy(ref, f"dir:{out}")
     shutil.rmtree(out, ignore_errors=True)
     return push, pull
+
+
+def absolute(server: Server, location: str) -> str:
+    return location if location.startswith("http") else server.url + location
+
+
+def curl_upload(server: Server, name: str, path: Path, digest: str) -> float:
+    """Seconds for a streamed (chunked) PATCH of ``path`` and the closing PUT, by curl."""
+    location = absolute(server, requests.post(f"{server.url}/v2/{name}/blobs/uploads/").headers["Location"])
+    started = time.perf_counter()
+    patch = ["curl", "-sf", "-X", "PATCH", "-H", "Transfer-Encoding: chunked", "-D", "-", "-o", "/dev/null"]
+    head = subprocess.run([*patch, "-T", str(path), location], check=True, capture_output=True, text=True)
+    lines = head.stdout.splitlines()
+    location = absolute(server, next(ln[9:].strip() for ln in lines if ln.lower().startswith("location:")))
+    sep = "&" if "?" in location else "?"
+    subprocess.run(["curl", "-sf", "-X", "PUT", f"{location}{sep}digest={digest}"], check=True)
+    return time.perf_counter() - started
 
 
 def latency(server: Server, method: str, url: str, n: int = 2000) -> tuple[float, float]:
@@ -170,6 +189,13 @@ def run(servers: list[Server], runs: int, scratch: Path) -> dict[str, dict[str, 
                 add(server.kind, f"{label}_push_MBps", size / MB / push)
                 add(server.kind, f"{label}_pull_MBps", size / MB / pull)
             shutil.rmtree(layout)
+        blob_file = scratch / "raw.bin"
+        data = os.urandom(200 << 20)
+        blob_file.write_bytes(data)
+        for server in servers:
+            seconds = curl_upload(server, f"bench/raw{i}", blob_file, sha256(data))
+            add(server.kind, "raw_upload_MBps", len(data) / MB / seconds)
+        blob_file.unlink()
     blob = os.urandom(10 << 20)
     for server in servers:
         r = requests.post(f"{server.url}/v2/bench/blob/blobs/uploads/")
@@ -199,6 +225,7 @@ ROWS = [
     ("pull 200 MB, 5 layers (MB/s)", "big_pull_MBps", "{:.0f}"),
     ("push 20,000-file layer (MB/s)", "files_push_MBps", "{:.0f}"),
     ("pull 20,000-file layer (MB/s)", "files_pull_MBps", "{:.0f}"),
+    ("streamed upload of 200 MB by curl (MB/s)", "raw_upload_MBps", "{:.0f}"),
     ("manifest HEAD p50 / p99 (ms)", "head", "{:.2f} / {:.2f}"),
     ("manifest GET p50 / p99 (ms)", "get", "{:.2f} / {:.2f}"),
     ("50 concurrent 10 MB GETs (MB/s)", "concurrent_MBps", "{:.0f}"),

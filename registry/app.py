@@ -26,6 +26,12 @@ from registry.storage import FilesystemStorage, check_name
 from registry.uploads import Uploads
 
 
+class RegistryResponse(Response):
+    """No ``text/html`` on the many empty 201/202/204 replies: a body sets its own type."""
+
+    default_mimetype = None
+
+
 @dataclass(frozen=True)
 class Services:
     config: Config
@@ -51,6 +57,7 @@ def create_app(config: Config | Path) -> Flask:
         config = Config(root=config)
     storage = FilesystemStorage(config.root, fsync=config.fsync)
     app = Flask("registry")
+    app.response_class = RegistryResponse
     app.extensions["dockyard"] = Services(
         config, storage, Uploads(storage), Authorizer(config), Notifier(config.notifications)
     )

@@ -14,10 +14,11 @@ it checks that a manifest's blobs exist until its revision and tag are written
 (and while it commits and links a blob), so the sweep sees either the whole
 manifest or none of it; a manifest pushed after the sweep is checked against
 the blobs that survived it and refused (MANIFEST_BLOB_UNKNOWN), never stored
-dangling.  A blob uploaded, mounted or re-uploaded for a manifest that is not
-pushed yet has a fresh mtime (commits and mounts touch it) and so is spared for
-``grace`` seconds (default 1 hour), which is the time a client has between
-uploading its layers and pushing the manifest.  Upload sessions untouched for
+dangling.  A blob uploaded, mounted, re-uploaded or found by a HEAD (which is
+how clients decide to skip an upload) for a manifest that is not pushed yet has
+a fresh mtime (each of those touches it) and so is spared for ``grace`` seconds
+(default 1 hour): the time a client has between checking or uploading its layers
+and pushing the manifest.  Upload sessions untouched for
 ``upload_max_age`` (default a week) are removed, as distribution purges them.
 """
 

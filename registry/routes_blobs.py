@@ -14,7 +14,7 @@ from werkzeug.wsgi import wrap_file
 from imagefmt.digest import Digest
 from imagefmt.errors import BlobUnknown, DigestInvalid, NameInvalid, Unsupported
 from registry import protocol
-from registry.app import identity, publish, services
+from registry.app import RegistryResponse, identity, publish, services
 from registry.protocol import QuotaExceeded, Scope
 from registry.storage import CHUNK, check_name
 from registry.uploads import UploadStatus
@@ -30,12 +30,14 @@ def get_blob(name: str, digest: str) -> Response:
     d = Digest.parse(digest)
     size = s.storage.linked_blob_size(name, d)
     if request.method == "HEAD":
-        resp = Response(content_type=OCTET)
+        s.storage.touch_blob(d)  # a pusher that finds the blob skips its upload: keep GC off it (gc.py)
+        resp = RegistryResponse(content_type=OCTET)
         resp.content_length = size
     else:
         f = s.storage.open_blob(d)
         size = os.fstat(f.fileno()).st_size
-        resp = Response(wrap_file(request.environ, f, CHUNK), content_type=OCTET, direct_passthrough=True)
+        body = wrap_file(request.environ, f, CHUNK)  # gunicorn's file_wrapper: sendfile
+        resp = RegistryResponse(body, content_type=OCTET, direct_passthrough=True)
         resp.content_length = size
     resp.headers[protocol.CONTENT_DIGEST] = str(d)
     resp.set_etag(str(d))
@@ -54,7 +56,7 @@ def delete_blob(name: str, digest: str) -> Response:
     d = Digest.parse(digest)
     s.storage.unlink_blob(name, d)
     publish("delete", name, OCTET, d, 0)
-    return Response(status=202)
+    return RegistryResponse(status=202)
 
 
 # ------------------------------------------------------------- uploads ---
@@ -93,8 +95,7 @@ def _mount(name: str, d: Digest, source: str) -> Response | None:
     with s.storage.push_lock():
         s.storage.touch_blob(d)
         s.storage.link_blob(name, d)
-    publish("mount", name, OCTET, d, size)
-    return _created(name, d, size, link=False)
+    return _created(name, d, size, link=False, action="mount")
 
 
 @uploads_bp.patch("/v2/<path:name>/blobs/uploads/<uuid>")
@@ -129,7 +130,7 @@ def upload_status(name: str, uuid: str) -> Response:
 @uploads_bp.delete("/v2/<path:name>/blobs/uploads/<uuid>")
 def cancel_upload(name: str, uuid: str) -> Response:
     services().uploads.cancel(name, uuid)
-    return Response(status=204)
+    return RegistryResponse(status=204)
 
 
 def _chunk_range() -> tuple[int | None, int | None]:
@@ -145,7 +146,7 @@ def _chunk_range() -> tuple[int | None, int | None]:
 
 
 def _session_reply(status: UploadStatus, code: int) -> Response:
-    resp = Response(status=code)
+    resp = RegistryResponse(status=code)
     resp.headers["Location"] = protocol.location(status.name, "blobs", "uploads", status.uuid)
     resp.headers["Range"] = protocol.upload_range(status.offset)
     resp.headers[protocol.UPLOAD_UUID] = status.uuid
@@ -153,13 +154,13 @@ def _session_reply(status: UploadStatus, code: int) -> Response:
     return resp
 
 
-def _created(name: str, d: Digest, size: int, link: bool = True) -> Response:
+def _created(name: str, d: Digest, size: int, link: bool = True, action: str = "push") -> Response:
     s = services()
     if link:
         with s.storage.push_lock():
             s.storage.link_blob(name, d)
-    publish("push", name, OCTET, d, size)
-    resp = Response(status=201)
+    publish(action, name, OCTET, d, size)
+    resp = RegistryResponse(status=201)
     resp.headers["Location"] = protocol.location(name, "blobs", str(d))
     resp.headers[protocol.CONTENT_DIGEST] = str(d)
     resp.content_length = 0

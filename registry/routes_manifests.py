@@ -10,7 +10,7 @@ from imagefmt import mediatypes as mt
 from imagefmt.digest import Digest
 from imagefmt.errors import Unsupported
 from registry import protocol
-from registry.app import paginate, publish, services
+from registry.app import RegistryResponse, paginate, publish, services
 from registry.manifests import accepted_types, negotiate, verify
 from registry.protocol import ManifestTooLarge, QuotaExceeded
 from registry.storage import check_tag
@@ -23,7 +23,7 @@ def get_manifest(name: str, reference: str) -> Response:
     s = services()
     found = s.storage.manifest(name, reference)
     found = negotiate(s.storage, name, found, accepted_types(request.headers.getlist("Accept")))
-    resp = Response(found.raw, content_type=found.media_type)
+    resp = RegistryResponse(found.raw, content_type=found.media_type)
     resp.headers[protocol.CONTENT_DIGEST] = str(found.digest)
     resp.set_etag(str(found.digest))
     return resp
@@ -50,7 +50,7 @@ def put_manifest(name: str, reference: str) -> Response:
             s.storage.add_referrer(name, v.subject.digest, v.referrer_descriptor())
     for t in tags or [""]:
         publish("push", name, v.media_type, v.digest, len(raw), t)
-    resp = Response(status=201)
+    resp = RegistryResponse(status=201)
     resp.headers["Location"] = protocol.location(name, "manifests", str(v.digest))
     resp.headers[protocol.CONTENT_DIGEST] = str(v.digest)
     if v.subject is not None:
@@ -83,14 +83,14 @@ def delete_manifest(name: str, reference: str) -> Response:
         digest = s.storage.resolve(name, reference)
         s.storage.untag(name, reference)
         publish("delete", name, "", digest, 0, reference)
-    return Response(status=202)
+    return RegistryResponse(status=202)
 
 
 @bp.get("/v2/<path:name>/tags/list")
 def list_tags(name: str) -> Response:
     tags = services().storage.tags(name)
     page, link = paginate(tags, f"/v2/{name}/tags/list")
-    resp = Response(json.dumps({"name": name, "tags": page}), content_type=protocol.JSON)
+    resp = RegistryResponse(json.dumps({"name": name, "tags": page}), content_type=protocol.JSON)
     if link:
         resp.headers["Link"] = link
     return resp
@@ -102,7 +102,7 @@ def referrers(name: str, digest: str) -> Response:
     s = services()
     subject = Digest.parse(digest)
     items = s.storage.referrers(name, subject)
-    resp = Response(content_type=mt.OCI_INDEX)
+    resp = RegistryResponse(content_type=mt.OCI_INDEX)
     artifact_type = request.args.get("artifactType")
     if artifact_type is not None:
         items = [d for d in items if d.artifact_type == artifact_type]

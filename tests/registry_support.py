@@ -4,6 +4,7 @@ private dockerd; and helpers that make small random images as OCI layouts."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
@@ -74,6 +75,7 @@ class Server:
         return self.url.split("://", 1)[1]
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
+        """Signal the server's process group (it leads one: workers go with it)."""
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, sig)
             try:
@@ -81,6 +83,8 @@ class Server:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
+        with contextlib.suppress(ProcessLookupError):  # a worker that outlived its master
+            os.killpg(self.proc.pid, signal.SIGKILL)
 
 
 def start_ours(
@@ -95,12 +99,13 @@ def start_ours(
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with open(log, "ab") as out:
         proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=out, start_new_session=True)
-    url = f"{scheme}://127.0.0.1:{port}"
+    server = Server("dockyard", f"{scheme}://127.0.0.1:{port}", proc, root, args, log)
     try:
-        wait_http(url + "/v2/", proc, verify=verify)
-    except RuntimeError as err:
+        wait_http(server.url + "/v2/", proc, verify=verify)
+    except BaseException as err:
+        server.stop(signal.SIGKILL)
         raise RuntimeError(f"{err}\n{log.read_text()[-3000:]}") from err
-    return Server("dockyard", url, proc, root, args, log)
+    return server
 
 
 DISTRIBUTION_CONFIG = """version: 0.1
@@ -135,9 +140,13 @@ def start_distribution(base: Path) -> Server:
     log = base / "log"
     with open(log, "ab") as out:
         proc = subprocess.Popen([binary, "serve", str(cfg)], stdout=out, stderr=out, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    wait_http(url + "/v2/", proc)
-    return Server("distribution", url, proc, base / "data", log=log)
+    server = Server("distribution", f"http://127.0.0.1:{port}", proc, base / "data", log=log)
+    try:
+        wait_http(server.url + "/v2/", proc)
+    except BaseException:
+        server.stop(signal.SIGKILL)
+        raise
+    return server
 
 
 # --------------------------------------------------------------- images ---
