@@ -22,7 +22,7 @@ from gunicorn.glogging import Logger
 
 from registry.app import create_app
 from registry.auth import ensure_htpasswd
-from registry.config import Config
+from registry.config import Config, ConfigInvalid
 
 log = logging.getLogger("dockyard.registry")
 
@@ -78,7 +78,7 @@ class RegistryServer(BaseApplication):  # type: ignore[misc]
         }
         if c.tls_cert:
             options["certfile"] = str(c.tls_cert)
-            options["keyfile"] = str(c.tls_key or c.tls_cert)
+            options["keyfile"] = str(c.tls_key)
         if c.tls_client_ca:
             options["ca_certs"] = str(c.tls_client_ca)
             options["cert_reqs"] = ssl.CERT_REQUIRED
@@ -92,6 +92,10 @@ class RegistryServer(BaseApplication):  # type: ignore[misc]
 def prepare(config: Config) -> list[str]:
     """Create what the config needs before workers start; return notices to print."""
     notes = []
+    if config.tls_client_ca and not config.tls_cert:
+        raise ConfigInvalid("a client CA (--tls-client-ca) needs TLS: give --tls-cert and --tls-key")
+    if config.tls_cert and not config.tls_key:
+        raise ConfigInvalid("--tls-cert needs --tls-key")
     config.root.mkdir(parents=True, exist_ok=True)
     if config.htpasswd is not None:
         password = ensure_htpasswd(config.htpasswd)

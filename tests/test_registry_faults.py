@@ -6,13 +6,18 @@ import http.client
 import os
 import signal
 import socket
+import subprocess
+import threading
 import time
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.registry_support import Server, sha256, start_ours
+from imagefmt.digest import Digest
+from registry import gc
+from registry.storage import FilesystemStorage
+from tests.registry_support import Server, need, random_image, sha256, start_ours, write_oci_layout
 
 pytestmark = pytest.mark.interop
 
@@ -142,3 +147,49 @@ def test_wrong_digest_on_chunked_upload_discards_it(ours: Server) -> None:
         assert requests.head(f"{ours.url}/v2/faults/wrong/blobs/{d}").status_code == 404
     r = requests.put(location, params={"digest": "sha256:zz"})
     assert r.status_code in (400, 404)
+
+
+def test_gc_during_a_push_keeps_the_pushed_image(tmp_path: Path) -> None:
+    """GC sweeps in a loop while skopeo pushes: the push succeeds whole, and an old
+    orphan is collected all the same (registry/gc.py explains why this is safe)."""
+    need("skopeo")
+    root = tmp_path / "root"
+    server = start_ours(root)
+    storage = FilesystemStorage(root)
+    try:
+        orphan = os.urandom(1000)
+        r = requests.post(
+            f"{server.url}/v2/gc/orphan/blobs/uploads/", params={"digest": sha256(orphan)}, data=orphan
+        )
+        assert r.status_code == 201
+        old = time.time() - 7200
+        os.utime(storage.layout.blob(Digest.parse(sha256(orphan))), (old, old))
+        image = random_image(4, 1 << 20)
+        layout = write_oci_layout(tmp_path / "layout", image, "v1")
+        stop = threading.Event()
+        swept: list[Digest] = []
+
+        def collect() -> None:
+            while not stop.is_set():
+                swept.extend(gc.collect(storage, grace=60).blobs)
+
+        t = threading.Thread(target=collect)
+        t.start()
+        try:
+            cmd = [
+                "skopeo",
+                "copy",
+                "--dest-tls-verify=false",
+                f"oci:{layout}:v1",
+                f"docker://{server.host}/gc/app:v1",
+            ]
+            subprocess.run(cmd, check=True, capture_output=True)
+        finally:
+            stop.set()
+            t.join()
+        assert swept == [Digest.parse(sha256(orphan))]
+        for digest, data in image.blobs().items():
+            assert requests.get(f"{server.url}/v2/gc/app/blobs/{digest}").content == data
+        assert requests.get(f"{server.url}/v2/gc/app/manifests/v1").content == image.manifest
+    finally:
+        server.stop()

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +21,7 @@ from flask.testing import FlaskClient
 import cli
 from registry.app import create_app
 from registry.config import Config, Endpoint, load
-from tests.registry_support import Server, push_image, random_image, sha256, start_ours
+from tests.registry_support import ROOT, Server, push_image, random_image, sha256, start_ours, wait_http
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -251,3 +255,25 @@ def test_config_file(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text('{"nonsense": 1}')
     with pytest.raises(Exception, match="unknown keys"):
         load(tmp_path / "bad.json")
+
+
+def test_serve_defaults_to_port_5000(tmp_path: Path) -> None:
+    """``dockyard registry serve`` with no --addr: ``curl localhost:5000/v2/`` answers."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("0.0.0.0", 5000))
+        except OSError:
+            pytest.skip("port 5000 is taken on this machine")
+    args = [sys.executable, "-m", "cli", "registry", "serve", "--root", str(tmp_path / "root")]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with open(tmp_path / "log", "wb") as log:
+        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True)
+    server = Server("dockyard", "http://localhost:5000", proc, tmp_path / "root")
+    try:
+        wait_http("http://localhost:5000/v2/", proc)
+        r = requests.get("http://localhost:5000/v2/")
+        assert r.status_code == 200 and r.json() == {}
+        assert r.headers["Server"] == "gunicorn"  # a production server, not werkzeug's
+    finally:
+        server.stop()
+    assert b'"path": "/v2/"' in (tmp_path / "log").read_bytes()  # access log on stderr by default
