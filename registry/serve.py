@@ -48,7 +48,7 @@ class JsonAccessLogger(Logger):  # type: ignore[misc]
         }
         try:
             self.access_log.info(json.dumps(entry))
-        except Exception:  # noqa: BLE001 - gunicorn's own access() never lets logging break a request
+        except Exception:  # as gunicorn's own access(): logging never breaks a request
             self.error("failed to log access entry")
 
 

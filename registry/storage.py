@@ -257,7 +257,7 @@ class FilesystemStorage:
 
     def open_blob(self, digest: Digest) -> BinaryIO:
         try:
-            return open(self.layout.blob(digest), "rb")  # noqa: SIM115 - the caller streams and closes it
+            return open(self.layout.blob(digest), "rb")  # the caller streams and closes it
         except FileNotFoundError:
             raise BlobUnknown(f"blob {digest} unknown", {"digest": str(digest)}) from None
 

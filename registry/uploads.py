@@ -163,7 +163,7 @@ class Uploads:
     def _session(self, name: str, uuid: str) -> Iterator[tuple[BinaryIO, _State]]:
         path = self._path(name, uuid)
         try:
-            f = open(path / "data", "r+b")  # noqa: SIM115
+            f = open(path / "data", "r+b")
         except FileNotFoundError:
             raise BlobUploadUnknown(f"blob upload {uuid} unknown", {"uuid": uuid}) from None
         with f:

@@ -135,7 +135,7 @@ class Receiver:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:  # http.server's method name
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 time.sleep(delay)
                 outer.calls += 1

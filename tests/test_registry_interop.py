@@ -104,6 +104,32 @@ def test_skopeo_round_trip(ours: Server, tmp_path: Path) -> None:
     assert json.loads(tags.stdout)["Tags"] == ["v1"]
 
 
+def test_skopeo_multi_arch_index(ours: Server, tmp_path: Path) -> None:
+    amd64, arm64 = random_image(1, 1000), random_image(1, 1000)
+    src = write_oci_layout(tmp_path / "src", amd64, "v1")
+    write_oci_layout(tmp_path / "src", arm64, "arm")  # adds its blobs; index.json is rewritten below
+    entries = []
+    for image, arch in ((amd64, "amd64"), (arm64, "arm64")):
+        entry = {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": image.digest}
+        entry |= {"size": len(image.manifest), "platform": {"os": "linux", "architecture": arch}}
+        entries.append(entry)
+    index = json.dumps(
+        {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": entries}
+    )
+    index_digest = "sha256:" + hashlib.sha256(index.encode()).hexdigest()
+    (src / "blobs/sha256" / index_digest[7:]).write_text(index)
+    top = {"mediaType": "application/vnd.oci.image.index.v1+json", "digest": index_digest, "size": len(index)}
+    top["annotations"] = {"org.opencontainers.image.ref.name": "multi"}
+    (src / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [top]}))
+    dest = f"docker://{ours.host}/interop/multi:v1"
+    skopeo("copy", "--all", "--dest-tls-verify=false", f"oci:{src}:multi", dest)
+    raw = skopeo("inspect", "--raw", "--tls-verify=false", dest).stdout
+    assert raw == index
+    out = tmp_path / "out"
+    skopeo("copy", "--src-tls-verify=false", "--override-arch", "arm64", dest, f"oci:{out}:v1")
+    assert layout_digest(out) == arm64.digest
+
+
 def test_skopeo_basic_auth(basic_server: Server, tmp_path: Path) -> None:
     src = write_oci_layout(tmp_path / "src", random_image(1), "v1")
     dest = f"docker://{basic_server.host}/alice/app:v1"
@@ -208,9 +234,12 @@ def import_image(env: dict[str, str], ref: str) -> None:
 
 def test_docker_push_pull_run(ours: Server, docker_env: dict[str, str]) -> None:
     ref = f"{ours.host}/interop/busybox:v1"
+    other = f"{ours.host}/interop/copy:v1"
     import_image(docker_env, ref)
     docker(docker_env, "push", ref)
-    docker(docker_env, "rmi", ref)
+    docker(docker_env, "tag", ref, other)
+    assert b"Mounted from interop/busybox" in docker(docker_env, "push", other).stdout  # cross-repo mount
+    docker(docker_env, "rmi", ref, other)
     docker(docker_env, "pull", ref)
     r = docker(docker_env, "run", "--rm", "--network", "none", ref, "echo", "hello from dockyard")
     assert r.stdout.decode().strip() == "hello from dockyard"
