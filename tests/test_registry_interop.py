@@ -110,7 +110,10 @@ def test_skopeo_multi_arch_index(ours: Server, tmp_path: Path) -> None:
     write_oci_layout(tmp_path / "src", arm64, "arm")  # adds its blobs; index.json is rewritten below
     entries = []
     for image, arch in ((amd64, "amd64"), (arm64, "arm64")):
-        entry = {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": image.digest}
+        entry: dict[str, object] = {
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": image.digest,
+        }
         entry |= {"size": len(image.manifest), "platform": {"os": "linux", "architecture": arch}}
         entries.append(entry)
     index = json.dumps(
@@ -118,7 +121,8 @@ def test_skopeo_multi_arch_index(ours: Server, tmp_path: Path) -> None:
     )
     index_digest = "sha256:" + hashlib.sha256(index.encode()).hexdigest()
     (src / "blobs/sha256" / index_digest[7:]).write_text(index)
-    top = {"mediaType": "application/vnd.oci.image.index.v1+json", "digest": index_digest, "size": len(index)}
+    top: dict[str, object] = {"mediaType": "application/vnd.oci.image.index.v1+json", "digest": index_digest}
+    top["size"] = len(index)
     top["annotations"] = {"org.opencontainers.image.ref.name": "multi"}
     (src / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [top]}))
     dest = f"docker://{ours.host}/interop/multi:v1"
