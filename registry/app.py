@@ -22,7 +22,7 @@ from registry.auth import Authorizer, ChallengeRequired, Identity
 from registry.config import Config
 from registry.notify import Notifier
 from registry.protocol import Scope
-from registry.storage import FilesystemStorage, check_name
+from registry.storage import CHUNK, FilesystemStorage, check_name
 from registry.uploads import Uploads
 
 
@@ -176,7 +176,27 @@ def _api_version(resp: Response) -> Response:
     return resp
 
 
+DRAIN_LIMIT = 16 << 20
+
+
+def _drain_body() -> None:
+    """Read what is left of a refused request's body (up to DRAIN_LIMIT).
+
+    gunicorn drains only 64 KiB of an unread body before it drops the
+    connection, after a reply that said keep-alive; a client reusing it (a PUT
+    after a 416 PATCH) would fail.  Past the limit we let gunicorn close."""
+    if request.method not in ("PUT", "PATCH", "POST"):
+        return
+    left = DRAIN_LIMIT
+    try:
+        while left > 0 and (chunk := request.stream.read(min(CHUNK, left))):
+            left -= len(chunk)
+    except OSError:  # the client went away: nothing to keep alive
+        return
+
+
 def render_error(exc: DockyardError) -> Response:
+    _drain_body()
     resp = jsonify(protocol.error_body(exc))
     resp.status_code = protocol.status_for(exc)
     if isinstance(exc, ChallengeRequired):
@@ -193,6 +213,7 @@ def _with_realm(exc: ChallengeRequired) -> Any:
 
 
 def _render_http(exc: HTTPException) -> Response:
+    _drain_body()
     code = "UNSUPPORTED" if exc.code == 405 else "UNKNOWN"
     resp = jsonify({"errors": [{"code": code, "message": exc.description or exc.name}]})
     resp.status_code = exc.code or 500

@@ -193,3 +193,18 @@ def test_gc_during_a_push_keeps_the_pushed_image(tmp_path: Path) -> None:
         assert requests.get(f"{server.url}/v2/gc/app/manifests/v1").content == image.manifest
     finally:
         server.stop()
+
+
+def test_connection_stays_usable_after_a_refused_body(ours: Server) -> None:
+    """A 416 PATCH or a 400 PUT must not leave the rest of its body on a kept-alive
+    connection (gunicorn would drop the connection after saying keep-alive)."""
+    with requests.Session() as s:
+        r = s.post(f"{ours.url}/v2/faults/keepalive/blobs/uploads/")
+        location = ours.url + r.headers["Location"]
+        chunk = os.urandom(1 << 20)
+        r = s.patch(location, data=chunk, headers={"Content-Range": f"5-{len(chunk) + 4}"})
+        assert r.status_code == 416
+        assert s.get(f"{ours.url}/v2/").status_code == 200
+        r = s.put(location, params={"digest": sha256(b"x")}, data=chunk)
+        assert r.status_code == 400
+        assert s.get(f"{ours.url}/v2/").status_code == 200
