@@ -92,9 +92,13 @@ def _mount(name: str, d: Digest, source: str) -> Response | None:
     except (BlobUnknown, NameInvalid):
         return None
     _check_quota(name, size)
-    with s.storage.push_lock():
-        s.storage.touch_blob(d)
-        s.storage.link_blob(name, d)
+    with s.storage.push_lock():  # GC may have swept it since: then an upload it is
+        try:
+            s.storage.linked_blob_size(source, d)
+            s.storage.touch_blob(d)
+            s.storage.link_blob(name, d)
+        except BlobUnknown:
+            return None
     return _created(name, d, size, link=False, action="mount")
 
 

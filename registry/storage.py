@@ -77,6 +77,14 @@ class Storage(Protocol):
         nothing is visible unless the whole content matched."""
         ...
 
+    def touch_blob(self, digest: Digest) -> None:
+        """Mark a blob as just used, so a running GC spares it (registry/gc.py)."""
+        ...
+
+    def push_lock(self) -> contextlib.AbstractContextManager[None]:
+        """Held by a push while it checks blobs and writes links; GC sweeps exclusively."""
+        ...
+
     def link_blob(self, name: str, digest: Digest) -> None:
         """Let ``name`` serve a stored blob; idempotent; BlobUnknown if not stored."""
         ...
@@ -95,6 +103,10 @@ class Storage(Protocol):
 
     def manifest(self, name: str, reference: str) -> StoredManifest:
         """A manifest by tag or digest; ManifestUnknown."""
+        ...
+
+    def resolve(self, name: str, reference: str) -> Digest:
+        """The digest a tag (or a digest reference) names; ManifestUnknown, DigestInvalid."""
         ...
 
     def delete_manifest(self, name: str, digest: Digest) -> None:

@@ -15,7 +15,7 @@ from imagefmt import errors
 from imagefmt.digest import Digest
 from registry import gc, protocol
 from registry.protocol import Challenge, Scope
-from registry.storage import FilesystemStorage
+from registry.storage import FilesystemStorage, Storage
 from registry.uploads import Uploads
 from tests.registry_support import make_image, random_image
 
@@ -48,6 +48,11 @@ def push_image(storage: FilesystemStorage, name: str, image: object, tag: str | 
 
 
 # ----------------------------------------------------------------- blobs ---
+
+
+def test_filesystem_storage_implements_the_protocol(storage: FilesystemStorage) -> None:
+    backend: Storage = storage  # checked by mypy --strict
+    assert backend.repositories() == []
 
 
 def test_put_blob_is_verified_atomic_and_idempotent(storage: FilesystemStorage) -> None:
