@@ -50,8 +50,11 @@ def identity() -> Identity:
 
 
 def create_app(config: Config | Path) -> Flask:
-    """A registry app over ``config`` (or default settings with root ``config``)."""
-    from registry import routes_blobs, routes_manifests, routes_token
+    """A registry app over ``config`` (or default settings with root ``config``).
+
+    Creates the storage directories and, with token auth, the signing key if
+    missing; raises Invalid for an unreadable ACL file or a key that is not P-256."""
+    from registry import routes_blobs, routes_manifests, routes_token  # they import this module
 
     if isinstance(config, Path):
         config = Config(root=config)
