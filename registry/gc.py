@@ -165,15 +165,25 @@ def _prune_links(storage: FilesystemStorage) -> None:
 
 
 def _purge_uploads(storage: FilesystemStorage, cutoff: float, dry_run: bool, result: GCResult) -> None:
-    repos_root = storage.layout.repositories()
-    for uploads in repos_root.glob("**/_uploads"):
-        repo = str(uploads.parent.relative_to(repos_root))
-        for session in uploads.iterdir():
+    """Remove sessions untouched since ``cutoff``.  Sessions finish and vanish while
+    we walk (os.walk skips what disappears), and a repository may hold nothing but
+    an upload yet, so this walks the tree rather than listing repositories."""
+    base = storage.layout.repositories()
+    for dirpath, dirnames, _ in os.walk(base):
+        has_uploads = "_uploads" in dirnames
+        dirnames[:] = [d for d in dirnames if not d.startswith("_")]
+        if not has_uploads:
+            continue
+        repo = os.path.relpath(dirpath, base)
+        uploads = os.path.join(dirpath, "_uploads")
+        for uuid in sorted(os.listdir(uploads)) if os.path.isdir(uploads) else []:
+            session = os.path.join(uploads, uuid)
             try:
-                newest = max(p.stat().st_mtime for p in [session, *session.iterdir()])
-            except (OSError, ValueError):
+                paths = [session, *(os.path.join(session, n) for n in os.listdir(session))]
+                newest = max(os.stat(p).st_mtime for p in paths)
+            except OSError:
                 continue
             if newest < cutoff:
-                result.uploads.append((repo, session.name))
+                result.uploads.append((repo, uuid))
                 if not dry_run:
                     shutil.rmtree(session, ignore_errors=True)
