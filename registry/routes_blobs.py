@@ -74,6 +74,8 @@ def start_upload(name: str) -> Response:
         d = Digest.parse(request.args["digest"])
         _check_quota(name, request.content_length or 0)
         size = s.storage.put_blob(request.stream, d, request.content_length)
+        if request.content_length is None:  # a chunked body: its size is known only now
+            _check_quota(name, size)  # unlinked, the stored blob is GC's
         return _created(name, d, size)
     return _session_reply(s.uploads.start(name), 202)
 
