@@ -1275,6 +1275,9 @@ def _container_parsers(sub: Any) -> None:
     for name in ("pause", "unpause"):
         for p in both(name, f"{name} all processes in containers"):
             p.add_argument("containers", nargs="+")
+    for p in both("port", "list port mappings of a container"):
+        p.add_argument("container")
+        p.add_argument("port", nargs="?")
     p = csub.add_parser("prune", help="remove all stopped containers")
     p.add_argument("-f", "--force", action="store_true")
     p.add_argument("--filter", action="append", default=[])
@@ -1528,6 +1531,24 @@ def _attach(args: argparse.Namespace, c: Any, stdin: bool) -> int:
     except A.Detached:
         print("read escape sequence", file=sys.stderr)
         return 0
+
+
+@command("port")
+@command("container port")
+def cmd_port(args: argparse.Namespace) -> int:
+    c = containers_of(args).get(args.container)
+    ports = c.network_settings().get("Ports") or {}
+    want = args.port if not args.port or "/" in args.port else f"{args.port}/tcp"
+    shown = False
+    for key in sorted(ports, key=_port_key):
+        if want and key != want:
+            continue
+        for b in ports[key] or []:
+            shown = True
+            print(f"{b['HostIp']}:{b['HostPort']}" if want else f"{key} -> {b['HostIp']}:{b['HostPort']}")
+    if want and not shown:
+        raise errors.NotFound(f"No public port '{want}' published for {c.name}")
+    return 0
 
 
 @command("container prune")

@@ -71,6 +71,8 @@ def test_published_port_serves_httpd(ctl: Ctl) -> None:
     assert f"127.0.0.1:{port}->80/tcp" in ctl.ok("ps")
     ports = json.loads(ctl.ok("inspect", "-f", "{{json .NetworkSettings.Ports}}", "web"))
     assert ports == {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]}
+    assert ctl.ok("port", "web") == f"80/tcp -> 127.0.0.1:{port}\n"
+    assert ctl.ok("port", "web", "80") == f"127.0.0.1:{port}\n"
     # -P publishes the exposed ports on free host ports
     ctl.ok("run", "-d", "--name", "anyport", "-P", "--expose", "80", "busybox", "sh", "-c", HTTPD)
     host_port = json.loads(ctl.ok("inspect", "-f", "{{json .NetworkSettings.Ports}}", "anyport"))["80/tcp"][0]
