@@ -2553,10 +2553,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
-if __name__ == "__main__":
-    _code = main()
+# Verbs whose work is over when main returns: nothing of theirs needs the interpreter's
+# finalization (17-25 ms with the runtime loaded), so the entry point skips it.
+FAST_EXIT = {"run", "create", "start", "stop", "kill", "rm", "exec", "ps", "wait", "logs", "container"}
+
+
+def entry() -> None:
+    """The ``dockyard`` console script: main(), then a fast exit for container verbs."""
+    argv = sys.argv[1:]
+    code = main(argv)
     if os.environ.get("DOCKYARD_TRACE"):
         from runtime import trace
 
         trace.mark("end")
-    sys.exit(_code)
+    if _verb(argv) in FAST_EXIT:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    entry()

@@ -41,7 +41,7 @@ def timed(cmd: list[str], **kw: object) -> float:
 
 def dockyard_cmd(root: Path, *args: str) -> list[str]:
     """What the installed ``dockyard`` script runs (``python -m`` would add runpy's imports)."""
-    return [sys.executable, "-c", "import sys, cli; sys.exit(cli.main())", "--root", str(root), *args]
+    return [sys.executable, "-c", "import cli; cli.entry()", "--root", str(root), *args]
 
 
 def median_ms(samples: list[float]) -> float:

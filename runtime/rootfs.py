@@ -11,7 +11,6 @@ read-only /proc paths.
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 
 from runtime import linux as L
@@ -124,6 +123,8 @@ def copy_up(src: str, dst: str) -> None:
     (Docker copies an image's files into a new volume on first mount)."""
     if not os.path.isdir(src) or os.listdir(dst):
         return
+    import shutil
+
     for entry in os.scandir(src):
         to = os.path.join(dst, entry.name)
         if entry.is_dir(follow_symlinks=False):
@@ -137,6 +138,8 @@ def copy_up(src: str, dst: str) -> None:
 
 
 def _copy_owned(src: str, dst: str) -> str:
+    import shutil
+
     if os.path.islink(src):
         os.symlink(os.readlink(src), dst)
     else:
