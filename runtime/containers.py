@@ -19,7 +19,6 @@ state.json whole.
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import os
 import time
@@ -367,13 +366,3 @@ class ContainerStore:
             yield self.load(c.id)
         finally:
             os.close(fd)
-
-
-def unlock_inherited(fd: int) -> None:
-    """Drop a flock held through an fd inherited across fork (the monitor must not
-    keep the CLI's lock)."""
-    try:
-        os.close(fd)
-    except OSError as err:
-        if err.errno != errno.EBADF:
-            raise

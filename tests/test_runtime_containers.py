@@ -308,7 +308,8 @@ def test_monitor_death_is_reported_honestly(ctl: Ctl) -> None:
     row = ctl.ok("ps", "-a").splitlines()[1]
     assert " Dead " in row and " Up " not in row
     assert ctl.ok("inspect", "-f", "{{.State.Status}}", cid) == "dead\n"
-    assert ctl.ok("rm", cid) == cid + "\n"  # and its cgroups go with it (no_leaks)
+    assert ctl.ok("rm", cid) == cid + "\n"  # and its cgroups and veth go with it (no_leaks)
+    assert json.loads(ctl.ok("network", "inspect", "bridge"))[0]["Containers"] == {}  # the lease too
 
 
 def test_pty_interactive_session(ctl: Ctl) -> None:
