@@ -1700,6 +1700,7 @@ def _label_match(labels: dict[str, str], spec: str) -> bool:
     return key in labels and (not sep or labels[key] == value)
 
 
+PS_FILTERS = ("id", "name", "status", "exited", "label", "ancestor", "volume", "network")
 PS_COLUMNS = [
     ("CONTAINER ID", "ID"), ("IMAGE", "Image"), ("COMMAND", "Command"), ("CREATED", "RunningFor"),
     ("STATUS", "Status"), ("PORTS", "Ports"), ("NAMES", "Names"),
@@ -1714,6 +1715,10 @@ def cmd_ps(args: argparse.Namespace) -> int:
     import time
 
     now = time.time()
+    for f in args.filter:
+        key, sep, _ = f.partition("=")
+        if not sep or key not in PS_FILTERS:
+            raise UsageError(f"invalid filter '{f}'" if sep else f"bad format of filter (expected name=value): {f}")
     cs = containers_of(args).all()
     if not args.all and not args.latest and args.last < 0:
         cs = [c for c in cs if c.running]
