@@ -1717,8 +1717,10 @@ def cmd_ps(args: argparse.Namespace) -> int:
     now = time.time()
     for f in args.filter:
         key, sep, _ = f.partition("=")
-        if not sep or key not in PS_FILTERS:
-            raise UsageError(f"invalid filter '{f}'" if sep else f"bad format of filter (expected name=value): {f}")
+        if not sep:
+            raise UsageError(f"bad format of filter (expected name=value): {f}")
+        if key not in PS_FILTERS:
+            raise UsageError(f"invalid filter '{f}'")
     cs = containers_of(args).all()
     if not args.all and not args.latest and args.last < 0:
         cs = [c for c in cs if c.running]
