@@ -1895,7 +1895,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
     if args.detach:
         return 0
     _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status)
+    return os.waitstatus_to_exitcode(status)  # the exec helper already gives docker's code
 
 
 # ------------------------------------------------------- stats, top, update ---

@@ -113,8 +113,13 @@ def _wait_for_child(spec: Spec, stdio: Stdio, err_w: int, pid_w: int, sync: Sync
     os.write(pid_w, str(pid).encode())
     os.closerange(3, 1 << 16)  # every inherited pipe end: the container's must see EOF, not us
     _, status = os.waitpid(pid, 0)
+    os._exit(exit_status(status))
+
+
+def exit_status(status: int) -> int:
+    """Docker's exit code for a wait status: the code, or 128+N for signal N."""
     code = os.waitstatus_to_exitcode(status)
-    os._exit(128 - code if code < 0 else code)
+    return 128 - code if code < 0 else code
 
 
 def _read_all(fd: int) -> bytes:

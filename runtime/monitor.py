@@ -5,9 +5,9 @@ the caller by a socketpair.  The monitor creates the cgroups, spawns the
 container (``launch.spawn``), records the state, writes the json-file log,
 serves attach clients on ``attach.sock``, and when pid 1 exits records the
 exit code and OOMKilled, removes the cgroups (and the container with
-``--rm``), then tells its clients EXIT and exits.  Because the container's pid
-1 has PR_SET_PDEATHSIG, a killed monitor takes its container with it, and
-``ContainerStore`` reports such a container as Dead, never Up.
+``--rm``), then tells its clients EXIT and exits.  The container's waiter
+and pid 1 die with their parent (PR_SET_PDEATHSIG), so a killed monitor takes
+its container with it, and ``ContainerStore`` reports it Dead, never Up.
 """
 
 from __future__ import annotations
@@ -329,8 +329,8 @@ class Monitor:
 
     # ------------------------------------------------------------- loop ---
 
-    def _loop(self, pid: int) -> None:
-        pidfd = os.pidfd_open(pid)
+    def _loop(self, waiter: int) -> None:
+        pidfd = os.pidfd_open(waiter)
         self.sel.register(pidfd, selectors.EVENT_READ, "exit")
         for fd in self.outputs:
             os.set_blocking(fd, False)
@@ -353,7 +353,7 @@ class Monitor:
                     self._flush_stdin()
                 elif isinstance(key.data, Client):
                     self._client_input(key.data)
-        self._finish(pid, pidfd)
+        self._finish(waiter, pidfd)
 
     def _add_client(self, sock: socket.socket, want: Attach | None) -> None:
         sock.setblocking(True)
@@ -459,13 +459,12 @@ class Monitor:
 
     # ----------------------------------------------------------- finish ---
 
-    def _finish(self, pid: int, pidfd: int) -> None:
+    def _finish(self, waiter: int, pidfd: int) -> None:
         trace.mark("exited")
         self._close_listener()
-        _, status = os.waitpid(pid, 0)
+        _, status = os.waitpid(waiter, 0)
         os.close(pidfd)
-        code = os.waitstatus_to_exitcode(status)
-        code = 128 - code if code < 0 else code
+        code = launch.exit_status(status)
         self._drain()
         if self.log:
             self.log.close()

@@ -136,7 +136,7 @@ def _run(spec: Spec, stdout: Sink, stderr: Sink) -> int:
     sinks = {out_r: stdout, err_r: stderr}
     _pump({fd: cb for fd, cb in sinks.items() if fd is not None and callable(cb)})
     _, status = os.waitpid(spawned.waiter, 0)
-    return exit_status(status)
+    return launch.exit_status(status)
 
 
 def _pump(readers: dict[int, Callable[[bytes], None]]) -> None:
@@ -156,9 +156,3 @@ def _pump(readers: dict[int, Callable[[bytes], None]]) -> None:
                     os.close(key.fd)
     finally:
         sel.close()
-
-
-def exit_status(status: int) -> int:
-    """Docker's exit code for a wait status: the code, or 128+signal."""
-    code = os.waitstatus_to_exitcode(status)
-    return 128 - code if code < 0 else code

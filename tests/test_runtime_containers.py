@@ -396,9 +396,11 @@ def test_stop_signal_and_init(ctl: Ctl) -> None:
     assert time.monotonic() - t0 < 5
     assert ctl.ok("inspect", "-f", "{{.State.ExitCode}}", "inited") == "143\n"
     # --stop-signal: a trap on USR1 ends the script with its own status
-    script = "trap 'exit 42' USR1; while true; do sleep 0.1; done"
+    script = "trap 'exit 42' USR1; echo ready; while true; do sleep 0.1; done"
     ctl.ok("run", "-d", "--stop-signal", "SIGUSR1", "--name", "trapper", "busybox", "sh", "-c", script)
-    time.sleep(0.3)
+    deadline = time.monotonic() + 10
+    while ctl.ok("logs", "trapper") != "ready\n" and time.monotonic() < deadline:
+        time.sleep(0.05)  # the trap is set
     ctl.ok("stop", "-t", "5", "trapper")
     assert ctl.ok("inspect", "-f", "{{.State.ExitCode}} {{.Config.StopSignal}}", "trapper") == "42 SIGUSR1\n"
     # a tty container's log is its terminal output
