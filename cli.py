@@ -1071,6 +1071,7 @@ def _container_flags(p: argparse.ArgumentParser, run: bool) -> None:
     a("--log-opt", action="append", default=[])
     a("--stop-signal", default="")
     a("--stop-timeout", type=int, default=None)
+    a("--cgroup-parent", default="")
     a("image")
     a("command", nargs=argparse.REMAINDER)
 
@@ -1149,6 +1150,7 @@ def _create_options(args: argparse.Namespace, run: bool) -> Any:
         log_opts=tuple(args.log_opt),
         stop_signal=args.stop_signal,
         stop_timeout=args.stop_timeout,
+        cgroup_parent=args.cgroup_parent,
     )
 
 

@@ -19,6 +19,20 @@ from runtime.errors import BadSpec, RuntimeFailure
 
 ROOT = Path("/sys/fs/cgroup")
 PARENT = "dockyard"
+
+
+def default_parent() -> str:
+    """Where new containers' groups go: ``DOCKYARD_CGROUP_PARENT`` or "dockyard"
+    (docker's --cgroup-parent, as a setting; the tests use their own)."""
+    return os.environ.get("DOCKYARD_CGROUP_PARENT") or PARENT
+
+
+def check_parent(parent: str) -> str:
+    """A relative cgroup path without "..". Raises BadSpec."""
+    parts = [p for p in parent.strip("/").split("/") if p]
+    if not parts or any(p in (".", "..") for p in parts):
+        raise BadSpec(f"invalid cgroup parent {parent!r}")
+    return "/".join(parts)
 V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "freezer", "devices")
 V2_CONTROLLERS = ("cpu", "cpuset", "io", "memory", "pids")
 CPU_PERIOD = 100_000
@@ -116,26 +130,27 @@ def _kv(text: str) -> dict[str, int]:
 
 
 class Cgroup:
-    """The cgroup(s) of one container, ``dockyard/<name>``."""
+    """The cgroup(s) of one container, ``<parent>/<name>`` (parent "dockyard")."""
 
-    def __init__(self, name: str, h: Hierarchy | None = None) -> None:
+    def __init__(self, name: str, parent: str = PARENT, h: Hierarchy | None = None) -> None:
         self.name = name
+        self.parent = parent
         self.h = h or hierarchy()
 
     def dirs(self) -> dict[str, Path]:
         """Controller -> group directory (v2: every controller -> the one group)."""
         if self.h.v2:
-            return {"unified": self.h.v2 / PARENT / self.name}
+            return {"unified": self.h.v2 / self.parent / self.name}
         seen: dict[Path, str] = {}
         for ctrl, mnt in self.h.v1.items():
             seen.setdefault(mnt, ctrl)
-        return {ctrl: mnt / PARENT / self.name for mnt, ctrl in seen.items()}
+        return {ctrl: mnt / self.parent / self.name for mnt, ctrl in seen.items()}
 
     def _dir(self, ctrl: str) -> Path | None:
         if self.h.v2:
-            return self.h.v2 / PARENT / self.name
+            return self.h.v2 / self.parent / self.name
         mnt = self.h.v1.get(ctrl)
-        return mnt / PARENT / self.name if mnt else None
+        return mnt / self.parent / self.name if mnt else None
 
     def create(self, limits: Limits) -> tuple[str, ...]:
         """Make the groups and apply ``limits``; return the cgroup.procs files a
@@ -149,31 +164,41 @@ class Cgroup:
             self.apply(limits)
         except OSError as err:
             self.remove()
-            raise RuntimeFailure(f"cgroup {PARENT}/{self.name}: {err}") from err
+            raise RuntimeFailure(f"cgroup {self.parent}/{self.name}: {err}") from err
         return tuple(str(d / "cgroup.procs") for d in self.dirs().values())
 
     def _make_parents(self) -> None:
+        """Each level of the parent path, once (v2: controllers enabled down the path;
+        v1 cpusets start empty: copy the level above, then let children inherit)."""
+        levels = self.parent.split("/")
         if self.h.v2:
-            parent = self.h.v2 / PARENT
-            if not parent.is_dir():
-                parent.mkdir(exist_ok=True)
-                avail = set(_read(self.h.v2 / "cgroup.controllers").split())
-                want = " ".join(f"+{c}" for c in V2_CONTROLLERS if c in avail)
-                for d in (self.h.v2, parent):
+            avail = set(_read(self.h.v2 / "cgroup.controllers").split())
+            want = " ".join(f"+{c}" for c in V2_CONTROLLERS if c in avail)
+            d = self.h.v2
+            for level in levels:
+                if not (d / level).is_dir():
                     try:
                         _write(d / "cgroup.subtree_control", want)
                     except OSError:
                         pass
+                    (d / level).mkdir(exist_ok=True)
+                d = d / level
+            try:
+                _write(d / "cgroup.subtree_control", want)
+            except OSError:
+                pass
             return
-        for ctrl, d in self.dirs().items():
-            parent = d.parent
-            if parent.is_dir():
-                continue
-            parent.mkdir(exist_ok=True)
-            if ctrl == "cpuset":  # v1 cpusets start empty: copy the root's, then let children inherit
-                for f in ("cpuset.cpus", "cpuset.mems"):
-                    _write(parent / f, _read(parent.parent / f).strip())
-                _write(parent / "cgroup.clone_children", "1")
+        for ctrl, group in self.dirs().items():
+            d = group.parents[len(levels)]  # the controller's mount
+            for level in levels:
+                d = d / level
+                if d.is_dir():
+                    continue
+                d.mkdir(exist_ok=True)
+                if ctrl == "cpuset":
+                    for f in ("cpuset.cpus", "cpuset.mems"):
+                        _write(d / f, _read(d.parent / f).strip())
+                    _write(d / "cgroup.clone_children", "1")
 
     def _devices(self) -> None:
         d = self._dir("devices")
@@ -225,7 +250,7 @@ class Cgroup:
                     _write(blk / f"blkio.throttle.{fname}", f"{device_number(dev)} {rate}")
 
     def _apply_v2(self, lim: Limits) -> None:
-        d = self.h.v2 / PARENT / self.name  # type: ignore[operator]
+        d = self.h.v2 / self.parent / self.name  # type: ignore[operator]
         if lim.memory:
             _write(d / "memory.max", str(lim.memory))
         if lim.memory_swap and (d / "memory.swap.max").exists():
@@ -261,7 +286,7 @@ class Cgroup:
 
     def freeze(self, frozen: bool) -> None:
         if self.h.v2:
-            _write(self.h.v2 / PARENT / self.name / "cgroup.freeze", "1" if frozen else "0")
+            _write(self.h.v2 / self.parent / self.name / "cgroup.freeze", "1" if frozen else "0")
             return
         d = self._dir("freezer")
         if d:
@@ -284,7 +309,7 @@ class Cgroup:
         return any(d.is_dir() for d in self.dirs().values())
 
     def oom_killed(self) -> bool:
-        d = self._dir("memory") if not self.h.v2 else self.h.v2 / PARENT / self.name
+        d = self._dir("memory") if not self.h.v2 else self.h.v2 / self.parent / self.name
         if not d:
             return False
         name = "memory.events" if self.h.v2 else "memory.oom_control"
@@ -294,7 +319,7 @@ class Cgroup:
         """cpu_ns, mem_usage (minus inactive file, as docker), mem_limit, pids, blk_read, blk_write."""
         out = {"cpu_ns": 0, "mem_usage": 0, "mem_limit": 0, "pids": 0, "blk_read": 0, "blk_write": 0}
         if self.h.v2:
-            d = self.h.v2 / PARENT / self.name
+            d = self.h.v2 / self.parent / self.name
             out["cpu_ns"] = _kv(_read(d / "cpu.stat")).get("usage_usec", 0) * 1000
             inactive = _kv(_read(d / "memory.stat")).get("inactive_file", 0)
             out["mem_usage"] = max(int(_read(d / "memory.current").strip() or 0) - inactive, 0)

@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from runtime.cgroups import PARENT, Cgroup
 from runtime.errors import NameInUse, NoSuchContainer
 from runtime.fs import read_json, rmtree, write_json
 
@@ -172,6 +173,10 @@ class Container:
     @property
     def socket_path(self) -> Path:
         return self.dir / "attach.sock"
+
+    def cgroup(self) -> Cgroup:
+        """The container's cgroups (under the parent it was created with)."""
+        return Cgroup(self.id, self.host_config.get("CgroupParent") or PARENT)
 
     def command(self) -> str:
         """docker ps's COMMAND: arguments with a space are single-quoted (moby daemon/list.go)."""

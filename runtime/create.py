@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from runtime import etcfiles
-from runtime.cgroups import Limits
+from runtime.cgroups import Limits, check_parent, default_parent
 from runtime.containers import Container, ContainerStore, new_state, now_rfc3339
 from runtime.errors import BadSpec, StartFailed
 from runtime.fs import rmtree
@@ -70,6 +70,7 @@ class CreateOptions(NamedTuple):
     log_opts: tuple[str, ...] = ()
     stop_signal: str = ""
     stop_timeout: int | None = None
+    cgroup_parent: str = ""
 
 
 def read_env_file(path: str) -> list[str]:
@@ -378,7 +379,7 @@ def _host_config(
         "ShmSize": 67108864,
         "Runtime": "dockyard",
         "Init": opts.init or None,
-        "CgroupParent": "",
+        "CgroupParent": check_parent(opts.cgroup_parent or default_parent()),
         "CpusetMems": "",
         "MemoryReservation": 0,
         "OomKillDisable": False,

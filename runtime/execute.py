@@ -13,7 +13,6 @@ import os
 
 from runtime import launch
 from runtime import linux as L
-from runtime.cgroups import Cgroup
 from runtime.containers import Container
 from runtime.errors import NotRunning, StartFailed
 from runtime.spec import Process, merge_env
@@ -90,7 +89,7 @@ def spawn(c: Container, proc: Process, stdio: launch.Stdio) -> int:
 def _enter(c: Container) -> None:
     """Join c's cgroups (through fds opened before setns: the container has no
     cgroupfs) and namespaces; the next fork lands in its pid namespace."""
-    procs = [os.open(d / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC) for d in Cgroup(c.id).dirs().values()]
+    procs = [os.open(d / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC) for d in c.cgroup().dirs().values()]
     fds = [os.open(f"/proc/{c.pid}/ns/{ns}", os.O_RDONLY | os.O_CLOEXEC) for ns in NAMESPACES]
     for fd in procs:
         os.write(fd, b"0")

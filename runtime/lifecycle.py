@@ -14,7 +14,6 @@ import signal
 
 from runtime import attach as A
 from runtime import monitor
-from runtime.cgroups import Cgroup
 from runtime.containers import Container, ContainerStore, process_start_time
 from runtime.errors import BadSpec, ContainerRunning, NameInUse, NotRunning
 from runtime.fs import write_json
@@ -51,7 +50,7 @@ def start(
 
 def _clean_dead(store: ContainerStore, c: Container) -> None:
     """What a monitor that died could not undo: cgroups, veths, address leases."""
-    cg = Cgroup(c.id)
+    cg = c.cgroup()
     if cg.exists():
         cg.remove()
     if (c.state.get("Network") or {}).get("Networks"):
@@ -108,7 +107,7 @@ def stop(store: ContainerStore, c: Container, timeout: int | None = None) -> Non
     if timeout is None:
         timeout = c.config.get("StopTimeout", 10)
     if c.status == "paused":
-        Cgroup(c.id).freeze(False)
+        c.cgroup().freeze(False)
     try:
         os.kill(c.pid, sig)
     except ProcessLookupError:
@@ -188,7 +187,7 @@ def set_paused(store: ContainerStore, c: Container, paused: bool) -> None:
             raise NotRunning(f"Container {cur.id} is not running")
         if (cur.status == "paused") == paused:
             raise NotRunning(f"Container {cur.id} is {'already' if paused else 'not'} paused")
-        Cgroup(cur.id).freeze(paused)
+        cur.cgroup().freeze(paused)
         cur.state.update(Status="paused" if paused else "running", Paused=paused)
         write_json(cur.dir / "state.json", cur.state)
 

@@ -26,7 +26,6 @@ from typing import Any, NamedTuple
 from imagefmt.errors import DockyardError
 from runtime import attach as A
 from runtime import launch, trace
-from runtime.cgroups import Cgroup
 from runtime.containers import Container, ContainerStore, now_rfc3339, process_start_time
 from runtime.create import limits_of
 from runtime.errors import NotRunning, RuntimeFailure, StartFailed
@@ -185,7 +184,7 @@ class Monitor:
         self.c = c
         self.first = first
         self.attach = attach
-        self.cgroup = Cgroup(c.id)
+        self.cgroup = c.cgroup()
         self.sel: selectors.BaseSelector
         self.clients: dict[int, Client] = {}
         self.stdin_fd: int | None = None

@@ -6,7 +6,7 @@ import os
 import subprocess
 from typing import NamedTuple
 
-from runtime.cgroups import Cgroup, Limits
+from runtime.cgroups import Limits
 from runtime.containers import Container, ContainerStore
 from runtime.create import limits_of, set_limits, validate_limits
 from runtime.errors import BadSpec, NotRunning, RuntimeFailure
@@ -55,7 +55,7 @@ def _net(pid: int) -> tuple[int, int]:
 
 
 def sample(c: Container) -> Sample:
-    s = Cgroup(c.id).stats()
+    s = c.cgroup().stats()
     rx, tx = _net(c.pid) if c.pid else (0, 0)
     limit = s["mem_limit"] or host_memory()
     return Sample(
@@ -75,7 +75,7 @@ def top(c: Container, ps_args: list[str]) -> tuple[list[str], list[list[str]]]:
     processes only. Raises NotRunning or RuntimeFailure."""
     if not c.running:
         raise NotRunning(f"Container {c.id} is not running")
-    pids = {str(p) for p in Cgroup(c.id).pids()}
+    pids = {str(p) for p in c.cgroup().pids()}
     try:
         out = subprocess.run(["ps", *(ps_args or ["-ef"])], capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError) as err:
@@ -112,7 +112,7 @@ def update(store: ContainerStore, c: Container, changes: dict[str, object]) -> N
         validate_limits(new)
         if cur.running:
             try:
-                Cgroup(cur.id).apply(new)
+                cur.cgroup().apply(new)
             except OSError as err:
                 raise RuntimeFailure(f"Cannot update container {cur.id}: {err.strerror}") from None
         set_limits(cur.host_config, new)

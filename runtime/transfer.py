@@ -132,7 +132,6 @@ def commit(
     from imagefmt.changes import apply_change
     from imagefmt.config import rfc3339
     from imagefmt.layer import write_layer
-    from runtime.cgroups import Cgroup
 
     parent = image_store.image(c.record["Image"])
     doc: dict[str, Any] = {"config": _image_config(c, parent.config.config)}
@@ -148,7 +147,7 @@ def commit(
     if message:
         history["comment"] = message
     frozen = pause and c.status == "running"
-    cg = Cgroup(c.id)
+    cg = c.cgroup()
     fd, tmp = tempfile.mkstemp(dir=image_store.tmp, prefix="commit-")
     try:
         if frozen:

@@ -159,6 +159,9 @@ def docker(host: str, *args: str, check: bool = True, **kw: object) -> subproces
 # ---------------------------------------------------------------- runtime ---
 
 BUSYBOX = Path("/bin/busybox")
+# The containers of this test session get their own cgroup parent, so the leak
+# check is not fooled by other dockyard users of this host.
+os.environ.setdefault("DOCKYARD_CGROUP_PARENT", f"dockyard-test-{os.getpid()}")
 
 
 def _privileged_reason() -> str | None:
@@ -173,10 +176,16 @@ def _privileged_reason() -> str | None:
 
 
 @pytest.fixture(scope="session")
-def privileged() -> None:
+def privileged() -> Iterator[None]:
     reason = _privileged_reason()
     if reason:
         pytest.skip(reason)
+    yield
+    for ctrl in Path("/sys/fs/cgroup").iterdir():  # the session's (empty) cgroup parent
+        try:
+            (ctrl / os.environ["DOCKYARD_CGROUP_PARENT"]).rmdir()
+        except OSError:
+            pass
 
 
 def make_busybox_rootfs(root: Path) -> Path:
@@ -214,7 +223,7 @@ def host_snapshot(scope: str = "/") -> dict[str, set[str]]:
         mounts = {m for line in f if (m := line.split()[4]).startswith(scope)}
     cgroups = set()
     for ctrl in Path("/sys/fs/cgroup").iterdir():
-        d = ctrl / "dockyard"
+        d = ctrl / os.environ["DOCKYARD_CGROUP_PARENT"]
         if d.is_dir():
             cgroups |= {str(p) for p in d.iterdir() if p.is_dir()}
     links = {p.name for p in Path("/sys/class/net").iterdir() if p.name.startswith(("veth", "dy"))}

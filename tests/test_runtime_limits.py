@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from runtime.cgroups import Cgroup, Hierarchy
+from runtime.cgroups import Cgroup, Hierarchy, default_parent
 from tests.conftest import Ctl
 
 pytestmark = pytest.mark.privileged
 
 
 def cgroup_file(cid: str, controller: str, name: str) -> str:
-    dirs = Cgroup(cid).dirs()
+    dirs = Cgroup(cid, default_parent()).dirs()
     d = dirs.get(controller) or dirs.get("unified")
     assert d is not None, f"no {controller} cgroup"
     return (d / name).read_text().strip()
@@ -47,20 +47,21 @@ def test_cpu_pids_memory_files(ctl: Ctl) -> None:
         "run", "-d", "--cpus", "0.5", "--cpu-shares", "512", "--cpuset-cpus", "0", "--pids-limit", "20",
         "--memory", "64m", "--memory-swap", "128m", "busybox", "sleep", "60",
     ).strip()  # fmt: skip
-    if Cgroup(cid).h.v1:
+    if Cgroup(cid, default_parent()).h.v1:
         assert cgroup_file(cid, "cpu", "cpu.cfs_quota_us") == "50000"
         assert cgroup_file(cid, "cpu", "cpu.cfs_period_us") == "100000"
         assert cgroup_file(cid, "cpu", "cpu.shares") == "512"
         assert cgroup_file(cid, "cpuset", "cpuset.cpus") == "0"
         assert cgroup_file(cid, "memory", "memory.limit_in_bytes") == str(64 << 20)
-        if os.path.exists(Cgroup(cid).dirs()["memory"] / "memory.memsw.limit_in_bytes"):
+        if os.path.exists(Cgroup(cid, default_parent()).dirs()["memory"] / "memory.memsw.limit_in_bytes"):
             assert cgroup_file(cid, "memory", "memory.memsw.limit_in_bytes") == str(128 << 20)
     else:
         assert cgroup_file(cid, "cpu", "cpu.max") == "50000 100000"
     assert cgroup_file(cid, "pids", "pids.max") == "20"
     # the container sees itself in those groups
     cg = ctl.ok("exec", cid, "cat", "/proc/self/cgroup")
-    assert f"dockyard/{cid}" in cg
+    assert f"{default_parent()}/{cid}" in cg
+    assert json.loads(ctl.ok("inspect", cid))[0]["HostConfig"]["CgroupParent"] == default_parent()
     hc = json.loads(ctl.ok("inspect", cid))[0]["HostConfig"]
     assert (hc["NanoCpus"], hc["CpuShares"], hc["PidsLimit"], hc["MemorySwap"]) == (
         500000000,
@@ -73,7 +74,7 @@ def test_cpu_pids_memory_files(ctl: Ctl) -> None:
 def test_cpu_period_and_quota(ctl: Ctl) -> None:
     cid = ctl.ok("create", "--cpu-period", "50000", "--cpu-quota", "25000", "busybox", "sleep", "60").strip()
     ctl.ok("start", cid)
-    if Cgroup(cid).h.v1:
+    if Cgroup(cid, default_parent()).h.v1:
         assert cgroup_file(cid, "cpu", "cpu.cfs_period_us") == "50000"
         assert cgroup_file(cid, "cpu", "cpu.cfs_quota_us") == "25000"
     r = ctl("run", "--cpus", "1", "--cpu-period", "1000", "busybox")
@@ -94,7 +95,7 @@ def test_device_write_bps(ctl: Ctl) -> None:
         pytest.skip("no block device to throttle")
     st = os.stat(dev)
     cid = ctl.ok("run", "-d", "--device-write-bps", f"{dev}:1mb", "busybox", "sleep", "60").strip()
-    if Cgroup(cid).h.v1:
+    if Cgroup(cid, default_parent()).h.v1:
         rules = cgroup_file(cid, "blkio", "blkio.throttle.write_bps_device")
         assert f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)} 1048576" in rules
     r = ctl("run", "--device-read-bps", "/dev/nonexistent:1mb", "busybox")
@@ -105,7 +106,7 @@ def test_update_stats_top(ctl: Ctl) -> None:
     cid = ctl.ok("run", "-d", "--name", "busy", "--memory", "64m", "busybox", "sh", "-c",
                  "while true; do :; done").strip()  # fmt: skip
     assert ctl.ok("update", "--cpus", "0.25", "--memory", "32m", "--pids-limit", "30", "busy") == "busy\n"
-    if Cgroup(cid).h.v1:
+    if Cgroup(cid, default_parent()).h.v1:
         assert cgroup_file(cid, "cpu", "cpu.cfs_quota_us") == "25000"
         assert cgroup_file(cid, "memory", "memory.limit_in_bytes") == str(32 << 20)
     assert cgroup_file(cid, "pids", "pids.max") == "30"
@@ -124,3 +125,18 @@ def test_update_stats_top(ctl: Ctl) -> None:
     assert r.code == 1 and "Minimum memory limit allowed is 6MB" in r.err
     fmt = ctl.ok("stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}", "busy")
     assert fmt == "busy 1\n"
+
+
+def test_cgroup_parent(ctl: Ctl) -> None:
+    parent = f"{default_parent()}/nested"
+    cid = ctl.ok("run", "-d", "--cgroup-parent", parent, "busybox", "sleep", "60").strip()
+    try:
+        assert f"{parent}/{cid}" in ctl.ok("exec", cid, "cat", "/proc/self/cgroup")
+        ctl.ok("rm", "-f", cid)
+        assert not Cgroup(cid, parent).exists()
+    finally:
+        for d in Cgroup("x", parent).dirs().values():
+            if d.parent.is_dir():
+                d.parent.rmdir()
+    r = ctl("run", "--cgroup-parent", "../escape", "busybox")
+    assert r.code == 125 and "invalid cgroup parent" in r.err
