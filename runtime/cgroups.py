@@ -33,6 +33,8 @@ def check_parent(parent: str) -> str:
     if not parts or any(p in (".", "..") for p in parts):
         raise BadSpec(f"invalid cgroup parent {parent!r}")
     return "/".join(parts)
+
+
 V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "freezer", "devices")
 V2_CONTROLLERS = ("cpu", "cpuset", "io", "memory", "pids")
 CPU_PERIOD = 100_000
