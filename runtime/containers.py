@@ -32,6 +32,16 @@ from runtime.errors import NameInUse, NoSuchContainer
 from runtime.fs import read_json, rmtree, write_json
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
+DOCKER_NS_DEFAULTS: tuple[tuple[str, Any], ...] = (
+    ("LinkLocalIPv6Address", ""),
+    ("LinkLocalIPv6PrefixLen", 0),
+    ("SecondaryIPAddresses", None),
+    ("SecondaryIPv6Addresses", None),
+    ("EndpointID", ""),
+    ("GlobalIPv6Address", ""),
+    ("GlobalIPv6PrefixLen", 0),
+    ("IPv6Gateway", ""),
+)
 EMPTY_ENDPOINT = {
     "IPAMConfig": None,
     "Links": None,
@@ -236,6 +246,8 @@ class Container:
         main = nets.get("bridge") or {}
         for key, empty in (("IPAddress", ""), ("IPPrefixLen", 0), ("Gateway", ""), ("MacAddress", "")):
             ns[key] = main.get(key, empty)
+        for key, empty in DOCKER_NS_DEFAULTS:
+            ns.setdefault(key, empty)
         return ns
 
 

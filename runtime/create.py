@@ -19,6 +19,7 @@ from runtime.containers import Container, ContainerStore, new_state, now_rfc3339
 from runtime.errors import BadSpec, StartFailed
 from runtime.fs import rmtree
 from runtime.ports import PortBinding, parse_expose, parse_publish
+from runtime.rootfs import MASKED, READONLY
 from runtime.spec import merge_env
 from runtime.units import ram_in_bytes
 from runtime.volumes import VolumeSpec, VolumeStore, parse_volume
@@ -243,7 +244,7 @@ def create(store: ContainerStore, image: ImageInfo, opts: CreateOptions) -> Cont
             "AttachStdin": "stdin" in opts.attach,
             "AttachStdout": "stdout" in opts.attach,
             "AttachStderr": "stderr" in opts.attach,
-            "ExposedPorts": {k: {} for k in exposed} or None,
+            **({"ExposedPorts": {k: {} for k in exposed}} if exposed else {}),
             "Tty": opts.tty,
             "OpenStdin": opts.interactive,
             "StdinOnce": opts.interactive and "stdin" in opts.attach,
@@ -378,12 +379,34 @@ def _host_config(
         "UsernsMode": "",
         "ShmSize": 67108864,
         "Runtime": "dockyard",
-        "Init": opts.init or None,
+        "ConsoleSize": [0, 0],
+        "Isolation": "",
         "CgroupParent": check_parent(opts.cgroup_parent or default_parent()),
         "CpusetMems": "",
         "MemoryReservation": 0,
         "OomKillDisable": False,
+        "BlkioWeight": 0,
+        "BlkioWeightDevice": [],
+        "BlkioDeviceReadIOps": [],
+        "BlkioDeviceWriteIOps": [],
+        "CpuRealtimePeriod": 0,
+        "CpuRealtimeRuntime": 0,
+        "Devices": [],
+        "DeviceCgroupRules": None,
+        "DeviceRequests": None,
+        "KernelMemory": 0,
+        "KernelMemoryTCP": 0,
+        "MemorySwappiness": None,
+        "Ulimits": [],
+        "CpuCount": 0,
+        "CpuPercent": 0,
+        "IOMaximumIOps": 0,
+        "IOMaximumBandwidth": 0,
+        "MaskedPaths": list(MASKED),
+        "ReadonlyPaths": list(READONLY),
     }
+    if opts.init:
+        host_config["Init"] = True
     set_limits(host_config, opts.limits)
     return host_config
 

@@ -391,6 +391,9 @@ def test_parallel_runs_do_not_collide(ctl: Ctl) -> None:
 def test_stop_signal_and_init(ctl: Ctl) -> None:
     # with --init, tini forwards SIGTERM to the command: stop is immediate
     ctl.ok("run", "-d", "--init", "--name", "inited", "busybox", "sleep", "60")
+    deadline = time.monotonic() + 10
+    while "sleep 60" not in ctl.ok("top", "inited") and time.monotonic() < deadline:
+        time.sleep(0.05)  # tini has its signal handling set up once it has started the command
     t0 = time.monotonic()
     ctl.ok("stop", "inited")
     assert time.monotonic() - t0 < 5
