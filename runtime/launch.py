@@ -42,7 +42,39 @@ class Stdio(NamedTuple):
     console: int | None = None
 
 
-Sync = tuple[tuple[int, int], tuple[int, int]]
+class Handshake(NamedTuple):
+    """Pipes between ``spawn`` and the container's first process: ``ready``
+    (child: my namespaces exist) and ``go`` (parent: the network is plugged) when
+    there is a network hook; ``joined`` (parent: you are in your cgroups) when
+    there are cgroups, which the parent joins while the child builds its root:
+    on cgroup v1 the first migration waits an RCU grace period (6-10 ms here)."""
+
+    ready: tuple[int, int] | None
+    go: tuple[int, int] | None
+    joined: tuple[int, int] | None
+
+    @classmethod
+    def make(cls, network: bool, cgroups: bool) -> Handshake:
+        def pipe(want: bool) -> tuple[int, int] | None:
+            return os.pipe2(os.O_CLOEXEC) if want else None
+
+        return cls(pipe(network), pipe(network), pipe(cgroups))
+
+    def fds(self) -> list[int]:
+        return [fd for pair in self if pair for fd in pair]
+
+
+def _signal(pair: tuple[int, int] | None) -> None:
+    if pair:
+        try:
+            os.write(pair[1], b"1")
+        except BrokenPipeError:
+            pass  # the child died: its error report says why
+
+
+def _await(pair: tuple[int, int] | None, what: str) -> None:
+    if pair and os.read(pair[0], 1) != b"1":
+        raise StartFailed(f"the runtime gave up on this container before {what}")
 
 
 class Spawned(NamedTuple):
@@ -66,34 +98,36 @@ def spawn(spec: Spec, stdio: Stdio, on_netns: Callable[[int], None] | None = Non
     StartFailed, after reaping, if anything failed before exec."""
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
-    sync = (os.pipe2(os.O_CLOEXEC), os.pipe2(os.O_CLOEXEC)) if on_netns else None
+    hs = Handshake.make(on_netns is not None, bool(spec.cgroup_procs))
     waiter = os.fork()
     if waiter == 0:
         try:
             os.close(err_r)
             os.close(pid_r)
-            _wait_for_child(spec, stdio, err_w, pid_w, sync)
+            _wait_for_child(spec, stdio, err_w, pid_w, hs)
         except BaseException as exc:
             report_and_exit(err_w, exc)
     os.close(err_w)
     os.close(pid_w)
+    for pair in (hs.ready, hs.go, hs.joined):  # keep our ends: read ready, write go and joined
+        if pair:
+            os.close(pair[1] if pair is hs.ready else pair[0])
     try:
         pid = int(_read_all(pid_r) or 0)
-        if sync:
-            (ready_r, ready_w), (go_r, go_w) = sync
-            os.close(ready_w)
-            os.close(go_r)
-            if pid and os.read(ready_r, 1) == b"1":
-                try:
-                    on_netns(pid)  # type: ignore[misc]
-                finally:
-                    os.write(go_w, b"1")
-            os.close(ready_r)
-            os.close(go_w)
+        if pid:
+            _parent_side(spec, hs, pid, on_netns)
         report = read_report(err_r)
+    except BaseException:
+        if pid:
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+        os.waitpid(waiter, 0)
+        raise
     finally:
-        os.close(err_r)
-        os.close(pid_r)
+        for fd in (err_r, pid_r, *(p[0] if p is hs.ready else p[1] for p in hs if p)):
+            os.close(fd)
     if report or not pid:
         os.waitpid(waiter, 0)
         code, message = report or (125, "the container's first process died")
@@ -101,7 +135,20 @@ def spawn(spec: Spec, stdio: Stdio, on_netns: Callable[[int], None] | None = Non
     return Spawned(pid, waiter)
 
 
-def _wait_for_child(spec: Spec, stdio: Stdio, err_w: int, pid_w: int, sync: Sync | None) -> NoReturn:
+def _parent_side(spec: Spec, hs: Handshake, pid: int, on_netns: Callable[[int], None] | None) -> None:
+    if hs.ready and os.read(hs.ready[0], 1) == b"1" and on_netns is not None:
+        on_netns(pid)
+    _signal(hs.go)
+    for procs in spec.cgroup_procs:  # meanwhile the child mounts its root
+        try:
+            with open(procs, "w") as f:
+                f.write(str(pid))
+        except ProcessLookupError:
+            return  # the child died: its error report says why
+    _signal(hs.joined)
+
+
+def _wait_for_child(spec: Spec, stdio: Stdio, err_w: int, pid_w: int, hs: Handshake) -> NoReturn:
     """The waiter: fork pid 1 into a new pid namespace, report its pid, wait, relay its status."""
     L.prctl(L.PR_SET_PDEATHSIG, 9)
     L.set_process_name("dockyard-wait")
@@ -109,7 +156,7 @@ def _wait_for_child(spec: Spec, stdio: Stdio, err_w: int, pid_w: int, sync: Sync
     pid = os.fork()
     if pid == 0:
         os.close(pid_w)
-        _child(spec, stdio, err_w, sync)
+        _child(spec, stdio, err_w, hs)
     os.write(pid_w, str(pid).encode())
     os.closerange(3, 1 << 16)  # every inherited pipe end: the container's must see EOF, not us
     _, status = os.waitpid(pid, 0)
@@ -186,19 +233,16 @@ def read_report(err_r: int) -> tuple[int, str] | None:
     return (int(head) if head.isdigit() else 125), message
 
 
-def _child(spec: Spec, stdio: Stdio, err_w: int, sync: Sync | None) -> NoReturn:
+def _child(spec: Spec, stdio: Stdio, err_w: int, hs: Handshake) -> NoReturn:
     try:
-        _setup_and_exec(spec, stdio, err_w, sync)
+        _setup_and_exec(spec, stdio, err_w, hs)
     except BaseException as exc:
         report_and_exit(err_w, exc)
 
 
-def _setup_and_exec(spec: Spec, stdio: Stdio, err_w: int, sync: Sync | None) -> NoReturn:
+def _setup_and_exec(spec: Spec, stdio: Stdio, err_w: int, hs: Handshake) -> NoReturn:
     trace.mark("child")
     L.prctl(L.PR_SET_PDEATHSIG, 9)  # the monitor's death takes the container with it: never unwatched
-    for procs in spec.cgroup_procs:
-        with open(procs, "w") as f:
-            f.write("0")
     flags = L.CLONE_NEWNS | L.CLONE_NEWUTS | L.CLONE_NEWIPC
     if spec.network in ("none", "new"):
         flags |= L.CLONE_NEWNET
@@ -207,14 +251,9 @@ def _setup_and_exec(spec: Spec, stdio: Stdio, err_w: int, sync: Sync | None) -> 
         L.setns(fd, L.CLONE_NEWNET)
         os.close(fd)
     L.unshare(flags)
-    if sync:
-        (ready_r, ready_w), (go_r, go_w) = sync
-        os.close(ready_r)
-        os.close(go_w)
-        os.write(ready_w, b"1")
-        os.read(go_r, 1)
-        os.close(ready_w)
-        os.close(go_r)
+    trace.mark("unshared")
+    _signal(hs.ready)
+    _await(hs.go, "plugging its network")
     L.sethostname(spec.hostname)
     if spec.interfaces:
         netlink.configure_inside(spec.interfaces, spec.gateway)
@@ -222,6 +261,7 @@ def _setup_and_exec(spec: Spec, stdio: Stdio, err_w: int, sync: Sync | None) -> 
         loopback_up()
     rootfs.setup(spec)
     trace.mark("rootfs")
+    _await(hs.joined, "joining its cgroups")
     exec_process(spec.process, stdio, make_cwd=True)
 
 
@@ -247,6 +287,7 @@ def exec_process(proc: Process, stdio: Stdio, make_cwd: bool) -> NoReturn:
         path, args = "/dev/init", ["/dev/init", "--", *args]
     _stdio(stdio, proc.tty, proc.window, user.uid)
     L.cloexec_from(3)  # nothing of ours leaks into the container; err_w closes at exec
+    trace.mark("exec")
     L.drop_bounding(proc.capabilities)
     os.setgroups(list(user.groups))
     os.setresgid(user.gid, user.gid, user.gid)
