@@ -1345,7 +1345,8 @@ def _window() -> tuple[int, int] | None:
 def _relay(
     args: argparse.Namespace, c: Any, sock: Any, reader: Any, pid: int, stdin: bool, proxy: bool
 ) -> int:
-    """Stream an attached container until it exits; its exit code (0 on detach)."""
+    """Stream an attached container until it exits and return its exit code;
+    raises attach.Detached on Ctrl-P Ctrl-Q."""
     from runtime import attach as A
 
     sys.stdout.flush()
@@ -1359,8 +1360,15 @@ def _relay(
 
     tty = bool(c.config.get("Tty"))
     with sock:
-        code = A.relay(sock, stdin=0 if stdin else None, stdout=1, stderr=2, tty=tty, reader=reader,
-                       on_signal=forward if proxy else None)  # fmt: skip
+        code = A.relay(
+            sock,
+            stdin=0 if stdin else None,
+            stdout=1,
+            stderr=2,
+            tty=tty,
+            reader=reader,
+            on_signal=forward if proxy else None,
+        )
     if code is None:  # the monitor went away without a word: report what the store says
         try:
             state = containers_of(args).load(c.id).state
@@ -1868,8 +1876,9 @@ def cmd_exec(args: argparse.Namespace) -> int:
     c = containers_of(args).get(args.container)
     env = [e for f in args.env_file for e in read_env_file(f)] + list(args.env)
     window = _window() or (24, 80)
-    proc = execute.process_for(c, command, env=env, user=args.user, workdir=args.workdir, tty=args.tty,
-                               window=window)  # fmt: skip
+    proc = execute.process_for(
+        c, command, env=env, user=args.user, workdir=args.workdir, tty=args.tty, window=window
+    )
     try:
         if args.tty:
             import socket
@@ -1971,8 +1980,14 @@ def cmd_stats(args: argparse.Namespace) -> int:
             if c.id in before and c.running:
                 rows.append(_stats_row(c, before[c.id], sample(c), not args.no_trunc))
             else:
-                zero = {"CPUPerc": "0.00%", "MemUsage": "0B / 0B", "MemPerc": "0.00%", "NetIO": "0B / 0B",
-                        "BlockIO": "0B / 0B", "PIDs": "0"}  # fmt: skip
+                zero = {
+                    "CPUPerc": "0.00%",
+                    "MemUsage": "0B / 0B",
+                    "MemPerc": "0.00%",
+                    "NetIO": "0B / 0B",
+                    "BlockIO": "0B / 0B",
+                    "PIDs": "0",
+                }
                 rows.append({"Container": c.short_id, "ID": c.short_id, "Name": c.name, **zero})
         if not args.no_stream:
             print("\033[2J\033[H", end="")
@@ -2028,8 +2043,10 @@ def _transfer_parsers(sub: Any) -> None:
         p.add_argument("-p", "--pause", default="true")
         p.add_argument("container")
         p.add_argument("repository", nargs="?")
-    for p in (sub.add_parser("export", help="export a container's filesystem as a tar archive"),
-              csub.add_parser("export")):  # fmt: skip
+    for p in (
+        sub.add_parser("export", help="export a container's filesystem as a tar archive"),
+        csub.add_parser("export"),
+    ):
         p.add_argument("-o", "--output", default="")
         p.add_argument("container")
     for p in (
@@ -2052,8 +2069,16 @@ def cmd_commit(args: argparse.Namespace) -> int:
     ref = Reference.parse(args.repository) if args.repository else None
     cstore = containers_of(args)
     c = cstore.get(args.container)
-    img = commit(cstore, c, store_of(args), ref=ref, author=args.author, message=args.message,
-                 changes=list(args.change), pause=args.pause != "false")  # fmt: skip
+    img = commit(
+        cstore,
+        c,
+        store_of(args),
+        ref=ref,
+        author=args.author,
+        message=args.message,
+        changes=list(args.change),
+        pause=args.pause != "false",
+    )
     print(img.id)
     return 0
 
@@ -2092,15 +2117,25 @@ def cmd_cp(args: argparse.Namespace) -> int:
     src_ctr, src = split_container_path(args.src)
     dst_ctr, dst = split_container_path(args.dest)
     if (src_ctr is None) == (dst_ctr is None):
-        raise UsageError("copying between containers is not supported" if src_ctr else
-                         "must specify at least one container source")  # fmt: skip
+        raise UsageError(
+            "copying between containers is not supported"
+            if src_ctr
+            else "must specify at least one container source"
+        )
     cstore = containers_of(args)
     if src_ctr is not None:
         copy_from(cstore, cstore.get(src_ctr), src, dst, follow=args.follow_link, out=sys.stdout.buffer)
     else:
         assert dst_ctr is not None
-        copy_to(cstore, cstore.get(dst_ctr), src, dst, archive=args.archive, follow=args.follow_link,
-                stdin=sys.stdin.buffer)  # fmt: skip
+        copy_to(
+            cstore,
+            cstore.get(dst_ctr),
+            src,
+            dst,
+            archive=args.archive,
+            follow=args.follow_link,
+            stdin=sys.stdin.buffer,
+        )
     return 0
 
 

@@ -66,8 +66,12 @@ def trace_once(root: Path) -> list[tuple[float, str]]:
     with tempfile.NamedTemporaryFile("r", suffix=".trace") as f:
         env = {**os.environ, "DOCKYARD_TRACE": f.name}
         t0 = time.time()
-        subprocess.run(dockyard_cmd(root, "run", "--rm", "--network", "none", "busybox", "true"), env=env,
-                       cwd=REPO, check=True)  # fmt: skip
+        subprocess.run(
+            dockyard_cmd(root, "run", "--rm", "--network", "none", "busybox", "true"),
+            env=env,
+            cwd=REPO,
+            check=True,
+        )
         end = time.time()
         marks = [((float(t) - t0) * 1000, label) for _, t, label in (line.split(None, 2) for line in f)]
     return [*marks, ((end - t0) * 1000, "CLI exited")]
@@ -91,8 +95,12 @@ def bench_runc(rootfs: Path, work: Path, runs: int) -> list[float]:
 def bench_docker(tar: Path, host: str, runs: int) -> list[float]:
     env = {**os.environ, "DOCKER_HOST": host}
     tag = f"dockyard-bench/busybox:{os.getpid()}"
-    subprocess.run(["docker", "import", "-c", 'CMD ["sh"]', str(tar), tag], env=env, check=True,
-                   stdout=subprocess.DEVNULL)  # fmt: skip
+    subprocess.run(
+        ["docker", "import", "-c", 'CMD ["sh"]', str(tar), tag],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     try:
         cmd = ["docker", "run", "--rm", "--network", "none", tag, "true"]
         subprocess.run(cmd, env=env, check=True)
@@ -110,9 +118,12 @@ def host_state(root: Path) -> dict[str, list[str]]:
     with open("/proc/self/mountinfo") as info:
         mounts = sorted(m for line in info if (m := line.split()[4]).startswith(str(root)))
     cgroups = sorted(
-        str(p) for ctrl in Path("/sys/fs/cgroup").iterdir() if (ctrl / "dockyard").is_dir()
-        for p in (ctrl / "dockyard").iterdir() if p.is_dir()
-    )  # fmt: skip
+        str(p)
+        for ctrl in Path("/sys/fs/cgroup").iterdir()
+        if (ctrl / "dockyard").is_dir()
+        for p in (ctrl / "dockyard").iterdir()
+        if p.is_dir()
+    )
     veths = sorted(p.name for p in Path("/sys/class/net").iterdir() if p.name.startswith("veth"))
     cdir = root / "containers"
     states = sorted(p.name for p in cdir.iterdir() if not p.name.startswith(".")) if cdir.exists() else []

@@ -278,11 +278,20 @@ class Monitor:
         if self.wiring:
             self.wiring.started(pid)
         c.state.update(
-            Status="running", Running=True, Paused=False, Dead=False, OOMKilled=False, Pid=pid, ExitCode=0,
-            Error="", StartedAt=now_rfc3339(), FinishedAt="0001-01-01T00:00:00Z", MonitorPid=os.getpid(),
+            Status="running",
+            Running=True,
+            Paused=False,
+            Dead=False,
+            OOMKilled=False,
+            Pid=pid,
+            ExitCode=0,
+            Error="",
+            StartedAt=now_rfc3339(),
+            FinishedAt="0001-01-01T00:00:00Z",
+            MonitorPid=os.getpid(),
             MonitorStart=process_start_time(os.getpid()),
             Network=self.wiring.settings() if self.wiring else {},
-        )  # fmt: skip
+        )
         self.store.save_state(c)
         self.first.sendall(A.frame_json(A.STARTED, {"pid": pid}))
         return spawned
@@ -481,9 +490,16 @@ class Monitor:
             error = f"removing cgroup: {err}"
         c = self.c
         c.state.update(
-            Status="exited", Running=False, Paused=False, Pid=0, ExitCode=code, OOMKilled=oom, Error=error,
-            FinishedAt=now_rfc3339(), Network={},
-        )  # fmt: skip
+            Status="exited",
+            Running=False,
+            Paused=False,
+            Pid=0,
+            ExitCode=code,
+            OOMKilled=oom,
+            Error=error,
+            FinishedAt=now_rfc3339(),
+            Network={},
+        )
         if c.host_config.get("AutoRemove"):
             remove_files(self.store, c)
         else:

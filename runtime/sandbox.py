@@ -76,10 +76,19 @@ def run_step(
 
 
 def _spec(
-    scratch: Path, lowerdirs: Sequence[str], upperdir: Path, argv: Sequence[str], mount_cwd: Path,
-    env: Sequence[str], workdir: str, user: str, hostname: str, network: str, mounts: Sequence[Mount],
+    scratch: Path,
+    lowerdirs: Sequence[str],
+    upperdir: Path,
+    argv: Sequence[str],
+    mount_cwd: Path,
+    env: Sequence[str],
+    workdir: str,
+    user: str,
+    hostname: str,
+    network: str,
+    mounts: Sequence[Mount],
     init_layer: Path | None,
-) -> Spec:  # fmt: skip
+) -> Spec:
     (scratch / "work").mkdir()
     (scratch / "mnt").mkdir()
     init = init_layer or ensure_init_layer(scratch / "init")

@@ -376,10 +376,14 @@ def test_container_prune(ctl: Ctl) -> None:
 
 def test_parallel_runs_do_not_collide(ctl: Ctl) -> None:
     procs = [
-        subprocess.Popen(ctl.argv("run", "--name", f"par{i}", "busybox", "sh", "-c", f"hostname; exit {i}"),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            ctl.argv("run", "--name", f"par{i}", "busybox", "sh", "-c", f"hostname; exit {i}"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for i in range(6)
-    ]  # fmt: skip
+    ]
     results = [(p.wait(60), *p.communicate()) for p in procs]
     assert [code for code, _, _ in results] == list(range(6)), results
     assert len({out for _, out, _ in results}) == 6  # six hostnames, six IDs

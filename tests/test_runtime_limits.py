@@ -30,8 +30,17 @@ def test_hierarchy_detection() -> None:
 
 
 def test_oom_kill_under_memory_limit(ctl: Ctl) -> None:
-    r = ctl("run", "--name", "hog", "--memory", "8m", "busybox", "sh", "-c",
-            "exec dd if=/dev/zero of=/dev/null bs=32M count=1")  # fmt: skip
+    r = ctl(
+        "run",
+        "--name",
+        "hog",
+        "--memory",
+        "8m",
+        "busybox",
+        "sh",
+        "-c",
+        "exec dd if=/dev/zero of=/dev/null bs=32M count=1",
+    )
     assert r.code == 137
     state = json.loads(ctl.ok("inspect", "hog"))[0]["State"]
     assert state["OOMKilled"] is True and state["ExitCode"] == 137
@@ -44,9 +53,24 @@ def test_oom_kill_under_memory_limit(ctl: Ctl) -> None:
 
 def test_cpu_pids_memory_files(ctl: Ctl) -> None:
     cid = ctl.ok(
-        "run", "-d", "--cpus", "0.5", "--cpu-shares", "512", "--cpuset-cpus", "0", "--pids-limit", "20",
-        "--memory", "64m", "--memory-swap", "128m", "busybox", "sleep", "60",
-    ).strip()  # fmt: skip
+        "run",
+        "-d",
+        "--cpus",
+        "0.5",
+        "--cpu-shares",
+        "512",
+        "--cpuset-cpus",
+        "0",
+        "--pids-limit",
+        "20",
+        "--memory",
+        "64m",
+        "--memory-swap",
+        "128m",
+        "busybox",
+        "sleep",
+        "60",
+    ).strip()
     if Cgroup(cid, default_parent()).h.v1:
         assert cgroup_file(cid, "cpu", "cpu.cfs_quota_us") == "50000"
         assert cgroup_file(cid, "cpu", "cpu.cfs_period_us") == "100000"
@@ -103,8 +127,9 @@ def test_device_write_bps(ctl: Ctl) -> None:
 
 
 def test_update_stats_top(ctl: Ctl) -> None:
-    cid = ctl.ok("run", "-d", "--name", "busy", "--memory", "64m", "busybox", "sh", "-c",
-                 "while true; do :; done").strip()  # fmt: skip
+    cid = ctl.ok(
+        "run", "-d", "--name", "busy", "--memory", "64m", "busybox", "sh", "-c", "while true; do :; done"
+    ).strip()
     assert ctl.ok("update", "--cpus", "0.25", "--memory", "32m", "--pids-limit", "30", "busy") == "busy\n"
     if Cgroup(cid, default_parent()).h.v1:
         assert cgroup_file(cid, "cpu", "cpu.cfs_quota_us") == "25000"

@@ -89,8 +89,20 @@ def test_user_network_names_and_aliases(ctl: Ctl) -> None:
     ).strip()
     assert len(nid) == 64
     for name in ("one", "two"):
-        ctl.ok("run", "-d", "--name", name, "--network", "appnet", "--network-alias", "svc", "busybox", "sh",
-               "-c", HTTPD)  # fmt: skip
+        ctl.ok(
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "appnet",
+            "--network-alias",
+            "svc",
+            "busybox",
+            "sh",
+            "-c",
+            HTTPD,
+        )
     ips = {
         n: ctl.ok("inspect", "-f", "{{.NetworkSettings.Networks.appnet.IPAddress}}", n).strip()
         for n in ("one", "two")

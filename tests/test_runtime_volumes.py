@@ -34,8 +34,16 @@ def test_bind_mount_is_the_same_directory(ctl: Ctl, tmp_path: Path) -> None:
     (host / "late").write_text("seen")  # not a copy: later host writes show inside
     assert ctl.ok("exec", "live", "cat", "/mnt/late") == "seen"
     mounts = json.loads(ctl.ok("inspect", "live"))[0]["Mounts"]
-    assert mounts == [{"Type": "bind", "Source": str(host), "Destination": "/mnt", "Mode": "", "RW": True,
-                       "Propagation": "rprivate"}]  # fmt: skip
+    assert mounts == [
+        {
+            "Type": "bind",
+            "Source": str(host),
+            "Destination": "/mnt",
+            "Mode": "",
+            "RW": True,
+            "Propagation": "rprivate",
+        }
+    ]
 
 
 def test_anonymous_volume_is_prefilled_from_the_image(ctl: Ctl) -> None:
