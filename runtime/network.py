@@ -348,10 +348,15 @@ def plug(ep: Endpoint, pid: int, ifname: str, veth: str) -> None:
         raise RuntimeFailure(f"failed to set up network {ep.network}: {err.strerror}") from None
 
 
-def unplug(veth: str) -> None:
-    """Delete a host veth (its peer goes with it); nothing if already gone."""
+def unplug(veth: str, timeout: float = 2.0) -> None:
+    """Delete a host veth (its peer goes with it) and wait until it is gone: the
+    kernel may be tearing it down already with the container's namespace, which
+    it does asynchronously. Nothing if already gone."""
     try:
         with Netlink() as nl:
             nl.delete_link(veth)
     except OSError:
         pass
+    deadline = time.monotonic() + timeout
+    while link_exists(veth) and time.monotonic() < deadline:
+        time.sleep(0.005)
