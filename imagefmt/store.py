@@ -491,8 +491,21 @@ class Store:
             for chain, diff_id, desc in zip(
                 chains, image.config.diff_ids, image.manifest.layers, strict=True
             ):
-                if not (self.snapshots / chain.hex / "link").exists():
-                    self._unpack(chain, diff_id, desc)
+                self.unpack_layer(chain, diff_id, desc)
+
+    def has_snapshot(self, chain: Digest) -> bool:
+        return (self.snapshots / chain.hex / "link").exists()
+
+    def unpack_layer(self, chain: Digest, diff_id: Digest, desc: Descriptor) -> bool:
+        """Unpack the layer blob ``desc`` as the snapshot of ``chain``, unless it exists.
+
+        Verified (the tar must hash to ``diff_id``, else DigestInvalid and no
+        snapshot) and atomic; layers of one image may be unpacked in any order
+        and in parallel.  The caller holds :meth:`adding`.  True when unpacked now."""
+        if self.has_snapshot(chain):
+            return False
+        self._unpack(chain, diff_id, desc)
+        return True
 
     def _unpack(self, chain: Digest, diff_id: Digest, desc: Descriptor) -> None:
         from imagefmt.compress import open_reader
