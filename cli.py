@@ -158,14 +158,14 @@ def since(ts: float) -> str:
     return human_duration(time.time() - ts) + " ago"
 
 
-def human_size(size: float) -> str:
-    """Docker's units.HumanSizeWithPrecision(size, 3): decimal units, 3 significant digits."""
+def human_size(size: float, precision: int = 3) -> str:
+    """Docker's units.HumanSizeWithPrecision: decimal units, ``precision`` significant digits."""
     units = ["B", "kB", "MB", "GB", "TB", "PB"]
     i = 0
     while size >= 1000 and i < len(units) - 1:
         size /= 1000.0
         i += 1
-    return f"{size:.4g}{units[i]}" if i else f"{size:.3g}B"
+    return f"{size:.{precision}g}{units[i]}"
 
 
 def render_template(fmt: str, obj: Any) -> str:
@@ -249,7 +249,7 @@ def _image_rows(args: argparse.Namespace) -> list[dict[str, str]]:
     rows: list[dict[str, str]] = []
     for img in store.images():
         created = parse_time(img.config.created)
-        size = human_size(store.image_size(img))
+        vsize = store.image_size(img)
         digests = {rd.split("@")[0]: rd.split("@")[1] for rd in img.repo_digests}
         names: list[tuple[str, str, str]] = [
             (t.familiar_repository, t.tag or "<none>", digests.get(t.repository, "<none>")) for t in img.tags
@@ -269,10 +269,10 @@ def _image_rows(args: argparse.Namespace) -> list[dict[str, str]]:
                     "ID": image_id,
                     "Repository": repo,
                     "SharedSize": "N/A",
-                    "Size": size,
+                    "Size": human_size(vsize),
                     "Tag": tag,
                     "UniqueSize": "N/A",
-                    "VirtualSize": size,
+                    "VirtualSize": human_size(vsize, 4),
                 }
             )
     return rows

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from imagefmt import mediatypes as mt
+from imagefmt.config import ImageConfig
 from imagefmt.digest import Digest
 from imagefmt.errors import DigestInvalid, DockyardError, Invalid, ManifestInvalid
 from imagefmt.manifest import Descriptor, Index, Manifest, Platform, parse_any
@@ -125,18 +126,29 @@ def load(store: Store, src: BinaryIO, progress: Progress | None = None) -> list[
 
     with store.adding():
         members = _Members()
+        snapshots: list[Digest] = []
         try:
             _read_members(store, open_reader(src), members, progress)
             plan = _plan(store, members)
-            return [_register(store, manifest, names) for manifest, names in plan]
+            for manifest, _names in plan:
+                _check_media_types(manifest)
+                store.ensure_snapshots(_unregistered(store, manifest), snapshots)
+            return [Loaded(store.add_image(m, names)[0], names) for m, names in plan]
         except DockyardError:
-            for d in members.added:
-                store.blob_path(d).unlink(missing_ok=True)
+            store.discard(members.added, snapshots)
             raise
         except (OSError, EOFError, ValueError) as err:
-            for d in members.added:
-                store.blob_path(d).unlink(missing_ok=True)
+            store.discard(members.added, snapshots)
             raise Invalid(f"load: invalid archive: {err}") from err
+
+
+def _unregistered(store: Store, manifest: Manifest) -> StoredImage:
+    config = ImageConfig.parse(_blob(store, manifest.config.digest, "config"))
+    if len(config.diff_ids) != len(manifest.layers):
+        raise ManifestInvalid(
+            f"load: image config lists {len(config.diff_ids)} layers but its manifest {len(manifest.layers)}"
+        )
+    return StoredImage(manifest.config.digest, manifest, config)
 
 
 def _norm(name: str) -> str:
@@ -244,8 +256,6 @@ def _plan_docker(store: Store, m: _Members) -> list[tuple[Manifest, list[Referen
             raw = store.read_blob(m.blob_of[config_path])
         if raw is None:
             raise Invalid(f"load: invalid archive: config {config_path!r} is missing")
-        from imagefmt.config import ImageConfig
-
         config = ImageConfig.parse(raw)
         cdesc = store.put_bytes(raw, mt.OCI_CONFIG)
         layers = _docker_layers(store, m, [_norm(p) for p in e.get("Layers") or []], config.diff_ids)
@@ -278,16 +288,7 @@ def _docker_layers(store: Store, m: _Members, paths: list[str], diff_ids: list[D
     return out
 
 
-def _register(store: Store, manifest: Manifest, names: list[Reference]) -> Loaded:
+def _check_media_types(manifest: Manifest) -> None:
     for d in manifest.blobs():
-        if not store.has_blob(d.digest):
-            raise ManifestInvalid(f"load: invalid archive: blob {d.digest} is missing")
-        if mt.is_layer(d.media_type) or d.media_type in (mt.OCI_CONFIG, mt.DOCKER_CONFIG):
-            continue
-        if d is not manifest.config:
-            raise Invalid(f"load: unknown media type {d.media_type!r} for layer {d.digest}")
-    for d in manifest.layers:
-        if not mt.is_layer(d.media_type):
-            raise Invalid(f"load: unknown layer media type {d.media_type!r}: cannot load it")
-    image, _ = store.add_image(manifest, names)
-    return Loaded(image, names)
+        if not mt.is_layer(d.media_type) and d is not manifest.config:
+            raise Invalid(f"load: unknown layer media type {d.media_type!r} for {d.digest}: cannot unpack it")

@@ -41,7 +41,7 @@ def command_form(rest: str, shell: list[str] | None = None) -> list[str]:
             value = None
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
             return value
-    return [*(shell or DEFAULT_SHELL), text]
+    return [*(DEFAULT_SHELL if shell is None else shell), text]
 
 
 def parse_pairs(rest: str, what: str) -> list[tuple[str, str]]:

@@ -19,8 +19,6 @@ from imagefmt.errors import UnsafeLayer
 from imagefmt.reference import Reference
 from imagefmt.store import Store, StoredImage
 
-DEFAULT_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
 
 def _escapes(name: str) -> bool:
     depth = 0
@@ -77,7 +75,7 @@ def import_rootfs(
             "architecture": architecture,
             "os": "linux",
             "created": created,
-            "config": {"Env": [DEFAULT_ENV]},
+            "config": {},
         }
         if message:
             doc["comment"] = message

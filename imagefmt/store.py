@@ -484,14 +484,29 @@ class Store:
     def _link_name(chain: Digest) -> str:
         return chain.hex[:16]
 
-    def ensure_snapshots(self, image: StoredImage) -> None:
-        """Unpack every layer of ``image`` that has no snapshot yet (atomic per layer)."""
+    def ensure_snapshots(self, image: StoredImage, created: list[Digest] | None = None) -> None:
+        """Unpack every layer of ``image`` that has no snapshot yet (atomic per layer).
+
+        Verifies each layer against its diff_id; raise Invalid (UnsafeLayer for
+        hostile tars).  Chain IDs of new snapshots are appended to ``created``."""
         chains = image.chain_ids
         with self.adding():
             for chain, diff_id, desc in zip(
                 chains, image.config.diff_ids, image.manifest.layers, strict=True
             ):
-                self.unpack_layer(chain, diff_id, desc)
+                if self.unpack_layer(chain, diff_id, desc) and created is not None:
+                    created.append(chain)
+
+    def discard(self, blobs: list[Digest], chains: list[Digest]) -> None:
+        """Roll back what a failed operation added (blobs and snapshots no image uses)."""
+        with self.lock():
+            live_blobs, live_chains = self._live(self._read_index())
+        for c in chains:
+            if c.hex not in live_chains and (self.snapshots / c.hex).exists():
+                self._drop_snapshot(self.snapshots / c.hex)
+        for d in blobs:
+            if d.hex not in live_blobs:
+                self.blob_path(d).unlink(missing_ok=True)
 
     def has_snapshot(self, chain: Digest) -> bool:
         return (self.snapshots / chain.hex / "link").exists()

@@ -1,0 +1,25 @@
+#!/bin/bash
+# Install everything dockyard and its tests need on a fresh Debian 12 machine (run as root):
+# the peers and tools from apt, and a project venv (.venv) with dockyard installed in it.
+# Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PKGS=(skopeo docker-registry busybox-static umoci docker.io runc tmux iproute2 curl)
+missing=()
+for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: apt-get install ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+if ! .venv/bin/python -c 'import cli, imagefmt, pytest, ruff' >/dev/null 2>&1 \
+   || [ pyproject.toml -nt .venv/.installed ]; then
+  echo "setup: pip install -e .[test]"
+  .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+  touch .venv/.installed
+fi
+fixtures/make-busybox-rootfs.sh >/dev/null
+echo "setup: ok ($(.venv/bin/dockyard --version))"

@@ -1,0 +1,109 @@
+"""The local store through the CLI: import, images, tag, rmi, inspect, history, refcounts, locking."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from imagefmt.store import Store
+from tests.conftest import REPO, Dockyard
+from tests.helpers import store_state
+
+
+def test_import_then_images_and_inspect(dy: Dockyard, busybox: str) -> None:
+    assert busybox.startswith("sha256:")
+    out = dy.ok("images")
+    header, row = out.splitlines()
+    assert header.split() == ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"]
+    assert row.split()[:3] == ["busybox", "latest", busybox[7:19]]
+    assert dy.ok("images", "-q").strip() == busybox[7:19]
+    assert dy.ok("images", "-q", "--no-trunc").strip() == busybox
+    doc = json.loads(dy.ok("images", "--format", "{{json .}}"))
+    assert doc["Repository"] == "busybox" and doc["Tag"] == "latest" and doc["Digest"] == "<none>"
+    [info] = json.loads(dy.ok("inspect", "busybox"))
+    assert info["Id"] == busybox and info["RepoTags"] == ["busybox:latest"]
+    assert info["Config"]["Cmd"] == ["sh"] and info["Config"]["Env"] is None  # as docker import leaves it
+    assert info["Comment"] == "" and len(info["RootFS"]["Layers"]) == 1
+    assert dy.ok("inspect", "-f", "{{.Config.Cmd}} {{.Os}}", "busybox").strip() == "[sh] linux"
+
+
+def test_history(dy: Dockyard, busybox: str) -> None:
+    lines = dy.ok("history", "busybox").splitlines()
+    assert lines[0].split()[:3] == ["IMAGE", "CREATED", "CREATED"]
+    assert lines[1].startswith(busybox[7:19]) and "Imported from" in lines[1]
+
+
+def test_tag_adds_a_name_and_rmi_untags_first(dy: Dockyard, busybox: str) -> None:
+    dy.ok("tag", "busybox", "localhost:5000/a/b:v1")
+    assert sorted(json.loads(dy.ok("inspect", busybox))[0]["RepoTags"]) == [
+        "busybox:latest", "localhost:5000/a/b:v1"]
+    assert dy.ok("rmi", "localhost:5000/a/b:v1").strip() == "Untagged: localhost:5000/a/b:v1"
+    r = dy("rmi", busybox[7:19])
+    assert r.code == 0 and "Deleted: " + busybox in r.out
+
+
+def test_rmi_by_id_with_two_names_needs_force(dy: Dockyard, busybox: str) -> None:
+    dy.ok("tag", "busybox", "other:1")
+    r = dy("rmi", busybox[7:19])
+    assert r.code != 0 and "must be forced" in r.err
+    out = dy.ok("rmi", "-f", busybox[7:19])
+    assert "Untagged: other:1" in out and "Untagged: busybox:latest" in out
+
+
+def test_rmi_keeps_shared_layers_and_frees_the_rest(dy: Dockyard, busybox: str, busybox_tar: Path) -> None:
+    store = Store(dy.root)
+    other = dy.ok("import", "-c", "CMD [\"true\"]", str(busybox_tar), "other:latest").strip()
+    assert other != busybox
+    layer = store.image("busybox").manifest.layers[0].digest
+    assert store.image("other").manifest.layers[0].digest == layer  # same rootfs, same layer blob
+    dy.ok("rmi", "busybox")
+    assert store.has_blob(layer)
+    dy.ok("rmi", "other")
+    assert not store.has_blob(layer)
+    assert list(store.blobs.iterdir()) == []
+    assert json.loads(store.index_path.read_text()) == {"images": {}, "tags": {}}
+
+
+def test_unknown_image_errors(dy: Dockyard) -> None:
+    for args in (["rmi", "nope"], ["history", "nope"], ["tag", "nope", "x"], ["inspect", "nope"]):
+        r = dy(*args)
+        assert r.code != 0
+        assert "No such" in r.err and r.err.count("\n") == 1
+
+
+def test_bad_reference_is_invalid(dy: Dockyard, busybox: str) -> None:
+    r = dy("tag", "busybox", "Bad/Name:x")
+    assert r.code == 5 and "invalid reference format" in r.err
+
+
+def test_import_refuses_escaping_members(dy: Dockyard, tmp_path: Path) -> None:
+    from tests.helpers import file_entry, tar_bytes
+
+    before = store_state(dy.root)
+    bad = tmp_path / "bad.tar"
+    bad.write_bytes(tar_bytes([file_entry("ok"), file_entry("../../etc/x")]))
+    r = dy("import", str(bad), "bad:1")
+    assert r.code == 5 and "escapes" in r.err
+    assert store_state(dy.root) == before
+
+
+def test_concurrent_tag_and_rmi_keep_the_store_consistent(dy: Dockyard, busybox: str) -> None:
+    script = (
+        "import sys, cli\n"
+        "root, n = sys.argv[1], sys.argv[2]\n"
+        "for i in range(15):\n"
+        "    cli.main(['--root', root, 'tag', 'busybox', f'p{n}/t:{i}'])\n"
+        "    if i % 2: cli.main(['--root', root, 'rmi', f'p{n}/t:{i}'])\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(dy.root), str(n)], cwd=REPO,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for n in range(3)]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    store = Store(dy.root)
+    tags = sorted(t for img in store.images() for t in img.familiar_tags)
+    want = sorted(["busybox:latest"] + [f"p{n}/t:{i}" for n in range(3) for i in range(0, 15, 2)])
+    assert tags == want
+    assert list(store.tmp.iterdir()) == []
