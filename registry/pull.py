@@ -38,6 +38,7 @@ from imagefmt.reference import Reference
 from imagefmt.store import Store, StoredImage
 from registry import progress as pg
 from registry.remote import Repository
+from registry.transport import Unavailable
 
 CONFIG_MAX = 8 << 20
 
@@ -93,21 +94,28 @@ def pull(
 ) -> PullResult:
     """Pull ``ref`` (tag or digest) from ``repo`` into ``store`` and name it.
 
-    Verified and all-or-nothing for the image: raise DigestInvalid (corrupt
-    content), ManifestUnknown, Unauthorized… and register nothing on failure.
-    Blobs that did verify stay in the store (a retry does not fetch them
-    again) and the partial file of an interrupted download stays for resume."""
+    Verified and all-or-nothing: raise DigestInvalid (corrupt content),
+    ManifestUnknown, Unauthorized… and leave the store as it was (what this
+    pull added is discarded).  Only when the registry became unreachable
+    (Unavailable) or on Ctrl-C are the verified blobs and the partial file of
+    the interrupted download kept, so that the next pull resumes."""
     options = options or PullOptions()
     top, manifest, index = resolve(repo, ref, options.platform)
+    added = _Added()
     with store.adding():
-        config = fetch_config(store, repo, manifest.config)
-        if len(config.diff_ids) != len(manifest.layers):
-            raise errors.ManifestInvalid(
-                f"pull {ref.familiar()}: the config lists {len(config.diff_ids)} layers, "
-                f"the manifest {len(manifest.layers)}"
-            )
-        layers = list(zip(chain_ids(config.diff_ids), config.diff_ids, manifest.layers, strict=True))
-        fetch_layers(store, repo, layers, options, progress)
+        try:
+            config = fetch_config(store, repo, manifest.config, added.blobs)
+            if len(config.diff_ids) != len(manifest.layers):
+                raise errors.ManifestInvalid(
+                    f"pull {ref.familiar()}: the config lists {len(config.diff_ids)} layers, "
+                    f"the manifest {len(manifest.layers)}"
+                )
+            layers = list(zip(chain_ids(config.diff_ids), config.diff_ids, manifest.layers, strict=True))
+            fetch_layers(store, repo, layers, options, progress, added)
+        except errors.DockyardError as exc:
+            if not isinstance(exc, Unavailable):  # keep what verified for the next attempt to resume
+                store.discard(added.blobs, added.chains)
+            raise
         store.put_bytes(manifest.raw, manifest.media_type)
         if index is not None:
             store.put_bytes(index.raw, index.media_type)
@@ -120,6 +128,15 @@ def pull(
     return PullResult(ref, top, image, updated=before != image.id)
 
 
+class _Added:
+    """Blobs and snapshots a pull created: what a failed pull rolls back."""
+
+    def __init__(self) -> None:
+        self.blobs: list[Digest] = []
+        self.chains: list[Digest] = []
+        self.lock = threading.Lock()
+
+
 def _current(store: Store, ref: Reference) -> Digest | None:
     try:
         return store.image(str(ref)).id
@@ -127,15 +144,18 @@ def _current(store: Store, ref: Reference) -> Digest | None:
         return None
 
 
-def fetch_config(store: Store, repo: Repository, desc: Descriptor) -> ImageConfig:
-    """The image config blob, from the store or downloaded and verified into it."""
+def fetch_config(
+    store: Store, repo: Repository, desc: Descriptor, created: list[Digest] | None = None
+) -> ImageConfig:
+    """The image config blob, from the store or downloaded and verified into it
+    (then appended to ``created``)."""
     if not store.has_blob(desc.digest):
         if desc.size > CONFIG_MAX:
             raise errors.SizeInvalid(f"pull {repo}: the image config is {desc.size} bytes, over {CONFIG_MAX}")
         resp = repo.open_blob(desc.digest)
         with resp:
             body = resp.raw.read(CONFIG_MAX + 1, decode_content=False)
-        store.put_blob(io.BytesIO(body), desc.digest, desc.media_type)
+        store.put_blob(io.BytesIO(body), desc.digest, desc.media_type, created)
     return ImageConfig.parse(store.read_blob(desc.digest))
 
 
@@ -145,10 +165,13 @@ def fetch_layers(
     layers: list[tuple[Digest, Digest, Descriptor]],
     options: PullOptions,
     progress: pg.ProgressFn,
+    added: _Added | None = None,
 ) -> None:
-    """Download the missing layer blobs in parallel and unpack each as it verifies.
+    """Download the missing layer blobs in parallel and unpack each as it verifies;
+    record what was created in ``added``.
 
     Raise the first failure after stopping the other transfers."""
+    added = added or _Added()
     for _chain, _diff_id, desc in layers:
         have = store.has_blob(desc.digest)
         progress(pg.Progress(desc.digest.short, pg.ALREADY_EXISTS if have else pg.PULLING, 0, desc.size))
@@ -162,12 +185,17 @@ def fetch_layers(
         if options.unpack and not store.has_snapshot(chain):
             if fetched:
                 progress(pg.Progress(desc.digest.short, pg.EXTRACTING, 0, desc.size))
-            store.unpack_layer(chain, diff_id, desc)
+            if store.unpack_layer(chain, diff_id, desc):
+                with added.lock:
+                    added.chains.append(chain)
         if fetched:
             progress(pg.Progress(desc.digest.short, pg.PULL_COMPLETE, desc.size, desc.size))
 
     def job(chain: Digest, diff_id: Digest, desc: Descriptor) -> Future[None]:
         fetched = fetch_blob(store, repo, desc, progress, cancel, options)
+        if fetched:
+            with added.lock:
+                added.blobs.append(desc.digest)
         return unpacks.submit(unpack, chain, diff_id, desc, fetched)
 
     try:
@@ -296,7 +324,7 @@ def _download(
         except _STREAM_ERRORS as exc:
             failures += 1
             if failures > options.retries:
-                raise errors.DockyardError(
+                raise Unavailable(
                     f"pull {repo}: blob {short}: download failed {failures} times, last at byte "
                     f"{part.offset} of {desc.size} ({exc}): run the pull again to resume"
                 ) from exc

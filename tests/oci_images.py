@@ -17,6 +17,7 @@ from pathlib import Path
 from isal import igzip
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 CREATED = "2024-01-01T00:00:00Z"
@@ -108,17 +109,41 @@ def write_layout(
     manifest = {"schemaVersion": 2, "mediaType": mtype, "config": cdesc, "layers": descs}
     mraw = json.dumps(manifest, separators=(",", ":")).encode()
     mdigest = put(mraw)
+    entry = {"mediaType": mtype, "digest": mdigest, "size": len(mraw)}
+    _write_index(path, entry, tag)
+    return Layout(path, mdigest, cdesc["digest"], tuple(d["digest"] for d in descs), tuple(diff_ids), mraw)
+
+
+def _write_index(path: Path, entry: dict[str, object], tag: str) -> None:
     index = {
         "schemaVersion": 2,
-        "manifests": [
-            {
-                "mediaType": mtype,
-                "digest": mdigest,
-                "size": len(mraw),
-                "annotations": {"org.opencontainers.image.ref.name": tag},
-            }
-        ],
+        "manifests": [{**entry, "annotations": {"org.opencontainers.image.ref.name": tag}}],
     }
     (path / "index.json").write_text(json.dumps(index))
     (path / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
-    return Layout(path, mdigest, cdesc["digest"], tuple(d["digest"] for d in descs), tuple(diff_ids), mraw)
+
+
+def write_multiarch_layout(
+    path: Path, images: dict[str, list[bytes]], tag: str = "latest"
+) -> tuple[str, dict[str, Layout]]:
+    """An OCI layout whose ``tag`` is an image index of one image per architecture.
+
+    Returns the index digest and each architecture's layout facts."""
+    built: dict[str, Layout] = {}
+    entries = []
+    for arch, layers in images.items():
+        lay = write_layout(path, layers, tag=f"{tag}-{arch}", arch=arch)
+        built[arch] = lay
+        entries.append(
+            {
+                "mediaType": OCI_MANIFEST,
+                "digest": lay.manifest_digest,
+                "size": len(lay.manifest),
+                "platform": {"architecture": arch, "os": "linux"},
+            }
+        )
+    raw = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}).encode()
+    digest = sha256(raw)
+    (path / "blobs" / "sha256" / digest[7:]).write_bytes(raw)
+    _write_index(path, {"mediaType": OCI_INDEX, "digest": digest, "size": len(raw)}, tag)
+    return digest, built
