@@ -795,9 +795,11 @@ class LayerProgress:
                 bar_format="{desc:<32} {bar:30} {n_fmt}/{total_fmt}",
             )
             self._bars[ev.id] = bar
-        text = f"{ev.status} {ev.detail}".strip()
-        if self._last.get(ev.id) != ev.status:
-            bar.set_description_str(f"{ev.id}: {text}", refresh=False)
+        if ev.status in pg.MOVING and self._last.get(ev.id) == ev.status:
+            if ev.current > bar.n:
+                bar.update(ev.current - bar.n)  # tqdm redraws at most every mininterval
+            return
+        bar.set_description_str(f"{ev.id}: {ev.status} {ev.detail}".strip(), refresh=False)
         if ev.status in pg.FINAL or ev.status in (pg.VERIFYING, pg.DOWNLOADED):
             bar.n = bar.total or ev.current
         elif ev.status in pg.MOVING:

@@ -34,6 +34,7 @@ class ClientOptions:
     """Everything a pull or push can be tuned with (docker's daemon flags among them)."""
 
     insecure_registries: tuple[str, ...] = ()
+    secure_registries: tuple[str, ...] = ()
     certs_dirs: tuple[Path, ...] = field(default_factory=default_certs_dirs)
     platform: Platform = Platform()
     max_concurrent_downloads: int = 3
@@ -52,6 +53,7 @@ class ClientOptions:
     def transport_options(self) -> TransportOptions:
         return TransportOptions(
             insecure_registries=self.insecure_registries,
+            secure_registries=self.secure_registries,
             certs_dirs=self.certs_dirs,
             retries=self.retries,
             backoff=self.backoff,

@@ -59,9 +59,14 @@ class Unavailable(errors.DockyardError):
 
 @dataclass(frozen=True)
 class TransportOptions:
-    """How to talk to registries; ``insecure_registries`` holds host[:port] names or CIDRs."""
+    """How to talk to registries.
+
+    ``insecure_registries`` holds host[:port] names or CIDRs reached over
+    unverified HTTPS or HTTP; ``secure_registries`` names hosts whose TLS is
+    verified even on loopback (skopeo's ``--tls-verify=true``)."""
 
     insecure_registries: tuple[str, ...] = ()
+    secure_registries: tuple[str, ...] = ()
     certs_dirs: tuple[Path, ...] = field(default_factory=lambda: default_certs_dirs())
     retries: int = 4
     backoff: float = 0.5
@@ -93,10 +98,16 @@ def _hostname(host: str) -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
-def is_insecure(host: str, insecure_registries: Iterable[str] = ()) -> bool:
+def is_insecure(
+    host: str, insecure_registries: Iterable[str] = (), secure_registries: Iterable[str] = ()
+) -> bool:
     """True for a host Docker would reach over plain HTTP: a loopback name or
-    address, or one listed (by host[:port], host, or a CIDR holding its address)."""
+    address, or one listed (by host[:port], host, or a CIDR holding its address),
+    unless it is listed in ``secure_registries``.  Names are not resolved (Docker
+    resolves them to check the CIDRs): a name is insecure only when listed."""
     name = _hostname(host)
+    if host in secure_registries:
+        return False
     if name == "localhost" or name.endswith(".localhost"):
         return True
     try:
@@ -134,13 +145,15 @@ class Transport:
         self.host = host
         self.options = options or TransportOptions()
         self.credentials = credentials
-        self.insecure = is_insecure(host, self.options.insecure_registries)
+        self.insecure = is_insecure(host, self.options.insecure_registries, self.options.secure_registries)
         self.base = ""  # scheme://host, known after ping()
         self.challenge: protocol.Challenge | None = None
         self._tokens: dict[str, _Token] = {}
         self._lock = threading.Lock()
         self._ping_lock = threading.Lock()
         self._bundle: str | None = None
+        # Passed with every request: a session-wide verify loses to REQUESTS_CA_BUNDLE.
+        self._verify: bool | str = True
         self.session = self._new_session()
 
     # ---------------------------------------------------------- session ---
@@ -157,7 +170,7 @@ class Transport:
         cas, client_cert = self._certs_d()
         if cas:
             self._bundle = _ca_bundle(cas)
-            s.verify = self._bundle
+            self._verify = self._bundle
         if client_cert:
             s.cert = client_cert
         return s
@@ -227,20 +240,25 @@ class Transport:
 
     def _send_ping(self, base: str, verify_tls: bool) -> requests.Response:
         if not verify_tls and base.startswith("https:"):
-            self.session.verify = False
+            self._verify = False
             _quiet_insecure_warning()
         attempt = 0
         while True:
             try:
-                resp = self.session.get(f"{base}/v2/", timeout=self._timeout())
+                resp = self.session.get(f"{base}/v2/", timeout=self._timeout(), verify=self._verify)
                 resp.close()
                 if resp.status_code not in RETRY_STATUSES or attempt >= self.options.retries:
                     return resp
             except requests.exceptions.SSLError:
                 raise
             except requests.ConnectionError as exc:
-                # A refused connection is final for the HTTPS probe of an insecure host.
-                if attempt >= self.options.retries or (self.insecure and base.startswith("https:")):
+                # Refused is final (nothing listens); so is any failure of the HTTPS
+                # probe of an insecure host, which then tries HTTP.
+                if (
+                    attempt >= self.options.retries
+                    or (self.insecure and base.startswith("https:"))
+                    or "Connection refused" in str(exc)
+                ):
                     raise exc from None
             self._sleep(attempt)
             attempt += 1
@@ -249,12 +267,16 @@ class Transport:
         if isinstance(exc, requests.exceptions.SSLError):
             return errors.DockyardError(
                 f"{what} {self.host}: TLS error: {_root_cause(exc)}: put the registry's CA certificate in "
-                f"/etc/docker/certs.d/{self.host}/ca.crt, or mark it insecure with "
+                f"{self._certs_hint()}/{self.host}/ca.crt, or mark it insecure with "
                 f"--insecure-registry {self.host}"
             )
         return Unavailable(
             f"{what} {self.host}: cannot reach the registry: {_root_cause(exc)}: is it running and reachable?"
         )
+
+    def _certs_hint(self) -> str:
+        dirs = self.options.certs_dirs or DEFAULT_CERTS_DIRS
+        return str(dirs[0])
 
     def _timeout(self) -> tuple[float, float]:
         return (self.options.connect_timeout, self.options.read_timeout)
@@ -294,7 +316,9 @@ class Transport:
             params.append(("account", self.credentials.username))
         auth = (self.credentials.username, self.credentials.password) if self.credentials else None
         try:
-            resp = self.session.get(ch.get("realm"), params=params, auth=auth, timeout=self._timeout())
+            resp = self.session.get(
+                ch.get("realm"), params=params, auth=auth, timeout=self._timeout(), verify=self._verify
+            )
         except requests.RequestException as exc:
             raise self._connection_error("get a token for", exc) from exc
         with contextlib.closing(resp):
@@ -408,11 +432,12 @@ class Transport:
             with contextlib.closing(body()) as data:
                 return self.session.request(
                     method, url, headers=headers, params=params, data=data, stream=stream,
-                    timeout=self._timeout(),
+                    timeout=self._timeout(), verify=self._verify,
                 )  # fmt: skip
         return self.session.request(
-            method, url, headers=headers, params=params, data=body, stream=stream, timeout=self._timeout()
-        )
+            method, url, headers=headers, params=params, data=body, stream=stream, timeout=self._timeout(),
+            verify=self._verify,
+        )  # fmt: skip
 
     def _rechallenge(self, resp: requests.Response, scopes: tuple[str, ...]) -> bool:
         """Take a 401's challenge (a registry may allow an anonymous ping, or want
@@ -482,12 +507,16 @@ def _root_cause(exc: BaseException | None) -> str:
 
 
 def _ca_bundle(cas: list[Path]) -> str:
-    """A PEM file holding the default CAs and ``cas`` (requests replaces, Docker adds)."""
+    """A PEM file holding the default CAs and ``cas`` (requests replaces, Docker adds).
+
+    The default CAs are the system's (``REQUESTS_CA_BUNDLE``, ``SSL_CERT_FILE``) else certifi's."""
     import certifi
 
+    default = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE") or certifi.where()
     fd, path = tempfile.mkstemp(prefix="dockyard-ca-", suffix=".pem")
     with os.fdopen(fd, "wb") as out:
-        out.write(Path(certifi.where()).read_bytes())
+        with contextlib.suppress(OSError):
+            out.write(Path(default).read_bytes())
         for ca in cas:
             out.write(b"\n" + ca.read_bytes())
     return path

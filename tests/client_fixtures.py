@@ -53,11 +53,15 @@ def skopeo_push(layout: Layout, dest: str, all_images: bool = False, tag: str = 
     skopeo(*args, f"oci:{layout.path}:{tag}", f"docker://{dest}")
 
 
-def sample_layout(path: Path, seed: int, sizes: tuple[int, ...] = (200_000, 50_000), shared: bool = True) -> Layout:
+def sample_layout(
+    path: Path, seed: int, sizes: tuple[int, ...] = (200_000, 50_000), shared: bool = True
+) -> Layout:
     """An image of random-file layers; with ``shared`` the last layer is the same in every sample."""
     layers = [tar_bytes(random_files(seed * 10 + i, 3, size)) for i, size in enumerate(sizes)]
     if shared:
-        layers.append(tar_bytes({"etc/os-release": b'ID="dockyard-test"\n', "bin/hello": b"#!/bin/sh\necho hi\n"}))
+        layers.append(
+            tar_bytes({"etc/os-release": b'ID="dockyard-test"\n', "bin/hello": b"#!/bin/sh\necho hi\n"})
+        )
     return write_layout(path, layers)
 
 

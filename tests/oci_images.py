@@ -13,6 +13,7 @@ import random
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from isal import igzip
 
@@ -48,8 +49,7 @@ def random_files(seed: int, count: int, size: int, prefix: str = "data") -> dict
 
 def gzip_bytes(data: bytes) -> bytes:
     out = io.BytesIO()
-    with igzip.IGzipFile(fileobj=out, mode="wb", compresslevel=1, mtime=0, filename="") as gz:
-        gz.write(data)
+    out.write(igzip.compress(data, compresslevel=1, mtime=0))
     return out.getvalue()
 
 
@@ -92,7 +92,7 @@ def write_layout(
     else:
         ltype = "application/vnd.oci.image.layer.v1.tar" + ("+gzip" if compress else "")
         ctype, mtype = "application/vnd.oci.image.config.v1+json", OCI_MANIFEST
-    descs = []
+    descs: list[dict[str, Any]] = []
     for t in layers:
         blob = gzip_bytes(t) if compress else t
         descs.append({"mediaType": ltype, "digest": put(blob), "size": len(blob)})
@@ -105,7 +105,7 @@ def write_layout(
         "created": CREATED,
     }
     craw = json.dumps(config, separators=(",", ":")).encode()
-    cdesc = {"mediaType": ctype, "digest": put(craw), "size": len(craw)}
+    cdesc: dict[str, Any] = {"mediaType": ctype, "digest": put(craw), "size": len(craw)}
     manifest = {"schemaVersion": 2, "mediaType": mtype, "config": cdesc, "layers": descs}
     mraw = json.dumps(manifest, separators=(",", ":")).encode()
     mdigest = put(mraw)

@@ -155,7 +155,9 @@ class Distribution:
                 return self
             except OSError:
                 if self.proc.poll() is not None:
-                    raise RuntimeError(f"docker-registry exited: {(self.root / 'registry.log').read_text()}") from None
+                    raise RuntimeError(
+                        f"docker-registry exited: {(self.root / 'registry.log').read_text()}"
+                    ) from None
                 time.sleep(0.05)
         raise RuntimeError("docker-registry did not start")
 

@@ -29,14 +29,17 @@ def validate_image(store: Store, name: str) -> None:
     """Every blob present with its digest, every layer unpacked (ggcr's validate.Image)."""
     img = store.image(name)
     for d in img.manifest.blobs():
-        got, size = Digest.of_stream(store.open_blob(d.digest))
+        with store.open_blob(d.digest) as f:
+            got, size = Digest.of_stream(f)
         assert (got, size) == (d.digest, d.size)
     assert len(img.config.diff_ids) == len(img.manifest.layers)
     for chain in chain_ids(img.config.diff_ids):
         assert store.has_snapshot(chain), f"layer {chain} not unpacked"
 
 
-def test_pull_what_skopeo_pushed_then_push_it_elsewhere(dist: Distribution, dy: Dockyard, tmp_path: Path) -> None:
+def test_pull_what_skopeo_pushed_then_push_it_elsewhere(
+    dist: Distribution, dy: Dockyard, tmp_path: Path
+) -> None:
     lay = cf.sample_layout(tmp_path / "a", seed=1)
     cf.skopeo_push(lay, f"{dist.host}/interop/a:v1")
     out = dy.ok("pull", f"{dist.host}/interop/a:v1").splitlines()
@@ -97,7 +100,9 @@ def test_push_a_local_image_compresses_once_and_round_trips(
         assert (diff_id.short, pg.LAYER_EXISTS) in {(e.id, e.status) for e in events}
         # to another repository of the same registry: mounted, still not recompressed
         events.clear()
-        client.push(store, store.image(image_id), Reference.parse(f"{dist.host}/local/other:1"), events.append)
+        client.push(
+            store, store.image(image_id), Reference.parse(f"{dist.host}/local/other:1"), events.append
+        )
         assert [e.detail for e in events if e.status == pg.MOUNTED] == ["local/img"]
         assert pg.COMPRESSING not in {e.status for e in events}
     # pulled back into an empty store: the same image
@@ -119,7 +124,9 @@ def test_shared_layers_are_downloaded_once(dist: Distribution, dy: Dockyard, tmp
 
 
 def test_index_resolves_to_the_platform(dist: Distribution, dy: Dockyard, tmp_path: Path) -> None:
-    images = {arch: [tar_bytes(random_files(ord(arch[0]), 2, 1000, prefix=arch))] for arch in ("amd64", "arm64")}
+    images = {
+        arch: [tar_bytes(random_files(ord(arch[0]), 2, 1000, prefix=arch))] for arch in ("amd64", "arm64")
+    }
     index_digest, built = write_multiarch_layout(tmp_path / "multi", images)
     cf.skopeo_push(built["amd64"], f"{dist.host}/multi/app:1", all_images=True)
     out = dy.ok("pull", f"{dist.host}/multi/app:1").splitlines()
@@ -129,7 +136,9 @@ def test_index_resolves_to_the_platform(dist: Distribution, dy: Dockyard, tmp_pa
     dy.ok("pull", "--platform", "linux/arm64", f"{dist.host}/multi/app:1")
     assert str(store.image(f"{dist.host}/multi/app:1").id) == built["arm64"].config_digest
     r = dy("pull", "--platform", "linux/s390x", f"{dist.host}/multi/app:1")
-    assert r.code == 5 and "no manifest for platform linux/s390x (available: linux/amd64, linux/arm64)" in r.err
+    assert (
+        r.code == 5 and "no manifest for platform linux/s390x (available: linux/amd64, linux/arm64)" in r.err
+    )
 
 
 def test_chunked_upload_for_large_blobs(dist: Distribution, dy: Dockyard, tmp_path: Path) -> None:
@@ -147,7 +156,9 @@ def test_chunked_upload_for_large_blobs(dist: Distribution, dy: Dockyard, tmp_pa
     validate_image(fresh, str(ref))
 
 
-def test_all_tags(dist: Distribution, dy: Dockyard, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_all_tags(
+    dist: Distribution, dy: Dockyard, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     store = Store(dy.root)
     cf.local_image(store, tmp_path, f"{dist.host}/tags/app:1", seed=21, size=4000)
     cf.local_image(store, tmp_path, f"{dist.host}/tags/app:2", seed=22, size=4000)
@@ -167,8 +178,8 @@ def test_quiet_output(dist: Distribution, dy: Dockyard, tmp_path: Path) -> None:
     assert dy.ok("pull", "-q", f"{dist.host}/quiet/app") == f"{dist.host}/quiet/app:latest\n"
     out = dy.ok("pull", f"{dist.host}/quiet/app").splitlines()
     assert out[:2] == ["Using default tag: latest", "latest: Pulling from quiet/app"]
-    out = dy.ok("push", "-q", f"{dist.host}/quiet/app")
-    assert out == f"latest: digest: {lay.manifest_digest} size: {len(lay.manifest)}\n"
+    quiet = dy.ok("push", "-q", f"{dist.host}/quiet/app")
+    assert quiet == f"latest: digest: {lay.manifest_digest} size: {len(lay.manifest)}\n"
 
 
 def test_clear_errors(dist: Distribution, dy: Dockyard, tmp_path: Path) -> None:
@@ -190,6 +201,9 @@ def test_search_the_catalog(dist: Distribution, dy: Dockyard, tmp_path: Path) ->
         dy.ok("push", "-q", f"{dist.host}/{name}:1")
     out = dy.ok("search", f"{dist.host}/alpha").splitlines()
     assert out[0].split() == ["NAME", "DESCRIPTION", "STARS", "OFFICIAL", "AUTOMATED"]
-    assert [line.split()[0] for line in out[1:]] == [f"{dist.host}/search/alpha", f"{dist.host}/search/alphabet"]
-    out = dy.ok("search", "--limit", "1", "--format", "{{.Name}}", f"{dist.host}/search")
-    assert out.splitlines() == [f"{dist.host}/search/alpha"]
+    assert [line.split()[0] for line in out[1:]] == [
+        f"{dist.host}/search/alpha",
+        f"{dist.host}/search/alphabet",
+    ]
+    names = dy.ok("search", "--limit", "1", "--format", "{{.Name}}", f"{dist.host}/search")
+    assert names.splitlines() == [f"{dist.host}/search/alpha"]
