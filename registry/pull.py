@@ -15,12 +15,14 @@ registry ignores the range).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import io
 import os
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,6 +117,7 @@ def pull(
         except errors.DockyardError as exc:
             if not isinstance(exc, Unavailable):  # keep what verified for the next attempt to resume
                 store.discard(added.blobs, added.chains)
+                drop_partials(store, (d.digest for d in manifest.layers))
             raise
         store.put_bytes(manifest.raw, manifest.media_type)
         if index is not None:
@@ -244,6 +247,44 @@ class _Partial:
         return Digest(self.algorithm, self.hasher.hexdigest())
 
 
+@contextlib.contextmanager
+def _locked_partial(path: Path) -> Iterator[BinaryIO]:
+    """Open and exclusively lock a partial file, making sure the lock is on the
+    file that is still at ``path`` (a holder may have renamed or removed it)."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        f = os.fdopen(fd, "r+b", buffering=0)
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                same = os.stat(path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                yield f
+                return
+        finally:
+            f.close()
+
+
+def drop_partials(store: Store, digests: Iterable[Digest]) -> None:
+    """Remove the partial files of ``digests`` that no other pull is writing."""
+    for digest in digests:
+        path = partial_path(store, digest)
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except FileNotFoundError:
+            continue
+        with os.fdopen(fd, "r+b", buffering=0) as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                    os.unlink(path)
+
+
 def fetch_blob(
     store: Store,
     repo: Repository,
@@ -262,9 +303,7 @@ def fetch_blob(
     if store.has_blob(digest):
         return False
     path = partial_path(store, digest)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    with os.fdopen(fd, "r+b", buffering=0) as f:
-        fcntl.flock(f, fcntl.LOCK_EX)  # another pull of this blob finishes first
+    with _locked_partial(path) as f:  # another pull of this blob finishes first
         if store.has_blob(digest):
             return False
         part = _Partial(f, digest, desc.size)
