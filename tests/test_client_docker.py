@@ -65,7 +65,9 @@ def test_we_pull_what_docker_pushes(
     ctx = tmp_path / "ctx"
     ctx.mkdir()
     (ctx / "Dockerfile").write_text(
-        'FROM dockyard-client-base:1\nRUN echo built by docker > /built && rm -rf /tmp\nCMD ["cat", "/built"]\n'
+        "FROM dockyard-client-base:1\n"
+        "RUN echo built by docker > /built && rm -rf /tmp\n"
+        'CMD ["cat", "/built"]\n'
     )
     docker(docker_host, "import", "-c", 'CMD ["sh"]', str(busybox_tar), "dockyard-client-base:1")
     ref = f"{dist.host}/fromdocker/app:1"
