@@ -663,7 +663,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise errors.NotFound(f"open {args.file}: {exc.strerror}") from exc
         with src:
-            img = import_rootfs(store, src, ref, args.change, args.message, args.file, architecture=arch)
+            img = import_rootfs(store, src, ref, args.change, args.message, "-", architecture=arch)
     print(img.id)
     return 0
 
@@ -1065,7 +1065,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
     store = store_of(args)
     images = store.images()
-    info = {
+    info: dict[str, Any] = {
         "Images": len(images),
         "Driver": "overlay2",
         "DockerRootDir": str(store.root),

@@ -533,7 +533,7 @@ class Store:
             with self.open_blob(desc.digest) as blob:
                 comp = mt.compression(desc.media_type) or None
                 hr = HashingReader(open_reader(blob, None if comp is None else comp))
-                stats = extract_layer(hr, work / "diff", mode="overlay")  # type: ignore[arg-type]
+                stats = extract_layer(hr, work / "diff", mode="overlay")
                 hr.drain()
                 hr.verify(diff_id, f"layer {desc.digest}")
             self._install_snapshot(work, chain, stats.bytes)
