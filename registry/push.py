@@ -23,11 +23,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, cast
+from typing import IO
 
 from imagefmt import errors
 from imagefmt import mediatypes as mt
-from imagefmt.digest import CHUNK, Digest
+from imagefmt.compress import open_writer
+from imagefmt.digest import CHUNK, Digest, HashingWriter
 from imagefmt.manifest import Descriptor, Manifest
 from imagefmt.reference import Reference
 from imagefmt.store import Store, StoredImage
@@ -211,8 +212,8 @@ class _Pusher:
         path, out = self.store.temp_file()
         try:
             with out, self.store.open_blob(desc.digest) as src:
-                hashing = _HashingWriter(out)
-                gz = _gzip_writer(hashing, self.options.compression_level)
+                hashing = HashingWriter(out)
+                gz = open_writer(hashing, "gzip", self.options.compression_level)
                 done = 0
                 while chunk := src.read(CHUNK):
                     gz.write(chunk)
@@ -226,32 +227,3 @@ class _Pusher:
         except BaseException:
             path.unlink(missing_ok=True)
             raise
-
-
-class _HashingWriter:
-    def __init__(self, dst: IO[bytes]) -> None:
-        import hashlib
-
-        self._dst = dst
-        self._h = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data: bytes) -> int:
-        self._dst.write(data)
-        self._h.update(data)
-        self.size += len(data)
-        return len(data)
-
-    def flush(self) -> None:
-        self._dst.flush()
-
-    def digest(self) -> Digest:
-        return Digest("sha256", self._h.hexdigest())
-
-
-def _gzip_writer(dst: _HashingWriter, level: int) -> IO[bytes]:
-    """A deterministic gzip stream (no name, mtime 0) into ``dst``; close() leaves ``dst`` open."""
-    from isal import igzip
-
-    gz = igzip.IGzipFile(filename="", mode="wb", compresslevel=level, fileobj=dst, mtime=0)  # type: ignore[no-untyped-call]
-    return cast(IO[bytes], gz)
