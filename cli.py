@@ -657,6 +657,17 @@ def cmd_import(args: argparse.Namespace) -> int:
     arch = args.platform.split("/")[1] if args.platform.count("/") >= 1 else _arch()
     if args.file == "-":
         img = import_rootfs(store, sys.stdin.buffer, ref, args.change, args.message, "-", architecture=arch)
+    elif args.file.startswith(("http://", "https://")):
+        import requests
+
+        try:
+            with requests.get(args.file, stream=True, timeout=60) as resp:
+                resp.raise_for_status()
+                resp.raw.decode_content = True
+                raw: Any = resp.raw
+                img = import_rootfs(store, raw, ref, args.change, args.message, args.file, architecture=arch)
+        except requests.RequestException as exc:
+            raise errors.NotFound(f"import {args.file}: {exc}") from exc
     else:
         try:
             src = open(args.file, "rb")
