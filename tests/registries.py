@@ -297,3 +297,64 @@ def skopeo(*args: str) -> str:
 
 def env_without_docker_config() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "DOCKER_CONFIG"}
+
+
+@dataclass
+class FlakyProxy:
+    """A proxy in front of a registry that fails on purpose: the first ``fail``
+    requests whose path matches ``pattern`` (and method) get ``status``.  For the
+    5xx we cannot make distribution send."""
+
+    upstream: str
+    pattern: str
+    method: str = "GET"
+    fail: int = 2
+    status: int = 503
+    seen: list[tuple[str, str, int]] = field(default_factory=list)
+    port: int = 0
+
+    def __post_init__(self) -> None:
+        import re
+
+        self._re = re.compile(self.pattern)
+        self._failed = 0
+        self._lock = threading.Lock()
+        self._session = __import__("requests").Session()
+        self._server = make_server("127.0.0.1", 0, self._app, threaded=True)
+        self.port = self._server.server_port
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._session.close()
+
+    def _app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        request = Request(environ)
+        path = request.full_path.rstrip("?")
+        with self._lock:
+            hit = request.method == self.method and self._re.search(request.path) and self._failed < self.fail
+            if hit:
+                self._failed += 1
+        if hit:
+            self.seen.append((request.method, path, self.status))
+            return Response("injected failure", self.status)(environ, start_response)
+        headers = {k: v for k, v in request.headers.items() if k.lower() != "content-length"}
+        body = request.get_data()
+        up = self._session.request(
+            request.method, f"http://{self.upstream}{path}", headers=headers, data=body or None,
+            allow_redirects=False, stream=True,
+        )  # fmt: skip
+        self.seen.append((request.method, path, up.status_code))
+        drop = {"connection", "transfer-encoding", "content-encoding"}
+        out = Response(
+            up.raw.stream(1 << 16, decode_content=False),
+            up.status_code,
+            headers=[(k, v) for k, v in up.headers.items() if k.lower() not in drop],
+        )
+        out.call_on_close(up.close)
+        return out(environ, start_response)

@@ -3,6 +3,7 @@ registry whose storage serves a blob that does not match its digest."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from tests import client_fixtures as cf
 from tests.conftest import Dockyard
 from tests.helpers import store_state
 from tests.oci_images import random_files, tar_bytes, write_layout
-from tests.registries import Distribution
+from tests.registries import Distribution, FlakyProxy
 
 docker_config = cf.docker_config
 fresh_dist = cf.fresh_dist
@@ -79,3 +80,48 @@ def test_a_blob_with_the_wrong_digest_fails_and_changes_nothing(
     assert store_state(dy.root) == before
     assert not any(Path(dy.root, "tmp").iterdir())
     assert dy.ok("images", "-q") == ""
+
+
+def test_5xx_replies_are_retried(fresh_dist: Distribution, tmp_path: Path) -> None:
+    lay = cf.sample_layout(tmp_path / "lay", seed=6)
+    cf.skopeo_push(lay, f"{fresh_dist.host}/faults/flaky:1")
+    proxy = FlakyProxy(fresh_dist.host, r"/blobs/sha256:", "GET", fail=3, status=503)
+    try:
+        with cf.quick_client(retries=3) as client:
+            result = client.pull(Store(tmp_path / "store"), Reference.parse(f"{proxy.host}/faults/flaky:1"))
+        assert str(result.digest) == lay.manifest_digest
+        assert sum(1 for _, _, status in proxy.seen if status == 503) == 3
+    finally:
+        proxy.stop()
+    proxy = FlakyProxy(fresh_dist.host, r"/blobs/uploads/.+", "PUT", fail=1, status=500)
+    try:
+        store = Store(tmp_path / "local")
+        image_id = cf.local_image(store, tmp_path, "flaky:1", seed=61, size=5000)
+        with cf.quick_client(retries=3) as client:
+            ref = Reference.parse(f"{proxy.host}/faults/pushed:1")
+            pushed = client.push(store, store.image(image_id), ref)
+        assert [s for m, _, s in proxy.seen if m == "PUT" and s == 500] == [500]
+        assert any(m == "PUT" and "/manifests/1" in p and s == 201 for m, p, s in proxy.seen)
+        with cf.quick_client() as client:
+            again = client.pull(
+                Store(tmp_path / "again"), Reference.parse(f"{fresh_dist.host}/faults/pushed:1")
+            )
+        assert again.digest == pushed.digest
+    finally:
+        proxy.stop()
+
+
+def test_plain_http_beyond_loopback_needs_insecure_registry(
+    fresh_dist: Distribution, dy: Dockyard, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = socket.gethostname()
+    if socket.gethostbyname(name) != "127.0.0.1" or name == "localhost":
+        pytest.skip(f"the host name {name!r} does not resolve to 127.0.0.1")
+    lay = cf.sample_layout(tmp_path / "lay", seed=8)
+    cf.skopeo_push(lay, f"{fresh_dist.host}/faults/http:1")
+    ref = f"{name}:{fresh_dist.port}/faults/http:1"
+    r = dy("pull", ref)
+    assert r.code == 1 and f"--insecure-registry {name}:{fresh_dist.port}" in r.err
+    assert dy.ok("pull", "-q", "--insecure-registry", f"{name}:{fresh_dist.port}", ref).strip() == ref
+    monkeypatch.setenv("DOCKYARD_INSECURE_REGISTRIES", f"other.example, {name}:{fresh_dist.port}")
+    assert dy.ok("pull", "-q", ref).strip() == ref

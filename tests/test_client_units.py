@@ -141,3 +141,41 @@ def test_docker_hub_conventions() -> None:
 def test_upload_location_keeps_its_state() -> None:
     url = _with_query("/v2/x/blobs/uploads/u1?_state=abc%3D", digest="sha256:00")
     assert url == "/v2/x/blobs/uploads/u1?_state=abc%3D&digest=sha256:00"
+
+
+def test_progress_renders_bars_on_a_terminal_and_lines_elsewhere(capsys: pytest.CaptureFixture[str]) -> None:
+    from cli import LayerProgress
+    from registry import progress as pg
+
+    events = [
+        pg.Progress("aaaaaaaaaaaa", pg.PULLING, 0, 100),
+        pg.Progress("bbbbbbbbbbbb", pg.ALREADY_EXISTS, 0, 50),
+        pg.Progress("aaaaaaaaaaaa", pg.DOWNLOADING, 40, 100),
+        pg.Progress("aaaaaaaaaaaa", pg.DOWNLOADING, 100, 100),
+        pg.Progress("aaaaaaaaaaaa", pg.VERIFYING, 100, 100),
+        pg.Progress("aaaaaaaaaaaa", pg.DOWNLOADED, 100, 100),
+        pg.Progress("aaaaaaaaaaaa", pg.EXTRACTING, 0, 100),
+        pg.Progress("aaaaaaaaaaaa", pg.PULL_COMPLETE, 100, 100),
+    ]
+    plain = LayerProgress(tty=False)
+    for ev in events:
+        plain(ev)
+    plain.close()
+    assert capsys.readouterr().out.splitlines() == [
+        "aaaaaaaaaaaa: Pulling fs layer",
+        "bbbbbbbbbbbb: Already exists",
+        "aaaaaaaaaaaa: Verifying Checksum",
+        "aaaaaaaaaaaa: Download complete",
+        "aaaaaaaaaaaa: Pull complete",
+    ]
+    bars = LayerProgress(tty=True)
+    for ev in events:
+        bars(ev)
+    bars.close()
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "aaaaaaaaaaaa: Pull complete" in err and "bbbbbbbbbbbb: Already exists" in err
+    quiet = LayerProgress(enabled=False)
+    for ev in events:
+        quiet(ev)
+    assert capsys.readouterr() == ("", "")
