@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,7 +58,7 @@ def timed(cmd: list[str], env: dict[str, str] | None = None) -> float:
     return time.perf_counter() - t
 
 
-def best(n: int, run: callable) -> tuple[float, str]:  # type: ignore[valid-type]
+def best(n: int, run: Callable[[], tuple[float, str]]) -> tuple[float, str]:
     """The fastest of ``n`` runs of ``run() -> (seconds, note)``."""
     results = [run() for _ in range(n)]
     return min(results, key=lambda r: r[0])
