@@ -20,11 +20,12 @@ from imagefmt.store import Store, StoredImage
 from registry import credentials, remote
 from registry import progress as pg
 from registry.credentials import Credentials
+from registry.hosts import default_certs_dirs, insecure_from_env
 from registry.metadata import Metadata
 from registry.pull import PullOptions, PullResult, pull
 from registry.push import PushOptions, PushResult, push
 from registry.remote import Repository
-from registry.transport import Transport, TransportOptions, default_certs_dirs, insecure_from_env
+from registry.transport import Transport, TransportOptions
 
 __all__ = ["Client", "ClientOptions", "PullResult", "PushResult", "endpoint_of"]
 

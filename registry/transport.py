@@ -22,28 +22,32 @@ registry answered ``GET /v2/`` with, and bearer tokens cached per scope set.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import os
 import re
-import tempfile
 import threading
 import time
-import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 from urllib.parse import urljoin
 
 import requests
-import urllib3
 
 from imagefmt import errors
 from registry import protocol
 from registry.credentials import Credentials
+from registry.hosts import (
+    DEFAULT_CERTS_DIRS,
+    ca_bundle,
+    certs_d,
+    default_certs_dirs,
+    insecure_from_env,
+    is_insecure,
+    quiet_insecure_warning,
+)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-DEFAULT_CERTS_DIRS = (Path("/etc/docker/certs.d"), Path("/etc/dockyard/certs.d"))
 USER_AGENT = "dockyard/0.1.0"
 
 Body = bytes | Callable[[], IO[bytes]] | None
@@ -74,57 +78,6 @@ class TransportOptions:
     read_timeout: float = 120.0
     pool_size: int = 10
     user_agent: str = USER_AGENT
-
-
-def default_certs_dirs() -> tuple[Path, ...]:
-    """``$DOCKYARD_CERTS_D`` (colon-separated) else /etc/docker/certs.d, /etc/dockyard/certs.d
-    and ``~/.config/dockyard/certs.d``."""
-    env = os.environ.get("DOCKYARD_CERTS_D")
-    if env:
-        return tuple(Path(p) for p in env.split(":") if p)
-    return (*DEFAULT_CERTS_DIRS, Path.home() / ".config/dockyard/certs.d")
-
-
-def insecure_from_env() -> tuple[str, ...]:
-    """Hosts (or CIDRs) in ``DOCKYARD_INSECURE_REGISTRIES``, comma or space separated."""
-    raw = os.environ.get("DOCKYARD_INSECURE_REGISTRIES", "")
-    return tuple(h for h in raw.replace(",", " ").split() if h)
-
-
-def _hostname(host: str) -> str:
-    """``[::1]:5000`` → ``::1``; ``localhost:5000`` → ``localhost``."""
-    if host.startswith("["):
-        return host[1 : host.index("]")]
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-
-
-def is_insecure(
-    host: str, insecure_registries: Iterable[str] = (), secure_registries: Iterable[str] = ()
-) -> bool:
-    """True for a host Docker would reach over plain HTTP: a loopback name or
-    address, or one listed (by host[:port], host, or a CIDR holding its address),
-    unless it is listed in ``secure_registries``.  Names are not resolved (Docker
-    resolves them to check the CIDRs): a name is insecure only when listed."""
-    name = _hostname(host)
-    if host in secure_registries:
-        return False
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        addr: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(name)
-    except ValueError:
-        addr = None
-    if addr is not None and addr.is_loopback:
-        return True
-    for item in insecure_registries:
-        item = item.strip().removeprefix("http://").removeprefix("https://").rstrip("/")
-        if item in (host, name):
-            return True
-        if addr is not None and "/" in item:
-            with contextlib.suppress(ValueError):
-                if addr in ipaddress.ip_network(item, strict=False):
-                    return True
-    return False
 
 
 @dataclass
@@ -167,28 +120,13 @@ class Transport:
         )
         s.mount("https://", adapter)
         s.mount("http://", adapter)
-        cas, client_cert = self._certs_d()
+        cas, client_cert = certs_d(self.host, self.options.certs_dirs)
         if cas:
-            self._bundle = _ca_bundle(cas)
+            self._bundle = ca_bundle(cas)
             self._verify = self._bundle
         if client_cert:
             s.cert = client_cert
         return s
-
-    def _certs_d(self) -> tuple[list[Path], tuple[str, str] | None]:
-        """CA files and a client cert/key pair from ``<certs dir>/<host>/``."""
-        cas: list[Path] = []
-        client: tuple[str, str] | None = None
-        for base in self.options.certs_dirs:
-            d = base / self.host
-            if not d.is_dir():
-                continue
-            for f in sorted(d.iterdir()):
-                if f.suffix == ".crt":
-                    cas.append(f)
-                elif f.suffix == ".cert" and f.with_suffix(".key").exists():
-                    client = (str(f), str(f.with_suffix(".key")))
-        return cas, client
 
     def close(self) -> None:
         self.session.close()
@@ -241,7 +179,7 @@ class Transport:
     def _send_ping(self, base: str, verify_tls: bool) -> requests.Response:
         if not verify_tls and base.startswith("https:"):
             self._verify = False
-            _quiet_insecure_warning()
+            quiet_insecure_warning()
         attempt = 0
         while True:
             try:
@@ -506,22 +444,11 @@ def _root_cause(exc: BaseException | None) -> str:
     return text
 
 
-def _ca_bundle(cas: list[Path]) -> str:
-    """A PEM file holding the default CAs and ``cas`` (requests replaces, Docker adds).
-
-    The default CAs are the system's (``REQUESTS_CA_BUNDLE``, ``SSL_CERT_FILE``) else certifi's."""
-    import certifi
-
-    default = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE") or certifi.where()
-    fd, path = tempfile.mkstemp(prefix="dockyard-ca-", suffix=".pem")
-    with os.fdopen(fd, "wb") as out:
-        with contextlib.suppress(OSError):
-            out.write(Path(default).read_bytes())
-        for ca in cas:
-            out.write(b"\n" + ca.read_bytes())
-    return path
-
-
-def _quiet_insecure_warning() -> None:
-    # The user asked for an unverified registry; urllib3 would warn on every request.
-    warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+__all__ = [
+    "Transport",
+    "TransportOptions",
+    "Unavailable",
+    "default_certs_dirs",
+    "insecure_from_env",
+    "is_insecure",
+]

@@ -15,8 +15,8 @@ from imagefmt.reference import Reference
 from registry import credentials, protocol
 from registry.client import Client, ClientOptions, endpoint_of, registry_key
 from registry.credentials import Credentials
+from registry.hosts import is_insecure
 from registry.remote import _with_query
-from registry.transport import is_insecure
 
 
 @pytest.fixture
