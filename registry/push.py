@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -77,25 +77,37 @@ def push(
     layers = list(zip(image.manifest.layers, image.config.diff_ids, strict=True))
     for desc, diff_id in layers:
         progress(pg.Progress(diff_id.short, pg.PREPARING, 0, desc.size))
+    with store.adding():  # no removal may free a blob while it is being pushed
+        pushed = _push_blobs(store, image, pusher, options)
+        manifest = image.manifest
+        if pushed != list(manifest.layers):
+            annotations = manifest.annotations or None
+            manifest = Manifest.build(manifest.config, pushed, manifest.media_type, annotations)
+        digest = repo.put_manifest(tag, manifest.raw, manifest.media_type)
+        metadata.save()
+        store.add_image(image.manifest, [], repo_digest=ref.with_tag(None).with_digest(digest))
+    return PushResult(ref.with_tag(tag), digest, len(manifest.raw), manifest)
+
+
+def _push_blobs(store: Store, image: StoredImage, pusher: _Pusher, options: PushOptions) -> list[Descriptor]:
+    """Push the layers (each distinct blob once) and the config in parallel; return
+    the layer descriptors of the manifest to push."""
     pool = ThreadPoolExecutor(max(1, options.max_concurrent_uploads), thread_name_prefix="push")
     try:
-        futures = {desc.digest: pool.submit(pusher.layer, desc, diff_id) for desc, diff_id in layers}
+        futures: dict[Digest, Future[Descriptor]] = {}
+        for desc, diff_id in zip(image.manifest.layers, image.config.diff_ids, strict=True):
+            if desc.digest not in futures:
+                futures[desc.digest] = pool.submit(pusher.layer, desc, diff_id)
         config = image.manifest.config
         cfg_future = pool.submit(pusher.blob, config, lambda: store.open_blob(config.digest), "")
-        pushed = [futures[desc.digest].result() for desc, _ in layers]
+        pushed = [futures[desc.digest].result() for desc in image.manifest.layers]
         cfg_future.result()
+        return pushed
     except BaseException:
         pusher.cancel.set()
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-    manifest = image.manifest
-    if pushed != list(manifest.layers):
-        manifest = Manifest.build(manifest.config, pushed, manifest.media_type, manifest.annotations or None)
-    digest = repo.put_manifest(tag, manifest.raw, manifest.media_type)
-    metadata.save()
-    store.add_image(image.manifest, [], repo_digest=ref.with_tag(None).with_digest(digest))
-    return PushResult(ref.with_tag(tag), digest, len(manifest.raw), manifest)
 
 
 class _Pusher:
