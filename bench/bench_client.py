@@ -51,6 +51,7 @@ class Row:
 
 
 def timed(cmd: list[str], env: dict[str, str] | None = None) -> float:
+    os.sync()  # no writeback of an earlier step bills this one
     t = time.perf_counter()
     r = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if r.returncode != 0:
@@ -78,6 +79,7 @@ def bench_image(
     dockyard(local, "load", "-i", str(archive))
     ref = f"{origin.host}/bench/{name}:1"
     dockyard(local, "tag", f"{name}:latest", ref)
+    os.sync()
     secs, rss = dockyard(local, "push", ref)
     rows.append(Row("dockyard push, compressing (from load)", secs, "", f"peak RSS {rss} MB"))
     shutil.rmtree(local)
@@ -89,11 +91,29 @@ def bench_image(
     def ours_pull() -> tuple[float, str]:
         root = work / f"store-{name}-{len(stores)}"
         stores.append(root)
+        os.sync()
         secs, rss = dockyard(root, "pull", "-q", ref)
         return secs, f"peak RSS {rss} MB"
 
+    def ours_fetch() -> tuple[float, str]:
+        root = work / f"store-{name}-fetch"
+        shutil.rmtree(root, ignore_errors=True)
+        code = (
+            "import sys; from pathlib import Path; from imagefmt.store import Store\n"
+            "from imagefmt.reference import Reference; from registry.client import Client, ClientOptions\n"
+            "with Client(ClientOptions(unpack=False)) as c:\n"
+            "    c.pull(Store(Path(sys.argv[1])), Reference.parse(sys.argv[2]))\n"
+        )
+        secs = timed(
+            [sys.executable, "-c", code, str(root), ref], env={**os.environ, "PYTHONPATH": str(REPO)}
+        )
+        shutil.rmtree(root)
+        return secs, "library call with unpack=False"
+
     secs, note = best(repeat, ours_pull)
     rows.append(Row("dockyard pull (incl. unpack)", secs, "", note))
+    secs, note = best(repeat, ours_fetch)
+    rows.append(Row("dockyard pull without unpack", secs, "", note))
     pulled = stores[-1]
     for root in stores[:-1]:
         shutil.rmtree(root)
@@ -106,9 +126,8 @@ def bench_image(
                 ["skopeo", "copy", "-q", "--src-tls-verify=false", f"docker://{ref}", f"oci:{oci}:x"]
             ), ""
 
-        rows.append(
-            Row("skopeo copy docker:// -> oci: (no unpack)", best(repeat, skopeo_pull)[0], "dockyard pull")
-        )
+        secs = best(repeat, skopeo_pull)[0]
+        rows.append(Row("skopeo copy docker:// -> oci: (no unpack)", secs, "dockyard pull without unpack"))
     if docker_env:
 
         def docker_pull() -> tuple[float, str]:
@@ -123,6 +142,7 @@ def bench_image(
         try:
             dst = f"{target.host}/bench/{name}:1"
             dockyard(pulled, "tag", ref, dst)
+            os.sync()
             secs, rss = dockyard(pulled, "push", dst)
             return secs, f"peak RSS {rss} MB"
         finally:

@@ -1,8 +1,9 @@
 """Which scheme and TLS settings a registry host gets, as dockerd decides them.
 
-Loopback hosts and the ones listed as insecure are reached over HTTPS without
-verification, then plain HTTP; every other host over verified HTTPS, with the
-CAs of ``certs.d/<host>/`` added to the system's.
+Loopback hosts and the ones listed as insecure may be reached over plain HTTP
+or HTTPS without verification (the transport picks the order); every other
+host over verified HTTPS, with the CAs of ``certs.d/<host>/`` added to the
+system's.
 """
 
 from __future__ import annotations
@@ -42,6 +43,22 @@ def _hostname(host: str) -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
+def _address(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(name)
+    except ValueError:
+        return None
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost``, ``*.localhost`` or a loopback address (with or without a port)."""
+    name = _hostname(host)
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    addr = _address(name)
+    return addr is not None and addr.is_loopback
+
+
 def is_insecure(
     host: str, insecure_registries: Iterable[str] = (), secure_registries: Iterable[str] = ()
 ) -> bool:
@@ -52,14 +69,9 @@ def is_insecure(
     name = _hostname(host)
     if host in secure_registries:
         return False
-    if name == "localhost" or name.endswith(".localhost"):
+    if is_loopback(host):
         return True
-    try:
-        addr: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(name)
-    except ValueError:
-        addr = None
-    if addr is not None and addr.is_loopback:
-        return True
+    addr = _address(name)
     for item in insecure_registries:
         item = item.strip().removeprefix("http://").removeprefix("https://").rstrip("/")
         if item in (host, name):

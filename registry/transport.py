@@ -6,10 +6,11 @@ connection pool the parallel layer transfers share), the auth challenge the
 registry answered ``GET /v2/`` with, and bearer tokens cached per scope set.
 
 - Scheme: HTTPS, verified against the system CAs plus ``certs.d/<host>/*.crt``
-  (Docker's layout; client certificates from ``*.cert``/``*.key``).  For an
-  insecure registry (loopback hosts, as in Docker, and the ones named with
-  ``--insecure-registry`` or ``DOCKYARD_INSECURE_REGISTRIES``) HTTPS without
-  verification is tried first, then plain HTTP.
+  (Docker's layout; client certificates from ``*.cert``/``*.key``).  A
+  registry named with ``--insecure-registry`` or ``DOCKYARD_INSECURE_REGISTRIES``
+  gets HTTPS without verification, then plain HTTP (dockerd's order); a
+  loopback one (insecure by default, as in Docker) plain HTTP first, then
+  unverified HTTPS (``hosts.py`` holds these rules).
 - Auth (DIST docs/spec/auth/token.md): a ``Bearer`` challenge sends us to its
   realm for a token with the scopes the request needs (anonymously, or with
   Basic credentials); a ``Basic`` challenge gets the credentials directly.
@@ -44,6 +45,7 @@ from registry.hosts import (
     default_certs_dirs,
     insecure_from_env,
     is_insecure,
+    is_loopback,
     quiet_insecure_warning,
 )
 
@@ -151,20 +153,23 @@ class Transport:
         with self._ping_lock:
             if self.base:
                 return self.challenge
-            schemes = ("https", "http") if self.insecure else ("https",)
+            schemes = self._schemes()
             last: Exception | None = None
-            for scheme in schemes:
+            for i, scheme in enumerate(schemes):
                 base = f"{scheme}://{self.host}"
+                more = i + 1 < len(schemes)
                 try:
-                    resp = self._send_ping(base, verify_tls=not self.insecure)
+                    resp = self._send_ping(base, verify_tls=not self.insecure, probe=more)
                 except requests.exceptions.SSLError as exc:
                     last = exc
                     continue
                 except requests.RequestException as exc:
                     last = exc
-                    if self.insecure and scheme == "https":
+                    if more and "Connection refused" not in str(exc):
                         continue
                     break
+                if scheme == "http" and more and resp.status_code == 400:
+                    continue  # a TLS port answering a plain request ("Client sent an HTTP request…")
                 self.base = base
                 if resp.status_code == 401:
                     self.challenge = _challenge(resp)
@@ -176,7 +181,16 @@ class Transport:
                 return self.challenge
             raise self._connection_error("ping", last)
 
-    def _send_ping(self, base: str, verify_tls: bool) -> requests.Response:
+    def _schemes(self) -> tuple[str, ...]:
+        """Loopback: plain HTTP first, as Docker users expect of localhost (and it spares
+        a TLS handshake), then HTTPS; other insecure hosts: HTTPS first, then HTTP."""
+        if not self.insecure:
+            return ("https",)
+        if is_loopback(self.host) and self.host not in self.options.insecure_registries:
+            return ("http", "https")
+        return ("https", "http")
+
+    def _send_ping(self, base: str, verify_tls: bool, probe: bool = False) -> requests.Response:
         if not verify_tls and base.startswith("https:"):
             self._verify = False
             quiet_insecure_warning()
@@ -190,13 +204,9 @@ class Transport:
             except requests.exceptions.SSLError:
                 raise
             except requests.ConnectionError as exc:
-                # Refused is final (nothing listens); so is any failure of the HTTPS
-                # probe of an insecure host, which then tries HTTP.
-                if (
-                    attempt >= self.options.retries
-                    or (self.insecure and base.startswith("https:"))
-                    or "Connection refused" in str(exc)
-                ):
+                # Refused is final (nothing listens); any failure of a probe that has
+                # another scheme to try is passed on at once.
+                if attempt >= self.options.retries or probe or "Connection refused" in str(exc):
                     raise exc from None
             self._sleep(attempt)
             attempt += 1
