@@ -703,7 +703,7 @@ def _confirm(warning: str) -> bool:
     return answer in ("y", "yes")
 
 
-# -------------------------------------------------------------- registry ---
+# ------------------------------------------------------- registry client ---
 
 
 def _client_parsers_common(p: argparse.ArgumentParser) -> None:
@@ -722,7 +722,7 @@ def _verbs_of(parser: argparse.ArgumentParser) -> Any:
 
 
 @parsers
-def _registry_parsers(sub: Any) -> None:
+def _client_parsers(sub: Any) -> None:
     image = _verbs_of(sub.choices["image"])  # also as 'image pull' / 'image push'
     for p in (sub.add_parser("pull", help="pull an image from a registry"), image.add_parser("pull")):
         p.add_argument("name", metavar="NAME[:TAG|@DIGEST]")
