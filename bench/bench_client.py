@@ -246,9 +246,15 @@ def main() -> None:
     body = [
         f"`{' '.join(['python -m bench.bench_client', *sys.argv[1:]])}` on {machine()}.",
         "",
-        (__doc__ or "").split("\n\n", 2)[2].strip(),
+        (__doc__ or "")
+        .split("\n\n", 2)[2]
+        .replace("--layers layers", f"{args.layers} layers")
+        .replace("--size-mb in all", f"{args.size_mb} MB in all")
+        .replace("of --files small", f"of {args.files} small")
+        .strip(),
         "",
     ]
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(dir=args.workdir, prefix="dybench-client-") as tmp:
         work = Path(tmp)
         trees = make_tree_random(work, args.layers, args.size_mb)
@@ -265,6 +271,11 @@ def main() -> None:
         rows, mb = bench_image(work, "small", archive, docker_env, args.repeat)
         body += table(f"small: one layer of {args.files} files, {mb:.1f} MB of gzip blobs", rows, mb) + [""]
         print("\n".join(body[-len(rows) - 5 :]), flush=True)
+    load_after = os.getloadavg()[0]
+    body.append(
+        f"Load average (1 min) {load_before:.1f} before the run and {load_after:.1f} after it: the machine "
+        "is shared, so treat single figures with care; `--repeat N` reports the best of N runs."
+    )
     if args.write_doc:
         write_doc(REPO / args.write_doc, body)
         print(f"wrote {args.write_doc}")
