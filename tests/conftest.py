@@ -1,4 +1,5 @@
-"""Shared fixtures: a fresh store per test, the busybox rootfs, and the CLI in-process."""
+"""Shared fixtures: a fresh store per test, the busybox rootfs, the CLI in-process, a private
+Docker engine, and live registries (ours and distribution; see tests/registry_support.py)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flask.testing import FlaskClient
 
 import cli
+from tests.registry_support import Server, start_distribution, start_ours
 
 REPO = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI") == "true"
@@ -150,3 +153,36 @@ def docker(host: str, *args: str, check: bool = True, **kw: object) -> subproces
     if check and r.returncode != 0:
         raise AssertionError(f"docker {' '.join(args)} failed: {r.stderr}")
     return r  # type: ignore[no-any-return]
+
+
+# ------------------------------------------------- registries (tests/registry_support.py) ---
+
+
+@pytest.fixture(scope="session")
+def ours(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Our registry under gunicorn, no auth, shared by the session's tests."""
+    server = start_ours(tmp_path_factory.mktemp("ours") / "root")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def distribution(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The distribution registry 2.8.2 with deletes enabled."""
+    server = start_distribution(tmp_path_factory.mktemp("distribution"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["dockyard", "distribution"])
+def registry(request: pytest.FixtureRequest) -> Server:
+    """Each live registry in turn: the conformance checks must pass on both."""
+    return request.getfixturevalue("ours" if request.param == "dockyard" else "distribution")  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> FlaskClient:
+    """The app in-process (werkzeug test client) over a fresh root."""
+    from registry.app import create_app
+
+    return create_app(tmp_path / "registry").test_client()
