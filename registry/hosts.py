@@ -16,8 +16,6 @@ import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
-import urllib3
-
 DEFAULT_CERTS_DIRS = (Path("/etc/docker/certs.d"), Path("/etc/dockyard/certs.d"))
 
 
@@ -103,10 +101,11 @@ def certs_d(host: str, dirs: tuple[Path, ...]) -> tuple[list[Path], tuple[str, s
 def ca_bundle(cas: list[Path]) -> str:
     """A PEM file holding the default CAs and ``cas`` (requests replaces, Docker adds).
 
-    The default CAs are the system's (``REQUESTS_CA_BUNDLE``, ``SSL_CERT_FILE``) else certifi's."""
-    import certifi
+    The default CAs are the system's (``REQUESTS_CA_BUNDLE``, ``SSL_CERT_FILE``) else requests'."""
+    from requests.utils import DEFAULT_CA_BUNDLE_PATH
 
-    default = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE") or certifi.where()
+    env = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE")
+    default = env or DEFAULT_CA_BUNDLE_PATH
     fd, path = tempfile.mkstemp(prefix="dockyard-ca-", suffix=".pem")
     with os.fdopen(fd, "wb") as out:
         with contextlib.suppress(OSError):
@@ -118,4 +117,4 @@ def ca_bundle(cas: list[Path]) -> str:
 
 def quiet_insecure_warning() -> None:
     # The user asked for an unverified registry; urllib3 would warn on every request.
-    warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+    warnings.filterwarnings("ignore", message="Unverified HTTPS request")
