@@ -3,8 +3,11 @@ so that the shared conftest.py stays small)."""
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,6 +16,7 @@ from registry.client import Client, ClientOptions
 from tests.conftest import need
 from tests.oci_images import Layout, random_files, tar_bytes, write_layout
 from tests.registries import Distribution, skopeo
+from tests.registry_support import Server, start_ours
 
 
 @pytest.fixture(autouse=True)
@@ -24,22 +28,84 @@ def docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return d / "config.json"
 
 
-@pytest.fixture(scope="module")
-def dist(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Distribution]:
-    """The distribution registry, shared by a module's tests (each uses its own repositories)."""
-    need("docker-registry")
-    d = Distribution(tmp_path_factory.mktemp("distribution")).start()
-    yield d
-    d.stop()
+KINDS = ["distribution", "dockyard"]
 
 
-@pytest.fixture
-def fresh_dist(tmp_path: Path) -> Iterator[Distribution]:
-    """A distribution registry of the test's own (to kill or corrupt)."""
-    need("docker-registry")
-    d = Distribution(tmp_path / "distribution").start()
-    yield d
-    d.stop()
+@dataclass
+class Ours:
+    """Our registry server (gunicorn, tests/registry_support.py) with the shape of
+    :class:`~tests.registries.Distribution`: host, blob_file, kill, start, stop."""
+
+    root: Path
+    extra: tuple[str, ...] = ()
+    tls: tuple[Path, Path] | None = None
+    ca: Path | None = None  # to wait for a TLS server to answer
+    port: int = 0
+    server: Server | None = field(default=None, repr=False)
+    kind: str = "dockyard"
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def blob_file(self, digest: str) -> Path:
+        hx = digest.removeprefix("sha256:")
+        return self.root / "blobs" / "sha256" / hx[:2] / hx
+
+    def start(self) -> Ours:
+        tls: tuple[str, ...] = ()
+        if self.tls:
+            tls = ("--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1]))
+        scheme = "https" if self.tls else "http"
+        verify: object = str(self.ca) if self.ca else True
+        self.server = start_ours(
+            self.root, *self.extra, *tls, port=self.port or None, scheme=scheme, verify=verify
+        )
+        self.port = int(self.server.host.rsplit(":", 1)[1])
+        return self
+
+    def kill(self) -> None:
+        if self.server is not None:
+            self.server.stop(signal.SIGKILL)
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+
+
+Live = Distribution | Ours
+
+
+def start_registry(
+    kind: str,
+    path: Path,
+    auth: dict[str, Any] | None = None,
+    extra: tuple[str, ...] = (),
+    tls: tuple[Path, Path] | None = None,
+    ca: Path | None = None,
+) -> Live:
+    """Start one registry of ``kind``: distribution takes ``auth`` (its config
+    section), ours takes command-line ``extra`` arguments."""
+    if kind == "distribution":
+        need("docker-registry")
+        return Distribution(path, auth=auth, tls=tls).start()
+    return Ours(path / "root", extra=extra, tls=tls, ca=ca).start()
+
+
+@pytest.fixture(scope="module", params=KINDS)
+def reg(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    """Each registry in turn, shared by a module's tests (each uses its own repositories)."""
+    r = start_registry(request.param, tmp_path_factory.mktemp(request.param))
+    yield r
+    r.stop()
+
+
+@pytest.fixture(params=KINDS)
+def fresh_reg(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Live]:
+    """Each registry in turn, of the test's own (to kill or corrupt)."""
+    r = start_registry(request.param, tmp_path / request.param)
+    yield r
+    r.stop()
 
 
 def quick_client(**kw: object) -> Client:

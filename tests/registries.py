@@ -108,6 +108,7 @@ class Distribution:
     tls: tuple[Path, Path] | None = None
     port: int = 0
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    kind: str = "distribution"
 
     @property
     def host(self) -> str:

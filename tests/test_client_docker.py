@@ -1,5 +1,5 @@
 """Round trips of the busybox fixture image, and interop with the real Docker engine
-(dockerd 20.10) through the distribution registry."""
+(dockerd 20.10), through our registry and distribution."""
 
 from __future__ import annotations
 
@@ -11,22 +11,22 @@ import pytest
 from imagefmt.store import Store
 from tests import client_fixtures as cf
 from tests.conftest import Dockyard, docker
-from tests.registries import Distribution, skopeo
-from tests.test_client_distribution import validate_image
+from tests.registries import skopeo
+from tests.test_client_pull_push import validate_image
 
 docker_config = cf.docker_config
-dist = cf.dist
+reg = cf.reg
 
 pytestmark = pytest.mark.interop
 
 
-def test_busybox_round_trip(dist: Distribution, dy: Dockyard, busybox: str) -> None:
-    ref = f"{dist.host}/library/busybox:1"
+def test_busybox_round_trip(reg: cf.Live, dy: Dockyard, busybox: str) -> None:
+    ref = f"{reg.host}/library/busybox:1"
     dy.ok("tag", "busybox", ref)
     pushed = dy.ok("push", ref).splitlines()[-1].split()
     digest = pushed[2]
     assert (
-        dy.ok("images", "--digests", "--format", "{{.Digest}}", f"{dist.host}/library/busybox")
+        dy.ok("images", "--digests", "--format", "{{.Digest}}", f"{reg.host}/library/busybox")
         == digest + "\n"
     )
     dy.ok("rmi", ref)
@@ -45,9 +45,9 @@ def test_busybox_round_trip(dist: Distribution, dy: Dockyard, busybox: str) -> N
 
 
 def test_docker_pulls_and_runs_what_we_push(
-    dist: Distribution, dy: Dockyard, busybox: str, docker_host: str
+    reg: cf.Live, dy: Dockyard, busybox: str, docker_host: str
 ) -> None:
-    ref = f"{dist.host}/fromdockyard/busybox:1"
+    ref = f"{reg.host}/fromdockyard/busybox:1"
     dy.ok("tag", "busybox", ref)
     digest = dy.ok("push", ref).splitlines()[-1].split()[2]
     docker(docker_host, "rmi", "-f", ref, check=False)
@@ -60,7 +60,7 @@ def test_docker_pulls_and_runs_what_we_push(
 
 
 def test_we_pull_what_docker_pushes(
-    dist: Distribution, dy: Dockyard, docker_host: str, busybox_tar: Path, tmp_path: Path
+    reg: cf.Live, dy: Dockyard, docker_host: str, busybox_tar: Path, tmp_path: Path
 ) -> None:
     ctx = tmp_path / "ctx"
     ctx.mkdir()
@@ -70,7 +70,7 @@ def test_we_pull_what_docker_pushes(
         'CMD ["cat", "/built"]\n'
     )
     docker(docker_host, "import", "-c", 'CMD ["sh"]', str(busybox_tar), "dockyard-client-base:1")
-    ref = f"{dist.host}/fromdocker/app:1"
+    ref = f"{reg.host}/fromdocker/app:1"
     docker(docker_host, "build", "-q", "-t", ref, str(ctx))
     out = docker(docker_host, "push", ref).stdout
     digest = next(
@@ -86,7 +86,7 @@ def test_we_pull_what_docker_pushes(
     assert image.manifest.media_type == "application/vnd.docker.distribution.manifest.v2+json"
     assert (store.snapshot_dir(image.chain_ids[-1]) / "built").read_text() == "built by docker\n"
     # and back: pushing it to another repository keeps Docker's manifest bytes
-    other = f"{dist.host}/fromdocker/copy:1"
+    other = f"{reg.host}/fromdocker/copy:1"
     dy.ok("tag", ref, other)
     assert dy.ok("push", other).splitlines()[-1].split()[2] == digest
     for name in (ref, "dockyard-client-base:1"):
