@@ -14,8 +14,10 @@ layer: "push, compressing").  Pulls are then timed from that repository:
 dockyard into an empty store (download, verify and unpack every layer),
 skopeo into an empty OCI directory (download and verify, no unpack) and
 docker into an engine without the image (download, verify and unpack).
-Pushes are timed from what each tool pulled into an empty registry:
-dockyard and skopeo push the gzip blobs as they are; docker recompresses.
+GNU tar unpacking the same layer blobs one after the other is the
+filesystem's floor for the unpacking part.  Pushes are timed from what
+each tool pulled into an empty registry: dockyard and skopeo push the gzip
+blobs as they are; docker recompresses.
 Times are wall clock of the whole command (process start included); the
 ratio is the other tool's time over dockyard's (> 1: dockyard is faster).
 """
@@ -63,6 +65,23 @@ def best(n: int, run: Callable[[], tuple[float, str]]) -> tuple[float, str]:
     """The fastest of ``n`` runs of ``run() -> (seconds, note)``."""
     results = [run() for _ in range(n)]
     return min(results, key=lambda r: r[0])
+
+
+def untar_floor(work: Path, store_root: Path) -> tuple[float, str]:
+    """GNU tar unpacking every layer blob of the pulled image, one after another:
+    what the filesystem alone costs (no download, no digests)."""
+    doc = json.loads((store_root / "images.json").read_text())
+    manifest_digest = next(iter(doc["images"].values()))["manifest"]
+    manifest = json.loads((store_root / "blobs/sha256" / manifest_digest[7:]).read_text())
+    out = work / "untar"
+    shutil.rmtree(out, ignore_errors=True)
+    script = "set -e\n" + "".join(
+        f"mkdir -p {out}/{i} && tar -xzf {store_root}/blobs/sha256/{d['digest'][7:]} -C {out}/{i}\n"
+        for i, d in enumerate(manifest["layers"])
+    )
+    secs = timed(["sh", "-c", script])
+    shutil.rmtree(out)
+    return secs, "sequential, one tar per layer"
 
 
 def fresh_registry(work: Path, name: str) -> Distribution:
@@ -117,6 +136,8 @@ def bench_image(
     pulled = stores[-1]
     for root in stores[:-1]:
         shutil.rmtree(root)
+    secs, note = best(repeat, lambda: untar_floor(work, pulled))
+    rows.append(Row("GNU tar -xzf of the layers (unpack floor)", secs, "dockyard pull", note))
     if shutil.which("skopeo"):
         oci = work / f"oci-{name}"
 
