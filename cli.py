@@ -734,7 +734,7 @@ def _client_parsers(sub: Any) -> None:
     for p in (sub.add_parser("push", help="push an image to a registry"), image.add_parser("push")):
         p.add_argument("name", metavar="NAME[:TAG]")
         p.add_argument("-a", "--all-tags", action="store_true", help="push all tags of the repository")
-        p.add_argument("-q", "--quiet", action="store_true", help="print only the digest line")
+        p.add_argument("-q", "--quiet", action="store_true", help="print only the name pushed")
         p.add_argument("--max-concurrent-uploads", type=int, default=5, metavar="N")
         _client_parsers_common(p)
     p = sub.add_parser("login", help="log in to a registry")
@@ -904,7 +904,10 @@ def cmd_push(args: argparse.Namespace) -> int:
                 result = client.push(store, image, ref, bars)
             finally:
                 bars.close()
-            print(f"{result.ref.tag}: digest: {result.digest} size: {result.size}")
+            if args.quiet:  # docker push -q prints the reference it pushed
+                print(str(result.ref))
+            else:
+                print(f"{result.ref.tag}: digest: {result.digest} size: {result.size}")
     return 0
 
 

@@ -172,8 +172,9 @@ def test_quiet_output(reg: cf.Live, dy: Dockyard, tmp_path: Path) -> None:
     assert dy.ok("pull", "-q", f"{reg.host}/quiet/app") == f"{reg.host}/quiet/app:latest\n"
     out = dy.ok("pull", f"{reg.host}/quiet/app").splitlines()
     assert out[:2] == ["Using default tag: latest", "latest: Pulling from quiet/app"]
-    quiet = dy.ok("push", "-q", f"{reg.host}/quiet/app")
-    assert quiet == f"latest: digest: {lay.manifest_digest} size: {len(lay.manifest)}\n"
+    assert dy.ok("push", "-q", f"{reg.host}/quiet/app") == f"{reg.host}/quiet/app:latest\n"
+    out = dy.ok("push", f"{reg.host}/quiet/app").splitlines()
+    assert out[-1] == f"latest: digest: {lay.manifest_digest} size: {len(lay.manifest)}"
 
 
 def test_clear_errors(reg: cf.Live, dy: Dockyard, tmp_path: Path) -> None:
