@@ -844,7 +844,10 @@ def cmd_pull(args: argparse.Namespace) -> int:
         print("Using default tag: latest")
     ref = given if (given.tag or given.digest or args.all_tags) else given.with_tag("latest")
     with _client(
-        args, platform=_platform(args), max_concurrent_downloads=max(1, args.max_concurrent_downloads)
+        args,
+        platform=_platform(args),
+        strict_platform=bool(args.platform),
+        max_concurrent_downloads=max(1, args.max_concurrent_downloads),
     ) as client:
         refs = [ref.with_tag(t) for t in client.tags(ref)] if args.all_tags else [ref]
         updated = False

@@ -44,6 +44,7 @@ class ClientOptions:
     retries: int = 4
     backoff: float = 0.5
     unpack: bool = True
+    strict_platform: bool = False  # the platform was asked for: a single-platform image must match
 
     @classmethod
     def from_env(cls, **overrides: object) -> ClientOptions:
@@ -104,7 +105,9 @@ class Client:
     def pull(self, store: Store, ref: Reference, progress: pg.ProgressFn = pg.ignore) -> PullResult:
         """Pull ``ref`` into ``store`` (see :func:`registry.pull.pull`); remember its blobs' source."""
         o = self.options
-        opts = PullOptions(o.platform, o.max_concurrent_downloads, 2, o.retries, o.backoff, o.unpack)
+        opts = PullOptions(
+            o.platform, o.max_concurrent_downloads, 2, o.retries, o.backoff, o.unpack, o.strict_platform
+        )
         repo = self.repository(ref)
         result = pull(store, repo, ref, opts, progress)
         meta = Metadata(store)

@@ -53,6 +53,7 @@ class PullOptions:
     retries: int = 4
     backoff: float = 0.5
     unpack: bool = True
+    strict_platform: bool = False  # --platform given: a single-platform image must match it
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,8 @@ def pull(
     with store.adding():
         try:
             config = fetch_config(store, repo, manifest.config, added.blobs)
+            if options.strict_platform and index is None:
+                _check_platform(ref, config, options.platform)
             if len(config.diff_ids) != len(manifest.layers):
                 raise errors.ManifestInvalid(
                     f"pull {ref.familiar()}: the config lists {len(config.diff_ids)} layers, "
@@ -129,6 +132,17 @@ def pull(
             extra = sorted({*image.record.get("extra_blobs", []), index.digest.hex})
             store.set_record(image, extra_blobs=extra)
     return PullResult(ref, top, image, updated=before != image.id)
+
+
+def _check_platform(ref: Reference, config: ImageConfig, want: Platform) -> None:
+    have = Platform(
+        config.os or "linux", config.architecture or "amd64", str(config.doc.get("variant") or "")
+    )
+    if not have.matches(want):
+        raise errors.ManifestInvalid(
+            f"image with reference {ref.familiar()} was found but does not match the specified "
+            f"platform: wanted {want}, actual: {have}"
+        )
 
 
 class _Added:

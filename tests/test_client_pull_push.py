@@ -135,6 +135,15 @@ def test_index_resolves_to_the_platform(reg: cf.Live, dy: Dockyard, tmp_path: Pa
     assert (
         r.code == 5 and "no manifest for platform linux/s390x (available: linux/amd64, linux/arm64)" in r.err
     )
+    # a single-platform image: any platform without --platform, only its own with it
+    dy.ok("pull", "--platform", "linux/arm64", f"{reg.host}/multi/app:1")
+    dy.ok("tag", f"{reg.host}/multi/app:1", f"{reg.host}/multi/arm:1")
+    dy.ok("push", "-q", f"{reg.host}/multi/arm:1")
+    dy.ok("rmi", f"{reg.host}/multi/arm:1")
+    r = dy("pull", "--platform", "linux/amd64", f"{reg.host}/multi/arm:1")
+    assert r.code == 5 and "wanted linux/amd64, actual: linux/arm64" in r.err
+    dy.ok("pull", f"{reg.host}/multi/arm:1")
+    dy.ok("pull", "--platform", "linux/arm64", f"{reg.host}/multi/arm:1")
 
 
 def test_chunked_upload_for_large_blobs(reg: cf.Live, dy: Dockyard, tmp_path: Path) -> None:
