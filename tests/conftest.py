@@ -1,5 +1,6 @@
 """Shared fixtures: a fresh store per test, the busybox rootfs, the CLI in-process, a private
-Docker engine, and live registries (ours and distribution; see tests/registry_support.py)."""
+Docker engine, live registries (ours and distribution; see tests/registry_support.py), and
+the runtime's privilege check, container CLI and leak checks."""
 
 from __future__ import annotations
 
@@ -153,6 +154,150 @@ def docker(host: str, *args: str, check: bool = True, **kw: object) -> subproces
     if check and r.returncode != 0:
         raise AssertionError(f"docker {' '.join(args)} failed: {r.stderr}")
     return r  # type: ignore[no-any-return]
+
+
+# ---------------------------------------------------------------- runtime ---
+
+BUSYBOX = Path("/bin/busybox")
+
+
+def _privileged_reason() -> str | None:
+    if os.geteuid() != 0:
+        return "runtime tests need root (namespaces, overlay and cgroups)"
+    if not BUSYBOX.exists():
+        return "runtime tests need busybox-static at /bin/busybox"
+    r = subprocess.run(["unshare", "-m", "-p", "-f", "-n", "true"], capture_output=True, text=True)
+    if r.returncode:
+        return f"unshare failed: {r.stderr.strip()}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def privileged() -> None:
+    reason = _privileged_reason()
+    if reason:
+        pytest.skip(reason)
+
+
+def make_busybox_rootfs(root: Path) -> Path:
+    """A minimal busybox image root: /bin with every applet, passwd/group, /tmp 1777."""
+    (root / "bin").mkdir(parents=True)
+    shutil.copy2(BUSYBOX, root / "bin/busybox")
+    applets = subprocess.run(
+        [str(BUSYBOX), "--list"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    for applet in applets:
+        if applet != "busybox":
+            os.symlink("busybox", root / "bin" / applet)
+    for d in ("etc", "root", "home", "var/www", "proc", "sys", "dev"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    (root / "tmp").mkdir(mode=0o1777)
+    os.chmod(root / "tmp", 0o1777)
+    (root / "etc/passwd").write_text(
+        "root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1:daemon:/usr/sbin:/bin/false\n"
+        "nobody:x:65534:65534:nobody:/home:/bin/false\n"
+    )
+    (root / "etc/group").write_text("root:x:0:\ndaemon:x:1:\nwheel:x:10:root\nnogroup:x:65534:\n")
+    return root
+
+
+@pytest.fixture(scope="session")
+def busybox_rootfs(tmp_path_factory: pytest.TempPathFactory, privileged: None) -> Path:
+    return make_busybox_rootfs(tmp_path_factory.mktemp("busybox") / "rootfs")
+
+
+def host_snapshot(scope: str = "/") -> dict[str, set[str]]:
+    """What a container may leave behind on the host: mounts (under ``scope``:
+    other programs, like a Docker engine, mount elsewhere meanwhile), dockyard
+    cgroups and veths."""
+    with open("/proc/self/mountinfo") as f:
+        mounts = {m for line in f if (m := line.split()[4]).startswith(scope)}
+    cgroups = set()
+    for ctrl in Path("/sys/fs/cgroup").iterdir():
+        d = ctrl / "dockyard"
+        if d.is_dir():
+            cgroups |= {str(p) for p in d.iterdir() if p.is_dir()}
+    links = {p.name for p in Path("/sys/class/net").iterdir() if p.name.startswith(("veth", "dy"))}
+    return {"mounts": mounts, "cgroups": cgroups, "links": links}
+
+
+@pytest.fixture
+def no_leaks(privileged: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Fail the test if it left mounts (under the test's temp dirs), cgroups or veths on the host."""
+    scope = str(tmp_path_factory.getbasetemp())
+    before = host_snapshot(scope)
+    yield
+    after = host_snapshot(scope)
+    leaked = {k: sorted(after[k] - before[k]) for k in after if after[k] - before[k]}
+    assert not leaked, f"left behind on the host: {leaked}"
+
+
+def add_busybox_image(root: Path, tar: Path, tag: str = "busybox:latest") -> str:
+    """Store ``tar`` as a one-layer image ``tag`` whose snapshot is the tar
+    extracted by GNU tar (adopted, not re-extracted); return its ID."""
+    import tempfile
+
+    from imagefmt.reference import Reference
+    from imagefmt.store import Store
+
+    store = Store(root)
+    tree = Path(tempfile.mkdtemp(dir=root))
+    subprocess.run(["tar", "-xf", str(tar), "-C", str(tree)], check=True)
+    path = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    config = {"config": {"Cmd": ["sh"], "Env": [path]}}
+    history = {"created_by": "busybox fixture"}
+    image = store.commit_image(None, tar, config, history, Reference.parse(tag), upperdir=tree)
+    return str(image.id)
+
+
+class Ctl:
+    """``cli.main`` in-process against one store root with fd-level capture (the
+    container's output goes straight to fd 1/2), or the CLI in a subprocess."""
+
+    def __init__(self, root: Path, capfd: pytest.CaptureFixture[str]) -> None:
+        self.root = root
+        self._capfd = capfd
+
+    def __call__(self, *args: str) -> Result:
+        self._capfd.readouterr()
+        code = cli.main(["--root", str(self.root), *args])
+        out, err = self._capfd.readouterr()
+        return Result(code, out, err)
+
+    def ok(self, *args: str) -> str:
+        r = self(*args)
+        assert r.code == 0, f"dockyard {' '.join(args)} exited {r.code}: {r.err}"
+        return r.out
+
+    def argv(self, *args: str) -> list[str]:
+        return [sys.executable, str(REPO / "cli.py"), "--root", str(self.root), *args]
+
+    def sub(self, *args: str, **kw: Any) -> subprocess.CompletedProcess[Any]:
+        kw.setdefault("capture_output", True)
+        kw.setdefault("text", True)
+        kw.setdefault("timeout", 60)
+        return subprocess.run(self.argv(*args), **kw)
+
+
+@pytest.fixture
+def ctl(
+    store_root: Path, capfd: pytest.CaptureFixture[str], busybox_tar: Path, no_leaks: None
+) -> Iterator[Ctl]:
+    """A store with busybox:latest and the CLI; every container is removed after
+    the test, and then nothing may be left on the host (no_leaks)."""
+    add_busybox_image(store_root, busybox_tar)
+    c = Ctl(store_root, capfd)
+    yield c
+    ids = c("ps", "-aq", "--no-trunc").out.split()
+    if ids:
+        c("rm", "-f", *ids)
+    nets = [
+        n
+        for n in c("network", "ls", "--format", "{{.Name}}").out.split()
+        if n not in ("bridge", "host", "none")
+    ]
+    if nets:
+        c("network", "rm", *nets)
 
 
 # ------------------------------------------------- registries (tests/registry_support.py) ---

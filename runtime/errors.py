@@ -1,0 +1,56 @@
+"""The runtime's leaf errors, under the one hierarchy of ``imagefmt.errors``.
+
+``exit_code`` is what ``docker run`` returns for the failure: 125 when the
+runtime itself failed, 126 when the command cannot be invoked, 127 when it
+cannot be found.
+"""
+
+from __future__ import annotations
+
+from imagefmt.errors import Conflict, DockyardError, Invalid, NotFound
+
+
+class RuntimeFailure(DockyardError):
+    """Setting up or running a container failed (docker: exit 125)."""
+
+    exit_code = 125
+
+
+class StartFailed(RuntimeFailure):
+    """The container's process could not be started; ``exit_code`` is 125, 126 or 127."""
+
+    def __init__(self, message: str, exit_code: int = 125) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class UserNotFound(Invalid):
+    """``-u`` names a user or group that the container's /etc files lack."""
+
+
+class NoSuchContainer(NotFound):
+    """No container has this name, ID or ID prefix."""
+
+
+class NoSuchVolume(NotFound):
+    """No volume has this name."""
+
+
+class NoSuchNetwork(NotFound):
+    """No network has this name or ID."""
+
+
+class NameInUse(Conflict):
+    """A container, volume or network name is taken."""
+
+
+class ContainerRunning(Conflict):
+    """The operation needs a stopped container (rm without -f, …)."""
+
+
+class NotRunning(Conflict):
+    """The operation needs a running container (exec, attach, kill, …)."""
+
+
+class BadSpec(Invalid):
+    """A malformed flag value: ``-p``, ``-v``, ``--memory``, ``--env-file`` …"""

@@ -1,0 +1,101 @@
+"""Filesystem helpers: paths resolved inside a root, atomic writes, the init layer.
+
+``secure_join`` blocks symlink escapes: an image (or a running container) can
+plant ``/data -> /../../etc`` to make a mount or a ``cp`` land on the host.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+_MAX_LINKS = 255
+
+
+def secure_join(root: str, unsafe: str) -> str:
+    """``root`` + ``unsafe`` with every symlink resolved as if ``root`` were "/".
+
+    The result is always inside ``root`` (like filepath-securejoin); missing
+    components are kept as they are.  Never raises for a dangling or looping
+    link: a loop of more than 255 links stops resolution there."""
+    root = os.path.abspath(root)
+    parts = [p for p in unsafe.split("/") if p not in ("", ".")]
+    resolved: list[str] = []
+    links = 0
+    while parts:
+        part = parts.pop(0)
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        candidate = os.path.join(root, *resolved, part)
+        try:
+            st = os.lstat(candidate)
+        except OSError:
+            resolved.append(part)
+            continue
+        if stat.S_ISLNK(st.st_mode) and links < _MAX_LINKS:
+            links += 1
+            target = os.readlink(candidate)
+            if target.startswith("/"):
+                resolved = []
+            parts = [p for p in target.split("/") if p not in ("", ".")] + parts
+            continue
+        resolved.append(part)
+    return os.path.join(root, *resolved)
+
+
+def rmtree(path: Path | str, ignore_errors: bool = False) -> None:
+    """shutil.rmtree, imported on first use (shutil is slow to import on the start path)."""
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=ignore_errors)
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write ``data`` to ``path`` through a temp file and rename: readers see the
+    old or the new content, never a part."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, doc: Any) -> None:
+    atomic_write(path, json.dumps(doc, indent=None, separators=(",", ":")).encode())
+
+
+def read_json(path: Path) -> Any:
+    with open(path, "rb") as f:
+        return json.loads(f.read())
+
+
+# The init layer: placeholders for what the runtime mounts over, so that the
+# container's upperdir (and so ``commit`` and the builder's layers) never holds
+# them.  Docker keeps the same in each container's "-init" layer; ours is
+# identical for every container, so one read-only copy is shared.
+INIT_DIRS = ("proc", "sys", "dev", "dev/pts", "dev/shm", "etc")
+INIT_FILES = ("etc/hostname", "etc/hosts", "etc/resolv.conf", ".dockerenv")
+
+
+def ensure_init_layer(path: Path) -> Path:
+    """Create the shared init layer at ``path`` once (idempotent, atomic by rename)."""
+    if path.is_dir():
+        return path
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    for d in INIT_DIRS:
+        (tmp / d).mkdir(mode=0o755, exist_ok=True)
+    for f in INIT_FILES:
+        (tmp / f).touch(mode=0o644)
+    try:
+        os.rename(tmp, path)
+    except OSError:  # another process won the race
+        rmtree(tmp, ignore_errors=True)
+    return path

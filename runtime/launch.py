@@ -1,0 +1,290 @@
+"""The core primitive: fork a container's first process into fresh namespaces.
+
+``spawn`` is called in a process dedicated to one container (the monitor, or
+the throwaway parent of ``sandbox.run_step``): it unshares CLONE_NEWPID for its
+children, so the forked child is pid 1 of a new pid namespace.  The child joins
+its cgroups, unshares mount/uts/ipc(/net), builds its root (``rootfs.setup``),
+resolves the user, drops capabilities, sets no_new_privs and execs.  Until the
+exec succeeds it reports any failure through a close-on-exec pipe, so
+``spawn`` returns only once the process really runs, or raises StartFailed
+with docker's exit code (125 setup, 126 cannot invoke, 127 not found).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import socket
+import stat
+import struct
+import termios
+from collections.abc import Callable
+from typing import NamedTuple, NoReturn
+
+from runtime import linux as L
+from runtime import netlink, rootfs, trace, users
+from runtime.errors import StartFailed, UserNotFound
+from runtime.spec import DEFAULT_PATH, Process, Spec, env_get
+
+SIOCSIFFLAGS = 0x8914
+IFF_UP, IFF_LOOPBACK, IFF_RUNNING = 0x1, 0x8, 0x40
+
+
+class Stdio(NamedTuple):
+    """The child's stdin/stdout/stderr fds; with a tty, ``console`` is a unix
+    socket over which the child sends the master of the pty it opens inside
+    the container's own devpts (runc's console socket)."""
+
+    stdin: int
+    stdout: int
+    stderr: int
+    console: int | None = None
+
+
+Sync = tuple[tuple[int, int], tuple[int, int]]
+
+
+class Spawned(NamedTuple):
+    """A started container: ``pid`` is its pid 1 (host pid, for signals and
+    setns), ``waiter`` the process to wait for, whose exit status is pid 1's in
+    docker's form (the code, or 128+N for signal N)."""
+
+    pid: int
+    waiter: int
+
+
+def spawn(spec: Spec, stdio: Stdio, on_netns: Callable[[int], None] | None = None) -> Spawned:
+    """Start ``spec`` and return once its process has exec'd.
+
+    A forked waiter unshares CLONE_NEWPID and forks the container's pid 1, then
+    waits for it: so the caller keeps its own pid namespace for children and
+    may go on forking and starting threads.  ``on_netns(pid)`` runs once the
+    container has its network namespace and before it goes on (to move a veth
+    in).  The waiter dies with the caller, and pid 1 with the waiter
+    (PR_SET_PDEATHSIG), so a container is never left unwatched.  Raises
+    StartFailed, after reaping, if anything failed before exec."""
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
+    sync = (os.pipe2(os.O_CLOEXEC), os.pipe2(os.O_CLOEXEC)) if on_netns else None
+    waiter = os.fork()
+    if waiter == 0:
+        try:
+            os.close(err_r)
+            os.close(pid_r)
+            _wait_for_child(spec, stdio, err_w, pid_w, sync)
+        except BaseException as exc:
+            report_and_exit(err_w, exc)
+    os.close(err_w)
+    os.close(pid_w)
+    try:
+        pid = int(_read_all(pid_r) or 0)
+        if sync:
+            (ready_r, ready_w), (go_r, go_w) = sync
+            os.close(ready_w)
+            os.close(go_r)
+            if pid and os.read(ready_r, 1) == b"1":
+                try:
+                    on_netns(pid)  # type: ignore[misc]
+                finally:
+                    os.write(go_w, b"1")
+            os.close(ready_r)
+            os.close(go_w)
+        report = read_report(err_r)
+    finally:
+        os.close(err_r)
+        os.close(pid_r)
+    if report or not pid:
+        os.waitpid(waiter, 0)
+        code, message = report or (125, "the container's first process died")
+        raise StartFailed(message, code)
+    return Spawned(pid, waiter)
+
+
+def _wait_for_child(spec: Spec, stdio: Stdio, err_w: int, pid_w: int, sync: Sync | None) -> NoReturn:
+    """The waiter: fork pid 1 into a new pid namespace, report its pid, wait, relay its status."""
+    L.prctl(L.PR_SET_PDEATHSIG, 9)
+    L.set_process_name("dockyard-wait")
+    L.unshare(L.CLONE_NEWPID)
+    pid = os.fork()
+    if pid == 0:
+        os.close(pid_w)
+        _child(spec, stdio, err_w, sync)
+    os.write(pid_w, str(pid).encode())
+    os.closerange(3, 1 << 16)  # every inherited pipe end: the container's must see EOF, not us
+    _, status = os.waitpid(pid, 0)
+    os._exit(exit_status(status))
+
+
+def exit_status(status: int) -> int:
+    """Docker's exit code for a wait status: the code, or 128+N for signal N."""
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+def _read_all(fd: int) -> bytes:
+    out = b""
+    while chunk := os.read(fd, 65536):
+        out += chunk
+    return out
+
+
+def lookup(name: str, path_env: str, cwd: str = "/") -> str:
+    """Go's exec.LookPath as runc uses it; raise StartFailed with its wording."""
+    if "/" in name:
+        full = name if name.startswith("/") else os.path.join(cwd, name)
+        try:
+            st = os.stat(full)
+        except OSError as err:
+            raise StartFailed(f'exec: "{name}": stat {name}: {_reason(err)}', 127) from None
+        if stat.S_ISDIR(st.st_mode) or not st.st_mode & 0o111:
+            raise StartFailed(f'exec: "{name}": permission denied', 126)
+        return full
+    for d in path_env.split(":"):
+        full = os.path.join(d or ".", name)
+        try:
+            st = os.stat(full)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_mode & 0o111:
+            return full
+    raise StartFailed(f'exec: "{name}": executable file not found in $PATH', 127)
+
+
+def _reason(err: OSError) -> str:
+    return os.strerror(err.errno).lower() if err.errno else str(err)
+
+
+def failure(exc: BaseException) -> tuple[int, str]:
+    """(docker exit code, message) for an exception raised before exec."""
+    if isinstance(exc, StartFailed):
+        return exc.exit_code, exc.message
+    if isinstance(exc, UserNotFound):
+        return 125, exc.message
+    if isinstance(exc, OSError):
+        message = str(exc) if exc.filename is None else f"{exc.strerror}: {exc.filename}"
+        return 125, message
+    return 125, f"{type(exc).__name__}: {exc}"  # a bug: report it rather than hang the parent
+
+
+def report_and_exit(err_w: int, exc: BaseException, code: int | None = None) -> NoReturn:
+    """Write the failure to the parent's error pipe and _exit (in a forked child)."""
+    exit_code, message = failure(exc)
+    exit_code = exit_code if code is None else code
+    try:
+        os.write(err_w, f"{exit_code}\t{message}".encode())
+    finally:
+        os._exit(exit_code)
+
+
+def read_report(err_r: int) -> tuple[int, str] | None:
+    """Block until the child execs (EOF: None) or reports (code, message)."""
+    report = _read_all(err_r)
+    if not report:
+        return None
+    head, _, message = report.decode(errors="replace").partition("\t")
+    return (int(head) if head.isdigit() else 125), message
+
+
+def _child(spec: Spec, stdio: Stdio, err_w: int, sync: Sync | None) -> NoReturn:
+    try:
+        _setup_and_exec(spec, stdio, err_w, sync)
+    except BaseException as exc:
+        report_and_exit(err_w, exc)
+
+
+def _setup_and_exec(spec: Spec, stdio: Stdio, err_w: int, sync: Sync | None) -> NoReturn:
+    trace.mark("child")
+    L.prctl(L.PR_SET_PDEATHSIG, 9)  # the monitor's death takes the container with it: never unwatched
+    for procs in spec.cgroup_procs:
+        with open(procs, "w") as f:
+            f.write("0")
+    flags = L.CLONE_NEWNS | L.CLONE_NEWUTS | L.CLONE_NEWIPC
+    if spec.network in ("none", "new"):
+        flags |= L.CLONE_NEWNET
+    elif spec.network != "host":
+        fd = os.open(spec.network, os.O_RDONLY | os.O_CLOEXEC)
+        L.setns(fd, L.CLONE_NEWNET)
+        os.close(fd)
+    L.unshare(flags)
+    if sync:
+        (ready_r, ready_w), (go_r, go_w) = sync
+        os.close(ready_r)
+        os.close(go_w)
+        os.write(ready_w, b"1")
+        os.read(go_r, 1)
+        os.close(ready_w)
+        os.close(go_r)
+    L.sethostname(spec.hostname)
+    if spec.interfaces:
+        netlink.configure_inside(spec.interfaces, spec.gateway)
+    elif flags & L.CLONE_NEWNET:
+        loopback_up()
+    rootfs.setup(spec)
+    trace.mark("rootfs")
+    exec_process(spec.process, stdio, make_cwd=True)
+
+
+def exec_process(proc: Process, stdio: Stdio, make_cwd: bool) -> NoReturn:
+    """In the container's root: resolve the user, set up stdio (a pty inside the
+    container's devpts with ``proc.tty``), drop capabilities and exec.  Raises
+    StartFailed/UserNotFound/OSError when the process cannot start."""
+    user = users.resolve(proc.user, "/")
+    env = list(proc.env)
+    if not env_get(env, "PATH"):
+        env.append(f"PATH={DEFAULT_PATH}")
+    if not env_get(env, "HOME"):
+        env.append(f"HOME={user.home}")
+    if make_cwd and not os.path.isdir(proc.cwd):
+        os.makedirs(proc.cwd, 0o755, exist_ok=True)
+    try:
+        os.chdir(proc.cwd)
+    except OSError as err:
+        raise StartFailed(f'chdir to cwd ("{proc.cwd}") set in config.json failed: {_reason(err)}') from None
+    path = lookup(proc.args[0], env_get(env, "PATH"), proc.cwd)
+    args = list(proc.args)
+    if proc.init:
+        path, args = "/dev/init", ["/dev/init", "--", *args]
+    _stdio(stdio, proc.tty, proc.window, user.uid)
+    L.cloexec_from(3)  # nothing of ours leaks into the container; err_w closes at exec
+    L.drop_bounding(proc.capabilities)
+    os.setgroups(list(user.groups))
+    os.setresgid(user.gid, user.gid, user.gid)
+    if user.uid == 0:
+        L.set_capabilities(proc.capabilities)
+    else:
+        os.setresuid(user.uid, user.uid, user.uid)  # clears the effective and permitted sets
+    if proc.no_new_privs:
+        L.set_no_new_privs()
+    try:
+        os.execve(path, args, dict(e.split("=", 1) for e in env))
+    except OSError as err:
+        code = 127 if err.errno == errno.ENOENT else 126
+        raise StartFailed(f'exec: "{proc.args[0]}": {_reason(err)}', code) from None
+
+
+def _stdio(stdio: Stdio, tty: bool, window: tuple[int, int], uid: int) -> None:
+    if tty and stdio.console is not None:
+        master, slave = os.openpty()  # after pivot_root: the container's own devpts
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", window[0], window[1], 0, 0))
+        os.fchown(slave, uid, -1)
+        sock = socket.socket(fileno=os.dup(stdio.console))
+        socket.send_fds(sock, [b"pty"], [master])
+        sock.close()
+        os.close(master)
+        os.setsid()
+        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+        fds = [slave, slave, slave]
+    else:
+        os.setsid()
+        fds = [stdio.stdin, stdio.stdout, stdio.stderr]
+    high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in fds]
+    for i, fd in enumerate(high):
+        os.dup2(fd, i)
+
+
+def loopback_up() -> None:
+    """Bring ``lo`` up in the current network namespace (an ioctl: no `ip` fork)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        ifr = struct.pack("16sH14x", b"lo", IFF_UP | IFF_LOOPBACK | IFF_RUNNING)
+        fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, ifr)

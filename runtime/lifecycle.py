@@ -1,0 +1,227 @@
+"""Container lifecycle: start, stop, kill, wait, restart, rm, rename, pause, prune.
+
+Each takes a ``ContainerStore`` and a container reference, holds the
+container's lock for its state change, and raises the runtime's leaf errors
+with Docker's wording.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+
+from runtime import attach as A
+from runtime import monitor
+from runtime.cgroups import Cgroup
+from runtime.containers import Container, ContainerStore, process_start_time
+from runtime.errors import BadSpec, ContainerRunning, NameInUse, NotRunning
+from runtime.fs import write_json
+
+NAME_CHARS = "[a-zA-Z0-9][a-zA-Z0-9_.-]"
+
+
+def parse_signal(text: str | int) -> int:
+    """``SIGTERM``, ``TERM``, ``term`` or ``15``. Raises BadSpec."""
+    if isinstance(text, int) or str(text).isdigit():
+        num = int(text)
+        if 0 < num < signal.NSIG:
+            return num
+        raise BadSpec(f"Invalid signal: {text}")
+    name = str(text).upper()
+    name = name if name.startswith("SIG") else "SIG" + name
+    try:
+        return int(signal.Signals[name])
+    except KeyError:
+        raise BadSpec(f"Invalid signal: {text}") from None
+
+
+def start(
+    store: ContainerStore, c: Container, attach: monitor.Attach | None = None
+) -> monitor.Started | None:
+    """Start a created or stopped container; None if it already runs (docker
+    start is then a no-op). Raises StartFailed, NotRunning (container:X)."""
+    with store.locked(c) as cur:
+        if cur.running:
+            return None
+        _clean_dead(store, cur)
+        return monitor.start(store, cur, attach or monitor.Attach())
+
+
+def _clean_dead(store: ContainerStore, c: Container) -> None:
+    """What a monitor that died could not undo: cgroups, veths, address leases."""
+    cg = Cgroup(c.id)
+    if cg.exists():
+        cg.remove()
+    if (c.state.get("Network") or {}).get("Networks"):
+        from runtime.wiring import unplug_recorded
+
+        unplug_recorded(store.root, c.id, c.state)
+
+
+def _monitor_pidfd(c: Container) -> int | None:
+    pid = int(c.state.get("MonitorPid") or 0)
+    if not pid:
+        return None
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:
+        return None
+    if process_start_time(pid) != c.state.get("MonitorStart"):
+        os.close(fd)
+        return None
+    return fd
+
+
+def wait_stopped(c: Container, timeout: float | None = None) -> bool:
+    """Wait until the container's monitor has exited (state written, --rm done).
+    True when it has (or was not running)."""
+    fd = _monitor_pidfd(c)
+    if fd is None:
+        return True
+    try:
+        ready, _, _ = select.select([fd], [], [], timeout)
+        return bool(ready)
+    finally:
+        os.close(fd)
+
+
+def kill(store: ContainerStore, c: Container, sig: int = signal.SIGKILL) -> None:
+    """Send ``sig`` to the container's pid 1. Raises NotRunning with Docker's wording."""
+    c = store.load(c.id)
+    if not c.running or not c.pid:
+        raise NotRunning(f"Cannot kill container: {c.name}: Container {c.id} is not running")
+    try:
+        os.kill(c.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def stop(store: ContainerStore, c: Container, timeout: int | None = None) -> None:
+    """STOPSIGNAL (default SIGTERM), then SIGKILL after ``timeout`` seconds
+    (default the container's StopTimeout or 10). No-op when not running."""
+    c = store.load(c.id)
+    if not c.running:
+        return
+    sig = parse_signal(c.config.get("StopSignal") or "SIGTERM")
+    if timeout is None:
+        timeout = c.config.get("StopTimeout", 10)
+    if c.status == "paused":
+        Cgroup(c.id).freeze(False)
+    try:
+        os.kill(c.pid, sig)
+    except ProcessLookupError:
+        pass
+    if timeout is not None and timeout >= 0 and wait_stopped(c, timeout):
+        return
+    try:
+        os.kill(c.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    wait_stopped(c, 30)
+
+
+def wait(store: ContainerStore, c: Container) -> int:
+    """Block until the container stops; return its exit code (also for --rm)."""
+    if c.running:
+        try:
+            sock = A.connect(c.socket_path)
+        except OSError:
+            sock = None
+        if sock is not None:
+            with sock:
+                sock.sendall(A.frame_json(A.HELLO, {}))
+                reader = A.FrameReader()
+                while (got := A.read_frame(sock, reader)) is not None:
+                    if got[0] == A.EXIT:
+                        return int(json.loads(got[1])["code"])
+        wait_stopped(c)
+    try:
+        return int(store.load(c.id).state.get("ExitCode") or 0)
+    except Exception:
+        return int(c.state.get("ExitCode") or 0)
+
+
+def remove(store: ContainerStore, c: Container, force: bool = False, volumes: bool = False) -> None:
+    """``docker rm``: refuse a running container unless ``force`` (then SIGKILL
+    it); remove its files, cgroups and (with ``volumes``) anonymous volumes."""
+    with store.locked(c) as cur:
+        if cur.running:
+            if not force:
+                raise ContainerRunning(
+                    f"You cannot remove a running container {cur.id}. "
+                    "Stop the container before attempting removal or force remove"
+                )
+            try:
+                os.kill(cur.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            wait_stopped(cur, 30)
+        _clean_dead(store, cur)
+        if volumes:
+            monitor.remove_files(store, cur)
+        else:
+            store.delete(cur)
+
+
+def rename(store: ContainerStore, c: Container, new: str) -> None:
+    import re
+
+    new = new.lstrip("/")
+    if not re.fullmatch(NAME_CHARS + "+", new):
+        raise BadSpec(f"Invalid container name ({new}), only {NAME_CHARS} are allowed")
+    with store.locked(c) as cur:
+        if cur.name == new:
+            raise NameInUse("Renaming a container with the same name as its current name")
+        store.reserve_name(new, cur.id)
+        old = cur.name
+        cur.record["Name"] = "/" + new
+        store.save_record(cur)
+        store.release_name(old, cur.id)
+
+
+def set_paused(store: ContainerStore, c: Container, paused: bool) -> None:
+    """``docker pause``/``unpause`` through the freezer cgroup."""
+    with store.locked(c) as cur:
+        if not cur.running:
+            raise NotRunning(f"Container {cur.id} is not running")
+        if (cur.status == "paused") == paused:
+            raise NotRunning(f"Container {cur.id} is {'already' if paused else 'not'} paused")
+        Cgroup(cur.id).freeze(paused)
+        cur.state.update(Status="paused" if paused else "running", Paused=paused)
+        write_json(cur.dir / "state.json", cur.state)
+
+
+def prune(store: ContainerStore) -> tuple[list[str], int]:
+    """Remove every stopped container; return their IDs and the bytes freed."""
+    removed, freed = [], 0
+    for c in store.all():
+        if c.running:
+            continue
+        size = dir_size(c.dir / "upper")
+        try:
+            remove(store, c)
+        except (ContainerRunning, NotRunning):
+            continue
+        removed.append(c.id)
+        freed += size
+    return removed, freed
+
+
+def dir_size(path: os.PathLike[str] | str) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, f)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def restart(store: ContainerStore, c: Container, timeout: int | None = None) -> None:
+    stop(store, c, timeout)
+    got = start(store, store.load(c.id))
+    if got is not None:
+        got[0].close()

@@ -1,0 +1,158 @@
+"""The json-file log driver: one JSON object per line, rotated by size.
+
+Each line is ``{"log": "hello\\n", "stream": "stdout", "time": "…Z"}`` as
+Docker writes it; ``max-size``/``max-file`` rotate ``<id>-json.log`` to
+``.1``, ``.2`` …  Output is split at newlines; a line without one is written
+when 16 KiB accumulate or the stream ends, as Docker does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+from runtime.units import ram_in_bytes
+
+PARTIAL_MAX = 16 * 1024
+
+
+def timestamp(ns: int | None = None) -> str:
+    ns = time.time_ns() if ns is None else ns
+    return (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000)) + f".{ns % 1_000_000_000:09d}Z"
+    )
+
+
+class JsonLog:
+    """Writer; the file is created on the first line (a silent container costs no file)."""
+
+    def __init__(self, path: Path, opts: dict[str, str]) -> None:
+        self.path = path
+        self.max_size = ram_in_bytes(opts["max-size"]) if opts.get("max-size") else 0
+        self.max_file = int(opts.get("max-file") or 1)
+        self.fd: int | None = None
+        self.size = 0
+        self.partial: dict[str, bytes] = {}
+
+    def write(self, stream: str, data: bytes) -> None:
+        buf = self.partial.pop(stream, b"") + data
+        lines = buf.split(b"\n")
+        rest = lines.pop()
+        for line in lines:
+            self._emit(stream, line + b"\n")
+        while len(rest) >= PARTIAL_MAX:
+            self._emit(stream, rest[:PARTIAL_MAX])
+            rest = rest[PARTIAL_MAX:]
+        if rest:
+            self.partial[stream] = rest
+
+    def close(self) -> None:
+        for stream, rest in list(self.partial.items()):
+            self._emit(stream, rest)
+        self.partial.clear()
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def _emit(self, stream: str, line: bytes) -> None:
+        entry = {"log": line.decode("utf-8", errors="replace"), "stream": stream, "time": timestamp()}
+        raw = (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+        if self.fd is None:
+            self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+            self.size = os.fstat(self.fd).st_size
+        if self.max_size and self.size and self.size + len(raw) > self.max_size:
+            self._rotate()
+        os.write(self.fd, raw)
+        self.size += len(raw)
+
+    def _rotate(self) -> None:
+        assert self.fd is not None
+        os.close(self.fd)
+        if self.max_file > 1:
+            for i in range(self.max_file - 1, 0, -1):
+                src = self.path if i == 1 else self.path.with_name(f"{self.path.name}.{i - 1}")
+                if src.exists():
+                    os.replace(src, self.path.with_name(f"{self.path.name}.{i}"))
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+        else:
+            flags = os.O_WRONLY | os.O_TRUNC | os.O_CREAT | os.O_CLOEXEC
+        self.fd = os.open(self.path, flags, 0o640)
+        self.size = 0
+
+
+class Entry(NamedTuple):
+    stream: str
+    time: str
+    line: bytes
+
+
+def files(path: Path) -> list[Path]:
+    """The log files, oldest first."""
+    rotated = sorted(
+        path.parent.glob(path.name + ".*"), key=lambda p: int(p.suffix[1:]) if p.suffix[1:].isdigit() else 0
+    )
+    return [*reversed(rotated), path]
+
+
+def _parse(raw: bytes) -> Entry | None:
+    try:
+        doc = json.loads(raw)
+        return Entry(doc["stream"], doc["time"], doc["log"].encode())
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def read(path: Path) -> tuple[list[Entry], tuple[int, int]]:
+    """Every entry so far, oldest first, and where the current file ended
+    (inode, offset): the place ``follow`` continues from."""
+    out: list[Entry] = []
+    pos = (0, 0)
+    for f in files(path):
+        try:
+            with open(f, "rb") as fh:
+                data = fh.read()
+                if f == path:
+                    end = data.rfind(b"\n") + 1
+                    data = data[:end]
+                    pos = (os.fstat(fh.fileno()).st_ino, end)
+        except FileNotFoundError:
+            continue
+        out += [e for raw in data.splitlines() if (e := _parse(raw))]
+    return out, pos
+
+
+def follow(
+    path: Path, pos: tuple[int, int], running: Callable[[], bool], interval: float = 0.05
+) -> Iterator[Entry]:
+    """Entries written after ``pos``, across rotations, until ``running()`` is
+    false and everything written has been read."""
+    ino, offset = pos
+    pending = b""
+    while True:
+        alive = running()  # sampled before reading: output written before exit is never missed
+        got = False
+        try:
+            with open(path, "rb") as fh:
+                st = os.fstat(fh.fileno())
+                if st.st_ino != ino or st.st_size < offset:  # rotated: the new file from its start
+                    ino, offset, pending = st.st_ino, 0, b""
+                fh.seek(offset)
+                chunk = fh.read()
+        except FileNotFoundError:
+            chunk = b""
+        if chunk:
+            got = True
+            offset += len(chunk)
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for raw in lines:
+                if e := _parse(raw):
+                    yield e
+        if not got:
+            if not alive:
+                return
+            time.sleep(interval)

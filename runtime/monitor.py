@@ -1,0 +1,552 @@
+"""The per-container monitor, dockyard's conmon: one forked process per running container.
+
+``start`` double-forks a monitor (setsid, so it outlives the CLI) connected to
+the caller by a socketpair.  The monitor creates the cgroups, spawns the
+container (``launch.spawn``), records the state, writes the json-file log,
+serves attach clients on ``attach.sock``, and when pid 1 exits records the
+exit code and OOMKilled, removes the cgroups (and the container with
+``--rm``), then tells its clients EXIT and exits.  The container's waiter
+and pid 1 die with their parent (PR_SET_PDEATHSIG), so a killed monitor takes
+its container with it, and ``ContainerStore`` reports it Dead, never Up.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import selectors
+import signal
+import socket
+import struct
+import termios
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from imagefmt.errors import DockyardError
+from runtime import attach as A
+from runtime import launch, trace
+from runtime.cgroups import Cgroup
+from runtime.containers import Container, ContainerStore, now_rfc3339, process_start_time
+from runtime.create import limits_of
+from runtime.errors import NotRunning, RuntimeFailure, StartFailed
+from runtime.fs import ensure_init_layer
+from runtime.logs import JsonLog
+from runtime.spec import Mount, Process, Rootfs, Spec
+
+INIT_CANDIDATES = ("/usr/bin/docker-init", "/usr/bin/tini-static", "/usr/libexec/docker/docker-init")
+
+
+class Attach(NamedTuple):
+    """What a client wants from the container's streams."""
+
+    stdin: bool = False
+    stdout: bool = False
+    stderr: bool = False
+    window: tuple[int, int] | None = None
+
+
+def runtime_dir(root: Path) -> Path:
+    return root / "runtime"
+
+
+def find_init() -> str:
+    for path in INIT_CANDIDATES:
+        if os.path.exists(path):
+            return path
+    raise RuntimeFailure("--init: no docker-init (tini-static) found on this host")
+
+
+def build_spec(
+    store: ContainerStore,
+    c: Container,
+    cgroup_procs: tuple[str, ...],
+    window: tuple[int, int],
+    wiring: Any = None,
+) -> Spec:
+    """The launch spec for a container record (``wiring``: its runtime.wiring.Wiring, if any)."""
+    rt = runtime_dir(store.root)
+    init_layer = ensure_init_layer(rt / "init")
+    target = rt / "mnt"
+    target.mkdir(exist_ok=True)
+    priv = c.private
+    rootfs = Rootfs(
+        lowerdirs=(str(init_layer), *priv["Lowerdirs"]),
+        upperdir=str(c.dir / "upper"),
+        workdir=str(c.dir / "work"),
+        mount_cwd=priv["MountCwd"],
+        target=str(target),
+        readonly=bool(c.host_config.get("ReadonlyRootfs")),
+        volatile=bool(c.host_config.get("AutoRemove")),
+    )
+    cfg = c.config
+    env = [f"HOSTNAME={cfg['Hostname']}", *(cfg.get("Env") or [])]
+    if cfg.get("Tty"):
+        env.append("TERM=xterm")
+    proc = Process(
+        args=(c.record["Path"], *c.record["Args"]),
+        env=tuple(env),
+        cwd=cfg.get("WorkingDir") or "/",
+        user=cfg.get("User") or "",
+        tty=bool(cfg.get("Tty")),
+        window=window,
+        init=find_init() if c.host_config.get("Init") else None,
+    )
+    mounts = tuple(
+        Mount(
+            destination=m["Destination"],
+            source=m["Source"],
+            readonly=not m.get("RW", True),
+            copy_up=m["Type"] == "volume" and not m.get("NoCopy"),
+        )
+        for m in c.record.get("Mounts") or []
+    )
+    etc = tuple((f"/etc/{n}", str(c.dir / n)) for n in ("hostname", "hosts", "resolv.conf"))
+    return Spec(
+        rootfs=rootfs,
+        process=proc,
+        hostname=cfg["Hostname"],
+        etc_files=etc,
+        mounts=mounts,
+        network="new" if wiring is not None else _network(store, c),
+        cgroup_procs=cgroup_procs,
+        interfaces=wiring.interfaces if wiring is not None else (),
+        # No default route: nothing is NATed to the outside, and without a route a
+        # container cannot reach other bridges through the host's forwarding either.
+        gateway="",
+    )
+
+
+def _network(store: ContainerStore, c: Container) -> str:
+    mode = c.host_config["NetworkMode"]
+    if mode == "host":
+        return "host"
+    if mode.startswith("container:"):
+        peer = store.get(mode.split(":", 1)[1])
+        if not peer.running or not peer.pid:
+            raise NotRunning(f"cannot join network of a non running container: {peer.id}")
+        return f"/proc/{peer.pid}/ns/net"
+    return "none"
+
+
+def needs_wiring(c: Container) -> bool:
+    mode = c.host_config["NetworkMode"]
+    return mode not in ("none", "host") and not mode.startswith("container:")
+
+
+Started = tuple[socket.socket, A.FrameReader, int]
+
+
+def start(store: ContainerStore, c: Container, attach: Attach) -> Started:
+    """Fork the monitor and wait until the container runs.
+
+    Returns the socket (attached as ``attach`` asks), the frame reader holding
+    any output already received, and the container's host pid.  Raises
+    StartFailed (with docker's exit code) when it could not start."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the forked monitor
+        code = 0
+        try:
+            os.setsid()
+            if os.fork():
+                os._exit(0)
+            ours.close()
+            Monitor(store, c, theirs, attach).run()
+        except BaseException:
+            code = 1
+        os._exit(code)
+    theirs.close()
+    os.waitpid(pid, 0)
+    reader = A.FrameReader()
+    first = A.read_frame(ours, reader)
+    if first is None or first[0] not in (A.STARTED, A.ERROR):
+        ours.close()
+        raise RuntimeFailure(f"container {c.short_id}: the monitor exited before starting it")
+    doc = json.loads(first[1])
+    if first[0] == A.ERROR:
+        ours.close()
+        raise StartFailed(doc["message"], int(doc.get("code", 125)))
+    return ours, reader, int(doc["pid"])
+
+
+class Client:
+    """An attached socket: what it wants (None until its HELLO) and its partial frames."""
+
+    def __init__(self, sock: socket.socket, want: Attach | None) -> None:
+        self.sock = sock
+        self.want = want
+        self.reader = A.FrameReader()
+
+
+class Monitor:
+    def __init__(self, store: ContainerStore, c: Container, first: socket.socket, attach: Attach) -> None:
+        self.store = store
+        self.c = c
+        self.first = first
+        self.attach = attach
+        self.cgroup = Cgroup(c.id)
+        self.sel: selectors.BaseSelector
+        self.clients: dict[int, Client] = {}
+        self.stdin_fd: int | None = None
+        self.stdin_buf = b""
+        self.master: int | None = None
+        self.outputs: dict[int, str] = {}
+        self.listener: socket.socket | None = None
+        self.wiring: Any = None
+        opts = c.host_config.get("LogConfig") or {}
+        self.log = JsonLog(c.log_path, opts.get("Config") or {}) if opts.get("Type") != "none" else None
+
+    # ------------------------------------------------------------ start ---
+
+    def run(self) -> None:
+        self._isolate()
+        self.sel = selectors.DefaultSelector()
+        try:
+            spawned = self._start()
+        except BaseException as exc:
+            self._failed(exc)
+            return
+        try:
+            self._loop(spawned.waiter)
+        except BaseException:  # a bug: leave the traceback where `inspect` points, then die
+            import traceback
+
+            (self.c.dir / "monitor.log").write_text(traceback.format_exc())
+            raise
+
+    def _isolate(self) -> None:
+        """Detach from the CLI: /dev/null stdio, no inherited fds or locks, no terminal signals."""
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        keep = self.first.fileno()
+        os.closerange(3, keep)
+        os.closerange(keep + 1, 1 << 16)
+        for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE, signal.SIGTTOU, signal.SIGTTIN):
+            signal.signal(sig, signal.SIG_IGN)
+        from runtime import linux
+
+        linux.set_process_name("dockyard-mon")
+
+    def _start(self) -> launch.Spawned:
+        c = self.c
+        trace.mark("monitor")
+        procs = self.cgroup.create(limits_of(c.host_config))
+        trace.mark("cgroup")
+        window = self.attach.window or (24, 80)
+        if needs_wiring(c):
+            from runtime.create import write_etc_files
+            from runtime.wiring import Wiring
+
+            self.wiring = Wiring(self.store.root, c)
+            self.wiring.prepare()
+            primary = self.wiring.primary
+            write_etc_files(c, primary.address if primary else None, self.wiring.dns)
+        spec = build_spec(self.store, c, procs, window, self.wiring)
+        self._listen()
+        trace.mark("spec")
+        console = None
+        if spec.process.tty:
+            console, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            console_fd = theirs.detach()
+            stdio = launch.Stdio(0, 0, 0, console=console_fd)
+            child_fds = [console_fd]
+        else:
+            out_r, out_w = os.pipe2(os.O_CLOEXEC)
+            err_r, err_w = os.pipe2(os.O_CLOEXEC)
+            if c.config.get("OpenStdin"):
+                in_r, in_w = os.pipe2(os.O_CLOEXEC)
+                self.stdin_fd = in_w
+            else:
+                in_r = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+            stdio = launch.Stdio(in_r, out_w, err_w)
+            child_fds = [in_r, out_w, err_w]
+            self.outputs = {out_r: "stdout", err_r: "stderr"}
+        try:
+            spawned = launch.spawn(spec, stdio, self.wiring.plug if self.wiring else None)
+            pid = spawned.pid
+            trace.mark("spawned")
+        finally:
+            for fd in child_fds:
+                os.close(fd)
+        if console is not None:
+            _, fds, _, _ = socket.recv_fds(console, 16, 1)
+            console.close()
+            self.master = fds[0]
+            self.outputs = {self.master: "stdout"}
+            self.stdin_fd = self.master if c.config.get("OpenStdin") else None
+        if self.wiring:
+            self.wiring.started(pid)
+        c.state.update(
+            Status="running", Running=True, Paused=False, Dead=False, OOMKilled=False, Pid=pid, ExitCode=0,
+            Error="", StartedAt=now_rfc3339(), FinishedAt="0001-01-01T00:00:00Z", MonitorPid=os.getpid(),
+            MonitorStart=process_start_time(os.getpid()),
+            Network=self.wiring.settings() if self.wiring else {},
+        )  # fmt: skip
+        self.store.save_state(c)
+        self.first.sendall(A.frame_json(A.STARTED, {"pid": pid}))
+        return spawned
+
+    def _listen(self) -> None:
+        path = self.c.socket_path
+        os.chdir(self.c.dir)  # bind by a relative name: the full path may exceed sun_path
+        try:
+            os.unlink(path.name)
+        except FileNotFoundError:
+            pass
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(path.name)
+        self.listener.listen(16)
+        os.chdir("/")
+
+    def _failed(self, exc: BaseException) -> None:
+        """Start failed: docker leaves the container Created with the error and exit code."""
+        code = exc.exit_code if isinstance(exc, StartFailed) else 125
+        if isinstance(exc, DockyardError):
+            message = exc.message
+        elif isinstance(exc, OSError):
+            message = str(exc)
+        else:
+            message = f"{type(exc).__name__}: {exc}"
+        try:
+            self.cgroup.remove()
+        except OSError:
+            pass
+        if self.wiring:
+            self.wiring.teardown()
+        self._close_listener()
+        c = self.c
+        c.state.update(Status="created", Running=False, Pid=0, ExitCode=code, Error=message, Network={})
+        if c.host_config.get("AutoRemove"):
+            remove_files(self.store, c)
+        else:
+            self.store.save_state(c)
+        try:
+            self.first.sendall(A.frame_json(A.ERROR, {"message": message, "code": code}))
+        except OSError:
+            pass
+
+    # ------------------------------------------------------------- loop ---
+
+    def _loop(self, waiter: int) -> None:
+        pidfd = os.pidfd_open(waiter)
+        self.sel.register(pidfd, selectors.EVENT_READ, "exit")
+        for fd in self.outputs:
+            os.set_blocking(fd, False)
+            self.sel.register(fd, selectors.EVENT_READ, "output")
+        if self.listener is not None:
+            self.sel.register(self.listener, selectors.EVENT_READ, "accept")
+        self._add_client(self.first, self.attach)
+        if self.stdin_fd is not None and self.stdin_fd != self.master:
+            os.set_blocking(self.stdin_fd, False)
+        exited = False
+        while not exited:
+            for key, _ in self.sel.select():
+                if key.data == "exit":
+                    exited = True
+                elif key.data == "output":
+                    self._read_output(key.fd)
+                elif key.data == "accept":
+                    self._accept()
+                elif key.data == "stdin":
+                    self._flush_stdin()
+                elif isinstance(key.data, Client):
+                    self._client_input(key.data)
+        self._finish(waiter, pidfd)
+
+    def _add_client(self, sock: socket.socket, want: Attach | None) -> None:
+        sock.setblocking(True)
+        sock.settimeout(10)
+        client = Client(sock, want)
+        self.clients[sock.fileno()] = client
+        self.sel.register(sock, selectors.EVENT_READ, client)
+
+    def _drop_client(self, client: Client) -> None:
+        fd = client.sock.fileno()
+        if fd in self.clients:
+            del self.clients[fd]
+            self.sel.unregister(client.sock)
+        if client.want and client.want.stdin and self.c.config.get("StdinOnce"):
+            self._close_stdin()
+        client.sock.close()
+
+    def _accept(self) -> None:
+        assert self.listener is not None
+        try:
+            sock, _ = self.listener.accept()
+        except OSError:
+            return
+        self._add_client(sock, None)
+
+    def _client_input(self, client: Client) -> None:
+        try:
+            data = client.sock.recv(65536)
+        except OSError:
+            data = b""
+        if not data:
+            self._drop_client(client)
+            return
+        for kind, payload in client.reader.feed(data):
+            if kind == A.HELLO:
+                doc = json.loads(payload or b"{}")
+                client.want = Attach(bool(doc.get("stdin")), bool(doc.get("stdout")), bool(doc.get("stderr")))
+            elif kind == A.STDIN and client.want and client.want.stdin and self.stdin_fd is not None:
+                self.stdin_buf += payload
+                self._flush_stdin()
+            elif kind == A.STDIN_EOF and client.want and client.want.stdin and self.master is None:
+                self._close_stdin()
+            elif kind == A.RESIZE and self.master is not None:
+                rows, cols = (int(x) for x in payload.split())
+                fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+    def _flush_stdin(self) -> None:
+        fd = self.stdin_fd
+        if fd is None:
+            return
+        try:
+            n = os.write(fd, self.stdin_buf) if self.stdin_buf else 0
+            self.stdin_buf = self.stdin_buf[n:]
+        except BlockingIOError:
+            pass
+        except OSError:
+            self.stdin_buf = b""
+            self._close_stdin()
+            return
+        if fd == self.master:
+            return  # the pty master is also an output; its writes are small enough to retry on input
+        registered = fd in self.sel.get_map()
+        if self.stdin_buf and not registered:
+            self.sel.register(fd, selectors.EVENT_WRITE, "stdin")
+        elif not self.stdin_buf and registered:
+            self.sel.unregister(fd)
+
+    def _close_stdin(self) -> None:
+        fd = self.stdin_fd
+        if fd is None or fd == self.master:
+            return
+        if fd in self.sel.get_map():
+            self.sel.unregister(fd)
+        os.close(fd)
+        self.stdin_fd = None
+
+    def _read_output(self, fd: int) -> bool:
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return True
+        except OSError:  # EIO: the pty's last slave closed
+            data = b""
+        stream = self.outputs[fd]
+        if not data:
+            self.sel.unregister(fd)
+            del self.outputs[fd]
+            if fd != self.master:
+                os.close(fd)
+            return False
+        if self.log:
+            self.log.write(stream, data)
+        kind = A.STDOUT if stream == "stdout" else A.STDERR
+        msg = A.frame(kind, data)
+        for client in list(self.clients.values()):
+            want = client.want
+            if want and (want.stdout if stream == "stdout" else want.stderr):
+                try:
+                    client.sock.sendall(msg)
+                except OSError:
+                    self._drop_client(client)
+        return True
+
+    # ----------------------------------------------------------- finish ---
+
+    def _finish(self, waiter: int, pidfd: int) -> None:
+        trace.mark("exited")
+        self._close_listener()
+        _, status = os.waitpid(waiter, 0)
+        os.close(pidfd)
+        code = launch.exit_status(status)
+        self._drain()
+        if self.log:
+            self.log.close()
+        if self.master is not None:
+            os.close(self.master)
+        trace.mark("drained")
+        oom = self.cgroup.oom_killed()
+        if self.wiring:
+            self.wiring.teardown()
+            self._unplug_connected()
+        error = ""
+        try:
+            self.cgroup.remove()
+        except OSError as err:
+            error = f"removing cgroup: {err}"
+        c = self.c
+        c.state.update(
+            Status="exited", Running=False, Paused=False, Pid=0, ExitCode=code, OOMKilled=oom, Error=error,
+            FinishedAt=now_rfc3339(), Network={},
+        )  # fmt: skip
+        if c.host_config.get("AutoRemove"):
+            remove_files(self.store, c)
+        else:
+            self.store.save_state(c)
+        trace.mark("cleaned")
+        done = A.frame_json(A.EXIT, {"code": code})
+        for client in list(self.clients.values()):
+            try:
+                client.sock.sendall(done)
+            except OSError:
+                pass
+            client.sock.close()
+
+    def _unplug_connected(self) -> None:
+        """Veths that ``network connect`` added while the container ran."""
+        from runtime.fs import read_json
+        from runtime.wiring import unplug_recorded
+
+        try:
+            unplug_recorded(self.store.root, self.c.id, read_json(self.c.dir / "state.json"))
+        except (OSError, ValueError):
+            pass
+
+    def _drain(self) -> None:
+        """Read what the container wrote before it died (its pipes close with it)."""
+        import time
+
+        deadline = time.monotonic() + 2.0
+        while self.outputs and time.monotonic() < deadline:
+            for key, _ in self.sel.select(timeout=0.1):
+                if key.data == "output":
+                    self._read_output(key.fd)
+
+    def _close_listener(self) -> None:
+        if self.listener is not None:
+            try:
+                self.sel.unregister(self.listener)
+            except (KeyError, ValueError):
+                pass
+            self.listener.close()
+            self.listener = None
+            try:
+                os.unlink(self.c.socket_path)
+            except OSError:
+                pass
+
+
+def remove_files(store: ContainerStore, c: Container) -> None:
+    """Delete a stopped container and its anonymous volumes (``--rm``, ``rm -v``);
+    an anonymous volume another container still uses stays."""
+    from runtime.volumes import VolumeStore
+
+    vstore = VolumeStore(store.root)
+    store.delete(c)
+    names = [m["Name"] for m in c.record.get("Mounts") or [] if m.get("Type") == "volume"]
+    for name in names:
+        if not vstore.is_anonymous(name):
+            continue
+        users = [
+            o.id for o in store.all() if any(m.get("Name") == name for m in o.record.get("Mounts") or [])
+        ]
+        try:
+            vstore.remove(name, users)
+        except DockyardError:
+            pass

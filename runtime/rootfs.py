@@ -1,0 +1,199 @@
+"""Build a container's root inside its fresh mount namespace, then pivot_root.
+
+Runs in the container's first process, after ``unshare(CLONE_NEWNS)``.
+Everything is mounted in that private namespace, so nothing appears in the
+host's mount table and nothing can leak: the mounts die with the namespace.
+The layout follows runc's defaults for Docker: /proc, a tmpfs /dev with the
+standard nodes, devpts, /dev/shm, /dev/mqueue, read-only /sys, masked and
+read-only /proc paths.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from runtime import linux as L
+from runtime.fs import secure_join
+from runtime.spec import Mount, Rootfs, Spec
+
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+# moby's oci.DefaultSpec: masked (hidden) and read-only paths
+MASKED = (
+    "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+    "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
+)  # fmt: skip
+READONLY = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0))
+DEV_LINKS = (
+    ("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"), ("core", "/proc/kcore"),
+)  # fmt: skip
+
+
+def overlay_options(rootfs: Rootfs) -> str:
+    """The overlay mount data; raise OSError(E2BIG) past a page, which the kernel
+    would reject with a less helpful EINVAL."""
+    opts = "lowerdir=" + ":".join(rootfs.lowerdirs)
+    if rootfs.upperdir:
+        opts += f",upperdir={rootfs.upperdir},workdir={rootfs.workdir}"
+        if rootfs.volatile:
+            opts += ",volatile"
+    opts += ",index=off,redirect_dir=off"  # plain copy-ups only: what a layer tar can express
+    if len(opts) >= PAGE_SIZE:
+        raise OSError(7, f"overlay options are {len(opts)} bytes, over a page: use shorter lowerdir links")
+    return opts
+
+
+def mount_overlay(rootfs: Rootfs) -> None:
+    """Mount the overlay on ``rootfs.target``; relative dirs resolve against mount_cwd."""
+    opts = overlay_options(rootfs)
+    cwd = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.chdir(rootfs.mount_cwd)
+        L.mount("overlay", rootfs.target, "overlay", 0, opts)
+    finally:
+        os.fchdir(cwd)
+        os.close(cwd)
+
+
+def _ensure(path: str, is_dir: bool) -> None:
+    if os.path.lexists(path):
+        return
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if is_dir:
+        os.mkdir(path, 0o755)
+    else:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+
+
+def mount_dev(root: str) -> None:
+    dev = f"{root}/dev"
+    _ensure(dev, True)
+    L.mount("tmpfs", dev, "tmpfs", L.MS_NOSUID | L.MS_STRICTATIME, "mode=755,size=65536k")
+    old = os.umask(0)
+    try:
+        for name, major, minor in DEVICES:
+            os.mknod(f"{dev}/{name}", 0o666 | stat.S_IFCHR, os.makedev(major, minor))
+        for name, target in DEV_LINKS:
+            os.symlink(target, f"{dev}/{name}")
+        os.mkdir(f"{dev}/pts", 0o755)
+        os.mkdir(f"{dev}/shm", 0o1777)
+        os.mkdir(f"{dev}/mqueue", 0o755)
+    finally:
+        os.umask(old)
+    pts_opts = "newinstance,ptmxmode=0666,mode=0620,gid=5"
+    L.mount("devpts", f"{dev}/pts", "devpts", L.MS_NOSUID | L.MS_NOEXEC, pts_opts)
+    L.mount("shm", f"{dev}/shm", "tmpfs", L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC, "mode=1777,size=65536k")
+    L.mount("mqueue", f"{dev}/mqueue", "mqueue", L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC)
+
+
+def mount_proc_sys(root: str) -> None:
+    _ensure(f"{root}/proc", True)
+    L.mount("proc", f"{root}/proc", "proc", L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC)
+    _ensure(f"{root}/sys", True)
+    ro = L.MS_RDONLY | L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC
+    try:
+        L.mount("sysfs", f"{root}/sys", "sysfs", ro)
+    except OSError:  # no new net namespace of our own (container:X): bind the host's read-only
+        L.mount("/sys", f"{root}/sys", None, L.MS_BIND | L.MS_REC)
+        L.mount(None, f"{root}/sys", None, L.MS_BIND | L.MS_REMOUNT | ro)
+
+
+def mask_paths(root: str) -> None:
+    """Hide and write-protect the kernel interfaces Docker hides (needs /dev/null)."""
+    for p in MASKED:
+        path = root + p
+        if not os.path.lexists(path):
+            continue
+        if os.path.isdir(path):
+            L.mount("tmpfs", path, "tmpfs", L.MS_RDONLY)
+        else:
+            L.mount(f"{root}/dev/null", path, None, L.MS_BIND)
+    for p in READONLY:
+        path = root + p
+        if os.path.lexists(path):
+            L.mount(path, path, None, L.MS_BIND | L.MS_REC)
+            L.mount(None, path, None, L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY | L.MS_NOSUID | L.MS_NODEV)
+
+
+def copy_up(src: str, dst: str) -> None:
+    """Fill the empty volume ``dst`` with ``src``'s content, owners and modes kept
+    (Docker copies an image's files into a new volume on first mount)."""
+    if not os.path.isdir(src) or os.listdir(dst):
+        return
+    import shutil
+
+    for entry in os.scandir(src):
+        to = os.path.join(dst, entry.name)
+        if entry.is_dir(follow_symlinks=False):
+            shutil.copytree(entry.path, to, symlinks=True, copy_function=_copy_owned)
+            _chown_tree(entry.path, to)
+        else:
+            _copy_owned(entry.path, to)
+    st = os.stat(src)
+    os.chown(dst, st.st_uid, st.st_gid)
+    os.chmod(dst, stat.S_IMODE(st.st_mode))
+
+
+def _copy_owned(src: str, dst: str) -> str:
+    import shutil
+
+    if os.path.islink(src):
+        os.symlink(os.readlink(src), dst)
+    else:
+        shutil.copy2(src, dst, follow_symlinks=False)
+    st = os.lstat(src)
+    os.lchown(dst, st.st_uid, st.st_gid)
+    return dst
+
+
+def _chown_tree(src: str, dst: str) -> None:
+    for dirpath, _dirs, _files in os.walk(src):
+        rel = os.path.relpath(dirpath, src)
+        st = os.lstat(dirpath)
+        os.lchown(os.path.join(dst, rel), st.st_uid, st.st_gid)
+
+
+def bind(root: str, m: Mount) -> None:
+    """Mount ``m`` at its destination resolved inside ``root`` (no symlink escape)."""
+    dest = secure_join(root, m.destination)
+    if m.type == "tmpfs":
+        _ensure(dest, True)
+        L.mount("tmpfs", dest, "tmpfs", L.MS_NOSUID | L.MS_NODEV, m.options or None)
+    else:
+        _ensure(dest, os.path.isdir(m.source))
+        if m.copy_up:
+            copy_up(dest, m.source)
+        L.mount(m.source, dest, None, L.MS_BIND | L.MS_REC)
+    if m.readonly:
+        L.mount(None, dest, None, L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY)
+
+
+def setup(spec: Spec) -> None:
+    """Mount the whole root at ``spec.rootfs.target`` and pivot_root into it.
+
+    Raises OSError; the caller is the container's doomed first process."""
+    root = spec.rootfs.target
+    L.mount(None, "/", None, L.MS_REC | L.MS_PRIVATE)
+    mount_overlay(spec.rootfs)
+    mount_proc_sys(root)
+    mount_dev(root)
+    if spec.masked:
+        mask_paths(root)
+    for dest, src in spec.etc_files:
+        path = secure_join(root, dest)
+        _ensure(path, False)
+        L.mount(src, path, None, L.MS_BIND)
+    for m in spec.mounts:
+        bind(root, m)
+    if spec.process.init:  # on the /dev tmpfs, so it never reaches the upperdir
+        os.close(os.open(f"{root}/dev/init", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o755))
+        L.mount(spec.process.init, f"{root}/dev/init", None, L.MS_BIND)
+    if spec.rootfs.readonly:
+        L.mount(None, root, None, L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY)
+    os.chdir(root)
+    L.pivot_root(".", ".")
+    L.umount(".", L.MNT_DETACH)
+    os.chdir("/")

@@ -1,0 +1,408 @@
+"""Containers through the CLI: isolation, exit codes, lifecycle, logs, exec, ps, inspect.
+
+Real namespaces, overlay mounts and cgroups; every test ends with the
+``no_leaks`` check (no mounts, cgroups or veths left on the host).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Ctl
+
+pytestmark = pytest.mark.privileged
+
+
+def state_dirs(ctl: Ctl) -> list[str]:
+    d = ctl.root / "containers"
+    return sorted(p.name for p in d.iterdir() if not p.name.startswith(".")) if d.exists() else []
+
+
+def test_exit_code_and_isolation(ctl: Ctl, tmp_path: Path) -> None:
+    marker = tmp_path / "host-marker"
+    marker.write_text("host")
+    script = (
+        f"echo $$; hostname; test -e {marker} && echo VISIBLE; ls /; grep -c . /proc/self/mountinfo; exit 7"
+    )
+    r = ctl("run", "--rm", "busybox", "sh", "-c", script)
+    assert r.code == 7, r.err
+    lines = r.out.split()
+    assert lines[0] == "1"  # pid 1 in its own pid namespace
+    assert re.fullmatch(r"[0-9a-f]{12}", lines[1])  # hostname = short container ID
+    assert "VISIBLE" not in lines
+    assert lines[2:-1] == [
+        "bin",
+        "dev",
+        "etc",
+        "home",
+        "linuxrc",
+        "proc",
+        "root",
+        "sbin",
+        "sys",
+        "tmp",
+        "usr",
+        "var",
+    ]
+    assert int(lines[-1]) < 40  # its own mount table, not the host's
+    assert state_dirs(ctl) == []  # --rm removed it
+
+
+def test_hostname_user_workdir_env(ctl: Ctl, tmp_path: Path) -> None:
+    envfile = tmp_path / "env"
+    envfile.write_text("# comment\nFROM_FILE=1\nSHARED=file\n")
+    r = ctl(
+        "run",
+        "--rm",
+        "-h",
+        "box",
+        "-u",
+        "nobody",
+        "-w",
+        "/work",
+        "-e",
+        "A=b",
+        "--env-file",
+        str(envfile),
+        "-e",
+        "SHARED=flag",
+        "busybox",
+        "sh",
+        "-c",
+        "hostname; id -u; pwd; echo $A $FROM_FILE $SHARED $HOME",
+    )
+    assert r.code == 0, r.err
+    assert r.out.splitlines() == ["box", "65534", "/work", "b 1 flag /home"]
+
+
+def test_entrypoint_and_cmd(ctl: Ctl) -> None:
+    assert ctl("run", "--rm", "busybox").code == 0  # CMD ["sh"] with stdin closed exits 0
+    r = ctl("run", "--rm", "--entrypoint", "echo", "busybox", "a", "b")
+    assert r.out == "a b\n"
+    r = ctl("run", "--rm", "--entrypoint", "hostname", "busybox")  # --entrypoint drops the image's CMD
+    assert r.code == 0 and re.fullmatch(r"[0-9a-f]{12}\n", r.out)
+
+
+def test_detached_lifecycle(ctl: Ctl) -> None:
+    cid = ctl.ok("run", "-d", "--name", "loop", "busybox", "sh", "-c", "echo started; exec sleep 60").strip()
+    assert re.fullmatch(r"[0-9a-f]{64}", cid)
+    ps = ctl.ok("ps")
+    assert re.search(rf"^{cid[:12]}   busybox   \"sh -c 'echo started;…\"", ps, re.M) is None
+    row = ps.splitlines()[1]
+    assert row.startswith(cid[:12]) and row.endswith("loop") and " Up " in row
+    # exec joins the same pid namespace: pid 1 is the container's process
+    r = ctl("exec", "loop", "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; echo; echo $$")
+    assert r.code == 0
+    first, pid = r.out.splitlines()
+    assert first.strip() == "sleep 60" and int(pid) > 1
+    assert ctl("exec", "loop", "sh", "-c", "exit 3").code == 3
+    r = ctl("exec", "loop", "nope")
+    assert r.code == 126 and 'exec: "nope": executable file not found in $PATH' in r.err
+    # rm of a running container is refused without -f
+    r = ctl("rm", "loop")
+    assert r.code == 1
+    assert (
+        f"You cannot remove a running container {cid}. Stop the container before attempting removal" in r.err
+    )
+    assert ctl.ok("logs", "loop") == "started\n"
+    t0 = time.monotonic()
+    assert ctl.ok("stop", "-t", "1", "loop") == "loop\n"
+    assert time.monotonic() - t0 < 5
+    state = json.loads(ctl.ok("inspect", "loop"))[0]["State"]
+    assert state["Status"] == "exited" and state["ExitCode"] == 137 and not state["Running"]
+    assert re.search(r"Exited \(137\) (Less than a second|\d seconds?) ago", ctl.ok("ps", "-a"))
+    assert ctl.ok("rm", "loop") == "loop\n"
+    assert state_dirs(ctl) == []
+
+
+def test_detached_container_survives_the_cli(ctl: Ctl) -> None:
+    r = ctl.sub("run", "-d", "busybox", "sh", "-c", "sleep 1; echo done")
+    cid = r.stdout.strip()
+    assert r.returncode == 0 and ctl.ok("inspect", "-f", "{{.State.Running}}", cid) == "true\n"
+    assert ctl.ok("wait", cid) == "0\n"
+    assert ctl.ok("logs", cid) == "done\n"
+    assert "Exited (0)" in ctl.ok("ps", "-a")
+
+
+def test_kill_start_restart_rename(ctl: Ctl) -> None:
+    ctl.ok("create", "--name", "c1", "busybox", "sleep", "60")
+    assert "Created" in ctl.ok("ps", "-a")
+    assert ctl.ok("start", "c1") == "c1\n"
+    assert ctl.ok("kill", "-s", "TERM", "c1") == "c1\n"  # pid 1 ignores an unhandled TERM, as in Docker
+    assert ctl.ok("inspect", "-f", "{{.State.Status}}", "c1") == "running\n"
+    assert ctl.ok("kill", "c1") == "c1\n"
+    assert ctl.ok("wait", "c1") == "137\n"
+    r = ctl("kill", "c1")
+    assert r.code == 1 and "is not running" in r.err
+    ctl.ok("restart", "-t", "0", "c1")
+    assert ctl.ok("inspect", "-f", "{{.State.Running}}", "c1") == "true\n"
+    ctl.ok("rename", "c1", "c2")
+    assert ctl("inspect", "c1").code == 1
+    assert ctl.ok("inspect", "-f", "{{.Name}}", "c2") == "/c2\n"
+    ctl.ok("rm", "-f", "c2")
+
+
+def test_logs_follow_tail_timestamps(ctl: Ctl) -> None:
+    ctl.ok(
+        "run",
+        "-d",
+        "--name",
+        "talker",
+        "busybox",
+        "sh",
+        "-c",
+        "for i in 1 2 3; do echo out$i; echo err$i >&2; sleep 0.4; done",
+    )
+    proc = subprocess.Popen(ctl.argv("logs", "-f", "talker"), stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    t0 = time.monotonic()
+    first = proc.stdout.readline()
+    assert first == "out1\n" and time.monotonic() - t0 < 1.0  # streamed, not at the end
+    rest = proc.stdout.read()
+    proc.stdout.close()
+    assert proc.wait(10) == 0 and rest == "out2\nout3\n"
+    r = ctl("logs", "--tail", "2", "talker")
+    assert r.out.splitlines() == ["out3"] and r.err.splitlines() == ["err3"]
+    stamped = ctl.ok("logs", "-t", "talker").splitlines()[0]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z out1", stamped)
+    log = Path(json.loads(ctl.ok("inspect", "talker"))[0]["LogPath"])
+    entry = json.loads(log.read_text().splitlines()[0])
+    assert set(entry) == {"log", "stream", "time"} and entry["stream"] in ("stdout", "stderr")
+
+
+def test_log_rotation(ctl: Ctl) -> None:
+    script = "i=0; while [ $i -lt 400 ]; do echo line-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; i=$((i+1)); done"
+    opts = ["--log-opt", "max-size=10k", "--log-opt", "max-file=3"]
+    ctl.ok("run", "--name", "big", *opts, "busybox", "sh", "-c", script)
+    log = Path(json.loads(ctl.ok("inspect", "big"))[0]["LogPath"])
+    files = sorted(p.name for p in log.parent.glob(log.name + "*"))
+    assert files == [log.name, log.name + ".1", log.name + ".2"]
+    assert all(p.stat().st_size <= 10 * 1024 for p in log.parent.glob(log.name + "*"))
+    lines = ctl.ok("logs", "big").splitlines()
+    assert lines[-1].startswith("line-399-") and len(lines) < 400
+
+
+def test_ps_columns_filters_and_format(ctl: Ctl) -> None:
+    ctl.ok(
+        "create",
+        "--name",
+        "made",
+        "--label",
+        "team=a",
+        "busybox",
+        "sh",
+        "-c",
+        "echo hello world this is long",
+    )
+    assert ctl("run", "--name", "done", "busybox", "sh", "-c", "exit 3").code == 3
+    out = ctl.ok("ps", "-a").splitlines()
+    header = out[0]
+    assert re.match(r"CONTAINER ID   IMAGE     COMMAND\s+CREATED\s+STATUS\s+PORTS\s+NAMES$", header)
+    made = next(line for line in out if line.endswith("made"))
+    assert '"sh -c \'echo hello w…"' in made and " Created " in made
+    # docker's tabwriter: the COMMAND column is its widest cell + 3
+    assert header.index("CREATED") - header.index("COMMAND") == len('"sh -c \'echo hello w…"') + 3
+    done = next(line for line in out if line.endswith("done"))
+    assert re.search(r"Exited \(3\) .* ago", done)
+    assert ctl.ok("ps", "-a", "--filter", "status=exited", "--format", "{{.Names}}") == "done\n"
+    assert ctl.ok("ps", "-a", "-f", "label=team=a", "--format", "{{.Names}} {{.State}}") == "made created\n"
+    assert (
+        ctl.ok("ps", "-a", "-f", "exited=3", "-q") == ctl.ok("inspect", "-f", "{{.Id}}", "done")[:12] + "\n"
+    )
+    assert len(ctl.ok("ps", "-aq", "--no-trunc").split()[0]) == 64
+    doc = json.loads(ctl.ok("ps", "-a", "-n", "1", "--format", "{{json .}}"))
+    assert doc["Names"] == "done" and doc["Status"].startswith("Exited (3)")
+
+
+def test_inspect_is_docker_shaped(ctl: Ctl) -> None:
+    cid = ctl.ok("create", "--name", "xx", "-e", "K=V", "busybox", "echo", "hi").strip()
+    doc = json.loads(ctl.ok("inspect", "xx"))[0]
+    assert doc["Id"] == cid and doc["Name"] == "/xx" and doc["Path"] == "echo" and doc["Args"] == ["hi"]
+    assert doc["State"]["Status"] == "created" and doc["State"]["StartedAt"] == "0001-01-01T00:00:00Z"
+    assert doc["Config"]["Cmd"] == ["echo", "hi"] and "K=V" in doc["Config"]["Env"]
+    assert doc["Config"]["Image"] == "busybox" and doc["Image"].startswith("sha256:")
+    assert (
+        doc["HostConfig"]["NetworkMode"] == "bridge" and doc["HostConfig"]["LogConfig"]["Type"] == "json-file"
+    )
+    assert doc["GraphDriver"]["Name"] == "overlay2" and "Dockyard" not in doc
+    assert json.loads(ctl.ok("container", "inspect", cid))[0]["Id"] == cid
+    # a container holds its image: rmi refuses
+    r = ctl("rmi", "busybox")
+    assert r.code != 0
+
+
+def test_bad_input_leaves_nothing(ctl: Ctl, no_leaks: None) -> None:
+    before = state_dirs(ctl)
+    cases = [
+        (["run", "--rm", "nosuchimage"], 125, "No such image: nosuchimage:latest"),
+        (["run", "-p", "foo", "busybox"], 125, "invalid containerPort: foo"),
+        (["run", "-p", "99999:80", "busybox"], 125, "invalid hostPort: 99999"),
+        (["run", "-v", "/a:b", "busybox"], 125, "invalid mount path: 'b' mount path must be absolute"),
+        (["run", "-v", "a/b:/c", "busybox"], 125, "includes invalid characters for a local volume name"),
+        (["run", "--name", "a/b", "busybox"], 125, "Invalid container name (a/b)"),
+        (["run", "-w", "rel", "busybox"], 125, "the working directory 'rel' is invalid"),
+        (["run", "-m", "100", "busybox"], 125, "Minimum memory limit allowed is 6MB"),
+        (
+            ["run", "--memory-swap", "10m", "busybox"],
+            125,
+            "always set the Memory limit when using Memoryswap",
+        ),
+        (["run", "--rm", "busybox", "nope"], 127, 'exec: "nope": executable file not found in $PATH'),
+        (["run", "--rm", "-u", "bob", "busybox", "id"], 125, "unable to find user bob: no matching entries"),
+        (["run", "--rm", "busybox", "/etc/passwd"], 126, 'exec: "/etc/passwd": permission denied'),
+    ]
+    for argv, code, message in cases:
+        r = ctl(*argv)
+        assert (r.code, message in r.err) == (code, True), (argv, r.code, r.err)
+        assert r.err.count("Error") == 1
+    assert state_dirs(ctl) == before
+    assert not (ctl.root / "volumes").exists() or not list((ctl.root / "volumes").iterdir())
+
+
+def test_missing_command_without_rm_stays_created(ctl: Ctl) -> None:
+    r = ctl("run", "--name", "broken", "busybox", "nope")
+    assert r.code == 127
+    state = json.loads(ctl.ok("inspect", "broken"))[0]["State"]
+    assert (
+        state["Status"] == "created"
+        and state["ExitCode"] == 127
+        and "executable file not found" in state["Error"]
+    )
+
+
+def test_name_in_use(ctl: Ctl) -> None:
+    cid = ctl.ok("create", "--name", "taken", "busybox").strip()
+    r = ctl("run", "--name", "taken", "busybox")
+    assert r.code == 125
+    assert (
+        f'Conflict. The container name "/taken" is already in use by container "{cid}". '
+        "You have to remove (or rename) that container to be able to reuse that name." in r.err
+    )
+    assert len(state_dirs(ctl)) == 1
+
+
+def test_read_only_and_init(ctl: Ctl) -> None:
+    r = ctl(
+        "run", "--rm", "--read-only", "busybox", "sh", "-c", "touch /x || echo ro; touch /tmp/x || echo ro2"
+    )
+    assert r.out.split() == ["ro", "ro2"]
+    r = ctl("run", "--rm", "--init", "busybox", "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '")
+    assert r.code == 0 and r.out.startswith("/dev/init -- sh -c")
+
+
+def test_monitor_death_is_reported_honestly(ctl: Ctl) -> None:
+    cid = ctl.ok("run", "-d", "busybox", "sleep", "60").strip()
+    state = json.loads((ctl.root / "containers" / cid / "state.json").read_text())
+    os.kill(state["MonitorPid"], 9)
+    deadline = time.monotonic() + 5
+    while Path(f"/proc/{state['Pid']}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not Path(f"/proc/{state['Pid']}").exists()  # pid 1 died with its monitor (PDEATHSIG)
+    row = ctl.ok("ps", "-a").splitlines()[1]
+    assert " Dead " in row and " Up " not in row
+    assert ctl.ok("inspect", "-f", "{{.State.Status}}", cid) == "dead\n"
+    assert ctl.ok("rm", cid) == cid + "\n"  # and its cgroups and veth go with it (no_leaks)
+    assert json.loads(ctl.ok("network", "inspect", "bridge"))[0]["Containers"] == {}  # the lease too
+
+
+def test_pty_interactive_session(ctl: Ctl) -> None:
+    pexpect = pytest.importorskip("pexpect")
+    child = pexpect.spawn(
+        ctl.argv("run", "-it", "--name", "tty", "busybox", "sh")[0],
+        ctl.argv("run", "-it", "--name", "tty", "busybox", "sh")[1:],
+        encoding="utf-8",
+        timeout=10,
+        dimensions=(33, 101),
+    )
+    child.expect("# ")
+    child.sendline("tty; stty size; echo $TERM")
+    child.expect("xterm")
+    assert "/dev/pts/0" in child.before and "33 101" in child.before
+    child.sendline("exit 5")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 5
+    # Ctrl-P Ctrl-Q detaches; attach comes back
+    args = ctl.argv("run", "-it", "--name", "tty2", "busybox", "sh")
+    child = pexpect.spawn(args[0], args[1:], encoding="utf-8", timeout=10)
+    child.expect("# ")
+    child.send("\x10\x11")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert ctl.ok("inspect", "-f", "{{.State.Running}}", "tty2") == "true\n"
+    args = ctl.argv("attach", "tty2")
+    child = pexpect.spawn(args[0], args[1:], encoding="utf-8", timeout=10)
+    time.sleep(0.3)
+    child.sendline("echo back-$((40+2))")
+    child.expect("back-42")
+    child.sendline("exit 4")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 4
+    # exec -it gets its own pty inside the container
+    ctl.ok("run", "-d", "--name", "bg", "busybox", "sleep", "60")
+    args = ctl.argv("exec", "-it", "bg", "sh")
+    child = pexpect.spawn(args[0], args[1:], encoding="utf-8", timeout=10)
+    child.expect("# ")
+    child.sendline("tty; exit 6")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 6 and "/dev/pts/0" in child.before
+
+
+def test_interactive_stdin_pipe(ctl: Ctl) -> None:
+    r = ctl.sub("run", "--rm", "-i", "busybox", "sh", "-c", "tr a-z A-Z; echo rc=$?", input="hello\n")
+    assert r.returncode == 0 and r.stdout == "HELLO\nrc=0\n"
+    r = ctl.sub("run", "--rm", "busybox", "sh", "-c", "cat; echo eof", input="ignored\n")
+    assert r.stdout == "eof\n"  # without -i the container's stdin is /dev/null
+
+
+def test_container_prune(ctl: Ctl) -> None:
+    ctl.ok("run", "busybox", "true")
+    ctl.ok("create", "busybox")
+    running = ctl.ok("run", "-d", "busybox", "sleep", "60").strip()
+    out = ctl.ok("container", "prune", "-f")
+    assert out.startswith("Deleted Containers:\n") and "Total reclaimed space:" in out
+    assert ctl.ok("ps", "-aq", "--no-trunc").split() == [running]
+
+
+def test_parallel_runs_do_not_collide(ctl: Ctl) -> None:
+    procs = [
+        subprocess.Popen(ctl.argv("run", "--name", f"par{i}", "busybox", "sh", "-c", f"hostname; exit {i}"),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for i in range(6)
+    ]  # fmt: skip
+    results = [(p.wait(60), *p.communicate()) for p in procs]
+    assert [code for code, _, _ in results] == list(range(6)), results
+    assert len({out for _, out, _ in results}) == 6  # six hostnames, six IDs
+    codes = [ctl.ok("inspect", "-f", "{{.State.ExitCode}}", f"par{i}") for i in range(6)]
+    assert codes == [f"{i}\n" for i in range(6)]
+    assert json.loads(ctl.ok("network", "inspect", "bridge"))[0]["Containers"] == {}  # every lease returned
+
+
+def test_stop_signal_and_init(ctl: Ctl) -> None:
+    # with --init, tini forwards SIGTERM to the command: stop is immediate
+    ctl.ok("run", "-d", "--init", "--name", "inited", "busybox", "sleep", "60")
+    t0 = time.monotonic()
+    ctl.ok("stop", "inited")
+    assert time.monotonic() - t0 < 5
+    assert ctl.ok("inspect", "-f", "{{.State.ExitCode}}", "inited") == "143\n"
+    # --stop-signal: a trap on USR1 ends the script with its own status
+    script = "trap 'exit 42' USR1; echo ready; while true; do sleep 0.1; done"
+    ctl.ok("run", "-d", "--stop-signal", "SIGUSR1", "--name", "trapper", "busybox", "sh", "-c", script)
+    deadline = time.monotonic() + 10
+    while ctl.ok("logs", "trapper") != "ready\n" and time.monotonic() < deadline:
+        time.sleep(0.05)  # the trap is set
+    ctl.ok("stop", "-t", "5", "trapper")
+    assert ctl.ok("inspect", "-f", "{{.State.ExitCode}} {{.Config.StopSignal}}", "trapper") == "42 SIGUSR1\n"
+    # a tty container's log is its terminal output
+    ctl.ok("run", "-t", "--name", "ttylog", "busybox", "echo", "on-a-tty")
+    assert ctl.ok("logs", "ttylog") == "on-a-tty\r\n"
