@@ -121,6 +121,11 @@ class _OnlyVerb:
             return self.real.add_parser(name, **kw)
         return _Null()
 
+    @property
+    def choices(self) -> dict[str, Any]:
+        """The parsers built so far (only the verb's)."""
+        return self.real.choices  # type: ignore[no-any-return]
+
 
 PARSERS: list[Callable[[Any], None]] = []
 
@@ -763,7 +768,8 @@ def _verbs_of(parser: argparse.ArgumentParser) -> Any:
 
 @parsers
 def _client_parsers(sub: Any) -> None:
-    image = _verbs_of(sub.choices["image"])  # also as 'image pull' / 'image push'
+    built = sub.choices.get("image")  # also as 'image pull' / 'image push'
+    image = _verbs_of(built) if built is not None else _Null()
     for p in (sub.add_parser("pull", help="pull an image from a registry"), image.add_parser("pull")):
         p.add_argument("name", metavar="NAME[:TAG|@DIGEST]")
         p.add_argument("-a", "--all-tags", action="store_true", help="download all tags of the repository")
