@@ -3,16 +3,20 @@
     networks/<id>.json   Docker's ``network inspect`` document, with the
                           addresses leased to containers under "Containers"
 
-The default ``bridge`` network is the ``dockyard0`` bridge on 10.89.0.0/24;
-user networks get ``dy-<id>`` bridges on the next free 10.89.N.0/24 unless
-``--subnet`` says otherwise.  Each container gets a veth pair: ``vethXXXXXXX``
-on the bridge, ``eth0`` (``eth1``… for ``network connect``) in its namespace,
-with Docker's MAC scheme.  Nothing is routed or NATed to the outside, and
-containers get no default route (unlike Docker): only their own subnet and
-its gateway (the host) are reachable, which also keeps user networks apart
-without firewall rules.  A published port is served by a userspace proxy
-(runtime.proxy), as docker-proxy does.  Leases are taken under an flock on the
-networks directory.
+The default ``bridge`` network is the ``dockyard0`` bridge on 10.89.0.0/24
+(for another ``--root``: ``dy0-<hash of the root>`` on the next free subnet,
+so that two stores on one host never share a bridge or an address); user
+networks get ``dy-<id>`` bridges on the next free 10.89.N.0/24 unless
+``--subnet`` says otherwise.  "Free" means used by no network of this store
+and routed nowhere on the host (other stores' bridges included).
+
+Each container gets a veth pair: ``vethXXXXXXX`` on the bridge, ``eth0``
+(``eth1``… for ``network connect``) in its namespace, with Docker's MAC
+scheme.  Nothing is routed or NATed to the outside, and containers get no
+default route (unlike Docker): only their own subnet and its gateway (the
+host) are reachable, which also keeps user networks apart without firewall
+rules.  A published port is served by a userspace proxy (runtime.proxy), as
+docker-proxy does.  Leases are taken under an flock on the networks directory.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from runtime.netlink import Netlink, link_exists, mac_for
 
 DEFAULT_NETWORK = "bridge"
 DEFAULT_BRIDGE = "dockyard0"
+DEFAULT_ROOT = Path("/var/lib/dockyard")
 DEFAULT_SUBNET = "10.89.0.0/24"
 POOL = "10.89.0.0/16"
 PREDEFINED = ("bridge", "host", "none")
@@ -62,7 +67,17 @@ def _now() -> str:
 
 class NetworkStore:
     def __init__(self, root: Path) -> None:
+        self.root = root
         self.dir = root / "networks"
+
+    def default_bridge(self) -> str:
+        """``dockyard0`` for the standard root, ``dy0-<hash>`` for any other."""
+        import hashlib
+
+        root = self.root.resolve()
+        if root == DEFAULT_ROOT:
+            return DEFAULT_BRIDGE
+        return "dy0-" + hashlib.sha256(str(root).encode()).hexdigest()[:11]
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -127,7 +142,9 @@ class NetworkStore:
         for d in docs:
             if d["Name"] == DEFAULT_NETWORK:
                 return d
-        doc = _doc(DEFAULT_NETWORK, os.urandom(32).hex(), DEFAULT_BRIDGE, DEFAULT_SUBNET, "10.89.0.1")
+        bridge = self.default_bridge()
+        net = _free_subnet(docs, bridge, first=ipaddress.ip_network(DEFAULT_SUBNET))  # type: ignore[arg-type]
+        doc = _doc(DEFAULT_NETWORK, os.urandom(32).hex(), bridge, str(net), _gateway(net, ""))
         doc["Options"]["com.docker.network.bridge.default_bridge"] = "true"
         self._save(doc)
         return doc
@@ -152,7 +169,7 @@ class NetworkStore:
             docs = self._docs()
             if any(d["Name"] == name for d in docs):
                 raise NameInUse(f"network with name {name} already exists")
-            net = _subnet(subnet, docs) if subnet else _free_subnet(docs)
+            net = _subnet(subnet, docs) if subnet else _free_subnet(self._all_stores_docs(docs))
             gw = _gateway(net, gateway)
             if ip_range:
                 try:
@@ -167,6 +184,12 @@ class NetworkStore:
             doc["Internal"] = internal
             self._save(doc)
             return doc
+
+    def _all_stores_docs(self, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """This store's networks plus its default bridge's subnet, created or not."""
+        if any(d["Name"] == DEFAULT_NETWORK for d in docs):
+            return docs
+        return [*docs, self._default_locked(docs)]
 
     def remove(self, ref: str) -> str:
         """``docker network rm``; refuses a network with attached containers."""
@@ -295,13 +318,41 @@ def _subnet(text: str, docs: list[dict[str, Any]]) -> ipaddress.IPv4Network:
     return net
 
 
-def _free_subnet(docs: list[dict[str, Any]]) -> ipaddress.IPv4Network:
+def _free_subnet(
+    docs: list[dict[str, Any]], own_bridge: str = "", first: ipaddress.IPv4Network | None = None
+) -> ipaddress.IPv4Network:
+    """The first /24 of the pool (``first`` tried before) that no network of this
+    store uses and that is routed nowhere on the host, but on ``own_bridge``."""
     used = [ipaddress.ip_network(c["Subnet"]) for d in docs for c in d["IPAM"]["Config"]]
-    used.append(ipaddress.ip_network(DEFAULT_SUBNET))
-    for net in ipaddress.ip_network(POOL).subnets(new_prefix=24):
+    if not first:
+        used.append(ipaddress.ip_network(DEFAULT_SUBNET))  # kept for the standard store's default bridge
+    used += [net for dev, net in host_routes() if dev != own_bridge]
+    candidates = [first] if first else []
+    pool: list[ipaddress.IPv4Network] = list(ipaddress.IPv4Network(POOL).subnets(new_prefix=24))
+    for net in [*candidates, *pool]:
         if not any(net.overlaps(u) for u in used):
-            return net  # type: ignore[return-value]
+            return net
     raise Conflict("could not find an available, non-overlapping IPv4 address pool among the defaults")
+
+
+def host_routes() -> list[tuple[str, ipaddress.IPv4Network]]:
+    """(device, destination) of the host's IPv4 routes, the default route left out."""
+    import socket
+    import struct
+
+    out = []
+    try:
+        with open("/proc/net/route") as f:
+            rows = [line.split() for line in f.read().splitlines()[1:]]
+    except OSError:
+        return []
+    for row in rows:
+        if len(row) < 8 or row[1] == "00000000":
+            continue
+        dest = socket.inet_ntoa(struct.pack("<I", int(row[1], 16)))
+        mask = socket.inet_ntoa(struct.pack("<I", int(row[7], 16)))
+        out.append((row[0], ipaddress.ip_network(f"{dest}/{mask}", strict=False)))
+    return out  # type: ignore[return-value]
 
 
 def _gateway(net: ipaddress.IPv4Network, text: str) -> str:

@@ -217,8 +217,9 @@ def busybox_rootfs(tmp_path_factory: pytest.TempPathFactory, privileged: None) -
 
 def host_snapshot(scope: str = "/") -> dict[str, set[str]]:
     """What a container may leave behind on the host: mounts (under ``scope``:
-    other programs, like a Docker engine, mount elsewhere meanwhile), dockyard
-    cgroups and veths."""
+    other programs, like a Docker engine, mount elsewhere meanwhile) and the
+    cgroups of this session.  Veths are checked per store, on its own bridges
+    (see ``ctl``): other sessions plug theirs meanwhile."""
     with open("/proc/self/mountinfo") as f:
         mounts = {m for line in f if (m := line.split()[4]).startswith(scope)}
     cgroups = set()
@@ -226,13 +227,12 @@ def host_snapshot(scope: str = "/") -> dict[str, set[str]]:
         d = ctrl / os.environ["DOCKYARD_CGROUP_PARENT"]
         if d.is_dir():
             cgroups |= {str(p) for p in d.iterdir() if p.is_dir()}
-    links = {p.name for p in Path("/sys/class/net").iterdir() if p.name.startswith(("veth", "dy"))}
-    return {"mounts": mounts, "cgroups": cgroups, "links": links}
+    return {"mounts": mounts, "cgroups": cgroups}
 
 
 @pytest.fixture
 def no_leaks(privileged: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Fail the test if it left mounts (under the test's temp dirs), cgroups or veths on the host."""
+    """Fail the test if it left mounts (under the test's temp dirs) or cgroups on the host."""
     scope = str(tmp_path_factory.getbasetemp())
     before = host_snapshot(scope)
     yield
@@ -307,6 +307,27 @@ def ctl(
     ]
     if nets:
         c("network", "rm", *nets)
+    _check_bridges(store_root)
+
+
+def _check_bridges(root: Path) -> None:
+    """No veth left on the store's default bridge and no user bridge left; then
+    the default bridge goes too (each test's store has its own)."""
+    from runtime.netlink import Netlink, link_exists
+    from runtime.network import NetworkStore
+
+    bridge = NetworkStore(root).default_bridge()
+    ports = sorted(p.name for p in (Path("/sys/class/net") / bridge / "brif").glob("*"))
+    user = [
+        d["Options"]["com.docker.network.bridge.name"]
+        for d in NetworkStore(root)._docs()
+        if d["Name"] != "bridge"
+    ]
+    if link_exists(bridge):
+        with Netlink() as nl:
+            nl.delete_link(bridge)
+    assert not ports, f"left behind on {bridge}: {ports}"
+    assert not [b for b in user if link_exists(b)], f"user bridges left: {user}"
 
 
 # ------------------------------------------------- registries (tests/registry_support.py) ---

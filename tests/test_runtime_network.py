@@ -7,6 +7,7 @@ check (no veths, mounts or cgroups left).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import socket
 import time
@@ -54,13 +55,15 @@ def test_default_bridge_address_and_files(ctl: Ctl) -> None:
     doc = json.loads(ctl.ok("inspect", cid))[0]
     ns = doc["NetworkSettings"]
     ip = ns["IPAddress"]
-    assert ip.startswith("10.89.0.") and ns["Gateway"] == "10.89.0.1" and ns["IPPrefixLen"] == 24
+    subnet = json.loads(ctl.ok("network", "inspect", "bridge"))[0]["IPAM"]["Config"][0]
+    assert ipaddress.ip_address(ip) in ipaddress.ip_network(subnet["Subnet"]) and ip.startswith("10.89.")
+    assert ns["Gateway"] == subnet["Gateway"] and ns["IPPrefixLen"] == 24
     assert ns["MacAddress"] == "02:42:" + ":".join(f"{int(x):02x}" for x in ip.split("."))
     addrs = ctl.ok("exec", cid, "ip", "addr", "show", "eth0")
     assert f"inet {ip}/24" in addrs
     assert f"{ip}\t{cid[:12]}" in ctl.ok("exec", cid, "cat", "/etc/hosts")
     routes = ctl.ok("exec", cid, "ip", "route")
-    assert "10.89.0.0/24 dev eth0" in routes and "default" not in routes  # nothing leaves the host
+    assert f"{subnet['Subnet']} dev eth0" in routes and "default" not in routes  # nothing leaves the host
 
 
 def test_published_port_serves_httpd(ctl: Ctl) -> None:
