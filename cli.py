@@ -657,13 +657,24 @@ def cmd_import(args: argparse.Namespace) -> int:
     arch = args.platform.split("/")[1] if args.platform.count("/") >= 1 else _arch()
     if args.file == "-":
         img = import_rootfs(store, sys.stdin.buffer, ref, args.change, args.message, "-", architecture=arch)
+    elif args.file.startswith(("http://", "https://")):
+        import requests
+
+        try:
+            with requests.get(args.file, stream=True, timeout=60) as resp:
+                resp.raise_for_status()
+                resp.raw.decode_content = True
+                raw: Any = resp.raw
+                img = import_rootfs(store, raw, ref, args.change, args.message, args.file, architecture=arch)
+        except requests.RequestException as exc:
+            raise errors.NotFound(f"import {args.file}: {exc}") from exc
     else:
         try:
             src = open(args.file, "rb")
         except OSError as exc:
             raise errors.NotFound(f"open {args.file}: {exc.strerror}") from exc
         with src:
-            img = import_rootfs(store, src, ref, args.change, args.message, args.file, architecture=arch)
+            img = import_rootfs(store, src, ref, args.change, args.message, "-", architecture=arch)
     print(img.id)
     return 0
 
@@ -784,7 +795,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
     store = store_of(args)
     images = store.images()
-    info = {
+    info: dict[str, Any] = {
         "Images": len(images),
         "Driver": "overlay2",
         "DockerRootDir": str(store.root),

@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 DOCKER_DIR = Path("/tmp/dockyard-bench-docker")
@@ -92,7 +93,8 @@ def make_archive(work: Path, trees: list[Path], name: str) -> Path:
     """A Docker 25-style tarball (OCI layout + manifest.json) made with GNU tar."""
     blobs = work / f"{name}-layout" / "blobs" / "sha256"
     blobs.mkdir(parents=True)
-    diff_ids, layers = [], []
+    diff_ids: list[str] = []
+    layers: list[dict[str, Any]] = []
     for t in trees:
         tmp = work / f"{name}-layer.tar"
         subprocess.run(

@@ -171,14 +171,14 @@ def _read_members(store: Store, src: BinaryIO, members: _Members, progress: Prog
         if len(parts) == 3 and parts[0] == "blobs":
             expected = Digest.parse(f"{parts[1]}:{parts[2]}")
             try:
-                desc = store.put_blob(content, expected, created=members.added)  # type: ignore[arg-type]
+                desc = store.put_blob(content, expected, created=members.added)
             except DigestInvalid as err:
                 raise Invalid(f"load: {name}: {err}: the archive is corrupt") from err
             members.blob_of[name] = desc.digest
             if progress:
                 progress(entry.size)
         elif name.endswith(".tar") or entry.size > _MAX_JSON:
-            desc = store.put_blob(content, created=members.added)  # type: ignore[arg-type]
+            desc = store.put_blob(content, created=members.added)
             members.blob_of[name] = desc.digest
             if progress:
                 progress(entry.size)

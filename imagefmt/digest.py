@@ -6,7 +6,7 @@ import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from imagefmt.errors import DigestInvalid
 
@@ -108,3 +108,46 @@ class HashingReader:
 
     def close(self) -> None:
         self._src.close()
+
+
+class Readable(Protocol):
+    """Where streamed bytes come from: a BinaryIO, a pipe, a HashingReader."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
+class Writable(Protocol):
+    """Where streamed bytes go: a BinaryIO, a compressor, a HashingWriter."""
+
+    def write(self, data: bytes | bytearray | memoryview, /) -> int: ...
+
+    def flush(self) -> None: ...
+
+
+class HashingWriter:
+    """Wrap a writer, hashing and counting what passes through.
+
+    ``size`` is the number of bytes written so far and ``digest()`` their
+    digest; ``close()`` does not close the wrapped writer."""
+
+    def __init__(self, dst: Writable, algorithm: str = "sha256") -> None:
+        self._dst = dst
+        self._h = hashlib.new(algorithm)
+        self.algorithm = algorithm
+        self.size = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        self._dst.write(data)
+        self._h.update(data)
+        n = len(data) if not isinstance(data, memoryview) else data.nbytes
+        self.size += n
+        return n
+
+    def flush(self) -> None:
+        self._dst.flush()
+
+    def digest(self) -> Digest:
+        return Digest(self.algorithm, self._h.hexdigest())
+
+    def close(self) -> None:
+        """Nothing to release: the wrapped writer stays open."""

@@ -59,7 +59,7 @@ class Dockyard:
         assert r.code == 0, f"dockyard {' '.join(args)} exited {r.code}: {r.err}"
         return r.out
 
-    def run(self, *args: str, **kw: object) -> subprocess.CompletedProcess[str]:
+    def run(self, *args: str, **kw: object) -> subprocess.CompletedProcess[Any]:
         """The real entry point in a subprocess (for stdin/stdout piping)."""
         return subprocess.run(  # type: ignore[call-overload, no-any-return]
             [sys.executable, str(REPO / "cli.py"), "--root", str(self.root), *args],
@@ -111,14 +111,29 @@ def docker_host() -> str:
     env = {**os.environ, "DOCKER_HOST": host}
     if subprocess.run(["docker", "version"], env=env, capture_output=True).returncode != 0:
         DOCKER_DIR.mkdir(parents=True, exist_ok=True)
-        log = open(DOCKER_DIR / "dockerd.log", "ab")
-        subprocess.Popen(
-            ["dockerd", "--iptables=false", "--ip-masq=false", "--bridge=none", "--storage-driver=overlay2",
-             "--data-root", str(DOCKER_DIR / "data"), "--exec-root", str(DOCKER_DIR / "exec"),
-             "--pidfile", str(DOCKER_DIR / "dockerd.pid"), "-H", host,
-             "--containerd-namespace", "dockyard-test", "--containerd-plugins-namespace", "dockyard-test-p"],
-            stdout=log, stderr=log, start_new_session=True,
-        )
+        args = [
+            "dockerd",
+            "--iptables=false",
+            "--ip-masq=false",
+            "--bridge=none",
+            "--storage-driver=overlay2",
+            "--data-root",
+            str(DOCKER_DIR / "data"),
+            "--exec-root",
+            str(DOCKER_DIR / "exec"),
+            "--pidfile",
+            str(DOCKER_DIR / "dockerd.pid"),
+            "-H",
+            host,
+            "--containerd-namespace",
+            "dockyard-test",
+            "--containerd-plugins-namespace",
+            "dockyard-test-p",
+        ]
+        import shlex
+
+        # a detached daemon (sh exits at once), shared by later test runs
+        subprocess.run(["sh", "-c", f"{shlex.join(args)} >>{DOCKER_DIR}/dockerd.log 2>&1 &"], check=True)
         import time
 
         for _ in range(150):

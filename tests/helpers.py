@@ -54,22 +54,57 @@ def sha(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def oci_archive(layers: list[bytes], tag: str = "docker.io/library/test:latest",
-                layer_media_type: str = "application/vnd.oci.image.layer.v1.tar",
-                config_extra: dict[str, Any] | None = None, digest_override: dict[int, str] | None = None) -> bytes:
+def oci_archive(
+    layers: list[bytes],
+    tag: str = "docker.io/library/test:latest",
+    layer_media_type: str = "application/vnd.oci.image.layer.v1.tar",
+    config_extra: dict[str, Any] | None = None,
+    digest_override: dict[int, str] | None = None,
+) -> bytes:
     """A Docker 25-style save tarball (OCI layout + manifest.json) holding one image."""
     diff_ids = [sha(layer) for layer in layers]
-    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["sh"]},
-                         "rootfs": {"type": "layers", "diff_ids": diff_ids}, **(config_extra or {})}).encode()
-    layer_descs = [{"mediaType": layer_media_type, "digest": (digest_override or {}).get(i, sha(layer)),
-                    "size": len(layer)} for i, layer in enumerate(layers)]
-    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                                      "digest": sha(config), "size": len(config)},
-                           "layers": layer_descs}).encode()
-    index = json.dumps({"schemaVersion": 2, "manifests": [
-        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": sha(manifest),
-         "size": len(manifest), "annotations": {"io.containerd.image.name": tag}}]}).encode()
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {"Cmd": ["sh"]},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+            **(config_extra or {}),
+        }
+    ).encode()
+    layer_descs = [
+        {
+            "mediaType": layer_media_type,
+            "digest": (digest_override or {}).get(i, sha(layer)),
+            "size": len(layer),
+        }
+        for i, layer in enumerate(layers)
+    ]
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": sha(config),
+                "size": len(config),
+            },
+            "layers": layer_descs,
+        }
+    ).encode()
+    index = json.dumps(
+        {
+            "schemaVersion": 2,
+            "manifests": [
+                {
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": sha(manifest),
+                    "size": len(manifest),
+                    "annotations": {"io.containerd.image.name": tag},
+                }
+            ],
+        }
+    ).encode()
     members: list[tuple[tarfile.TarInfo, bytes | None]] = []
     for blob in [config, manifest, *layers]:
         members.append(file_entry(f"blobs/sha256/{sha(blob)[7:]}", blob))

@@ -38,7 +38,9 @@ def test_history(dy: Dockyard, busybox: str) -> None:
 def test_tag_adds_a_name_and_rmi_untags_first(dy: Dockyard, busybox: str) -> None:
     dy.ok("tag", "busybox", "localhost:5000/a/b:v1")
     assert sorted(json.loads(dy.ok("inspect", busybox))[0]["RepoTags"]) == [
-        "busybox:latest", "localhost:5000/a/b:v1"]
+        "busybox:latest",
+        "localhost:5000/a/b:v1",
+    ]
     assert dy.ok("rmi", "localhost:5000/a/b:v1").strip() == "Untagged: localhost:5000/a/b:v1"
     r = dy("rmi", busybox[7:19])
     assert r.code == 0 and "Deleted: " + busybox in r.out
@@ -54,7 +56,7 @@ def test_rmi_by_id_with_two_names_needs_force(dy: Dockyard, busybox: str) -> Non
 
 def test_rmi_keeps_shared_layers_and_frees_the_rest(dy: Dockyard, busybox: str, busybox_tar: Path) -> None:
     store = Store(dy.root)
-    other = dy.ok("import", "-c", "CMD [\"true\"]", str(busybox_tar), "other:latest").strip()
+    other = dy.ok("import", "-c", 'CMD ["true"]', str(busybox_tar), "other:latest").strip()
     assert other != busybox
     layer = store.image("busybox").manifest.layers[0].digest
     assert store.image("other").manifest.layers[0].digest == layer  # same rootfs, same layer blob
@@ -97,8 +99,15 @@ def test_concurrent_tag_and_rmi_keep_the_store_consistent(dy: Dockyard, busybox:
         "    cli.main(['--root', root, 'tag', 'busybox', f'p{n}/t:{i}'])\n"
         "    if i % 2: cli.main(['--root', root, 'rmi', f'p{n}/t:{i}'])\n"
     )
-    procs = [subprocess.Popen([sys.executable, "-c", script, str(dy.root), str(n)], cwd=REPO,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for n in range(3)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(dy.root), str(n)],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for n in range(3)
+    ]
     for p in procs:
         _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err
