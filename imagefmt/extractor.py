@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import io
 import math
 import os
 import shutil
 import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import BinaryIO, TypeVar, cast
 
 from imagefmt.errors import Invalid, UnsafeLayer
 from imagefmt.tario import TarEntry
@@ -28,6 +29,7 @@ WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
 OVERLAY_OPAQUE = "trusted.overlay.opaque"
 CHUNK = 1 << 20
+SMALL_CONTENT = 256 << 10  # read at once; larger files stream through a reused buffer
 MAX_SYMLINKS = 40  # the kernel's limit too
 
 _SYS_OPENAT2 = 437  # the same number on every architecture
@@ -140,8 +142,11 @@ def components(name: str, entry: str) -> tuple[str, ...]:
     climb above the root raises UnsafeLayer."""
     if "\0" in name:
         raise Invalid(f"layer entry {entry!r}: NUL byte in a path")
+    split = name.split("/")
+    if "" not in split and "." not in split and ".." not in split:
+        return tuple(split)  # already clean: the usual case
     parts: list[str] = []
-    for part in name.split("/"):
+    for part in split:
         if part in ("", "."):
             continue
         if part != "..":
@@ -153,7 +158,15 @@ def components(name: str, entry: str) -> tuple[str, ...]:
     return tuple(parts)
 
 
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def _ns(entry: TarEntry) -> int:
+    if type(entry.mtime) is int:  # whole seconds straight from a ustar header
+        return entry.mtime * 1_000_000_000
     whole = math.floor(entry.mtime)  # keep the fraction exact: 1.6e18 ns is 256 ns coarse as a float
     return whole * 1_000_000_000 + round((entry.mtime - whole) * 1_000_000_000)
 
@@ -173,6 +186,7 @@ class Extractor:
         self._cache_key: tuple[str, ...] | None = None
         self._cache_fd = -1
         self._is_root = os.geteuid() == 0
+        self._buffer: memoryview | None = None
         self.entries = 0
         self.bytes = 0
 
@@ -207,6 +221,8 @@ class Extractor:
             self._hardlink(pfd, base, entry, parts)
         else:
             self._node(pfd, base, entry)
+        if kind != "dir":
+            self._dir_times.pop(parts, None)  # a directory this layer made, replaced since
         if self._apply:
             self._written.add("/".join(parts))
 
@@ -218,8 +234,10 @@ class Extractor:
                 pfd = self._root.open_dir(parts[:-1])
             except (FileNotFoundError, NotADirectoryError):
                 continue  # whited out later in the layer
+            name = parts[-1] if parts else "."
             try:
-                os.utime(parts[-1] if parts else ".", ns=(ns, ns), dir_fd=pfd, follow_symlinks=False)
+                if stat.S_ISDIR(os.lstat(name, dir_fd=pfd).st_mode):  # not replaced since
+                    os.utime(name, ns=(ns, ns), dir_fd=pfd, follow_symlinks=False)
             except FileNotFoundError:
                 pass
             finally:
@@ -292,24 +310,37 @@ class Extractor:
             os.unlink(base, dir_fd=pfd)
 
     def _file(self, pfd: int, base: str, entry: TarEntry, content: BinaryIO) -> None:
-        fd = self._make(pfd, base, lambda: os.open(base, _NEW_FILE, 0o600, dir_fd=pfd))
         try:
-            left = entry.size
-            while left:
-                chunk = content.read(min(CHUNK, left))
-                if not chunk:
-                    raise Invalid(f"layer tar truncated: content of {entry.name!r} ends early")
-                left -= len(chunk)
-                while chunk:
-                    chunk = chunk[os.write(fd, chunk) :]
+            fd = os.open(base, _NEW_FILE, 0o600, dir_fd=pfd)
+        except FileExistsError:
+            fd = self._make(pfd, base, lambda: os.open(base, _NEW_FILE, 0o600, dir_fd=pfd))
+        try:
+            if entry.size <= SMALL_CONTENT:
+                _write_all(fd, content.read(entry.size))
+            else:
+                self._copy_large(fd, entry, content)
             self.bytes += entry.size
             self._chown(fd, entry)
             os.fchmod(fd, entry.mode)  # after chown, which clears setuid/setgid
-            self._setxattrs(fd, entry)
+            if entry.xattrs:
+                self._setxattrs(fd, entry)
             ns = _ns(entry)
             os.utime(fd, ns=(ns, ns))
         finally:
             os.close(fd)
+
+    def _copy_large(self, fd: int, entry: TarEntry, content: BinaryIO) -> None:
+        """Stream a large file's content through one reused buffer, no copies."""
+        if self._buffer is None:
+            self._buffer = memoryview(bytearray(CHUNK))
+        left = entry.size
+        while left:
+            view = self._buffer[: min(CHUNK, left)]
+            got = cast(io.BufferedIOBase, content).readinto(view)  # iter_tar's readers have it
+            if not got:
+                raise Invalid(f"layer tar truncated: content of {entry.name!r} ends early")
+            _write_all(fd, view[:got])
+            left -= got
 
     def _dir(self, pfd: int, base: str, entry: TarEntry) -> None:
         try:
@@ -319,6 +350,10 @@ class Extractor:
             if not stat.S_ISDIR(st.st_mode):
                 self._remove(pfd, base, st)
                 os.mkdir(base, 0o700, dir_fd=pfd)
+                if not self._apply and stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                    # over this layer's own whiteout: a new directory, hiding the lower one's
+                    # children, as overlayfs itself marks a directory made where one was removed
+                    self._set_opaque(pfd, base)
         self._attrs_at(pfd, base, entry, utime=False)
 
     def _symlink(self, pfd: int, base: str, entry: TarEntry) -> None:
@@ -428,13 +463,7 @@ class Extractor:
         if name in ("", ".", "..") or name.startswith(WHITEOUT_PREFIX):
             raise UnsafeLayer(f"layer entry {entry.name!r}: invalid whiteout name {base!r}")
         if not self._apply:
-            pfd = self._parent(parts[:-1], entry.name)
-            self._make(pfd, name, lambda: os.mknod(name, stat.S_IFCHR, 0, dir_fd=pfd))
-            try:
-                os.chown(name, entry.uid, entry.gid, dir_fd=pfd, follow_symlinks=False)
-            except PermissionError:
-                if self._is_root:
-                    raise
+            self._overlay_whiteout(entry, parts[:-1], name)
             return
         try:
             pfd = self._resolve(parts[:-1], entry.name, os.O_PATH)
@@ -449,6 +478,31 @@ class Extractor:
             self._hide(pfd, name, "/".join(parts[:-1] + (name,)), st)
         finally:
             os.close(pfd)
+
+    def _overlay_whiteout(self, entry: TarEntry, parent: tuple[str, ...], name: str) -> None:
+        """A 0/0 char device, unless this layer (the snapshot was empty) already
+        put something there: a whiteout hides lower layers only, so a file of
+        ours stays, and a directory of ours becomes opaque."""
+        pfd = self._parent(parent, entry.name)
+        try:
+            st = os.lstat(name, dir_fd=pfd)
+        except FileNotFoundError:
+            os.mknod(name, stat.S_IFCHR, 0, dir_fd=pfd)
+            try:
+                os.chown(name, entry.uid, entry.gid, dir_fd=pfd, follow_symlinks=False)
+            except PermissionError:
+                if self._is_root:
+                    raise
+            return
+        if stat.S_ISDIR(st.st_mode):
+            self._set_opaque(pfd, name)
+
+    def _set_opaque(self, pfd: int, name: str) -> None:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | _DIR_FLAGS, dir_fd=pfd)
+        try:
+            os.setxattr(fd, OVERLAY_OPAQUE, b"y")
+        finally:
+            os.close(fd)
 
     def _opaque(self, parts: tuple[str, ...], entry: TarEntry) -> None:
         fd = self._open_dir(parts, entry.name, os.O_RDONLY)

@@ -104,8 +104,9 @@ def _add_upper(writer: TarWriter, path: bytes, arc: bytes, st: os.stat_result) -
             )
     writer.add_stat(path, arc, st, xattrs)
     if stat.S_ISDIR(st.st_mode) and xattrs.get(OVERLAY_OPAQUE) == b"y":
+        # as Docker writes it: the directory's permissions and owner, mtime 0
         marker = os.fsdecode(arc) + "/" + OPAQUE_MARKER
-        writer.add_entry(TarEntry(marker, "file", st.st_mode & 0o777, st.st_uid, st.st_gid, 0, st.st_mtime))
+        writer.add_entry(TarEntry(marker, "file", st.st_mode & 0o777, st.st_uid, st.st_gid, 0, 0))
 
 
 def extract_layer(src: Readable, target: Path, *, mode: str = "overlay") -> ExtractStats:
@@ -117,7 +118,8 @@ def extract_layer(src: Readable, target: Path, *, mode: str = "overlay") -> Extr
     on its directory. mode="apply": ``target`` already holds the lower layers;
     ``.wh.<name>`` removes ``<name>`` and ``.wh..wh..opq`` removes every child
     of its directory that this layer did not write, wherever the marker is in
-    the tar. Whiteouts only ever hide what lower layers made.
+    the tar. Whiteouts only ever hide what lower layers made, in either mode:
+    stacking overlay snapshots shows what applying the layers gives.
 
     In both modes an entry over an existing path replaces it (a directory over
     a directory keeps it and updates its attributes); ownership, modes
@@ -130,7 +132,7 @@ def extract_layer(src: Readable, target: Path, *, mode: str = "overlay") -> Extr
     a bare ``.wh.`` or other reserved whiteout name, or an entry replacing
     the root with a non-directory; Invalid for a corrupt or truncated tar, a
     path through a file or dangling symlink, or a hardlink to nothing;
-    OSError for file system failures. On any error the target is left half
+    Unsupported for sparse members; OSError for file system failures. On any error the target is left half
     written: the caller deletes it. Needs root for ownership and devices;
     without it, chown failures are ignored."""
     if mode not in ("overlay", "apply"):

@@ -1,4 +1,5 @@
-"""Layer tar streams: a fast writer and a streaming reader.
+"""Layer tar streams: a fast writer, and (from ``imagefmt.tarreader``) a
+streaming reader.
 
 The writer emits what Go's archive/tar emits for Docker and BuildKit layers
 (ustar, with PAX headers only where a field does not fit; see
@@ -14,7 +15,7 @@ import io
 import math
 import os
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO, cast
 
@@ -23,25 +24,25 @@ from imagefmt.errors import Invalid, Unsupported
 from imagefmt.tarheader import (
     BLOCK,
     FLAGS,
-    MAX_META,
-    META_FLAGS,
+    HEADER,
+    MAX7,
+    MAX11,
     NS,
+    USTAR_MAGIC,
     ZERO_BLOCK,
     TarEntry,
-    check_block,
-    compressed_hint,
-    decode_header,
+    checksummed,
     decode_text,
     encode_header,
     encode_text,
-    parse_number,
-    parse_pax,
 )
+from imagefmt.tarreader import iter_tar  # re-exported: tario is the public face of both
 
 __all__ = ["TarEntry", "TarWriter", "iter_tar", "read_xattrs"]
 
 CHUNK = 1 << 20
 SMALL_FILE = 64 << 10  # read into the output buffer; larger files are copied by the kernel
+_ZERO8 = b"%07o\0" % 0
 
 
 def read_xattrs(path: bytes | str) -> dict[str, bytes]:
@@ -93,6 +94,7 @@ class TarWriter:
         self._xattr_filter = xattr_filter
         self._out = bytearray()
         self._links: dict[tuple[int, int], bytes] = {}
+        self._octal7: dict[int, bytes] = {}
         self._closed = False
         self.entries = 0
 
@@ -120,6 +122,13 @@ class TarWriter:
         """``add`` for tree walkers: bytes paths, an lstat already taken, xattrs
         already read (None: read them here). Returns the entries written (0 or 1)."""
         mode = st.st_mode
+        if (
+            stat.S_ISREG(mode)
+            and st.st_nlink == 1
+            and st.st_size <= SMALL_FILE
+            and self._add_plain_file(path, arcname, st, xattrs)
+        ):
+            return 1
         fmt = stat.S_IFMT(mode)
         if fmt == stat.S_IFSOCK:
             return 0
@@ -219,6 +228,62 @@ class TarWriter:
         )
 
     # -- content --------------------------------------------------------------------------------
+
+    def _add_plain_file(
+        self, path: bytes, arcname: bytes, st: os.stat_result, xattrs: dict[str, bytes] | None
+    ) -> bool:
+        """The hot path of write_layer: a small file that needs nothing but a
+        ustar header, packed here in one go. False (having written nothing)
+        when the file needs more, for the general path."""
+        if xattrs is None:
+            try:
+                if os.listxattr(path, follow_symlinks=False):
+                    return False
+            except OSError:
+                return False
+        elif xattrs:
+            return False
+        mtime_ns = st.st_mtime_ns
+        if self._clamp_ns is not None and mtime_ns > self._clamp_ns:
+            mtime_ns = self._clamp_ns
+        secs = mtime_ns // NS
+        uid, gid = st.st_uid, st.st_gid
+        if (
+            len(arcname) > 100
+            or not arcname.isascii()
+            or uid > MAX7
+            or gid > MAX7
+            or not 0 <= secs <= MAX11
+            or (self._precise and mtime_ns % NS)
+        ):
+            return False
+        data = b""
+        if st.st_size:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                data = os.read(fd, st.st_size)  # the header gets the size actually read
+            finally:
+                os.close(fd)
+        octal = self._octal7  # a few distinct modes and ids: format each once
+        mode = st.st_mode & 0o7777
+        block = HEADER.pack(
+            arcname, octal.get(mode) or self._cache_octal(mode), octal.get(uid) or self._cache_octal(uid),
+            octal.get(gid) or self._cache_octal(gid), b"%011o\0" % len(data), b"%011o\0" % secs, b"        ",
+            b"0", b"", USTAR_MAGIC, b"", b"", _ZERO8, _ZERO8, b"",
+        )  # fmt: skip
+        self.entries += 1
+        out = self._out
+        out += checksummed(block)
+        out += data
+        if len(data) % BLOCK:
+            out += ZERO_BLOCK[len(data) % BLOCK :]
+        if len(out) >= CHUNK:
+            self._flush()
+        return True
+
+    def _cache_octal(self, value: int) -> bytes:
+        text = self._octal7[value] = b"%07o\0" % value
+        return text
 
     def _add_file(self, path: bytes, arcname: bytes, st: os.stat_result, xattrs: dict[str, bytes]) -> None:
         size = st.st_size
@@ -323,166 +388,3 @@ def _regular_file_fd(dst: object) -> int | None:
         return None
     fd = raw.fileno()
     return fd if stat.S_ISREG(os.fstat(fd).st_mode) else None
-
-
-# --- reading -------------------------------------------------------------------------------------
-
-
-class _Source:
-    """Buffered reads from the tar stream, counting the offset for messages."""
-
-    __slots__ = ("_src", "_buf", "_pos", "offset")
-
-    def __init__(self, src: Readable) -> None:
-        self._src = src
-        self._buf = b""
-        self._pos = 0
-        self.offset = 0
-
-    def read(self, n: int) -> bytes:
-        """Up to ``n`` bytes, fewer only at the end of the stream."""
-        buf, pos = self._buf, self._pos
-        if len(buf) - pos >= n:
-            self._pos = pos + n
-            self.offset += n
-            return buf[pos : pos + n]
-        parts = [buf[pos:]]
-        have = len(buf) - pos
-        self._buf, self._pos = b"", 0
-        while have < n:
-            chunk = self._src.read(max(CHUNK, n - have))
-            if not chunk:
-                break
-            take = min(len(chunk), n - have)
-            parts.append(chunk[:take] if take < len(chunk) else chunk)
-            have += take
-            if take < len(chunk):
-                self._buf, self._pos = chunk, take
-        self.offset += have
-        return b"".join(parts)
-
-    def skip(self, n: int) -> int:
-        """Discard up to ``n`` bytes; return how many were there."""
-        done = 0
-        while done < n:
-            got = len(self.read(min(CHUNK, n - done)))
-            if not got:
-                break
-            done += got
-        return done
-
-
-class _EntryReader(io.BufferedIOBase):
-    """The content of one member: ``read`` stops at its end."""
-
-    def __init__(self, source: _Source, size: int, name: str) -> None:
-        self._source = source
-        self.remaining = size
-        self._name = name
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, n: int | None = -1) -> bytes:
-        if self.closed:
-            raise ValueError("I/O operation on closed tar member")
-        if n is None or n < 0 or n > self.remaining:
-            n = self.remaining
-        if not n:
-            return b""
-        data = self._source.read(n)
-        self.remaining -= len(data)
-        if len(data) < n:
-            raise _truncated(f"content of {self._name!r} ends {n - len(data)} bytes early", self._source)
-        return data
-
-    def read1(self, n: int = -1) -> bytes:
-        return self.read(min(n, CHUNK) if n >= 0 else CHUNK)
-
-    def readinto(self, buf: bytearray | memoryview) -> int:  # type: ignore[override]
-        data = self.read(len(buf))
-        buf[: len(data)] = data
-        return len(data)
-
-
-def _truncated(what: str, source: _Source) -> Invalid:
-    return Invalid(f"layer tar truncated: {what} (at byte {source.offset})")
-
-
-def _read_meta(source: _Source, size: int, what: str) -> bytes:
-    if size > MAX_META:
-        raise Invalid(f"layer tar corrupt: {what} header of {size} bytes (limit {MAX_META})")
-    data = source.read(size)
-    if len(data) < size or source.skip(-size % BLOCK) < -size % BLOCK:
-        raise _truncated(f"{what} header ends early", source)
-    return data
-
-
-def iter_tar(src: Readable) -> Iterator[tuple[TarEntry, BinaryIO]]:
-    """Stream the members of a tar archive, each with a reader of its content.
-
-    The reader is only valid until the next member is requested; content not
-    read is skipped. Stops at the end-of-archive blocks (or at a clean end of
-    stream between members, as Go's reader does) without reading further.
-    Raises Invalid for a bad header checksum, a malformed number or PAX
-    record, or a stream truncated inside a member ("layer tar truncated: …");
-    Unsupported for sparse and other exotic member types."""
-    source = _Source(src)
-    global_records: dict[str, bytes] = {}
-    while True:
-        header = _next_header(source, global_records)
-        if header is None:
-            return
-        entry, data_size = header
-        reader = _EntryReader(source, data_size, entry.name)
-        yield entry, cast(BinaryIO, reader)
-        left = reader.remaining + (-data_size % BLOCK)
-        reader.close()
-        if source.skip(left) < left:
-            raise _truncated(f"content of {entry.name!r} ends early", source)
-
-
-def _next_header(source: _Source, global_records: dict[str, bytes]) -> tuple[TarEntry, int] | None:
-    """Read meta headers (PAX, GNU long names) up to the next real member."""
-    local: dict[str, bytes] = {}
-    long_name = long_link = None
-    while True:
-        block = source.read(BLOCK)
-        if not block and not local and long_name is None and long_link is None:
-            return None
-        if len(block) < BLOCK:
-            raise _truncated(f"header is {len(block)} of {BLOCK} bytes{compressed_hint(block)}", source)
-        if block == ZERO_BLOCK:
-            return None
-        at = source.offset - BLOCK
-        check_block(block, at)
-        flag = block[156:157]
-        if flag not in META_FLAGS:
-            entry = decode_header(block, _merge(global_records, local), long_name, long_link, at)
-            return entry, entry.size
-        data = _read_meta(source, parse_number(block[124:136], "size", at), flag.decode())
-        if flag == b"x":
-            local.update(parse_pax(data, at))
-        elif flag == b"g":
-            for key, value in parse_pax(data, at).items():
-                if value:
-                    global_records[key] = value
-                else:
-                    global_records.pop(key, None)
-        elif flag == b"L":
-            long_name = decode_text(data.partition(b"\0")[0])
-        else:
-            long_link = decode_text(data.partition(b"\0")[0])
-
-
-def _merge(global_records: dict[str, bytes], local: dict[str, bytes]) -> dict[str, bytes]:
-    """Local PAX records over global ones; an empty local value deletes (POSIX)."""
-    if not local:
-        return global_records
-    merged = dict(global_records)
-    for key, value in local.items():
-        if value:
-            merged[key] = value
-        else:
-            merged.pop(key, None)
-    return merged

@@ -1,5 +1,6 @@
-"""Shared fixtures: a fresh store per test, the busybox rootfs, the CLI in-process, and the
-runtime's privilege check and leak checks."""
+"""Shared fixtures: a fresh store per test, the busybox rootfs, the CLI in-process, the
+runtime's privilege and leak checks, a private Docker engine, and live registries (ours and
+distribution; see tests/registry_support.py)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flask.testing import FlaskClient
 
 import cli
+from tests.registry_support import Server, start_distribution, start_ours
 
 REPO = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI") == "true"
@@ -285,3 +288,36 @@ def ctl(
     ids = c("ps", "-aq", "--no-trunc").out.split()
     if ids:
         c("rm", "-f", *ids)
+
+
+# ------------------------------------------------- registries (tests/registry_support.py) ---
+
+
+@pytest.fixture(scope="session")
+def ours(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Our registry under gunicorn, no auth, shared by the session's tests."""
+    server = start_ours(tmp_path_factory.mktemp("ours") / "root")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def distribution(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The distribution registry 2.8.2 with deletes enabled."""
+    server = start_distribution(tmp_path_factory.mktemp("distribution"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["dockyard", "distribution"])
+def registry(request: pytest.FixtureRequest) -> Server:
+    """Each live registry in turn: the conformance checks must pass on both."""
+    return request.getfixturevalue("ours" if request.param == "dockyard" else "distribution")  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> FlaskClient:
+    """The app in-process (werkzeug test client) over a fresh root."""
+    from registry.app import create_app
+
+    return create_app(tmp_path / "registry").test_client()

@@ -8,12 +8,14 @@ import os
 import shutil
 import stat
 import subprocess
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from imagefmt import extractor
+from imagefmt.compress import open_reader
 from imagefmt.digest import HashingReader, HashingWriter
 from imagefmt.errors import Invalid, UnsafeLayer, Unsupported
 from imagefmt.layer import ExtractStats, extract_layer, write_layer
@@ -509,3 +511,113 @@ def test_long_names_survive_extraction(tmp_path: Path) -> None:
     extract(data, tmp_path / "t")
     assert (tmp_path / "t" / LONG_DIRS / LONG_150).read_bytes() == b"long"
     assert os.readlink(tmp_path / "t" / LONG_150) == LONG_DIRS
+
+
+def test_extract_large_files_from_a_compressed_pipe(tmp_path: Path) -> None:
+    big = os.urandom(5 << 20)
+    (tmp_path / "layer.tar").write_bytes(tar_of(F("big", big), F("after", b"a")))
+    with subprocess.Popen(["gzip", "-1", "-c", tmp_path / "layer.tar"], stdout=subprocess.PIPE) as proc:
+        assert proc.stdout is not None
+        stats = extract_layer(open_reader(proc.stdout), tmp_path / "t")
+    assert (tmp_path / "t/big").read_bytes() == big and (tmp_path / "t/after").read_bytes() == b"a"
+    assert stats.bytes == len(big) + 1
+
+
+# --- what Docker writes ------------------------------------------------------------------------------
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures/layers"
+DOCKER_LONG = "d" * 60 + "/" + "e" * 60 + "/" + "f" * 150
+
+
+def test_docker_layers_read_as_tarfile_reads_them() -> None:
+    for name in ("docker-copy.tar", "docker-run.tar"):
+        data = (FIXTURES / name).read_bytes()
+        ours = [(e.name, e.type, e.mode, e.size, e.linkname) for e, _ in iter_tar(io.BytesIO(data))]
+        kinds = {b"0": "file", b"1": "hardlink", b"2": "symlink", b"5": "dir"}
+        with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+            theirs = [(m.name, kinds[m.type], m.mode & 0o7777, m.size, m.linkname) for m in tf]
+        assert ours == theirs
+    run = [e for e, _ in iter_tar(io.BytesIO((FIXTURES / "docker-run.tar").read_bytes()))]
+    assert [e.name for e in run if ".wh." in e.name] == [
+        "etc/.wh.group",
+        "home/.wh..bashrc",
+        "opt/app/.wh..wh..opq",
+    ]
+
+
+def test_docker_layers_applied_and_stacked(tmp_path: Path, resolver: str) -> None:
+    flat = tmp_path / "flat"
+    for name in ("docker-copy.tar", "docker-run.tar"):
+        with open(FIXTURES / name, "rb") as f:
+            extract_layer(f, flat, mode="apply")
+    files = sorted(str(p.relative_to(flat)) for p in flat.rglob("*") if not p.is_dir())
+    assert files == sorted(
+        [DOCKER_LONG, "caf\u00e9.txt", "etc/new", "etc/passwd", "opt/app/c", "opt/passwd-link", "opt/suid"]
+    )
+    assert (flat / "etc/passwd").read_text() == "root:x:0:0::/root:/bin/sh\nmore\n"
+    assert stat.S_IMODE((flat / "opt/suid").stat().st_mode) == 0o755  # Docker's COPY chown cleared setuid
+    assert stat.S_IMODE((flat / "srv/empty").stat().st_mode) == 0o1777
+    if not IS_ROOT:
+        return
+    snaps = [tmp_path / "copy", tmp_path / "run"]
+    for snap, name in zip(snaps, ("docker-copy.tar", "docker-run.tar"), strict=True):
+        with open(FIXTURES / name, "rb") as f:
+            extract_layer(f, snap)
+    _mount_overlay(f"{snaps[1]}:{snaps[0]}", tmp_path / "merged")
+    try:
+        assert snapshot(tmp_path / "merged", xattrs=False) == snapshot(flat, xattrs=False)
+    finally:
+        subprocess.run(["umount", tmp_path / "merged"], check=True)
+
+
+def test_write_layer_rewrites_a_docker_layer_entry_for_entry(tmp_path: Path) -> None:
+    data = (FIXTURES / "docker-copy.tar").read_bytes()
+    extract(data, tmp_path / "t")
+    out = io.BytesIO()
+    write_layer(tmp_path / "t", out)
+
+    def entries(raw: bytes) -> list[tuple[object, ...]]:
+        return [
+            (e.name, e.type, e.mode, e.uid, e.gid, e.size, e.mtime, e.linkname)
+            for e, _ in iter_tar(io.BytesIO(raw))
+        ]
+
+    assert entries(out.getvalue()) == entries(data)
+
+
+def test_a_directory_replaced_later_in_the_layer_keeps_the_new_entry_mtime(tmp_path: Path) -> None:
+    data = tar_of(D("x", mtime=1_000_000), F("x", b"file now", mtime=2_000_000), D("y", mtime=5), L("y", "x"))
+    extract(data, tmp_path / "t")
+    assert (tmp_path / "t/x").stat().st_mtime == 2_000_000
+    assert (tmp_path / "t/y").is_symlink() and os.lstat(tmp_path / "t/y").st_mtime == 0
+
+
+@needs_root
+def test_overlay_and_apply_modes_agree_on_awkward_orders(tmp_path: Path) -> None:
+    """Whatever the order of whiteouts and the layer's own entries, stacking overlay
+    snapshots shows what applying the layers gives (whiteouts hide lower layers only)."""
+    lower = tar_of(F("foo/old"), F("bar/old"), F("f", b"lower"), D("g"), F("g/x"), F("h/x"), F("keep/k"))
+    upper = tar_of(
+        F(".wh.foo"), D("foo"), F("foo/new"),  # whiteout, then a new directory of the same name
+        D("bar"), F("bar/mine"), F(".wh.bar"),  # this layer's directory, then its whiteout
+        F("f", b"upper"), F(".wh.f"),  # this layer's file, then its whiteout
+        F(".wh.g"), F("g", b"now a file"),
+        D("h"), F("h/y"), F("h/.wh..wh..opq"),
+        F("keep/.wh.k"),
+    )  # fmt: skip
+    flat = tmp_path / "flat"
+    extract(lower, flat, "apply")
+    extract(upper, flat, "apply")
+    assert sorted(str(p.relative_to(flat)) for p in flat.rglob("*")) == [
+        "bar", "bar/mine", "f", "foo", "foo/new", "g", "h", "h/y", "keep",
+    ]  # fmt: skip
+    assert (flat / "f").read_bytes() == b"upper"
+    snaps = [tmp_path / "lower", tmp_path / "upper"]
+    extract(lower, snaps[0])
+    extract(upper, snaps[1])
+    merged = tmp_path / "merged"
+    _mount_overlay(f"{snaps[1]}:{snaps[0]}", merged)
+    try:
+        assert snapshot(merged, xattrs=False, mtimes=False) == snapshot(flat, xattrs=False, mtimes=False)
+    finally:
+        subprocess.run(["umount", merged], check=True)

@@ -353,3 +353,43 @@ def test_garbage_numbers_and_pax_records_are_invalid() -> None:
     data = pax.tobuf(format=tarfile.USTAR_FORMAT) + b"99 path=f\n\0\0".ljust(512, b"\0") + bytes(1024)
     with pytest.raises(Invalid, match="bad PAX record"):
         read_all(data)
+
+
+class _ReadOnly:
+    """A source with read() alone, in small uneven pieces, like a slow pipe."""
+
+    def __init__(self, data: bytes) -> None:
+        self._src = io.BytesIO(data)
+
+    def read(self, n: int = -1, /) -> bytes:
+        return self._src.read(min(n, 70_001) if n >= 0 else 70_001)
+
+
+@pytest.mark.parametrize("source", ["bytesio", "read-only", "gzip"])
+def test_large_members_read_whole_or_into_buffers(source: str) -> None:
+    big, odd = os.urandom(3 << 20), os.urandom(1_000_003)
+    out = io.BytesIO()
+    with TarWriter(out) as w:
+        w.add_bytes("small", b"s" * 700)
+        w.add_bytes("big", big)
+        w.add_bytes("odd", odd)
+    data = out.getvalue()
+    if source == "gzip":
+        gz = io.BytesIO()
+        writer = open_writer(gz, "gzip")
+        writer.write(data)
+        writer.close()
+        src: Any = open_reader(io.BytesIO(gz.getvalue()))
+    else:
+        src = io.BytesIO(data) if source == "bytesio" else _ReadOnly(data)
+    got = {}
+    for entry, reader in iter_tar(src):
+        if entry.name == "odd":
+            got[entry.name] = reader.read()
+            continue
+        buf = bytearray(1 << 20)
+        parts = []
+        while n := reader.readinto(buf):  # type: ignore[attr-defined]
+            parts.append(bytes(buf[:n]))
+        got[entry.name] = b"".join(parts)
+    assert got == {"small": b"s" * 700, "big": big, "odd": odd}

@@ -1,0 +1,223 @@
+"""The Flask application factory of the registry: ``create_app(config)``.
+
+It wires storage, uploads, auth and notifications into ``app.extensions``,
+registers the blueprints (routes_manifests, routes_blobs, routes_token), checks
+every request's rights before its view runs, and renders every DockyardError
+as an OCI error body with the status ``registry.protocol`` maps its code to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from imagefmt.digest import Digest
+from imagefmt.errors import DockyardError, Unsupported
+from registry import notify, protocol
+from registry.auth import Authorizer, ChallengeRequired, Identity
+from registry.config import Config
+from registry.notify import Notifier
+from registry.protocol import Scope
+from registry.storage import CHUNK, FilesystemStorage, check_name
+from registry.uploads import Uploads
+
+
+class RegistryResponse(Response):
+    """No ``text/html`` on the many empty 201/202/204 replies: a body sets its own type."""
+
+    default_mimetype = None
+
+
+@dataclass(frozen=True)
+class Services:
+    config: Config
+    storage: FilesystemStorage
+    uploads: Uploads
+    auth: Authorizer
+    notifier: Notifier
+
+
+def services() -> Services:
+    return cast(Services, current_app.extensions["dockyard"])
+
+
+def identity() -> Identity:
+    return cast(Identity, g.get("identity") or Identity(None))
+
+
+def create_app(config: Config | Path) -> Flask:
+    """A registry app over ``config`` (or default settings with root ``config``).
+
+    Creates the storage directories and, with token auth, the signing key if
+    missing; raises Invalid for an unreadable ACL file or a key that is not P-256."""
+    from registry import routes_blobs, routes_manifests, routes_token  # they import this module
+
+    if isinstance(config, Path):
+        config = Config(root=config)
+    storage = FilesystemStorage(config.root, fsync=config.fsync)
+    app = Flask("registry")
+    app.response_class = RegistryResponse
+    app.extensions["dockyard"] = Services(
+        config, storage, Uploads(storage), Authorizer(config), Notifier(config.notifications)
+    )
+    app.url_map.strict_slashes = False
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.register_blueprint(base)
+    app.register_blueprint(routes_manifests.bp)
+    app.register_blueprint(routes_blobs.bp)
+    app.register_blueprint(routes_blobs.uploads_bp)
+    app.register_blueprint(routes_token.bp)
+    app.before_request(_authorize)
+    app.after_request(_api_version)
+    app.register_error_handler(DockyardError, render_error)
+    app.register_error_handler(HTTPException, _render_http)
+    return app
+
+
+base = Blueprint("base", __name__)
+
+
+@base.get("/v2/")
+def version_check() -> Response:
+    return jsonify({})
+
+
+@base.get("/v2/_catalog")
+def catalog() -> Response:
+    repos = services().storage.repositories()
+    page, link = paginate(repos, "/v2/_catalog")
+    resp = jsonify({"repositories": page})
+    if link:
+        resp.headers["Link"] = link
+    return resp
+
+
+def paginate(items: list[str], path: str) -> tuple[list[str], str]:
+    """Apply ``n``/``last`` (DS end-8b): items after ``last``, at most ``n``, and
+    a ``Link`` to the next page when more remain."""
+    last = request.args.get("last", "")
+    if last:
+        items = [i for i in items if i > last]
+    raw_n = request.args.get("n")
+    if raw_n is None:
+        return items, ""
+    try:
+        n = int(raw_n)
+        if n < 0:
+            raise ValueError(raw_n)
+    except ValueError as err:
+        raise protocol.PaginationInvalid(f"invalid n={raw_n!r}: expected a non-negative integer") from err
+    page = items[:n]
+    link = protocol.next_link(path, n, page[-1]) if n and len(items) > n else ""
+    return page, link
+
+
+def publish(action: str, name: str, media_type: str, digest: Digest, size: int, tag: str = "") -> None:
+    """Queue a webhook event for this request (registry/notify.py); never blocks."""
+    s = services()
+    if not s.config.notifications:
+        return
+    req = {
+        "addr": request.remote_addr or "",
+        "host": request.host,
+        "method": request.method,
+        "useragent": request.user_agent.string,
+        "url_root": request.host_url,
+    }
+    ev = notify.event(action, name, media_type, str(digest), size, tag, req, identity().account)
+    s.notifier.publish(ev)
+
+
+# ------------------------------------------------------------ the hooks ---
+
+
+def needed_scope() -> Scope | None:
+    """The access the matched route needs: None for ``/v2/`` (any valid caller)."""
+    endpoint = request.endpoint or ""
+    if endpoint == "base.catalog":
+        return Scope("registry", "catalog", ("*",))
+    name = (request.view_args or {}).get("name")
+    if name is None:
+        return None
+    if endpoint.startswith("uploads."):
+        action = "push"
+    elif request.method in ("GET", "HEAD"):
+        action = "pull"
+    elif request.method == "DELETE":
+        action = "delete"
+    else:
+        action = "push"
+    return Scope("repository", name, (action,))
+
+
+def token_realm() -> str:
+    return request.host_url.rstrip("/") + "/auth/token"
+
+
+def _authorize() -> None:
+    endpoint = request.endpoint
+    if endpoint is None or endpoint.startswith("token."):
+        return
+    s = services()
+    name = (request.view_args or {}).get("name")
+    if name is not None:
+        check_name(name)
+    who = s.auth.identify(request.headers.get("Authorization", ""))
+    s.auth.check(who, needed_scope(), token_realm())
+    g.identity = who
+    request.environ["dockyard.account"] = who.account or "-"
+    if s.config.read_only and request.method not in ("GET", "HEAD"):
+        raise Unsupported("the registry is in read-only mode")
+
+
+def _api_version(resp: Response) -> Response:
+    resp.headers[protocol.API_VERSION_HEADER] = protocol.API_VERSION
+    return resp
+
+
+DRAIN_LIMIT = 16 << 20
+
+
+def _drain_body() -> None:
+    """Read what is left of a refused request's body (up to DRAIN_LIMIT).
+
+    gunicorn drains only 64 KiB of an unread body before it drops the
+    connection, after a reply that said keep-alive; a client reusing it (a PUT
+    after a 416 PATCH) would fail.  Past the limit we let gunicorn close."""
+    if request.method not in ("PUT", "PATCH", "POST"):
+        return
+    left = DRAIN_LIMIT
+    try:
+        while left > 0 and (chunk := request.stream.read(min(CHUNK, left))):
+            left -= len(chunk)
+    except OSError:  # the client went away: nothing to keep alive
+        return
+
+
+def render_error(exc: DockyardError) -> Response:
+    _drain_body()
+    resp = jsonify(protocol.error_body(exc))
+    resp.status_code = protocol.status_for(exc)
+    if isinstance(exc, ChallengeRequired):
+        resp.headers["WWW-Authenticate"] = str(_with_realm(exc))
+    return resp
+
+
+def _with_realm(exc: ChallengeRequired) -> Any:
+    ch = exc.challenge
+    if ch.scheme == "Bearer" and not ch.get("realm"):
+        params = tuple((k, token_realm() if k == "realm" else v) for k, v in ch.params)
+        return protocol.Challenge(ch.scheme, params)
+    return ch
+
+
+def _render_http(exc: HTTPException) -> Response:
+    _drain_body()
+    code = "UNSUPPORTED" if exc.code == 405 else "UNKNOWN"
+    resp = jsonify({"errors": [{"code": code, "message": exc.description or exc.name}]})
+    resp.status_code = exc.code or 500
+    return resp

@@ -1,0 +1,189 @@
+"""Mark-and-sweep garbage collection of the blob store, safe beside a running server.
+
+1. Mark, without a lock: every manifest revision of every repository is kept
+   (with ``delete_untagged``: the tagged ones, the manifests their indexes list
+   and, transitively, the referrers of kept manifests), and so is every blob a
+   kept manifest names.  Parsed manifests are cached for step 2.
+2. Under the exclusive ``gc.lock``, mark again (cheap: only revisions new since
+   step 1 are parsed), unlink the untagged revisions, then delete each unmarked
+   blob whose mtime is older than the mark's start minus ``grace`` seconds, and
+   the ``_layers`` links to deleted blobs.
+
+Why a concurrent push is safe: a push holds ``gc.lock`` *shared* from the moment
+it checks that a manifest's blobs exist until its revision and tag are written
+(and while it commits and links a blob), so the sweep sees either the whole
+manifest or none of it; a manifest pushed after the sweep is checked against
+the blobs that survived it and refused (MANIFEST_BLOB_UNKNOWN), never stored
+dangling.  A blob uploaded, mounted, re-uploaded or found by a HEAD (which is
+how clients decide to skip an upload) for a manifest that is not pushed yet has
+a fresh mtime (each of those touches it) and so is spared for ``grace`` seconds
+(default 1 hour): the time a client has between checking or uploading its layers
+and pushing the manifest.  Upload sessions untouched for
+``upload_max_age`` (default a week) are removed, as distribution purges them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from imagefmt.digest import Digest
+from imagefmt.errors import DockyardError
+from imagefmt.manifest import Index, Manifest, parse_any
+from registry.storage import FilesystemStorage
+
+
+@dataclass
+class GCResult:
+    blobs: list[Digest] = field(default_factory=list)  # deleted (or, in a dry run, deletable)
+    bytes: int = 0
+    manifests: list[tuple[str, Digest]] = field(default_factory=list)
+    uploads: list[tuple[str, str]] = field(default_factory=list)
+    marked: int = 0
+
+
+class _Marker:
+    def __init__(self, storage: FilesystemStorage) -> None:
+        self.storage = storage
+        self.parsed: dict[Digest, Manifest | Index | None] = {}
+
+    def parse(self, d: Digest) -> Manifest | Index | None:
+        if d not in self.parsed:
+            raw = self.storage.manifest_bytes(d)
+            try:
+                self.parsed[d] = parse_any(raw) if raw is not None else None
+            except DockyardError:
+                self.parsed[d] = None
+        return self.parsed[d]
+
+    def mark(self, delete_untagged: bool) -> tuple[set[Digest], dict[str, set[Digest]]]:
+        """(every digest to keep, the untagged revisions to drop per repository)."""
+        marked: set[Digest] = set()
+        drop: dict[str, set[Digest]] = {}
+        for repo in self.storage.repositories():
+            revisions = set(self.storage.revisions(repo))
+            if delete_untagged:
+                roots = set()
+                for tag in self.storage.tags(repo):
+                    with contextlib.suppress(DockyardError):
+                        roots.add(self.storage.resolve(repo, tag))
+            else:
+                roots = set(revisions)
+            keep = self._closure(roots, revisions)
+            marked |= keep
+            for d in keep:
+                m = self.parse(d)
+                if isinstance(m, Manifest):
+                    marked.update(b.digest for b in m.blobs())
+            if delete_untagged and revisions - keep:
+                drop[repo] = revisions - keep
+        return marked, drop
+
+    def _closure(self, roots: set[Digest], revisions: set[Digest]) -> set[Digest]:
+        keep: set[Digest] = set()
+        todo = [d for d in roots if d in revisions]
+        while True:
+            while todo:
+                d = todo.pop()
+                if d in keep or d not in revisions:
+                    continue
+                keep.add(d)
+                m = self.parse(d)
+                if isinstance(m, Index):
+                    todo.extend(c.digest for c in m.manifests)
+            for d in revisions - keep:  # referrers of kept manifests stay with them
+                m = self.parse(d)
+                if m is not None and m.subject is not None and m.subject.digest in keep:
+                    todo.append(d)
+            if not todo:
+                return keep
+
+
+def collect(
+    storage: FilesystemStorage,
+    dry_run: bool = False,
+    delete_untagged: bool = False,
+    grace: float = 3600.0,
+    upload_max_age: float = 7 * 86400.0,
+) -> GCResult:
+    """Run one collection (see the module docstring); with ``dry_run`` only report."""
+    started = time.time()
+    marker = _Marker(storage)
+    marker.mark(delete_untagged)
+    result = GCResult()
+    lock = contextlib.nullcontext() if dry_run else storage.gc_lock()
+    with lock:
+        marked, drop = marker.mark(delete_untagged)
+        result.marked = len(marked)
+        for repo, digests in sorted(drop.items()):
+            for d in sorted(digests):
+                result.manifests.append((repo, d))
+                if not dry_run:
+                    with contextlib.suppress(DockyardError):
+                        storage.delete_manifest(repo, d)
+        cutoff = started - grace
+        for d, path in _blob_files(storage):
+            if d in marked:
+                continue
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                continue
+            if st.st_mtime >= cutoff:
+                continue
+            result.blobs.append(d)
+            result.bytes += st.st_size
+            if not dry_run:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+        if not dry_run:
+            _prune_links(storage)
+    _purge_uploads(storage, started - upload_max_age, dry_run, result)
+    return result
+
+
+def _blob_files(storage: FilesystemStorage) -> list[tuple[Digest, Path]]:
+    out = []
+    base = storage.layout.blobs()
+    for alg in sorted(os.listdir(base)) if base.is_dir() else []:
+        for prefix in sorted(os.listdir(base / alg)):
+            for hx in sorted(os.listdir(base / alg / prefix)):
+                out.append((Digest(alg, hx), base / alg / prefix / hx))
+    return out
+
+
+def _prune_links(storage: FilesystemStorage) -> None:
+    for repo in storage.repositories():
+        for d in storage.layer_links(repo):
+            if not storage.layout.blob(d).exists():
+                with contextlib.suppress(FileNotFoundError):
+                    storage.layout.layer_link(repo, d).unlink()
+
+
+def _purge_uploads(storage: FilesystemStorage, cutoff: float, dry_run: bool, result: GCResult) -> None:
+    """Remove sessions untouched since ``cutoff``.  Sessions finish and vanish while
+    we walk (os.walk skips what disappears), and a repository may hold nothing but
+    an upload yet, so this walks the tree rather than listing repositories."""
+    base = storage.layout.repositories()
+    for dirpath, dirnames, _ in os.walk(base):
+        has_uploads = "_uploads" in dirnames
+        dirnames[:] = [d for d in dirnames if not d.startswith("_")]
+        if not has_uploads:
+            continue
+        repo = os.path.relpath(dirpath, base)
+        uploads = os.path.join(dirpath, "_uploads")
+        for uuid in sorted(os.listdir(uploads)) if os.path.isdir(uploads) else []:
+            session = os.path.join(uploads, uuid)
+            try:
+                paths = [session, *(os.path.join(session, n) for n in os.listdir(session))]
+                newest = max(os.stat(p).st_mtime for p in paths)
+            except OSError:
+                continue
+            if newest < cutoff:
+                result.uploads.append((repo, uuid))
+                if not dry_run:
+                    shutil.rmtree(session, ignore_errors=True)

@@ -1,0 +1,186 @@
+"""Blobs and uploads: DS end-2, end-4 to end-6, end-10, end-11, end-13, end-14.
+
+A blob GET streams the file through ``wsgi.file_wrapper`` (gunicorn answers it
+with sendfile); Range requests are answered by werkzeug's ``make_conditional``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from flask import Blueprint, Response, request
+from werkzeug.wsgi import wrap_file
+
+from imagefmt.digest import Digest
+from imagefmt.errors import BlobUnknown, DigestInvalid, NameInvalid, Unsupported
+from registry import protocol
+from registry.app import RegistryResponse, identity, publish, services
+from registry.protocol import QuotaExceeded, Scope
+from registry.storage import CHUNK, check_name
+from registry.uploads import UploadStatus
+
+bp = Blueprint("blobs", __name__)
+uploads_bp = Blueprint("uploads", __name__)
+OCTET = "application/octet-stream"
+
+
+@bp.route("/v2/<path:name>/blobs/<digest>", methods=["GET", "HEAD"])
+def get_blob(name: str, digest: str) -> Response:
+    s = services()
+    d = Digest.parse(digest)
+    size = s.storage.linked_blob_size(name, d)
+    if request.method == "HEAD":
+        s.storage.touch_blob(d)  # a pusher that finds the blob skips its upload: keep GC off it (gc.py)
+        resp = RegistryResponse(content_type=OCTET)
+        resp.content_length = size
+    else:
+        f = s.storage.open_blob(d)
+        size = os.fstat(f.fileno()).st_size
+        body = wrap_file(request.environ, f, CHUNK)  # gunicorn's file_wrapper: sendfile
+        resp = RegistryResponse(body, content_type=OCTET, direct_passthrough=True)
+        resp.content_length = size
+    resp.headers[protocol.CONTENT_DIGEST] = str(d)
+    resp.set_etag(str(d))
+    resp.cache_control.max_age = 31536000
+    resp.headers["Accept-Ranges"] = "bytes"
+    if request.method == "GET":
+        resp.make_conditional(request.environ, accept_ranges=True, complete_length=size)
+    return resp
+
+
+@bp.delete("/v2/<path:name>/blobs/<digest>")
+def delete_blob(name: str, digest: str) -> Response:
+    s = services()
+    if not s.config.delete_enabled:
+        raise Unsupported("deletes are disabled on this registry")
+    d = Digest.parse(digest)
+    s.storage.unlink_blob(name, d)
+    publish("delete", name, OCTET, d, 0)
+    return RegistryResponse(status=202)
+
+
+# ------------------------------------------------------------- uploads ---
+
+
+@uploads_bp.post("/v2/<path:name>/blobs/uploads/")
+def start_upload(name: str) -> Response:
+    """A mount (``?mount=&from=``), a monolithic upload (``?digest=``) or a new session."""
+    s = services()
+    if "mount" in request.args:
+        mounted = _mount(name, Digest.parse(request.args["mount"]), request.args.get("from", ""))
+        if mounted is not None:
+            return mounted
+    elif "digest" in request.args:
+        d = Digest.parse(request.args["digest"])
+        _check_quota(name, request.content_length or 0)
+        size = s.storage.put_blob(request.stream, d, request.content_length)
+        if request.content_length is None:  # a chunked body: its size is known only now
+            _check_quota(name, size)  # unlinked, the stored blob is GC's
+        return _created(name, d, size)
+    return _session_reply(s.uploads.start(name), 202)
+
+
+def _mount(name: str, d: Digest, source: str) -> Response | None:
+    """Link a blob of ``source`` into ``name`` if the caller may pull it there; None
+    (fall back to a session, DS end-11) when it cannot be mounted."""
+    s = services()
+    if not source:
+        return None
+    try:
+        check_name(source)
+        if not s.auth.may(identity(), Scope("repository", source, ("pull",))):
+            return None
+        size = s.storage.linked_blob_size(source, d)
+    except (BlobUnknown, NameInvalid):
+        return None
+    _check_quota(name, size)
+    with s.storage.push_lock():  # GC may have swept it since: then an upload it is
+        try:
+            s.storage.linked_blob_size(source, d)
+            s.storage.touch_blob(d)
+            s.storage.link_blob(name, d)
+        except BlobUnknown:
+            return None
+    return _created(name, d, size, link=False, action="mount")
+
+
+@uploads_bp.patch("/v2/<path:name>/blobs/uploads/<uuid>")
+def patch_upload(name: str, uuid: str) -> Response:
+    s = services()
+    start, length = _chunk_range()
+    if s.config.quota_for(name) is not None:
+        _check_quota(name, s.uploads.status(name, uuid).offset + (length or request.content_length or 0))
+    status = s.uploads.append(name, uuid, request.stream, start, length)
+    return _session_reply(status, 202)
+
+
+@uploads_bp.put("/v2/<path:name>/blobs/uploads/<uuid>")
+def finish_upload(name: str, uuid: str) -> Response:
+    s = services()
+    raw = request.args.get("digest")
+    if not raw:
+        raise DigestInvalid("the closing PUT of an upload needs ?digest=")
+    d = Digest.parse(raw)
+    start, length = _chunk_range()
+    if s.config.quota_for(name) is not None:
+        _check_quota(name, s.uploads.status(name, uuid).offset + (length or request.content_length or 0))
+    size = s.uploads.finish(name, uuid, d, request.stream, start, length)
+    return _created(name, d, size, link=False)
+
+
+@uploads_bp.get("/v2/<path:name>/blobs/uploads/<uuid>")
+def upload_status(name: str, uuid: str) -> Response:
+    return _session_reply(services().uploads.status(name, uuid), 204)
+
+
+@uploads_bp.delete("/v2/<path:name>/blobs/uploads/<uuid>")
+def cancel_upload(name: str, uuid: str) -> Response:
+    services().uploads.cancel(name, uuid)
+    return RegistryResponse(status=204)
+
+
+def _chunk_range() -> tuple[int | None, int | None]:
+    """(start, length) from Content-Range and Content-Length; they must agree."""
+    header = request.headers.get("Content-Range")
+    length = request.content_length
+    if not header:
+        return None, length
+    start, end = protocol.parse_content_range(header)
+    if length is not None and length != end - start + 1:
+        raise protocol.RangeNotSatisfiable(f"Content-Range {header} does not match Content-Length {length}")
+    return start, end - start + 1
+
+
+def _session_reply(status: UploadStatus, code: int) -> Response:
+    resp = RegistryResponse(status=code)
+    resp.headers["Location"] = protocol.location(status.name, "blobs", "uploads", status.uuid)
+    resp.headers["Range"] = protocol.upload_range(status.offset)
+    resp.headers[protocol.UPLOAD_UUID] = status.uuid
+    resp.content_length = 0
+    return resp
+
+
+def _created(name: str, d: Digest, size: int, link: bool = True, action: str = "push") -> Response:
+    s = services()
+    if link:
+        with s.storage.push_lock():
+            s.storage.link_blob(name, d)
+    publish(action, name, OCTET, d, size)
+    resp = RegistryResponse(status=201)
+    resp.headers["Location"] = protocol.location(name, "blobs", str(d))
+    resp.headers[protocol.CONTENT_DIGEST] = str(d)
+    resp.content_length = 0
+    return resp
+
+
+def _check_quota(name: str, adding: int) -> None:
+    s = services()
+    limit = s.config.quota_for(name)
+    if limit is None:
+        return
+    used = s.storage.repository_size(name)
+    if used + adding > limit:
+        raise QuotaExceeded(
+            f"repository {name}: quota of {limit} bytes exceeded ({used} used, {adding} more)",
+            {"limit": limit, "used": used},
+        )
