@@ -269,3 +269,14 @@ def test_builder_prune_and_system_df(dy: Dockyard, busybox: str, tmp_path: Path)
     out = build_ok(dy, make_context(tmp_path / "ctx", df), "-t", "pr")
     assert "Using cache" not in out
     assert config(dy, "pr")["Env"]
+
+
+def test_example_app_builds_and_serves(dy: Dockyard, busybox: str) -> None:
+    example = Path(__file__).resolve().parent.parent / "fixtures/example"
+    build_ok(dy, example, "-t", "example", "--build-arg", "VERSION=9.9")
+    cfg = config(dy, "example")
+    assert cfg["User"] == "www-data" and cfg["ExposedPorts"] == {"8080/tcp": {}}
+    assert read(dy, "example", "/var/www/README.md") is None  # .dockerignore'd
+    r = dy.run("run", "--rm", "example", "sh", "-c", "httpd -p 8080 -h /var/www && wget -qO- 127.0.0.1:8080")
+    assert r.returncode == 0, r.stderr
+    assert "<h1>Built by dockyard</h1>" in r.stdout and "version 9.9" in r.stdout
