@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from builder.cache import BuildCache
@@ -340,6 +339,8 @@ class Build:
                 self.results[i] = self._stage(i, first[i])
                 self.printer.finish(i)
             return
+        from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
         pending = list(self.order)
         running: dict[Future[StoredImage], int] = {}
         errors: dict[int, BaseException] = {}

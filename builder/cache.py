@@ -6,6 +6,7 @@ On disk, under the store root::
       keys/<sha256 hex>      the image ID a step produced (one line)
       mounts/<32 hex>/       RUN --mount=type=cache directories (data/, and .lock beside it)
       steps/<32 hex>/<key>.json  what each step on a parent was given, to explain a miss
+      sums/<sha256 hex>      content checksums of COPY sources, keyed by their files' stamps
       init/                  the read-only init layer shared by every RUN
 
 A key is the sha256 of the parent image ID and the step as evaluated: the
@@ -46,6 +47,7 @@ class BuildCache:
         self.keys = self.root / "keys"
         self.mounts = self.root / "mounts"
         self.steps = self.root / "steps"
+        self.sums = self.root / "sums"
         self.keys.mkdir(parents=True, exist_ok=True)
         self.mounts.mkdir(parents=True, exist_ok=True)
 
@@ -153,6 +155,9 @@ class BuildCache:
         for k in self.keys.iterdir():
             if self.get(k.name) is None:
                 k.unlink(missing_ok=True)
+        if all_cache:
+            for d in (self.sums, self.steps):
+                shutil.rmtree(d, ignore_errors=True)
         return lines, max(0, before - self.store.disk_usage()) + freed_mounts
 
 

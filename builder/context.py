@@ -36,6 +36,11 @@ class Item:
     entry: TarEntry
     host: bytes | None = None
     data: bytes | None = None
+    stamp: tuple[int, ...] = ()  # (dev, ino, size, mtime_ns, ctime_ns) of ``host``: see checksum
+
+
+def stamp(st: os.stat_result) -> tuple[int, ...]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 _TYPES = {
@@ -70,9 +75,35 @@ def entry_of(rel: str, host: bytes, st: os.stat_result) -> TarEntry | None:
     )
 
 
-def checksum(items: Iterable[Item], extra: str = "") -> str:
+def checksum(items: Iterable[Item], extra: str = "", memo: Path | None = None) -> str:
     """The content checksum of ``items`` (hex sha256): names, types, modes, owners,
-    sizes, link targets and contents, in order; mtimes are left out on purpose."""
+    sizes, link targets and contents, in order; mtimes are left out on purpose.
+
+    With ``memo`` (a directory), files are not read again while their stamps
+    (inode, size, mtime and ctime, which no user can set back) are unchanged:
+    the checksum is remembered under a hash of the stamps, as BuildKit's
+    contenthash cache does.  A touched file has a new ctime, is read again and,
+    if its content is the same, gives the same checksum."""
+    items = list(items)
+    if memo is not None and all(it.stamp or it.entry.type != "file" or it.data is not None for it in items):
+        sig = hashlib.sha256(extra.encode())
+        for it in items:
+            e = it.entry
+            sig.update(f"{e.name}\0{e.type}\0{e.mode}\0{e.uid}\0{e.gid}\0{e.linkname}\0{it.stamp}\0".encode(
+                "utf-8", "surrogateescape"))  # fmt: skip
+            sig.update(it.host or b"")
+            if it.data is not None:
+                sig.update(hashlib.sha256(it.data).digest())
+        path = memo / sig.hexdigest()
+        try:
+            return path.read_text().strip()
+        except OSError:
+            value = checksum(items, extra)
+            memo.mkdir(parents=True, exist_ok=True)
+            tmp = memo / f".{sig.hexdigest()}.{os.getpid()}"
+            tmp.write_text(value)
+            os.replace(tmp, path)
+            return value
     h = hashlib.sha256(extra.encode())
     for it in items:
         e = it.entry
@@ -192,7 +223,7 @@ class BuildContext:
         top = entry_of("", host, st)
         if top is None:
             return []
-        out = [Item("", top, host if top.type == "file" else None)]
+        out = [Item("", top, host if top.type == "file" else None, stamp=stamp(st))]
         if top.type == "dir":
             out.extend(self._walk(rel, host))
         return out
@@ -216,12 +247,13 @@ class BuildContext:
                     if is_dir and self.matcher.may_reinclude_below(ctx_rel):
                         dirs.append((child_sub + "/", os.fsencode(de.path)))
                     continue
-                entry = entry_of(child_sub, os.fsencode(de.path), st)
+                raw = os.fsencode(de.path)
+                entry = entry_of(child_sub, raw, st)
                 if entry is None:
                     continue
-                yield Item(child_sub, entry, os.fsencode(de.path) if entry.type == "file" else None)
+                yield Item(child_sub, entry, raw if entry.type == "file" else None, stamp=stamp(st))
                 if is_dir:
-                    dirs.append((child_sub + "/", os.fsencode(de.path)))
+                    dirs.append((child_sub + "/", raw))
             stack.extend(reversed(dirs))
 
 

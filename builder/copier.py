@@ -18,9 +18,10 @@ import stat
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import BinaryIO
 
-from builder.context import BuildContext, Item, checksum, entry_of
+from builder.context import BuildContext, Item, checksum, entry_of, stamp
 from builder.dockerignore import glob_match, has_magic
 from builder.errors import DockerfileError
 from builder.rootview import RootView, split
@@ -204,12 +205,13 @@ def view_sources(view: RootView, patterns: Sequence[str], what: str, line: int) 
             top = entry_of("", found.host, found.st)
             if top is None:
                 continue
-            items = [Item("", top, found.host if top.type == "file" else None)]
+            items = [Item("", top, found.host if top.type == "file" else None, stamp=stamp(found.st))]
             if top.type == "dir":
                 for rel, child in view.walk(parts):
                     e = entry_of(rel, child.host, child.st)
                     if e is not None:
-                        items.append(Item(rel, e, child.host if e.type == "file" else None))
+                        host = child.host if e.type == "file" else None
+                        items.append(Item(rel, e, host, stamp=stamp(child.st)))
             out.append(Source(parts[-1] if parts else "", tuple(items)))
     return out
 
@@ -257,26 +259,38 @@ class Placement:
     now: float = field(default_factory=time.time)
 
 
-def plan(sources: list[Source], where: Placement, line: int = 0) -> CopyPlan:
-    """Decide the layer's entries for ``sources`` copied to ``where``; raise
-    DockerfileError for a multi-source copy to a non-directory or a destination
-    under a file."""
+def summarize(
+    sources: list[Source], dest: str, dest_is_dir: bool, line: int = 0, memo: Path | None = None
+) -> tuple[str, str]:
+    """(kind, checksum) of a copy: docker's created_by prefix (file, dir or multi)
+    and the sources' content checksum, enough for the cache key.  Raise
+    DockerfileError for several sources and a destination without a trailing /."""
     many = len(sources) > 1
-    if many and not where.dest_is_dir:
+    if many and not dest_is_dir:
         raise DockerfileError(MULTI_DEST, line)
+    kind = "multi" if many else ("dir" if sources and sources[0].items[0].entry.type == "dir" else "file")
+    return kind, checksum([it for s in sources for it in s.items], dest, memo)
+
+
+def plan(
+    sources: list[Source], where: Placement, line: int = 0, summary: tuple[str, str] | None = None
+) -> CopyPlan:
+    """Decide the layer's entries for ``sources`` copied to ``where`` (``summary``:
+    ``summarize``'s result, if already known); raise DockerfileError for a
+    multi-source copy to a non-directory or a destination under a file."""
+    kind, digest = summary or summarize(sources, where.dest, where.dest_is_dir, line)
     if where.view is not None:
         parts = where.view.resolve(where.dest)
         found = where.view.lookup(parts)[0]
         dest_dir = where.dest_is_dir or (found is not None and found.is_dir)
     else:
         parts, found, dest_dir = split(where.dest), None, where.dest_is_dir
-    out = CopyPlan(digest=checksum([it for s in sources for it in s.items], where.dest))
-    out.kind = "multi" if many else ("dir" if sources and sources[0].items[0].entry.type == "dir" else "file")
+    out = CopyPlan(digest=digest, kind=kind)
     made: set[str] = set()
     for src in sources:
         root = src.items[0]
         if root.entry.type == "dir" or src.archive:
-            _parents(out, parts, where, made, line)
+            parents(out, parts, where, made, line)
             if src.archive:
                 out.entries.append(Planned(TarEntry("/".join(parts)), root, archive=True))
                 continue
@@ -286,7 +300,7 @@ def plan(sources: list[Source], where: Placement, line: int = 0) -> CopyPlan:
         target = [*parts, src.name] if dest_dir else parts
         if not target:
             raise DockerfileError("cannot copy a file onto the root directory", line)
-        _parents(out, target[:-1], where, made, line)
+        parents(out, target[:-1], where, made, line)
         out.entries.append(_placed(root, target, where))
     return out
 
@@ -299,10 +313,12 @@ def _placed(it: Item, target: list[str], where: Placement) -> Planned:
     mode = e.mode
     if where.chmod is not None and e.type != "symlink":
         mode = where.chmod(mode, e.type == "dir")
-    return Planned(replace(e, name="/".join(target), uid=uid, gid=gid, mode=mode), it)
+    name = "/".join(target)
+    entry = TarEntry(name, e.type, mode, uid, gid, e.size, e.mtime, e.linkname, e.devmajor, e.devminor)
+    return Planned(entry, it)
 
 
-def _parents(out: CopyPlan, chain: list[str], where: Placement, made: set[str], line: int) -> None:
+def parents(out: CopyPlan, chain: list[str], where: Placement, made: set[str], line: int) -> None:
     """Directory entries for ``chain`` and its parents: the image's own (copy-up) or new."""
     contribs_view = where.view
     for i in range(1, len(chain) + 1):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,10 +64,20 @@ def split(path: str) -> list[str]:
 
 
 class RootView:
-    """The merged, read-only view of ``layers`` (host dirs, uppermost first)."""
+    """The merged, read-only view of ``layers`` (host dirs, uppermost first), or of
+    what the callable ``layers`` returns when the view is first read (so that an
+    image's layers are unpacked only if something looks inside it)."""
 
-    def __init__(self, layers: Sequence[Path | str]) -> None:
-        self.layers = [os.fsencode(os.fspath(p)) for p in layers]
+    def __init__(self, layers: Sequence[Path | str] | Callable[[], Sequence[Path | str]]) -> None:
+        self._source = layers
+        self._layers: list[bytes] | None = None
+
+    @property
+    def layers(self) -> list[bytes]:
+        if self._layers is None:
+            src = self._source() if callable(self._source) else self._source
+            self._layers = [os.fsencode(os.fspath(p)) for p in src]
+        return self._layers
 
     def _descend(self, contribs: list[bytes], name: str) -> tuple[Found | None, list[bytes]]:
         """The uppermost ``name`` under the directories ``contribs`` (uppermost first) and,

@@ -29,9 +29,6 @@ from imagefmt.config import rfc3339
 from imagefmt.errors import Invalid
 from imagefmt.layer import write_layer
 from imagefmt.store import StoredImage
-from runtime.errors import StartFailed
-from runtime.fs import ensure_init_layer
-from runtime.sandbox import run_step
 from runtime.spec import DEFAULT_PATH, Mount
 
 if TYPE_CHECKING:
@@ -129,7 +126,8 @@ class StageRun:
             return RootView([])
         key = str(image.id)
         if key not in self._views:
-            self._views[key] = RootView(self.b.store.lowerdirs(image))
+            store = self.b.store
+            self._views[key] = RootView(lambda: store.lowerdirs(image))
         return self._views[key]
 
     def now(self) -> str:
@@ -414,25 +412,26 @@ class StageRun:
         workdir = posixpath.normpath(posixpath.join(self.cfg.get("WorkingDir") or "/", path))
         created_by = history.nop(self.shell, f"WORKDIR {workdir}")
         self.cfg["WorkingDir"] = workdir
-        view = self.view(self.image)
-        parts = view.resolve(workdir)
-        found = view.lookup(parts)[0]
-        if found is not None:
-            if not found.is_dir:
-                raise DockerfileError(f"WORKDIR {workdir}: not a directory", ins.line)
-            self.metadata(ins, f"WORKDIR {workdir}", lambda: None, created_by)
-            return
-        descriptor = {"created_by": created_by, "config": self.cfg, "mkdir": parts}
+        # whether the directory must be made follows from the parent image, already in the key
+        descriptor = {"created_by": created_by, "config": self.cfg, "author": self.doc.get("author")}
         key, hit = self.cached(ins, descriptor)
         if hit is not None:
             self.use(hit)
             return
-        where = copier.Placement("/" + "/".join(parts), True, view, None, False)
-        plan = copier.CopyPlan()
-        copier._parents(plan, parts, where, set(), ins.line)
+        view = self.view(self.image)
+        parts = view.resolve(workdir)
+        found = view.lookup(parts)[0]
+        if found is not None and not found.is_dir:
+            raise DockerfileError(f"WORKDIR {workdir}: not a directory", ins.line)
+        layer = None
+        if found is None:
+            where = copier.Placement("/" + "/".join(parts), True, view, None, False)
+            plan = copier.CopyPlan()
+            copier.parents(plan, parts, where, set(), ins.line)
+            layer = self.write_plan(plan)
         container = os.urandom(6).hex()
         self.say(f" ---> Running in {container}\n")
-        self.save(key, descriptor, created_by, self.write_plan(plan))
+        self.save(key, descriptor, created_by, layer)
         self.finish(container)
 
     def write_plan(self, plan: copier.CopyPlan) -> NewLayer:
@@ -507,11 +506,9 @@ class StageRun:
         )
         if self.b.sde is not None:
             where.now = float(self.b.sde)
-        plan = copier.plan(sources, where, ins.line)
+        kind, digest = copier.summarize(sources, dest, dest_is_dir, ins.line, self.b.cache.sums)
         chown_part = f"--chown={chown}" if chown else ""
-        created_by = history.nop(
-            self.shell, f"{ins.keyword} {chown_part}{plan.kind}:{plan.digest} in {dest_raw} "
-        )
+        created_by = history.nop(self.shell, f"{ins.keyword} {chown_part}{kind}:{digest} in {dest_raw} ")
         descriptor = {
             "created_by": created_by,
             "from": from_id,
@@ -525,6 +522,7 @@ class StageRun:
         if hit is not None:
             self.use(hit)
             return
+        plan = copier.plan(sources, where, ins.line, (kind, digest))
         self.save(key, descriptor, created_by, self.write_plan(plan))
         self.finish(None)
 
@@ -644,6 +642,10 @@ class StageRun:
         network: str,
         specs: list[mounts.MountSpec],
     ) -> None:
+        from runtime.errors import StartFailed  # imported here: a fully cached build never runs anything
+        from runtime.fs import ensure_init_layer
+        from runtime.sandbox import run_step
+
         store = self.b.store
         work = store.tmp / f"build-{uuid.uuid4().hex}"
         upper = work / "upper"
