@@ -156,7 +156,9 @@ def write_doc(text: str, args: argparse.Namespace) -> None:
     doc = REPO / "docs/benchmarks.md"
     current = doc.read_text() if doc.exists() else "# Benchmarks\n"
     cmd = "python -m bench.bench_build " + " ".join(
-        a for a in (f"--runs {args.runs}", f"--files {args.files}", "--no-docker" if args.no_docker else "") if a
+        a
+        for a in (f"--runs {args.runs}", f"--files {args.files}", "--no-docker" if args.no_docker else "")
+        if a
     )
     section = (
         "## Builder\n\n"

@@ -272,3 +272,22 @@ def test_scratch_and_empty_dockerfile(dy: Dockyard, tmp_path: Path) -> None:
     assert read(dy, "scr", "/hello") == "hi" and len(image(dy, "scr").manifest.layers) == 1
     r = build(dy, make_context(tmp_path / "e", "FROM scratch\n"))
     assert r.code != 0 and "No image was generated" in r.err
+
+
+def test_tar_context_on_stdin_and_dockerfile_on_stdin(dy: Dockyard, busybox: str, tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as t:
+        for name, data in (("Dockerfile", b"FROM busybox\nCOPY hello /hello\n"), ("hello", b"from tar\n")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    r = dy.run("build", "-t", "tarctx", "-", input=buf.getvalue(), text=False)
+    assert r.returncode == 0, r.stderr
+    assert read(dy, "tarctx", "/hello") == "from tar\n"
+    ctx = make_context(tmp_path / "ctx", "FROM scratch\n", {"f": "from dir\n"})
+    r = dy.run("build", "-t", "dfstdin", "-f", "-", str(ctx), input="FROM busybox\nCOPY f /f\n")
+    assert r.returncode == 0, r.stderr
+    assert read(dy, "dfstdin", "/f") == "from dir\n"
