@@ -381,10 +381,12 @@ class Build:
         )
         if unused:
             self.out(f"[Warning] One or more build-args [{' '.join(unused)}] were not consumed\n".encode())
-        self.store.set_record(image, result=True)
+        if not image.record.get("result"):  # each index rewrite costs an fsync: skip no-ops
+            self.store.set_record(image, result=True)
         self.out(f"Successfully built {image.id.hex[:12]}\n".encode())
         for ref in self.opts.tags:
-            self.store.tag(image, ref)
+            if ref not in image.tags:
+                self.store.tag(image, ref)
             self.out(f"Successfully tagged {ref.familiar()}\n".encode())
 
 
