@@ -320,7 +320,7 @@ class Build:
         for i in self.order:
             first[i] = n + 1
             n += 1 + len(self.df.stages[i].instructions)
-        self.total = n + (1 if self.opts.labels else 0)
+        self.total = n + len(self.opts.labels)
         self._eval_global_args(print_steps=True)
         try:
             self._run_stages(first)

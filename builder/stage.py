@@ -146,13 +146,11 @@ class StageRun:
         for ins in self.stage.instructions:
             self.header(ins)
             self.dispatch(ins)
-        if self.stage.index == self.b.target_index and self.b.opts.labels:
-            pairs = " ".join(
-                f"{json.dumps(k)}={json.dumps(v)}" for k, v in sorted(self.b.opts.labels.items())
-            )
-            ins = Instruction("LABEL", pairs, 0, f"LABEL {pairs}")
-            self.header(ins)
-            self.dispatch(ins)
+        if self.stage.index == self.b.target_index:
+            for k, v in sorted(self.b.opts.labels.items()):  # docker: one LABEL step per --label
+                ins = Instruction("LABEL", f"{json.dumps(k)}={json.dumps(v)}", 0, f"LABEL {k}={v}")
+                self.header(ins)
+                self.dispatch(ins)
         if self.image is None:
             raise DockerfileError(
                 "No image was generated. Is your Dockerfile empty?", self.stage.instruction.line
@@ -170,8 +168,7 @@ class StageRun:
             raise DockerfileError("base name (${...}) should not be blank", stage.instruction.line)
         self.image = self.b.base_image(base, stage)
         self.doc = base_doc(self.image, self.b.platform)
-        if self.image is not None:
-            self.say(f" ---> {self.image.id.hex[:12]}\n")
+        self.say(f" ---> {self.image.id.hex[:12] if self.image is not None else ''}\n")
         env = env_map(self.cfg)
         if "PATH" not in env:  # docker's setDefaultPath
             set_env(self.cfg, "PATH", DEFAULT_PATH)
