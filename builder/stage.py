@@ -70,6 +70,7 @@ class StageRun:
         self.stage = stage
         self.step_no = first_step
         self.current = ""
+        self.in_triggers = False
         self.image: StoredImage | None = None
         self.doc: dict[str, Any] = {}
         self.args: dict[str, str | None] = {}
@@ -176,11 +177,16 @@ class StageRun:
         if triggers:
             self.cfg["OnBuild"] = None
             self.say(f"# Executing {len(triggers)} build trigger{'s' if len(triggers) > 1 else ''}\n")
+            self.in_triggers = True
             for text in triggers:
                 ins = parse_line(text, stage.instruction.line)
                 if ins.keyword in ("ONBUILD", "FROM", "MAINTAINER"):
                     raise DockerfileError(f"{ins.keyword} isn't allowed as an ONBUILD trigger", ins.line)
+                self.current = ins.original
                 self.dispatch(ins)
+            self.in_triggers = False
+            assert self.image is not None
+            self.say(f" ---> {self.image.id.hex[:12]}\n")
 
     def dispatch(self, ins: Instruction) -> None:
         handler: Callable[[Instruction], None] | None = getattr(self, f"do_{ins.keyword.lower()}", None)
@@ -209,7 +215,8 @@ class StageRun:
     def use(self, image: StoredImage) -> None:
         self.say(" ---> Using cache\n")
         self.adopt(image)
-        self.say(f" ---> {image.id.hex[:12]}\n")
+        if not self.in_triggers:
+            self.say(f" ---> {image.id.hex[:12]}\n")
 
     def adopt(self, image: StoredImage) -> None:
         self.image = image
@@ -230,7 +237,8 @@ class StageRun:
         if container:
             self.say(f"Removing intermediate container {container}\n")
         assert self.image is not None
-        self.say(f" ---> {self.image.id.hex[:12]}\n")
+        if not self.in_triggers:  # docker prints one ID after all the ONBUILD triggers
+            self.say(f" ---> {self.image.id.hex[:12]}\n")
 
     def metadata(
         self, ins: Instruction, comment: str, change: Callable[[], None], created_by: str = ""
