@@ -22,6 +22,7 @@ from builder.cache import step_key
 from builder.commit import NewLayer, base_doc, commit
 from builder.errors import BuildFailed, DockerfileError
 from builder.lexer import SubstitutionError, expand, expand_raw, expand_words, split_words
+from builder.options import PROXY_ARGS
 from builder.parser import Instruction, Stage, parse_line
 from builder.rootview import RootView
 from imagefmt.changes import parse_healthcheck
@@ -204,6 +205,8 @@ class StageRun:
     def cached(self, ins: Instruction, descriptor: dict[str, Any]) -> tuple[str, StoredImage | None]:
         """The step's key and its cached image (None on a miss or with --no-cache)."""
         descriptor = {"instruction": ins.original, **descriptor}
+        if self.b.sde is not None:  # it sets the created times and clamps the layers' mtimes
+            descriptor["source_date_epoch"] = self.b.sde
         key = step_key(self.parent_id, descriptor)
         if self.b.opts.no_cache:
             return key, None
@@ -558,7 +561,10 @@ class StageRun:
         descriptor = {
             "created_by": created_by,
             "argv": argv,
-            "env": env,
+            # proxy args stay out of the key unless declared (BuildKit's rule)
+            "env": [
+                e for e in env if e.split("=", 1)[0] not in PROXY_ARGS or e.split("=", 1)[0] in self.args
+            ],
             "user": user,
             "workdir": workdir,
             "network": network,

@@ -208,6 +208,16 @@ def test_arg_env_precedence_and_unused_warning(dy: Dockyard, busybox: str, tmp_p
     assert "E=global-cli" in config(dy, "args")["Env"]
 
 
+def test_proxy_args_reach_run_but_not_history_or_keys(dy: Dockyard, busybox: str, tmp_path: Path) -> None:
+    ctx = make_context(tmp_path / "ctx", "FROM busybox\nRUN echo $http_proxy > /proxy\n")
+    out = build_ok(dy, ctx, "-t", "px", "--build-arg", "http_proxy=http://a:3128")
+    assert "[Warning]" not in out
+    assert read(dy, "px", "/proxy") == "http://a:3128\n"
+    assert created_by(dy, "px")[-1] == "/bin/sh -c echo $http_proxy > /proxy"
+    out = build_ok(dy, ctx, "-t", "px", "--build-arg", "http_proxy=http://b:3128")
+    assert "Using cache" in out
+
+
 def test_heredocs(dy: Dockyard, busybox: str, tmp_path: Path) -> None:
     df = (
         "FROM busybox\nARG NAME=there\n"
