@@ -7,6 +7,7 @@ On disk, under the store root::
       mounts/<32 hex>/       RUN --mount=type=cache directories (data/, and .lock beside it)
       steps/<32 hex>/<key>.json  what each step on a parent was given, to explain a miss
       sums/<sha256 hex>      content checksums of COPY sources, keyed by their files' stamps
+      layers/<sha256 hex>    COPY --link layers ({"blob", "diff_id"}), keyed without the parent
       init/                  the read-only init layer shared by every RUN
 
 A key is the sha256 of the parent image ID and the step as evaluated: the
@@ -28,7 +29,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from imagefmt.digest import Digest
 from imagefmt.errors import DockyardError, NotFound
+from imagefmt.manifest import Descriptor
 from imagefmt.store import Store, StoredImage
 
 
@@ -48,6 +51,7 @@ class BuildCache:
         self.mounts = self.root / "mounts"
         self.steps = self.root / "steps"
         self.sums = self.root / "sums"
+        self.layers = self.root / "layers"
         self.keys.mkdir(parents=True, exist_ok=True)
         self.mounts.mkdir(parents=True, exist_ok=True)
 
@@ -100,6 +104,21 @@ class BuildCache:
         if not best[1]:
             return " ---> Cache miss: the cached image was removed\n"
         return f" ---> Cache miss: changed {', '.join(best[1])}\n"
+
+    def get_layer(self, key: str) -> tuple[Descriptor, Digest] | None:
+        """A ``COPY --link`` layer made before on any parent, if its blob is still stored."""
+        try:
+            doc = json.loads((self.layers / key).read_text())
+            desc, diff_id = Descriptor.from_json(doc["blob"]), Digest.parse(doc["diff_id"])
+        except (OSError, ValueError, KeyError, DockyardError):
+            return None
+        return (desc, diff_id) if self.store.has_blob(desc.digest) else None
+
+    def put_layer(self, key: str, desc: Descriptor, diff_id: Digest) -> None:
+        self.layers.mkdir(parents=True, exist_ok=True)
+        tmp = self.layers / f".{key}.{uuid.uuid4().hex}"
+        tmp.write_text(json.dumps({"blob": desc.to_json(), "diff_id": str(diff_id)}))
+        os.replace(tmp, self.layers / key)
 
     # ------------------------------------------------------------- accounting ---
 
@@ -156,7 +175,7 @@ class BuildCache:
             if self.get(k.name) is None:
                 k.unlink(missing_ok=True)
         if all_cache:
-            for d in (self.sums, self.steps):
+            for d in (self.sums, self.steps, self.layers):
                 shutil.rmtree(d, ignore_errors=True)
         return lines, max(0, before - self.store.disk_usage()) + freed_mounts
 

@@ -530,8 +530,24 @@ class StageRun:
         if hit is not None:
             self.use(hit)
             return
-        plan = copier.plan(sources, where, ins.line, (kind, digest))
-        self.save(key, descriptor, created_by, self.write_plan(plan))
+        if not link:
+            plan = copier.plan(sources, where, ins.line, (kind, digest))
+            self.save(key, descriptor, created_by, self.write_plan(plan))
+            self.finish(None)
+            return
+        # --link: the layer does not depend on the parent, so one made on another parent is reused
+        layer_key = step_key(
+            "link", {k: v for k, v in descriptor.items() if k != "config"} | {"sde": self.b.sde}
+        )
+        found = self.b.cache.get_layer(layer_key)
+        if found is not None:
+            layer = NewLayer(blob=found[0], diff_id=found[1])
+        else:
+            layer = self.write_plan(copier.plan(sources, where, ins.line, (kind, digest)))
+        self.save(key, descriptor, created_by, layer)
+        assert self.image is not None
+        if found is None:
+            self.b.cache.put_layer(layer_key, self.image.manifest.layers[-1], self.image.config.diff_ids[-1])
         self.finish(None)
 
     def _mtime(self) -> float:

@@ -280,3 +280,17 @@ def test_example_app_builds_and_serves(dy: Dockyard, busybox: str) -> None:
     r = dy.run("run", "--rm", "example", "sh", "-c", "httpd -p 8080 -h /var/www && wget -qO- 127.0.0.1:8080")
     assert r.returncode == 0, r.stderr
     assert "<h1>Built by dockyard</h1>" in r.stdout and "version 9.9" in r.stdout
+
+
+def test_copy_link_reuses_its_layer_on_another_base(dy: Dockyard, busybox: str, tmp_path: Path) -> None:
+    files: dict[str, str | bytes] = {"app/a": "a\n", "app/b": "b\n"}
+    ctx = make_context(tmp_path / "one", "FROM busybox\nCOPY --link app/ /opt/app/\n", files)
+    build_ok(dy, ctx, "-t", "link1")
+    ctx2 = make_context(
+        tmp_path / "two", "FROM busybox\nRUN echo base > /base\nCOPY --link app/ /opt/app/\n", files
+    )
+    build_ok(dy, ctx2, "-t", "link2")
+    one, two = image(dy, "link1"), image(dy, "link2")
+    assert one.config.diff_ids[-1] == two.config.diff_ids[-1]  # the same layer, on two parents
+    assert len(list((dy.root / "buildcache/layers").iterdir())) == 1
+    assert read(dy, "link2", "/opt/app/b") == "b\n" and read(dy, "link2", "/base") == "base\n"
