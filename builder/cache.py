@@ -103,7 +103,12 @@ class BuildCache:
             return " ---> Cache miss: no cached step for this instruction on this parent image\n"
         if not best[1]:
             return " ---> Cache miss: the cached image was removed\n"
-        return f" ---> Cache miss: changed {', '.join(best[1])}\n"
+        what = [_WHY.get(k, k) for k in best[1]]
+        if best[1] == ["created_by"] and str(descriptor.get("instruction", "")).upper().startswith(
+            ("COPY", "ADD")
+        ):
+            what = ["the content of the source files"]
+        return f" ---> Cache miss: changed {'; '.join(what)}\n"
 
     def get_layer(self, key: str) -> tuple[Descriptor, Digest] | None:
         """A ``COPY --link`` layer made before on any parent, if its blob is still stored."""
@@ -178,6 +183,17 @@ class BuildCache:
             for d in (self.sums, self.steps, self.layers):
                 shutil.rmtree(d, ignore_errors=True)
         return lines, max(0, before - self.store.disk_usage()) + freed_mounts
+
+
+_WHY = {
+    "created_by": "created_by (the instruction with its ARG/ENV values, or the sources' checksum)",
+    "env": "the environment (ENV or ARG values)",
+    "config": "the config before this step",
+    "values": "the ARG value",
+    "mounts": "RUN --mount inputs",
+    "owner": "--chown",
+    "source_date_epoch": "SOURCE_DATE_EPOCH",
+}
 
 
 def _plain(value: Any) -> Any:
