@@ -537,8 +537,9 @@ def cmd_history(args: argparse.Namespace) -> int:
         size = 0
         if not h.get("empty_layer"):
             desc, chain = next(layers, None), next(chains, None)
-            snap = store.snapshot_size(chain.hex) if chain else 0
-            size = snap or (desc.size if desc else 0)
+            unpacked = chain is not None and (store.snapshots / chain.hex / "size").exists()
+            # an unpacked layer's content size (0 for a layer of directories), else its blob's
+            size = store.snapshot_size(chain.hex) if unpacked and chain else (desc.size if desc else 0)
         created_by = str(h.get("created_by", ""))
         if not args.no_trunc and len(created_by) > 45:
             created_by = created_by[:44] + "…"

@@ -29,6 +29,7 @@ class NewLayer:
     upperdir: Path | None = None
     blob: Descriptor | None = None
     diff_id: Digest | None = None
+    entries: int = 0  # tar entries, when known
 
 
 def base_doc(parent: StoredImage | None, platform: tuple[str, str, str]) -> dict[str, Any]:

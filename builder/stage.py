@@ -233,6 +233,10 @@ class StageRun:
         doc["created"] = hist["created"]
         record = {"built": True, "parent": str(self.image.id) if self.image else ""}
         image = commit(self.b.store, self.image, doc, hist, layer, record)
+        if layer is not None and layer.tar is not None and layer.upperdir is None and layer.entries < 256:
+            # a small COPY layer is unpacked at once (cheap, and 'history' shows its real size);
+            # a big one only when a step or a container needs its files
+            self.b.store.ensure_snapshots(image)
         self.b.cache.put(key, image, self.parent_id, {"instruction": self.current, **descriptor})
         self.adopt(image)
 
@@ -446,12 +450,12 @@ class StageRun:
         path, out = self.b.store.temp_file()
         try:
             with out:
-                copier.write(plan, out, self.b.sde)
+                entries = copier.write(plan, out, self.b.sde)
         except BaseException:
             path.unlink(missing_ok=True)
             raise
         self.b.temp_files.append(path)
-        return NewLayer(tar=path)
+        return NewLayer(tar=path, entries=entries)
 
     # -------------------------------------------------------------- COPY / ADD ---
 

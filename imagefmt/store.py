@@ -473,8 +473,8 @@ class Store:
         """Bytes of the image's unpacked layers (docker's SIZE), or of its blobs if not unpacked."""
         total = 0
         for c, d in zip(image.chain_ids, image.manifest.layers, strict=False):
-            s = self.snapshot_size(c.hex)
-            total += s if s else d.size
+            unpacked = (self.snapshots / c.hex / "size").exists()
+            total += self.snapshot_size(c.hex) if unpacked else d.size
         return total
 
     def lowerdirs(self, image: StoredImage) -> list[Path]:
