@@ -185,6 +185,16 @@ def lift_heredocs(lines: list[str], escape: str) -> tuple[list[str], dict[int, l
     return out, bodies
 
 
+def heredoc_name(word: str) -> str | None:
+    """The delimiter of a ``<<NAME`` word (quotes and ``-`` removed), or None."""
+    if not word.startswith("<<"):
+        return None
+    name = word[2:].lstrip("-")
+    if len(name) > 1 and name[0] in "'\"" and name[-1] == name[0]:
+        name = name[1:-1]
+    return name or None
+
+
 # ------------------------------------------------------------------------- parsing ---
 
 

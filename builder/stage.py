@@ -10,27 +10,22 @@ from __future__ import annotations
 import json
 import os
 import posixpath
-import shutil
 import time
-import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from builder import copier, history, mounts
+from builder import copier, history
 from builder.cache import step_key
 from builder.commit import NewLayer, base_doc, commit
 from builder.errors import BuildFailed, DockerfileError
 from builder.lexer import SubstitutionError, expand, expand_raw, expand_words, split_words
-from builder.options import PROXY_ARGS
-from builder.parser import Instruction, Stage, parse_line
+from builder.parser import Instruction, Stage, heredoc_name, parse_line
 from builder.rootview import RootView
 from imagefmt.changes import parse_healthcheck
 from imagefmt.config import rfc3339
 from imagefmt.errors import Invalid
-from imagefmt.layer import write_layer
 from imagefmt.store import StoredImage
-from runtime.spec import DEFAULT_PATH, Mount
+from runtime.spec import DEFAULT_PATH
 
 if TYPE_CHECKING:
     from builder.build import Build
@@ -485,12 +480,12 @@ class StageRun:
         from_id = ""
         sources: list[copier.Source] = []
         for s in srcs:
-            name = _heredoc_name(s)
+            name = heredoc_name(s)
             if name is not None and name in heredocs:
                 doc = heredocs[name]
                 data = expand_raw(doc.content, self.subst_env()) if doc.expand else doc.content
                 sources.append(copier.data_source(name, data.encode(), 0o644, self._mtime()))
-        plain = [self.expand(s, ins) for s in srcs if _heredoc_name(s) not in heredocs]
+        plain = [self.expand(s, ins) for s in srcs if heredoc_name(s) not in heredocs]
         if from_flag:
             ref = self.expand(from_flag, ins)
             src_image = self.b.from_image(ref, self.stage, ins.line)
@@ -560,279 +555,9 @@ class StageRun:
     # --------------------------------------------------------------------- RUN ---
 
     def do_run(self, ins: Instruction) -> None:
-        argv = self._run_argv(ins)
-        args = self.build_args_in_effect()
-        shown_args = [a for a in args if a.split("=", 1)[0] in self.args]
-        created_by = history.run(
-            argv if not self._heredoc_script(ins) else [*self.shell, ins.args], shown_args
-        )
-        env = self._run_env(args)
-        network = ins.flag("network") or "default"
-        if network == "default":
-            network = self.b.opts.network
-        if network not in ("none", "host"):
-            raise DockerfileError(f"RUN --network={network}: use default, none or host", ins.line)
-        if ins.flag("security") not in (None, "sandbox"):
-            raise DockerfileError("RUN --security=insecure is not supported by dockyard", ins.line)
-        specs = [mounts.parse_mount(self.expand(m, ins), ins.line) for m in ins.flag_all("mount")]
-        user = self.cfg.get("User") or ""
-        workdir = self.cfg.get("WorkingDir") or "/"
-        mount_key = [self._mount_key(s, ins) for s in specs]
-        descriptor = {
-            "created_by": created_by,
-            "argv": argv,
-            # proxy args stay out of the key unless declared (BuildKit's rule)
-            "env": [
-                e for e in env if e.split("=", 1)[0] not in PROXY_ARGS or e.split("=", 1)[0] in self.args
-            ],
-            "user": user,
-            "workdir": workdir,
-            "network": network,
-            "mounts": mount_key,
-            "config": self.cfg,
-        }
-        key, hit = self.cached(ins, descriptor)
-        if hit is not None:
-            self.use(hit)
-            return
-        self._run(ins, key, descriptor, created_by, argv, env, user, workdir, network, specs)
+        from builder import runstep
 
-    def _heredoc_script(self, ins: Instruction) -> bool:
-        return bool(ins.heredocs) and ins.json_args() is None
-
-    def _run_argv(self, ins: Instruction) -> list[str]:
-        form = ins.json_args()
-        if form is not None:
-            if not form:
-                raise DockerfileError("RUN requires at least one argument", ins.line)
-            return form
-        if not ins.heredocs:
-            if not ins.args:
-                raise DockerfileError("RUN requires at least one argument", ins.line)
-            return [*self.shell, ins.args]
-        words = ins.args.split()
-        only = len(ins.heredocs) == 1 and len(words) == 1 and _heredoc_name(words[0]) == ins.heredocs[0].name
-        if only:
-            body = ins.heredocs[0].content
-            if body.startswith("#!"):  # a script with its own interpreter: BuildKit runs it as a file
-                return [*self.shell, f"f=$(mktemp) && cat >\"$f\" <<'DOCKYARD_EOF'\n{body}DOCKYARD_EOF\n"
-                        'chmod +x "$f" && "$f"; rc=$?; rm -f "$f"; exit $rc']  # fmt: skip
-            return [*self.shell, body]
-        script = ins.args + "\n" + "".join(f"{h.content}{h.name}\n" for h in ins.heredocs)
-        return [*self.shell, script]
-
-    def _run_env(self, args: list[str]) -> list[str]:
-        env = list(self.cfg.get("Env") or [])
-        names = {e.split("=", 1)[0] for e in env}
-        env += [a for a in args if a.split("=", 1)[0] not in names]
-        have = {e.split("=", 1)[0] for e in env}
-        for k, v in self.b.proxy_args().items():
-            if k not in have:
-                env.append(f"{k}={v}")
-        if "PATH" not in have:
-            env.append(f"PATH={DEFAULT_PATH}")
-        return env
-
-    def _mount_key(self, spec: mounts.MountSpec, ins: Instruction) -> dict[str, Any]:
-        key: dict[str, Any] = {
-            "type": spec.type,
-            "target": spec.target,
-            "readonly": spec.readonly,
-            "id": spec.id,
-            "env": spec.env,
-            "mode": spec.mode,
-            "uid": spec.uid,
-            "gid": spec.gid,
-        }
-        if spec.type == "bind":
-            if spec.from_:
-                key["from"] = str(self.b.from_image(spec.from_, self.stage, ins.line).id)
-                key["source"] = spec.source
-            else:
-                items = self.b.ctx.items(self.b.ctx.select(spec.source or ".", ins.line)[0])
-                from builder.context import checksum
-
-                key["source"] = spec.source
-                key["content"] = checksum(items)
-        elif spec.type == "secret" and spec.required and spec.id not in self.b.opts.secrets:
-            raise DockerfileError(
-                f"secret {spec.id} is required but was not given (--secret id={spec.id},src=…)"
-            )
-        return key
-
-    def _run(
-        self,
-        ins: Instruction,
-        key: str,
-        descriptor: dict[str, Any],
-        created_by: str,
-        argv: list[str],
-        env: list[str],
-        user: str,
-        workdir: str,
-        network: str,
-        specs: list[mounts.MountSpec],
-    ) -> None:
-        from runtime.errors import StartFailed  # imported here: a fully cached build never runs anything
-        from runtime.fs import ensure_init_layer
-        from runtime.sandbox import run_step
-
-        store = self.b.store
-        work = store.tmp / f"build-{uuid.uuid4().hex}"
-        upper = work / "upper"
-        upper.mkdir(parents=True)
-        container = os.urandom(6).hex()
-        self.say(f" ---> Running in {container}\n")
-        prepared = mounts.Prepared()
-        tail = bytearray()
-
-        def sink(chunk: bytes) -> None:
-            tail.extend(chunk)
-            del tail[:-8192]
-            self.say_raw(chunk)
-
-        try:
-            view = self.view(self.image)
-            self._prepare_mounts(specs, prepared, work, workdir, ins)
-            points = mounts.mount_points(view, [mounts.absolute(t, workdir) for t in prepared.targets])
-            lowers = store.short_lowerdirs(self.image) if self.image is not None else []
-            init = ensure_init_layer(self.b.cache.init_layer)
-            try:
-                code = run_step(
-                    lowers,
-                    upper,
-                    argv,
-                    mount_cwd=store.root,
-                    env=[*env, *prepared.env],
-                    workdir=workdir,
-                    user=user,
-                    hostname=container,
-                    network=network,
-                    stdout=sink,
-                    stderr=sink,
-                    mounts=prepared.mounts,
-                    init_layer=init,
-                )
-            except StartFailed as err:
-                sink(f"{err}\n".encode())
-                code = err.exit_code
-            finally:
-                prepared.close()
-            if code != 0:
-                raise BuildFailed(
-                    f"The command '{' '.join(argv)}' returned a non-zero code: {code}",
-                    code,
-                    ins.line,
-                    tail.decode(errors="replace"),
-                    ins.original,
-                )
-            mounts.remove_mount_points(upper, view, points)
-            layer: NewLayer | None = None
-            if any(upper.iterdir()):
-                path, out = store.temp_file()
-                self.b.temp_files.append(path)
-                with out:
-                    write_layer(upper, out, overlay_whiteouts=True, mtime_clamp=self.b.sde)
-                layer = NewLayer(tar=path, upperdir=upper)
-            self.save(key, descriptor, created_by, layer)
-            self.finish(container)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-
-    def _prepare_mounts(
-        self,
-        specs: list[mounts.MountSpec],
-        prepared: mounts.Prepared,
-        work: Path,
-        workdir: str,
-        ins: Instruction,
-    ) -> None:
-        for n, spec in enumerate(specs):
-            target = mounts.absolute(spec.target, workdir) if spec.target else ""
-            if spec.type == "tmpfs":
-                opts = f"size={spec.size}" if spec.size else ""
-                prepared.mounts.append(Mount(target, "", "tmpfs", False, opts))
-            elif spec.type == "cache":
-                prepared.mounts.append(self._cache_mount(spec, target, prepared, work, n))
-            elif spec.type == "secret":
-                secret = self.b.opts.secrets.get(spec.id)
-                if secret is None:
-                    continue
-                if spec.env:
-                    prepared.env.append(f"{spec.env}={secret.decode(errors='replace')}")
-                if not target:
-                    continue
-                path = work / f"secret-{n}"
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-                with open(fd, "wb") as f:
-                    f.write(secret)
-                os.chown(path, spec.uid or 0, spec.gid or 0)
-                os.chmod(path, spec.mode if spec.mode is not None else 0o400)
-                prepared.mounts.append(Mount(target, str(path), "bind", True))
-            else:
-                prepared.mounts.append(self._bind_mount(spec, target, work, n, ins))
-            if target:
-                prepared.targets.append(target)
-
-    def _cache_mount(
-        self, spec: mounts.MountSpec, target: str, prepared: mounts.Prepared, work: Path, n: int
-    ) -> Mount:
-        ident = spec.id or target
-        base = mounts.cache_dir(self.b.cache.mounts, ident)
-        data = base / "data"
-        if not data.exists():
-            base.mkdir(parents=True, exist_ok=True)
-            tmp = base / f".new-{uuid.uuid4().hex}"
-            tmp.mkdir(mode=0o755)
-            os.chown(tmp, spec.uid or 0, spec.gid or 0)
-            os.chmod(tmp, spec.mode if spec.mode is not None else 0o755)
-            try:
-                os.rename(tmp, data)
-            except OSError:
-                tmp.rmdir()
-        source = data
-        if spec.sharing == "locked":
-            prepared.stack.enter_context(mounts._locked(base / ".lock"))
-        elif spec.sharing == "private":
-            if not prepared.stack.enter_context(mounts._locked(base / ".lock", blocking=False)):
-                source = work / f"cache-{n}"
-                source.mkdir()
-        return Mount(target, str(source), "bind", spec.readonly)
-
-    def _bind_mount(self, spec: mounts.MountSpec, target: str, work: Path, n: int, ins: Instruction) -> Mount:
-        if spec.from_:
-            image = self.b.from_image(spec.from_, self.stage, ins.line)
-            view = self.view(image)
-            parts = view.resolve(spec.source or "/")
-            found, contribs = view.lookup(parts)
-            if found is None:
-                raise DockerfileError(f"mount source {spec.source!r} not found in {spec.from_}", ins.line)
-            if spec.readonly and (not found.is_dir or len(contribs) == 1):
-                return Mount(target, os.fsdecode(found.host), "bind", True)
-            copy_to = work / f"bind-{n}"
-            mounts.materialize(view, parts, copy_to)
-            return Mount(target, str(copy_to), "bind", spec.readonly)
-        if self.b.ctx.root is None:
-            raise DockerfileError("RUN --mount=type=bind needs a build context", ins.line)
-        rel = self.b.ctx.select(spec.source or ".", ins.line)[0]
-        host = os.fsdecode(self.b.ctx.host(rel))
-        if spec.readonly:
-            return Mount(target, host, "bind", True)
-        copy_to = work / f"bind-{n}"
-        if os.path.isdir(host):
-            shutil.copytree(host, copy_to, symlinks=True)
-        else:
-            shutil.copy2(host, copy_to, follow_symlinks=False)
-        return Mount(target, str(copy_to), "bind", False)
-
-
-def _heredoc_name(word: str) -> str | None:
-    if not word.startswith("<<"):
-        return None
-    name = word[2:].lstrip("-")
-    if len(name) > 1 and name[0] in "'\"" and name[-1] == name[0]:
-        name = name[1:-1]
-    return name or None
+        runstep.run(self, ins)
 
 
 def _exclude(sources: list[copier.Source], patterns: list[str]) -> list[copier.Source]:

@@ -60,3 +60,9 @@ def created_by(dy: Dockyard, ref: str) -> list[str]:
 def stat(dy: Dockyard, ref: str, path: str) -> os.stat_result | None:
     found = view(dy, ref).lstat(path)
     return None if found is None else found.st
+
+
+def mounts_under(path: Path) -> set[str]:
+    """Mount points on the host below ``path`` (a build must leave none)."""
+    with open("/proc/self/mountinfo") as f:
+        return {line.split()[4] for line in f if line.split()[4].startswith(str(path))}

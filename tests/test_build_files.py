@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.buildhelp import build, build_ok, config, created_by, image, make_context, read, view
+from tests.buildhelp import build, build_ok, config, created_by, image, make_context, mounts_under, read, view
 from tests.buildhelp import stat as image_stat
 from tests.conftest import Dockyard
 
@@ -195,7 +195,7 @@ def web(tmp_path: Path) -> Iterator[str]:
     server.server_close()
 
 
-def test_run_mounts(dy: Dockyard, busybox: str, tmp_path: Path, no_leaks: None) -> None:
+def test_run_mounts(dy: Dockyard, busybox: str, tmp_path: Path) -> None:
     secret = tmp_path / "token"
     secret.write_text("s3cr3t")
     df = (
@@ -223,6 +223,7 @@ def test_run_mounts(dy: Dockyard, busybox: str, tmp_path: Path, no_leaks: None) 
     assert read(dy, "mnt", "/cache-lines") == "2\n"  # the cache mount outlived the first build
     r = build(dy, make_context(tmp_path / "c2", "FROM busybox\nRUN --mount=type=secret,id=x,required true\n"))
     assert r.code != 0 and "secret x is required" in r.err
+    assert not mounts_under(tmp_path) and not list((dy.root / "tmp").iterdir())
 
 
 def test_source_date_epoch_gives_identical_images(dy: Dockyard, busybox: str, tmp_path: Path) -> None:
