@@ -709,6 +709,293 @@ def _confirm(warning: str) -> bool:
     return answer in ("y", "yes")
 
 
+# ------------------------------------------------------- registry client ---
+
+
+def _client_parsers_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--insecure-registry",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="reach HOST[:PORT] (or a CIDR) over plain HTTP; env DOCKYARD_INSECURE_REGISTRIES",
+    )
+
+
+def _verbs_of(parser: argparse.ArgumentParser) -> Any:
+    """The sub-command action of a parser (argparse offers no public accessor)."""
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+
+
+@parsers
+def _client_parsers(sub: Any) -> None:
+    image = _verbs_of(sub.choices["image"])  # also as 'image pull' / 'image push'
+    for p in (sub.add_parser("pull", help="pull an image from a registry"), image.add_parser("pull")):
+        p.add_argument("name", metavar="NAME[:TAG|@DIGEST]")
+        p.add_argument("-a", "--all-tags", action="store_true", help="download all tags of the repository")
+        p.add_argument("--platform", default="", help="os/arch[/variant] of a multi-platform image")
+        p.add_argument("-q", "--quiet", action="store_true", help="print only the image name")
+        p.add_argument("--max-concurrent-downloads", type=int, default=3, metavar="N")
+        _client_parsers_common(p)
+    for p in (sub.add_parser("push", help="push an image to a registry"), image.add_parser("push")):
+        p.add_argument("name", metavar="NAME[:TAG]")
+        p.add_argument("-a", "--all-tags", action="store_true", help="push all tags of the repository")
+        p.add_argument("-q", "--quiet", action="store_true", help="print only the name pushed")
+        p.add_argument("--max-concurrent-uploads", type=int, default=5, metavar="N")
+        _client_parsers_common(p)
+    p = sub.add_parser("login", help="log in to a registry")
+    p.add_argument("server", nargs="?", default="docker.io")
+    p.add_argument("-u", "--username", default="")
+    p.add_argument("-p", "--password", default="")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    _client_parsers_common(p)
+    p = sub.add_parser("logout", help="log out from a registry")
+    p.add_argument("server", nargs="?", default="docker.io")
+    p = sub.add_parser("search", help="search a registry's catalog")
+    p.add_argument("term", metavar="[HOST/]TERM")
+    p.add_argument("--limit", type=int, default=25, help="at most this many results (default 25)")
+    p.add_argument("--no-trunc", action="store_true")
+    p.add_argument("--format", default="")
+    _client_parsers_common(p)
+
+
+def _client(args: argparse.Namespace, **options: Any) -> Any:
+    from registry.client import Client, ClientOptions
+
+    insecure = tuple(getattr(args, "insecure_registry", []) or [])
+    return Client(ClientOptions.from_env(insecure_registries=insecure, **options))
+
+
+class LayerProgress:
+    """Renders transfer progress as docker does: a tqdm bar per layer on a
+    terminal, else one plain line per status change.  Thread-safe."""
+
+    def __init__(self, enabled: bool = True, tty: bool | None = None) -> None:
+        import threading
+
+        self.enabled = enabled
+        self.tty = sys.stderr.isatty() if tty is None else tty
+        self._lock = threading.Lock()
+        self._bars: dict[str, Any] = {}
+        self._last: dict[str, str] = {}
+
+    def __call__(self, ev: Any) -> None:
+        from registry import progress as pg
+
+        if not self.enabled:
+            return
+        with self._lock:
+            if self.tty:
+                self._bar(ev, pg)
+            elif (
+                ev.status not in pg.MOVING
+                and ev.status != pg.EXTRACTING
+                and self._last.get(ev.id) != ev.status
+            ):
+                print(ev.line(), flush=True)
+            self._last[ev.id] = ev.status
+
+    def _bar(self, ev: Any, pg: Any) -> None:
+        from tqdm import tqdm
+
+        bar = self._bars.get(ev.id)
+        if bar is None:
+            bar = tqdm(
+                total=ev.total or None,
+                desc=f"{ev.id}: {ev.status}",
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1000,
+                position=len(self._bars),
+                leave=True,
+                file=sys.stderr,
+                bar_format="{desc:<32} {bar:30} {n_fmt}/{total_fmt}",
+            )
+            self._bars[ev.id] = bar
+        if ev.status in pg.MOVING and self._last.get(ev.id) == ev.status:
+            if ev.current > bar.n:
+                bar.update(ev.current - bar.n)  # tqdm redraws at most every mininterval
+            return
+        bar.set_description_str(f"{ev.id}: {ev.status} {ev.detail}".strip(), refresh=False)
+        if ev.status in pg.FINAL or ev.status in (pg.VERIFYING, pg.DOWNLOADED):
+            bar.n = bar.total or ev.current
+        elif ev.status in pg.MOVING:
+            bar.n = ev.current
+        bar.refresh()
+
+    def close(self) -> None:
+        with self._lock:
+            for bar in self._bars.values():
+                bar.close()
+            self._bars.clear()
+
+
+def _platform(args: argparse.Namespace) -> Any:
+    from imagefmt.manifest import Platform
+
+    return Platform.parse(args.platform) if args.platform else Platform(architecture=_arch())
+
+
+@command("pull")
+@command("image pull")
+def cmd_pull(args: argparse.Namespace) -> int:
+    from imagefmt.reference import Reference
+
+    given = Reference.parse(args.name, default_tag=False)
+    if args.all_tags and (given.tag or given.digest):
+        raise UsageError("tag can't be used with --all-tags/-a")
+    store = store_of(args)
+    quiet = args.quiet
+    if given.tag is None and given.digest is None and not args.all_tags and not quiet:
+        print("Using default tag: latest")
+    ref = given if (given.tag or given.digest or args.all_tags) else given.with_tag("latest")
+    with _client(
+        args,
+        platform=_platform(args),
+        strict_platform=bool(args.platform),
+        max_concurrent_downloads=max(1, args.max_concurrent_downloads),
+    ) as client:
+        refs = [ref.with_tag(t) for t in client.tags(ref)] if args.all_tags else [ref]
+        updated = False
+        for r in refs:
+            if not quiet:
+                print(f"{r.tag or r.digest}: Pulling from {r.path}", flush=True)
+            bars = LayerProgress(enabled=not quiet)
+            try:
+                result = client.pull(store, r, bars)
+            finally:
+                bars.close()
+            updated = updated or result.updated
+            if not quiet:
+                print(f"Digest: {result.digest}")
+    if not quiet:
+        what = ref.familiar() if not args.all_tags else ref.familiar_repository
+        status = "Downloaded newer image for" if updated else "Image is up to date for"
+        print(f"Status: {status} {what}")
+    print(str(ref) if not args.all_tags else ref.repository)
+    return 0
+
+
+@command("push")
+@command("image push")
+def cmd_push(args: argparse.Namespace) -> int:
+    from imagefmt.reference import Reference
+
+    given = Reference.parse(args.name, default_tag=False)
+    if given.digest is not None:
+        raise UsageError("push takes a tag, not a digest: dockyard push NAME[:TAG]")
+    if args.all_tags and given.tag:
+        raise UsageError("tag can't be used with --all-tags/-a")
+    store = store_of(args)
+    if args.all_tags:
+        refs = sorted(
+            {t for img in store.images() for t in img.tags if t.repository == given.repository},
+            key=lambda t: t.tag or "",
+        )
+        if not refs:
+            raise errors.NotFound(f"An image does not exist locally with the tag: {given.familiar()}")
+    else:
+        if given.tag is None and not args.quiet:
+            print("Using default tag: latest")
+        refs = [given if given.tag else given.with_tag("latest")]
+    if not args.quiet:
+        print(f"The push refers to repository [{given.repository}]", flush=True)
+    with _client(args, max_concurrent_uploads=max(1, args.max_concurrent_uploads)) as client:
+        for ref in refs:
+            try:
+                image = store.image(str(ref))
+            except errors.NotFound:
+                raise errors.NotFound(
+                    f"An image does not exist locally with the tag: {ref.familiar()}"
+                ) from None
+            bars = LayerProgress(enabled=not args.quiet)
+            try:
+                result = client.push(store, image, ref, bars)
+            finally:
+                bars.close()
+            if args.quiet:  # docker push -q prints the reference it pushed
+                print(str(result.ref))
+            else:
+                print(f"{result.ref.tag}: digest: {result.digest} size: {result.size}")
+    return 0
+
+
+@command("login")
+def cmd_login(args: argparse.Namespace) -> int:
+    from registry import credentials
+    from registry.client import registry_key
+    from registry.credentials import Credentials
+
+    host = registry_key(args.server)
+    username, password = args.username, args.password
+    if args.password:
+        print("WARNING! Using --password via the CLI is insecure. Use --password-stdin.", file=sys.stderr)
+    if args.password_stdin:
+        if args.password:
+            raise UsageError("--password and --password-stdin are mutually exclusive")
+        if not username:
+            raise UsageError("Must provide --username with --password-stdin")
+        password = sys.stdin.read().rstrip("\r\n")
+    stored = credentials.load(host) if not username and not password else None
+    if stored is not None:
+        print(f"Authenticating with existing credentials... [Username: {stored.username}]")
+        creds = stored
+    else:
+        if not username or not password:
+            if not sys.stdin.isatty():
+                raise errors.Invalid("Cannot perform an interactive login from a non TTY device")
+            import getpass
+
+            username = username or input("Username: ").strip()
+            password = password or getpass.getpass("Password: ")
+        if not username or not password:
+            raise errors.Invalid("Error: username and password are required")
+        creds = Credentials(username, password)
+    with _client(args) as client:
+        path = client.login(host, creds)
+    print(f"WARNING! Your password will be stored unencrypted in {path}.", file=sys.stderr)
+    print("Login Succeeded")
+    return 0
+
+
+@command("logout")
+def cmd_logout(args: argparse.Namespace) -> int:
+    from registry.client import logout, registry_key
+    from registry.credentials import config_key
+
+    shown = config_key(registry_key(args.server))
+    if logout(args.server):
+        print(f"Removing login credentials for {shown}")
+    else:
+        print(f"Not logged in to {shown}")
+    return 0
+
+
+@command("search")
+def cmd_search(args: argparse.Namespace) -> int:
+    from imagefmt.reference import DOCKER_HUB
+
+    host, sep, term = args.term.partition("/")
+    if not sep or not ("." in host or ":" in host or host == "localhost"):
+        host, term = DOCKER_HUB, args.term
+    if host == DOCKER_HUB:
+        raise errors.Unsupported(
+            "search: Docker Hub has no catalog we can search: name a registry, e.g. "
+            "'dockyard search localhost:5000/TERM'"
+        )
+    if args.limit < 1 or args.limit > 100:
+        raise errors.Invalid("limit 0 is outside the range of [1, 100]".replace("0", str(args.limit), 1))
+    with _client(args) as client:
+        names = list(client.search(host, term, args.limit))
+    rows = [[f"{host}/{n}", "", "0", "", ""] for n in names]
+    header = ["NAME", "DESCRIPTION", "STARS", "OFFICIAL", "AUTOMATED"]
+    if args.format:
+        print_table(["Name", "Description", "StarCount", "IsOfficial", "IsAutomated"], rows, args.format)
+    else:
+        print_table(header, rows)
+    return 0
+
+
 # ---------------------------------------------------------------- system ---
 
 # Rows for ``system df`` beyond images: (type, total, active, size, reclaimable); added by other parts.

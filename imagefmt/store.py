@@ -501,10 +501,8 @@ class Store:
             for chain, diff_id, desc in zip(
                 chains, image.config.diff_ids, image.manifest.layers, strict=True
             ):
-                if not (self.snapshots / chain.hex / "link").exists():
-                    self._unpack(chain, diff_id, desc)
-                    if created is not None:
-                        created.append(chain)
+                if self.unpack_layer(chain, diff_id, desc) and created is not None:
+                    created.append(chain)
 
     def discard(self, blobs: list[Digest], chains: list[Digest]) -> None:
         """Roll back what a failed operation added (blobs and snapshots no image uses)."""
@@ -516,6 +514,20 @@ class Store:
         for d in blobs:
             if d.hex not in live_blobs:
                 self.blob_path(d).unlink(missing_ok=True)
+
+    def has_snapshot(self, chain: Digest) -> bool:
+        return (self.snapshots / chain.hex / "link").exists()
+
+    def unpack_layer(self, chain: Digest, diff_id: Digest, desc: Descriptor) -> bool:
+        """Unpack the layer blob ``desc`` as the snapshot of ``chain``, unless it exists.
+
+        Verified (the tar must hash to ``diff_id``, else DigestInvalid and no
+        snapshot) and atomic; layers of one image may be unpacked in any order
+        and in parallel.  The caller holds :meth:`adding`.  True when unpacked now."""
+        if self.has_snapshot(chain):
+            return False
+        self._unpack(chain, diff_id, desc)
+        return True
 
     def _unpack(self, chain: Digest, diff_id: Digest, desc: Descriptor) -> None:
         from imagefmt.compress import open_reader

@@ -221,3 +221,11 @@ def _escape(value: str) -> str:
 def location(name: str, *parts: str) -> str:
     """A relative ``/v2/<name>/…`` URL with each part quoted."""
     return f"/v2/{name}/" + "/".join(quote(p, safe=":") for p in parts)
+
+
+def raise_for_error(status: int, body: bytes, what: str = "") -> None:
+    """Raise the error a failed reply carries (see ``error_from_response``);
+    return quietly for a 2xx or 3xx status."""
+    if status < 400:
+        return
+    raise error_from_response(status, body, what)

@@ -1,0 +1,172 @@
+"""The registry client: ``pull``, ``push``, ``login``, ``logout``, tags and catalog.
+
+A :class:`Client` holds one :class:`~registry.transport.Transport` per
+registry host (so connections and tokens are reused across calls) and the
+stored credentials for it.  The CLI verbs are compositions of these calls,
+e.g. ``Client().pull(store, Reference.parse("busybox"))``.  No Flask here: the
+only module shared with the server is ``registry/protocol.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from imagefmt import errors
+from imagefmt.manifest import Platform
+from imagefmt.reference import DOCKER_HUB, DOCKER_HUB_ENDPOINT, Reference
+from imagefmt.store import Store, StoredImage
+from registry import credentials, remote
+from registry import progress as pg
+from registry.credentials import Credentials
+from registry.hosts import default_certs_dirs, insecure_from_env
+from registry.metadata import Metadata
+from registry.pull import PullOptions, PullResult, pull
+from registry.push import PushOptions, PushResult, push
+from registry.remote import Repository
+from registry.transport import Transport, TransportOptions
+
+__all__ = ["Client", "ClientOptions", "PullResult", "PushResult", "endpoint_of"]
+
+
+@dataclass(frozen=True)
+class ClientOptions:
+    """Everything a pull or push can be tuned with (docker's daemon flags among them)."""
+
+    insecure_registries: tuple[str, ...] = ()
+    secure_registries: tuple[str, ...] = ()
+    certs_dirs: tuple[Path, ...] = field(default_factory=default_certs_dirs)
+    platform: Platform = Platform()
+    max_concurrent_downloads: int = 3
+    max_concurrent_uploads: int = 5
+    chunk_size: int = 64 << 20
+    retries: int = 4
+    backoff: float = 0.5
+    unpack: bool = True
+    strict_platform: bool = False  # the platform was asked for: a single-platform image must match
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> ClientOptions:
+        """Options with ``DOCKYARD_INSECURE_REGISTRIES`` added to any given insecure registries."""
+        opts = cls(**overrides)  # type: ignore[arg-type]
+        return replace(opts, insecure_registries=(*opts.insecure_registries, *insecure_from_env()))
+
+    def transport_options(self) -> TransportOptions:
+        return TransportOptions(
+            insecure_registries=self.insecure_registries,
+            secure_registries=self.secure_registries,
+            certs_dirs=self.certs_dirs,
+            retries=self.retries,
+            backoff=self.backoff,
+            pool_size=max(self.max_concurrent_downloads, self.max_concurrent_uploads) + 4,
+        )
+
+
+def endpoint_of(host: str) -> str:
+    """The host to connect to for a registry name (``docker.io`` → ``registry-1.docker.io``)."""
+    host = host.strip().removeprefix("https://").removeprefix("http://").split("/", 1)[0]
+    return DOCKER_HUB_ENDPOINT if host in (DOCKER_HUB, "index.docker.io", DOCKER_HUB_ENDPOINT) else host
+
+
+class Client:
+    """Talks to any number of registries; close it (or use ``with``) when done."""
+
+    def __init__(self, options: ClientOptions | None = None) -> None:
+        self.options = options or ClientOptions()
+        self._transports: dict[str, Transport] = {}
+
+    def close(self) -> None:
+        for t in self._transports.values():
+            t.close()
+        self._transports.clear()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def transport(self, host: str, creds: Credentials | None = None) -> Transport:
+        """The transport for a registry host, with its stored credentials unless ``creds`` is given."""
+        endpoint = endpoint_of(host)
+        if creds is not None:
+            return Transport(endpoint, self.options.transport_options(), creds)
+        if endpoint not in self._transports:
+            stored = credentials.load(host)
+            self._transports[endpoint] = Transport(endpoint, self.options.transport_options(), stored)
+        return self._transports[endpoint]
+
+    def repository(self, ref: Reference) -> Repository:
+        return Repository(self.transport(ref.domain), ref.path)
+
+    # ------------------------------------------------------------- pull ---
+
+    def pull(self, store: Store, ref: Reference, progress: pg.ProgressFn = pg.ignore) -> PullResult:
+        """Pull ``ref`` into ``store`` (see :func:`registry.pull.pull`); remember its blobs' source."""
+        o = self.options
+        opts = PullOptions(
+            o.platform, o.max_concurrent_downloads, 2, o.retries, o.backoff, o.unpack, o.strict_platform
+        )
+        repo = self.repository(ref)
+        result = pull(store, repo, ref, opts, progress)
+        meta = Metadata(store)
+        for d in result.image.manifest.blobs():
+            meta.add_source(d.digest, str(repo))
+        meta.save()
+        return result
+
+    def tags(self, ref: Reference) -> list[str]:
+        """The repository's tags; raise NotFound naming the repository."""
+        try:
+            return self.repository(ref).tags()
+        except errors.NotFound as exc:
+            raise errors.NameUnknown(
+                f"repository {ref.repository} not found: check the name ({exc.message})"
+            ) from exc
+
+    # ------------------------------------------------------------- push ---
+
+    def push(
+        self, store: Store, image: StoredImage, ref: Reference, progress: pg.ProgressFn = pg.ignore
+    ) -> PushResult:
+        """Push ``image`` as ``ref`` (see :func:`registry.push.push`)."""
+        o = self.options
+        opts = PushOptions(o.max_concurrent_uploads, o.chunk_size, o.retries, o.backoff)
+        return push(store, self.repository(ref), image, ref, Metadata(store), opts, progress)
+
+    # ------------------------------------------------------- login etc. ---
+
+    def login(self, host: str, creds: Credentials) -> Path:
+        """Check ``creds`` against the registry, then store them; return the config file.
+
+        Raise Unauthorized when the registry refuses them."""
+        with self.transport(host, creds) as t:
+            t.login()
+        self._transports.pop(endpoint_of(host), None)
+        return credentials.save(registry_key(host), creds)
+
+    def catalog(self, host: str, limit: int = 0) -> list[str]:
+        """Repository names in a registry's catalog."""
+        return remote.catalog(self.transport(host), limit=limit)
+
+    def search(self, host: str, term: str, limit: int = 25) -> Iterator[str]:
+        """Repositories of ``host`` whose name contains ``term`` (the catalog, filtered)."""
+        found = 0
+        for name in self.catalog(host):
+            if term.lower() in name.lower():
+                yield name
+                found += 1
+                if limit and found >= limit:
+                    return
+
+
+def registry_key(host: str) -> str:
+    """The name credentials are stored under: ``docker.io`` for Docker Hub, else ``host[:port]``."""
+    host = host.strip().removeprefix("https://").removeprefix("http://").split("/", 1)[0]
+    return DOCKER_HUB if host in (DOCKER_HUB, "index.docker.io", DOCKER_HUB_ENDPOINT) else host
+
+
+def logout(host: str) -> bool:
+    """Forget the stored credentials for ``host``; False when there were none."""
+    return credentials.erase(registry_key(host))
