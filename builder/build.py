@@ -60,11 +60,14 @@ class _Printer:
                     self.out(bytes(self.held[nxt]))
                     self.held[nxt].clear()
 
-    def flush(self, stage: int) -> None:
+    def flush_all(self) -> None:
+        """After a failure: what every stage printed, in stage order."""
         with self.lock:
-            if self.held.get(stage):
-                self.out(bytes(self.held[stage]))
-                self.held[stage].clear()
+            for i in self.order[self.pos :]:
+                if self.held[i]:
+                    self.out(bytes(self.held[i]))
+                    self.held[i].clear()
+            self.pos = len(self.order)
 
 
 class Build:
@@ -360,12 +363,12 @@ class Build:
                     exc = fut.exception()
                     if exc is not None:
                         errors[i] = exc
-                        self.failed.set()
-                        self.printer.flush(i)
+                        self.failed.set()  # the others stop at their next step
                     else:
                         self.results[i] = fut.result()
                         self.printer.finish(i)
         if errors:
+            self.printer.flush_all()
             real = {i: e for i, e in errors.items() if not isinstance(e, Cancelled)} or errors
             raise real[min(real)]
 

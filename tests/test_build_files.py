@@ -295,3 +295,15 @@ def test_copy_link_reuses_its_layer_on_another_base(dy: Dockyard, busybox: str, 
     assert one.config.diff_ids[-1] == two.config.diff_ids[-1]  # the same layer, on two parents
     assert len(list((dy.root / "buildcache/layers").iterdir())) == 1
     assert read(dy, "link2", "/opt/app/b") == "b\n" and read(dy, "link2", "/base") == "base\n"
+
+
+def test_a_failing_parallel_stage_stops_the_build(dy: Dockyard, busybox: str, tmp_path: Path) -> None:
+    df = (
+        "FROM busybox AS a\nRUN sleep 0.5; echo a-done\n"
+        "FROM busybox AS b\nRUN echo b-fails; exit 4\n"
+        "FROM busybox\nCOPY --from=a /etc/passwd /a\nCOPY --from=b /etc/passwd /b\n"
+    )
+    r = build(dy, make_context(tmp_path / "ctx", df), "-t", "never")
+    assert r.code == 4 and "returned a non-zero code: 4" in r.err
+    assert r.out.index("a-done") < r.out.index("Step 3/7") < r.out.index("b-fails")  # stage by stage
+    assert "Step 5/7" not in r.out and dy("inspect", "never").code != 0
