@@ -311,3 +311,15 @@ def test_tar_context_on_stdin_and_dockerfile_on_stdin(dy: Dockyard, busybox: str
     r = dy.run("build", "-t", "dfstdin", "-f", "-", str(ctx), input="FROM busybox\nCOPY f /f\n")
     assert r.returncode == 0, r.stderr
     assert read(dy, "dfstdin", "/f") == "from dir\n"
+
+
+def test_run_network_modes(dy: Dockyard, busybox: str, tmp_path: Path) -> None:
+    df = (
+        "FROM busybox\nRUN --network=none tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' > /none\n"
+        "RUN tail -n +3 /proc/net/dev | wc -l > /default\n"
+    )
+    build_ok(dy, make_context(tmp_path / "ctx", df), "-t", "net")
+    assert read(dy, "net", "/none") == "lo\n"
+    assert int(read(dy, "net", "/default") or 0) >= 2  # the host's interfaces by default
+    build_ok(dy, make_context(tmp_path / "ctx", df), "-t", "net2", "--network", "none", "--no-cache")
+    assert read(dy, "net2", "/default") == "1\n"
