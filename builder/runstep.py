@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from builder import history, mounts
 from builder.commit import NewLayer
+from builder.context import checksum
 from builder.errors import BuildFailed, DockerfileError
 from builder.options import PROXY_ARGS
 from builder.parser import Instruction, heredoc_name
@@ -117,12 +118,12 @@ def mount_key(st: StageRun, spec: mounts.MountSpec, ins: Instruction) -> dict[st
             key["source"] = spec.source
         else:
             items = st.b.ctx.items(st.b.ctx.select(spec.source or ".", ins.line)[0])
-            from builder.context import checksum
-
             key["source"] = spec.source
-            key["content"] = checksum(items)
+            key["content"] = checksum(items, "", st.b.cache.sums)
     elif spec.type == "secret" and spec.required and spec.id not in st.b.opts.secrets:
-        raise DockerfileError(f"secret {spec.id} is required but was not given (--secret id={spec.id},src=…)")
+        raise DockerfileError(
+            f"secret {spec.id} is required but was not given (--secret id={spec.id},src=…)", ins.line
+        )
     return key
 
 
@@ -275,11 +276,12 @@ def bind_mount(
         image = st.b.from_image(spec.from_, st.stage, ins.line)
         view = st.view(image)
         parts = view.resolve(spec.source or "/")
-        found, contribs = view.lookup(parts)
+        found = view.lookup(parts)[0]
         if found is None:
             raise DockerfileError(f"mount source {spec.source!r} not found in {spec.from_}", ins.line)
-        if spec.readonly and (not found.is_dir or len(contribs) == 1):
+        if spec.readonly and not found.is_dir:  # a layer's file never changes: bind it as it is
             return Mount(target, os.fsdecode(found.host), "bind", True)
+        # a directory is merged from layers (and may hold whiteouts): give the command a copy
         copy_to = work / f"bind-{n}"
         mounts.materialize(view, parts, copy_to)
         return Mount(target, str(copy_to), "bind", spec.readonly)
