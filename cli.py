@@ -2163,7 +2163,9 @@ def _build_parsers(sub: Any) -> None:
     image = next(a for a in sub.choices.values() if a.prog.endswith(" image"))
     isub = next(a for a in image._actions if isinstance(a, argparse._SubParsersAction))
     for p in (sub.add_parser("build", help="build an image from a Dockerfile"), isub.add_parser("build")):
-        p.add_argument("context", help="context directory, or - for a Dockerfile (or a tar context) on stdin")
+        p.add_argument(
+            "context", nargs="?", help="context directory, or - for a Dockerfile (or a tar context) on stdin"
+        )
         p.add_argument("-t", "--tag", action="append", default=[], help="name:tag (repeatable)")
         p.add_argument(
             "-f", "--file", default=None, help="Dockerfile (default CONTEXT/Dockerfile; - for stdin)"
@@ -2172,7 +2174,7 @@ def _build_parsers(sub: Any) -> None:
         p.add_argument("--target", default=None, help="stage to build")
         p.add_argument("--no-cache", action="store_true", help="do not use the build cache")
         p.add_argument("--cache-from", action="append", default=[], help="images to take cached steps from")
-        p.add_argument("--pull", nargs="?", const="true", default="false", help="(accepted; bases are local)")
+        p.add_argument("--pull", nargs="?", const="true", default="false", help="always pull base images")
         p.add_argument("--label", action="append", default=[], metavar="K=V", help="label the image")
         p.add_argument("-q", "--quiet", action="store_true", help="print only the image ID")
         p.add_argument("--network", default="host", choices=["default", "host", "none"], help="RUN's network")
@@ -2187,6 +2189,7 @@ def _build_parsers(sub: Any) -> None:
         )
         p.add_argument("--force-rm", action="store_true", help="(always) remove step containers")
         p.add_argument("-j", "--jobs", type=int, default=2, help="stages built at once (default 2)")
+        _client_parsers_common(p)
     bp = sub.add_parser("builder", help="manage the build cache")
     bsub = bp.add_subparsers(dest="sub", parser_class=_Parser, required=True)
     pr = bsub.add_parser("prune", help="remove build cache")
@@ -2262,6 +2265,9 @@ def _build_inputs(args: argparse.Namespace, stack: Any) -> tuple[Path | None, by
         ) from exc
 
 
+_BOOL_WORDS = ("true", "false", "1", "0", "yes", "no", "always", "never", "missing")
+
+
 @command("build")
 @command("image build")
 def cmd_build(args: argparse.Namespace) -> int:
@@ -2272,6 +2278,12 @@ def cmd_build(args: argparse.Namespace) -> int:
     from builder.options import BuildOptions
     from imagefmt.reference import Reference
 
+    if args.pull.lower() not in _BOOL_WORDS:  # '--pull CONTEXT': argparse took the context as --pull's value
+        if args.context is not None:
+            raise UsageError(f"invalid value {args.pull!r} for --pull: use --pull or --pull=true|false")
+        args.context, args.pull = args.pull, "true"
+    if args.context is None:
+        raise UsageError('"build" requires exactly 1 argument: the context directory, or -')
     try:
         tags = tuple(Reference.parse(t) for t in args.tag)
     except errors.Invalid as exc:
@@ -2309,6 +2321,8 @@ def cmd_build(args: argparse.Namespace) -> int:
             explain=args.progress == "plain",
             source_date_epoch=int(sde_text) if sde_text else None,
             jobs=args.jobs,
+            pull=lambda name: _pull_base(args, name, out),
+            always_pull=args.pull.lower() in ("true", "1", "yes", "always"),
         )
         try:
             image = build(store_of(args), opts, out)
@@ -2332,6 +2346,26 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.quiet:
         print(image.id)
     return 0
+
+
+def _pull_base(args: argparse.Namespace, name: str, out: Callable[[bytes], None]) -> Any:
+    """A build's base image that is not in the store: pulled as 'pull NAME' would, with
+    docker's lines in the build output (progress bars on a terminal)."""
+    from imagefmt.reference import Reference
+
+    ref = Reference.parse(name, default_tag=False)
+    ref = ref if (ref.tag or ref.digest) else ref.with_tag("latest")
+    store = store_of(args)
+    out(f"{ref.tag or ref.digest}: Pulling from {ref.path}\n".encode())
+    with _client(args, platform=_platform(args), strict_platform=bool(args.platform)) as client:
+        bars = LayerProgress(enabled=not args.quiet)
+        try:
+            result = client.pull(store, ref, bars)
+        finally:
+            bars.close()
+    status = "Downloaded newer image for" if result.updated else "Image is up to date for"
+    out(f"Digest: {result.digest}\nStatus: {status} {ref.familiar()}\n".encode())
+    return store.image(str(ref))
 
 
 @command("builder prune")

@@ -89,6 +89,7 @@ class Build:
         self.results: dict[int, StoredImage] = {}
         self.temp_files: list[Any] = []
         self.failed = threading.Event()
+        self._pulled: dict[str, StoredImage] = {}
         self._lock = threading.Lock()
         self.target_index = self._target()
         self.order = self._needed(self.target_index)
@@ -203,6 +204,14 @@ class Build:
         return self._image(name)
 
     def _image(self, name: str) -> StoredImage:
+        if self.opts.always_pull and self.opts.pull is not None and name.lower() != "scratch":
+            with self._lock:
+                pulled = self._pulled.get(name)
+            if pulled is None:
+                pulled = self.opts.pull(name)
+                with self._lock:
+                    self._pulled[name] = pulled
+            return pulled
         try:
             return self.store.image(name)
         except NotFound:

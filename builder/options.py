@@ -27,7 +27,8 @@ class BuildOptions:
     ``dockerfile`` is the Dockerfile's content; ``context`` None means no
     context (``build -``).  ``build_args`` values of None take the variable
     from the environment, as ``--build-arg NAME`` does.  ``pull`` fetches a
-    base image missing from the store (None: a missing base is an error).
+    base image missing from the store (None: a missing base is an error);
+    with ``always_pull`` (``--pull``) every base image is pulled again.
     ``source_date_epoch`` clamps file times in layers and sets every
     ``created`` time, so that two builds give the same image ID.  ``jobs``
     independent stages run at once."""
@@ -47,6 +48,7 @@ class BuildOptions:
     quiet: bool = False
     explain: bool = False
     pull: Callable[[str], StoredImage] | None = None
+    always_pull: bool = False
     source_date_epoch: int | None = None
     jobs: int = 2
 

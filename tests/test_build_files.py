@@ -18,6 +18,7 @@ import pytest
 from tests.buildhelp import build, build_ok, config, created_by, image, make_context, mounts_under, read, view
 from tests.buildhelp import stat as image_stat
 from tests.conftest import Dockyard
+from tests.registry_support import Server
 
 pytestmark = pytest.mark.privileged
 
@@ -307,3 +308,18 @@ def test_a_failing_parallel_stage_stops_the_build(dy: Dockyard, busybox: str, tm
     assert r.code == 4 and "returned a non-zero code: 4" in r.err
     assert r.out.index("a-done") < r.out.index("Step 3/7") < r.out.index("b-fails")  # stage by stage
     assert "Step 5/7" not in r.out and dy("inspect", "never").code != 0
+
+
+@pytest.mark.interop
+def test_missing_base_is_pulled(dy: Dockyard, busybox: str, tmp_path: Path, ours: Server) -> None:
+    name = f"{ours.host}/build/busybox:pulled"
+    dy.ok("tag", "busybox", name)
+    dy.ok("push", "-q", name)
+    fresh = Dockyard(tmp_path / "fresh-store", dy._capsys)
+    ctx = make_context(tmp_path / "ctx", f"FROM {name}\nRUN echo on-pulled > /p\n")
+    out = build_ok(fresh, ctx, "-t", "onpulled")
+    assert f"Step 1/2 : FROM {name}\npulled: Pulling from build/busybox\n" in out
+    assert "Status: Downloaded newer image for" in out
+    assert read(fresh, "onpulled", "/p") == "on-pulled\n"
+    out = build_ok(fresh, ctx, "--pull")
+    assert "Status: Image is up to date for" in out and "Using cache" in out
