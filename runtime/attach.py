@@ -266,7 +266,7 @@ def pty_relay(master: int, stdin: int | None, stdout: int, pid: int) -> int:
         if restore:
             restore()
     _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status)
+    return os.waitstatus_to_exitcode(status)  # the exec helper already gives docker's code
 
 
 def _set_window(fd: int, size: tuple[int, int]) -> None:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 import signal
 import time
-from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from runtime.errors import BadSpec, RuntimeFailure
 
@@ -30,8 +30,7 @@ DEVICE_RULES = (
 )  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
-class Limits:
+class Limits(NamedTuple):
     """Docker's HostConfig resource fields; 0 means unset.
 
     ``memory_swap`` is memory+swap as docker counts it (-1 unlimited, 0 twice
@@ -46,15 +45,15 @@ class Limits:
     cpu_period: int = 0
     cpu_quota: int = 0
     pids_limit: int = 0
-    read_bps: tuple[tuple[str, int], ...] = field(default=())
-    write_bps: tuple[tuple[str, int], ...] = field(default=())
+    read_bps: tuple[tuple[str, int], ...] = ()
+    write_bps: tuple[tuple[str, int], ...] = ()
 
-    def merged(self, **changes: object) -> Limits:
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})  # type: ignore[arg-type]
+    def merged(self, **changes: Any) -> Limits:
+        """These limits with the non-None ``changes`` (Limits field names) applied."""
+        return self._replace(**{k: v for k, v in changes.items() if v is not None})
 
 
-@dataclass(frozen=True, slots=True)
-class Hierarchy:
+class Hierarchy(NamedTuple):
     """Where the controllers are: v1 maps controller -> mount point; v2 has one root."""
 
     v1: dict[str, Path]

@@ -19,10 +19,8 @@ state.json whole.
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,9 +28,20 @@ from pathlib import Path
 from typing import Any
 
 from runtime.errors import NameInUse, NoSuchContainer
-from runtime.fs import read_json, write_json
+from runtime.fs import read_json, rmtree, write_json
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
+EMPTY_ENDPOINT = {
+    "IPAMConfig": None,
+    "Links": None,
+    "Aliases": None,
+    "NetworkID": "",
+    "EndpointID": "",
+    "Gateway": "",
+    "IPAddress": "",
+    "IPPrefixLen": 0,
+    "MacAddress": "",
+}
 
 
 def now_rfc3339() -> str:
@@ -200,7 +209,29 @@ class Container:
         out: dict[str, Any] = {"Id": rec.pop("Id"), "Created": rec.pop("Created")}
         out.update(Path=rec.pop("Path"), Args=rec.pop("Args"), State=state)
         out.update(rec)
+        out["NetworkSettings"] = self.network_settings()
         return out
+
+    def network_settings(self) -> dict[str, Any]:
+        """NetworkSettings as Docker shows them: the record's, with the addresses
+        and published ports of the running container (from its state)."""
+        ns = dict(self.record.get("NetworkSettings") or {})
+        live = self.state.get("Network") or {}
+        mode = self.host_config.get("NetworkMode", "")
+        nets = {
+            k: {f: v for f, v in e.items() if f != "HostVeth"}
+            for k, e in (live.get("Networks") or {}).items()
+        }
+        if not nets:
+            names = list(self.private.get("Networks") or {}) or [mode.split(":")[0]]
+            nets = {n: dict(EMPTY_ENDPOINT) for n in names}
+        ns["Networks"] = nets
+        ports = live.get("Ports")
+        ns["Ports"] = ports if ports is not None else {k: None for k in self.config.get("ExposedPorts") or {}}
+        main = nets.get("bridge") or {}
+        for key, empty in (("IPAddress", ""), ("IPPrefixLen", 0), ("Gateway", ""), ("MacAddress", "")):
+            ns[key] = main.get(key, empty)
+        return ns
 
 
 class ContainerStore:
@@ -319,9 +350,9 @@ class ContainerStore:
     def delete(self, c: Container) -> None:
         """Remove the record, its name and its files. Idempotent."""
         self.release_name(c.name, c.id)
-        shutil.rmtree(c.dir, ignore_errors=True)
+        rmtree(c.dir, ignore_errors=True)
         if c.dir.exists():  # a lingering overlay work dir: retry once
-            shutil.rmtree(c.dir, ignore_errors=True)
+            rmtree(c.dir, ignore_errors=True)
 
     @contextmanager
     def locked(self, c: Container) -> Iterator[Container]:
@@ -335,13 +366,3 @@ class ContainerStore:
             yield self.load(c.id)
         finally:
             os.close(fd)
-
-
-def unlock_inherited(fd: int) -> None:
-    """Drop a flock held through an fd inherited across fork (the monitor must not
-    keep the CLI's lock)."""
-    try:
-        os.close(fd)
-    except OSError as err:
-        if err.errno != errno.EBADF:
-            raise

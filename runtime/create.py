@@ -10,26 +10,24 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from runtime import etcfiles
 from runtime.cgroups import Limits
 from runtime.containers import Container, ContainerStore, new_state, now_rfc3339
 from runtime.errors import BadSpec, StartFailed
+from runtime.fs import rmtree
 from runtime.ports import PortBinding, parse_expose, parse_publish
 from runtime.spec import merge_env
 from runtime.units import ram_in_bytes
 from runtime.volumes import VolumeSpec, VolumeStore, parse_volume
 
-NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+NAME_RE = r"[a-zA-Z0-9][a-zA-Z0-9_.-]+"  # compiled on first use: re.compile at import costs start time
 MIN_MEMORY = 6 * 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class ImageInfo:
+class ImageInfo(NamedTuple):
     """What the runtime needs of an image: ID, the name asked for, the config's
     ``config`` object and the overlay lowerdirs (uppermost first, relative to
     ``mount_cwd`` or absolute)."""
@@ -41,8 +39,7 @@ class ImageInfo:
     mount_cwd: str
 
 
-@dataclass(frozen=True, slots=True)
-class CreateOptions:
+class CreateOptions(NamedTuple):
     """``docker create``/``run`` flags; defaults are Docker's."""
 
     command: tuple[str, ...] = ()
@@ -68,7 +65,7 @@ class CreateOptions:
     network: str = "bridge"
     network_aliases: tuple[str, ...] = ()
     ip: str = ""
-    limits: Limits = field(default_factory=Limits)
+    limits: Limits = Limits()
     log_driver: str = "json-file"
     log_opts: tuple[str, ...] = ()
     stop_signal: str = ""
@@ -135,11 +132,20 @@ def parse_log_opts(driver: str, opts: tuple[str, ...]) -> dict[str, str]:
 
 def validate(opts: CreateOptions) -> None:
     """The checks Docker makes before creating anything. Raises BadSpec."""
-    if opts.name and not NAME_RE.match(opts.name.lstrip("/")):
+    if opts.name and not re.fullmatch(NAME_RE, opts.name.lstrip("/")):
         raise BadSpec(f"Invalid container name ({opts.name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
     if opts.workdir and not opts.workdir.startswith("/"):
         raise BadSpec(f"the working directory '{opts.workdir}' is invalid, it needs to be an absolute path")
-    lim = opts.limits
+    validate_limits(opts.limits)
+    mode = opts.network
+    if opts.publish and mode in ("none", "host") or mode.startswith("container:") and opts.publish:
+        raise BadSpec("conflicting options: port publishing and the container type network mode")
+    if opts.hostname and (mode == "host" or mode.startswith("container:")):
+        raise BadSpec("conflicting options: hostname and the network mode")
+
+
+def validate_limits(lim: Limits) -> None:
+    """Docker's checks of resource limits (create and update). Raises BadSpec."""
     if lim.memory and lim.memory < MIN_MEMORY:
         raise BadSpec("Minimum memory limit allowed is 6MB")
     if lim.memory_swap and not lim.memory:
@@ -148,8 +154,8 @@ def validate(opts: CreateOptions) -> None:
         raise BadSpec("Minimum memoryswap limit should be larger than memory limit, see usage")
     if lim.nano_cpus and (lim.cpu_period or lim.cpu_quota):
         raise BadSpec("Conflicting options: Nano CPUs and CPU Period cannot both be set")
-    if lim.nano_cpus < 0 or lim.nano_cpus > (os.cpu_count() or 1) * 1_000_000_000:
-        n = os.cpu_count() or 1
+    n = os.cpu_count() or 1
+    if lim.nano_cpus < 0 or lim.nano_cpus > n * 1_000_000_000:
         raise BadSpec(f"Range of CPUs is from 0.01 to {n}.00, as there are only {n} CPUs available")
     if lim.cpu_period and not 1000 <= lim.cpu_period <= 1_000_000:
         raise BadSpec("CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)")
@@ -157,11 +163,24 @@ def validate(opts: CreateOptions) -> None:
         raise BadSpec("CPU cfs quota can not be less than 1ms (i.e. 1000)")
     if lim.cpuset_cpus and not re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", lim.cpuset_cpus):
         raise BadSpec(f"Invalid value {lim.cpuset_cpus} for cpuset cpus")
-    mode = opts.network
-    if opts.publish and mode in ("none", "host") or mode.startswith("container:") and opts.publish:
-        raise BadSpec("conflicting options: port publishing and the container type network mode")
-    if opts.hostname and (mode == "host" or mode.startswith("container:")):
-        raise BadSpec("conflicting options: hostname and the network mode")
+    if lim.pids_limit < -1:
+        raise BadSpec("invalid pids limit")
+
+
+def set_limits(host_config: dict[str, Any], lim: Limits) -> None:
+    """Write ``lim`` into a record's HostConfig (the inverse of limits_of)."""
+    host_config.update(
+        Memory=lim.memory,
+        MemorySwap=lim.memory_swap,
+        NanoCpus=lim.nano_cpus,
+        CpuShares=lim.cpu_shares,
+        CpusetCpus=lim.cpuset_cpus,
+        CpuPeriod=lim.cpu_period,
+        CpuQuota=lim.cpu_quota,
+        PidsLimit=lim.pids_limit or None,
+        BlkioDeviceReadBps=[{"Path": p, "Rate": r} for p, r in lim.read_bps],
+        BlkioDeviceWriteBps=[{"Path": p, "Rate": r} for p, r in lim.write_bps],
+    )
 
 
 def random_name(store: ContainerStore) -> str:
@@ -199,6 +218,7 @@ def create(store: ContainerStore, image: ImageInfo, opts: CreateOptions) -> Cont
     vol_specs = [parse_volume(v) for v in opts.volumes]
     from_mounts = _volumes_from(store, opts.volumes_from)
     peer = _network_peer(store, opts.network)
+    networks = _attachments(store.root, opts)
     labels = dict(cfg.get("Labels") or {})
     for item in opts.labels:
         k, _, v = item.partition("=")
@@ -286,8 +306,7 @@ def create(store: ContainerStore, image: ImageInfo, opts: CreateOptions) -> Cont
                 "Lowerdirs": list(image.lowerdirs),
                 "MountCwd": image.mount_cwd,
                 "NetworkPeer": peer,
-                "Aliases": list(opts.network_aliases),
-                "IP": opts.ip,
+                "Networks": networks,
             },
         }
         c = Container(cdir, record, new_state())
@@ -296,7 +315,7 @@ def create(store: ContainerStore, image: ImageInfo, opts: CreateOptions) -> Cont
         return c
     except BaseException:
         store.release_name(name, cid)
-        shutil.rmtree(cdir, ignore_errors=True)
+        rmtree(cdir, ignore_errors=True)
         for v in made_volumes:
             vstore.remove(v, force=True)
         raise
@@ -323,12 +342,11 @@ def write_etc_files(c: Container, address: str | None = None, dns: str | None = 
 def _host_config(
     opts: CreateOptions, log_config: dict[str, str], bindings: list[PortBinding], peer: str
 ) -> dict[str, Any]:
-    lim = opts.limits
     ports: dict[str, list[dict[str, str]]] = {}
     for b in bindings:
         ports.setdefault(b.key, []).append({"HostIp": b.host_ip, "HostPort": str(b.host_port or "")})
     network = opts.network if not opts.network.startswith("container:") else f"container:{peer}"
-    return {
+    host_config: dict[str, Any] = {
         "Binds": list(opts.volumes) or None,
         "ContainerIDFile": "",
         "LogConfig": {"Type": opts.log_driver, "Config": log_config},
@@ -360,21 +378,13 @@ def _host_config(
         "ShmSize": 67108864,
         "Runtime": "dockyard",
         "Init": opts.init or None,
-        "CpuShares": lim.cpu_shares,
-        "Memory": lim.memory,
-        "NanoCpus": lim.nano_cpus,
         "CgroupParent": "",
-        "BlkioDeviceReadBps": [{"Path": p, "Rate": r} for p, r in lim.read_bps],
-        "BlkioDeviceWriteBps": [{"Path": p, "Rate": r} for p, r in lim.write_bps],
-        "CpuPeriod": lim.cpu_period,
-        "CpuQuota": lim.cpu_quota,
-        "CpusetCpus": lim.cpuset_cpus,
         "CpusetMems": "",
         "MemoryReservation": 0,
-        "MemorySwap": lim.memory_swap,
-        "PidsLimit": lim.pids_limit or None,
         "OomKillDisable": False,
     }
+    set_limits(host_config, opts.limits)
+    return host_config
 
 
 def limits_of(host_config: dict[str, Any]) -> Limits:
@@ -408,6 +418,25 @@ def _volumes_from(store: ContainerStore, refs: tuple[str, ...]) -> list[dict[str
                 m["Mode"] = mode
             out.append(m)
     return out
+
+
+def _attachments(root: Path, opts: CreateOptions) -> dict[str, dict[str, Any]]:
+    """The networks a container joins: {name: {Aliases, IP}}; checks Docker's rules."""
+    mode = opts.network
+    if mode in ("none", "host") or mode.startswith("container:"):
+        if opts.network_aliases:
+            raise BadSpec("network-scoped alias is supported only for containers in user defined networks")
+        if opts.ip:
+            raise BadSpec("user specified IP address is supported on user defined networks only")
+        return {}
+    from runtime.network import DEFAULT_NETWORK, NetworkStore
+
+    name = NetworkStore(root).get(mode)["Name"]
+    if name == DEFAULT_NETWORK and opts.network_aliases:
+        raise BadSpec("network-scoped alias is supported only for containers in user defined networks")
+    if name == DEFAULT_NETWORK and opts.ip:
+        raise BadSpec("user specified IP address is supported on user defined networks only")
+    return {name: {"Aliases": list(opts.network_aliases), "IP": opts.ip}}
 
 
 def _network_peer(store: ContainerStore, mode: str) -> str:

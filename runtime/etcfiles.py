@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
-_LOCAL_NS = re.compile(r"^\s*nameserver\s+(127\.\S*|::1)\s*$", re.M)
-
 
 def hostname_file(hostname: str) -> str:
     return hostname + "\n"
@@ -42,4 +38,10 @@ def resolv_conf(mode: str, host_file: str = "/etc/resolv.conf", dns: str | None 
     if dns:
         keep = [ln for ln in text.splitlines() if ln.strip().startswith(("search", "options"))]
         return "\n".join([f"nameserver {dns}", *keep, "options ndots:0"]) + "\n"
-    return _LOCAL_NS.sub("", text).strip("\n") + "\n"
+    kept = [ln for ln in text.splitlines() if not _local_nameserver(ln)]
+    return "\n".join(kept).strip("\n") + "\n"
+
+
+def _local_nameserver(line: str) -> bool:
+    words = line.split()
+    return len(words) == 2 and words[0] == "nameserver" and (words[1].startswith("127.") or words[1] == "::1")

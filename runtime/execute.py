@@ -68,8 +68,7 @@ def spawn(c: Container, proc: Process, stdio: launch.Stdio) -> int:
                     launch.report_and_exit(err_w, exc, 126)
             os.close(err_w)
             _, status = os.waitpid(child, 0)
-            code = os.waitstatus_to_exitcode(status)
-            os._exit(128 - code if code < 0 else code)
+            os._exit(launch.exit_status(status))
         except BaseException as exc:
             launch.report_and_exit(err_w, exc, 126)
     os.close(err_w)

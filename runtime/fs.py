@@ -48,6 +48,13 @@ def secure_join(root: str, unsafe: str) -> str:
     return os.path.join(root, *resolved)
 
 
+def rmtree(path: Path | str, ignore_errors: bool = False) -> None:
+    """shutil.rmtree, imported on first use (shutil is slow to import on the start path)."""
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=ignore_errors)
+
+
 def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Write ``data`` to ``path`` through a temp file and rename: readers see the
     old or the new content, never a part."""
@@ -90,7 +97,5 @@ def ensure_init_layer(path: Path) -> Path:
     try:
         os.rename(tmp, path)
     except OSError:  # another process won the race
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
+        rmtree(tmp, ignore_errors=True)
     return path

@@ -20,11 +20,10 @@ import stat
 import struct
 import termios
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import NoReturn
+from typing import NamedTuple, NoReturn
 
 from runtime import linux as L
-from runtime import rootfs, users
+from runtime import netlink, rootfs, trace, users
 from runtime.errors import StartFailed, UserNotFound
 from runtime.spec import DEFAULT_PATH, Process, Spec, env_get
 
@@ -32,8 +31,7 @@ SIOCSIFFLAGS = 0x8914
 IFF_UP, IFF_LOOPBACK, IFF_RUNNING = 0x1, 0x8, 0x40
 
 
-@dataclass(frozen=True, slots=True)
-class Stdio:
+class Stdio(NamedTuple):
     """The child's stdin/stdout/stderr fds; with a tty, ``console`` is a unix
     socket over which the child sends the master of the pty it opens inside
     the container's own devpts (runc's console socket)."""
@@ -44,27 +42,48 @@ class Stdio:
     console: int | None = None
 
 
-def spawn(spec: Spec, stdio: Stdio, on_netns: Callable[[int], None] | None = None) -> int:
-    """Start ``spec`` and return its host pid once it has exec'd.
+Sync = tuple[tuple[int, int], tuple[int, int]]
 
-    ``on_netns(pid)`` runs after the child has its own network namespace and
-    before it goes on (to move a veth in).  Must be called in a process that
-    starts no other child afterwards (its pid namespace for children changes).
-    Raises StartFailed after reaping the child if anything failed before exec."""
+
+class Spawned(NamedTuple):
+    """A started container: ``pid`` is its pid 1 (host pid, for signals and
+    setns), ``waiter`` the process to wait for, whose exit status is pid 1's in
+    docker's form (the code, or 128+N for signal N)."""
+
+    pid: int
+    waiter: int
+
+
+def spawn(spec: Spec, stdio: Stdio, on_netns: Callable[[int], None] | None = None) -> Spawned:
+    """Start ``spec`` and return once its process has exec'd.
+
+    A forked waiter unshares CLONE_NEWPID and forks the container's pid 1, then
+    waits for it: so the caller keeps its own pid namespace for children and
+    may go on forking and starting threads.  ``on_netns(pid)`` runs once the
+    container has its network namespace and before it goes on (to move a veth
+    in).  The waiter dies with the caller, and pid 1 with the waiter
+    (PR_SET_PDEATHSIG), so a container is never left unwatched.  Raises
+    StartFailed, after reaping, if anything failed before exec."""
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
     sync = (os.pipe2(os.O_CLOEXEC), os.pipe2(os.O_CLOEXEC)) if on_netns else None
-    L.unshare(L.CLONE_NEWPID)
-    pid = os.fork()
-    if pid == 0:
-        os.close(err_r)
-        _child(spec, stdio, err_w, sync)
+    waiter = os.fork()
+    if waiter == 0:
+        try:
+            os.close(err_r)
+            os.close(pid_r)
+            _wait_for_child(spec, stdio, err_w, pid_w, sync)
+        except BaseException as exc:
+            report_and_exit(err_w, exc)
     os.close(err_w)
+    os.close(pid_w)
     try:
+        pid = int(_read_all(pid_r) or 0)
         if sync:
             (ready_r, ready_w), (go_r, go_w) = sync
             os.close(ready_w)
             os.close(go_r)
-            if os.read(ready_r, 1) == b"1":
+            if pid and os.read(ready_r, 1) == b"1":
                 try:
                     on_netns(pid)  # type: ignore[misc]
                 finally:
@@ -74,10 +93,33 @@ def spawn(spec: Spec, stdio: Stdio, on_netns: Callable[[int], None] | None = Non
         report = read_report(err_r)
     finally:
         os.close(err_r)
-    if report:
-        os.waitpid(pid, 0)
-        raise StartFailed(report[1], report[0])
-    return pid
+        os.close(pid_r)
+    if report or not pid:
+        os.waitpid(waiter, 0)
+        code, message = report or (125, "the container's first process died")
+        raise StartFailed(message, code)
+    return Spawned(pid, waiter)
+
+
+def _wait_for_child(spec: Spec, stdio: Stdio, err_w: int, pid_w: int, sync: Sync | None) -> NoReturn:
+    """The waiter: fork pid 1 into a new pid namespace, report its pid, wait, relay its status."""
+    L.prctl(L.PR_SET_PDEATHSIG, 9)
+    L.set_process_name("dockyard-wait")
+    L.unshare(L.CLONE_NEWPID)
+    pid = os.fork()
+    if pid == 0:
+        os.close(pid_w)
+        _child(spec, stdio, err_w, sync)
+    os.write(pid_w, str(pid).encode())
+    os.closerange(3, 1 << 16)  # every inherited pipe end: the container's must see EOF, not us
+    _, status = os.waitpid(pid, 0)
+    os._exit(exit_status(status))
+
+
+def exit_status(status: int) -> int:
+    """Docker's exit code for a wait status: the code, or 128+N for signal N."""
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
 
 
 def _read_all(fd: int) -> bytes:
@@ -144,9 +186,6 @@ def read_report(err_r: int) -> tuple[int, str] | None:
     return (int(head) if head.isdigit() else 125), message
 
 
-Sync = tuple[tuple[int, int], tuple[int, int]]
-
-
 def _child(spec: Spec, stdio: Stdio, err_w: int, sync: Sync | None) -> NoReturn:
     try:
         _setup_and_exec(spec, stdio, err_w, sync)
@@ -155,6 +194,7 @@ def _child(spec: Spec, stdio: Stdio, err_w: int, sync: Sync | None) -> NoReturn:
 
 
 def _setup_and_exec(spec: Spec, stdio: Stdio, err_w: int, sync: Sync | None) -> NoReturn:
+    trace.mark("child")
     L.prctl(L.PR_SET_PDEATHSIG, 9)  # the monitor's death takes the container with it: never unwatched
     for procs in spec.cgroup_procs:
         with open(procs, "w") as f:
@@ -176,9 +216,12 @@ def _setup_and_exec(spec: Spec, stdio: Stdio, err_w: int, sync: Sync | None) -> 
         os.close(ready_w)
         os.close(go_r)
     L.sethostname(spec.hostname)
-    if flags & L.CLONE_NEWNET:
+    if spec.interfaces:
+        netlink.configure_inside(spec.interfaces, spec.gateway)
+    elif flags & L.CLONE_NEWNET:
         loopback_up()
     rootfs.setup(spec)
+    trace.mark("rootfs")
     exec_process(spec.process, stdio, make_cwd=True)
 
 

@@ -45,10 +45,19 @@ def start(
     with store.locked(c) as cur:
         if cur.running:
             return None
-        cg = Cgroup(cur.id)
-        if cg.exists():  # left by a monitor that died
-            cg.remove()
+        _clean_dead(store, cur)
         return monitor.start(store, cur, attach or monitor.Attach())
+
+
+def _clean_dead(store: ContainerStore, c: Container) -> None:
+    """What a monitor that died could not undo: cgroups, veths, address leases."""
+    cg = Cgroup(c.id)
+    if cg.exists():
+        cg.remove()
+    if (c.state.get("Network") or {}).get("Networks"):
+        from runtime.wiring import unplug_recorded
+
+        unplug_recorded(store.root, c.id, c.state)
 
 
 def _monitor_pidfd(c: Container) -> int | None:
@@ -149,9 +158,7 @@ def remove(store: ContainerStore, c: Container, force: bool = False, volumes: bo
             except ProcessLookupError:
                 pass
             wait_stopped(cur, 30)
-        cg = Cgroup(cur.id)
-        if cg.exists():
-            cg.remove()
+        _clean_dead(store, cur)
         if volumes:
             monitor.remove_files(store, cur)
         else:

@@ -12,8 +12,8 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from runtime.units import ram_in_bytes
 
@@ -84,8 +84,7 @@ class JsonLog:
         self.size = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):
     stream: str
     time: str
     line: bytes

@@ -5,9 +5,9 @@ the caller by a socketpair.  The monitor creates the cgroups, spawns the
 container (``launch.spawn``), records the state, writes the json-file log,
 serves attach clients on ``attach.sock``, and when pid 1 exits records the
 exit code and OOMKilled, removes the cgroups (and the container with
-``--rm``), then tells its clients EXIT and exits.  Because the container's pid
-1 has PR_SET_PDEATHSIG, a killed monitor takes its container with it, and
-``ContainerStore`` reports such a container as Dead, never Up.
+``--rm``), then tells its clients EXIT and exits.  The container's waiter
+and pid 1 die with their parent (PR_SET_PDEATHSIG), so a killed monitor takes
+its container with it, and ``ContainerStore`` reports it Dead, never Up.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ import signal
 import socket
 import struct
 import termios
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from imagefmt.errors import DockyardError
 from runtime import attach as A
-from runtime import launch
+from runtime import launch, trace
 from runtime.cgroups import Cgroup
 from runtime.containers import Container, ContainerStore, now_rfc3339, process_start_time
 from runtime.create import limits_of
@@ -37,8 +37,7 @@ from runtime.spec import Mount, Process, Rootfs, Spec
 INIT_CANDIDATES = ("/usr/bin/docker-init", "/usr/bin/tini-static", "/usr/libexec/docker/docker-init")
 
 
-@dataclass(frozen=True, slots=True)
-class Attach:
+class Attach(NamedTuple):
     """What a client wants from the container's streams."""
 
     stdin: bool = False
@@ -59,9 +58,13 @@ def find_init() -> str:
 
 
 def build_spec(
-    store: ContainerStore, c: Container, cgroup_procs: tuple[str, ...], window: tuple[int, int]
+    store: ContainerStore,
+    c: Container,
+    cgroup_procs: tuple[str, ...],
+    window: tuple[int, int],
+    wiring: Any = None,
 ) -> Spec:
-    """The launch spec for a container record."""
+    """The launch spec for a container record (``wiring``: its runtime.wiring.Wiring, if any)."""
     rt = runtime_dir(store.root)
     init_layer = ensure_init_layer(rt / "init")
     target = rt / "mnt"
@@ -74,6 +77,7 @@ def build_spec(
         mount_cwd=priv["MountCwd"],
         target=str(target),
         readonly=bool(c.host_config.get("ReadonlyRootfs")),
+        volatile=bool(c.host_config.get("AutoRemove")),
     )
     cfg = c.config
     env = [f"HOSTNAME={cfg['Hostname']}", *(cfg.get("Env") or [])]
@@ -104,8 +108,12 @@ def build_spec(
         hostname=cfg["Hostname"],
         etc_files=etc,
         mounts=mounts,
-        network=_network(store, c),
+        network="new" if wiring is not None else _network(store, c),
         cgroup_procs=cgroup_procs,
+        interfaces=wiring.interfaces if wiring is not None else (),
+        # No default route: nothing is NATed to the outside, and without a route a
+        # container cannot reach other bridges through the host's forwarding either.
+        gateway="",
     )
 
 
@@ -118,7 +126,12 @@ def _network(store: ContainerStore, c: Container) -> str:
         if not peer.running or not peer.pid:
             raise NotRunning(f"cannot join network of a non running container: {peer.id}")
         return f"/proc/{peer.pid}/ns/net"
-    return "none"  # TODO(networking): bridge and user networks get a veth in runtime.network
+    return "none"
+
+
+def needs_wiring(c: Container) -> bool:
+    mode = c.host_config["NetworkMode"]
+    return mode not in ("none", "host") and not mode.startswith("container:")
 
 
 Started = tuple[socket.socket, A.FrameReader, int]
@@ -157,11 +170,13 @@ def start(store: ContainerStore, c: Container, attach: Attach) -> Started:
     return ours, reader, int(doc["pid"])
 
 
-@dataclass
 class Client:
-    sock: socket.socket
-    want: Attach | None
-    reader: A.FrameReader = field(default_factory=A.FrameReader)
+    """An attached socket: what it wants (None until its HELLO) and its partial frames."""
+
+    def __init__(self, sock: socket.socket, want: Attach | None) -> None:
+        self.sock = sock
+        self.want = want
+        self.reader = A.FrameReader()
 
 
 class Monitor:
@@ -178,6 +193,7 @@ class Monitor:
         self.master: int | None = None
         self.outputs: dict[int, str] = {}
         self.listener: socket.socket | None = None
+        self.wiring: Any = None
         opts = c.host_config.get("LogConfig") or {}
         self.log = JsonLog(c.log_path, opts.get("Config") or {}) if opts.get("Type") != "none" else None
 
@@ -187,12 +203,12 @@ class Monitor:
         self._isolate()
         self.sel = selectors.DefaultSelector()
         try:
-            pid = self._start()
+            spawned = self._start()
         except BaseException as exc:
             self._failed(exc)
             return
         try:
-            self._loop(pid)
+            self._loop(spawned.waiter)
         except BaseException:  # a bug: leave the traceback where `inspect` points, then die
             import traceback
 
@@ -213,12 +229,23 @@ class Monitor:
 
         linux.set_process_name("dockyard-mon")
 
-    def _start(self) -> int:
+    def _start(self) -> launch.Spawned:
         c = self.c
+        trace.mark("monitor")
         procs = self.cgroup.create(limits_of(c.host_config))
+        trace.mark("cgroup")
         window = self.attach.window or (24, 80)
-        spec = build_spec(self.store, c, procs, window)
+        if needs_wiring(c):
+            from runtime.create import write_etc_files
+            from runtime.wiring import Wiring
+
+            self.wiring = Wiring(self.store.root, c)
+            self.wiring.prepare()
+            primary = self.wiring.primary
+            write_etc_files(c, primary.address if primary else None, self.wiring.dns)
+        spec = build_spec(self.store, c, procs, window, self.wiring)
         self._listen()
+        trace.mark("spec")
         console = None
         if spec.process.tty:
             console, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -237,7 +264,9 @@ class Monitor:
             child_fds = [in_r, out_w, err_w]
             self.outputs = {out_r: "stdout", err_r: "stderr"}
         try:
-            pid = launch.spawn(spec, stdio)
+            spawned = launch.spawn(spec, stdio, self.wiring.plug if self.wiring else None)
+            pid = spawned.pid
+            trace.mark("spawned")
         finally:
             for fd in child_fds:
                 os.close(fd)
@@ -247,14 +276,17 @@ class Monitor:
             self.master = fds[0]
             self.outputs = {self.master: "stdout"}
             self.stdin_fd = self.master if c.config.get("OpenStdin") else None
+        if self.wiring:
+            self.wiring.started(pid)
         c.state.update(
             Status="running", Running=True, Paused=False, Dead=False, OOMKilled=False, Pid=pid, ExitCode=0,
             Error="", StartedAt=now_rfc3339(), FinishedAt="0001-01-01T00:00:00Z", MonitorPid=os.getpid(),
             MonitorStart=process_start_time(os.getpid()),
+            Network=self.wiring.settings() if self.wiring else {},
         )  # fmt: skip
         self.store.save_state(c)
         self.first.sendall(A.frame_json(A.STARTED, {"pid": pid}))
-        return pid
+        return spawned
 
     def _listen(self) -> None:
         path = self.c.socket_path
@@ -281,9 +313,11 @@ class Monitor:
             self.cgroup.remove()
         except OSError:
             pass
+        if self.wiring:
+            self.wiring.teardown()
         self._close_listener()
         c = self.c
-        c.state.update(Status="created", Running=False, Pid=0, ExitCode=code, Error=message)
+        c.state.update(Status="created", Running=False, Pid=0, ExitCode=code, Error=message, Network={})
         if c.host_config.get("AutoRemove"):
             remove_files(self.store, c)
         else:
@@ -295,8 +329,8 @@ class Monitor:
 
     # ------------------------------------------------------------- loop ---
 
-    def _loop(self, pid: int) -> None:
-        pidfd = os.pidfd_open(pid)
+    def _loop(self, waiter: int) -> None:
+        pidfd = os.pidfd_open(waiter)
         self.sel.register(pidfd, selectors.EVENT_READ, "exit")
         for fd in self.outputs:
             os.set_blocking(fd, False)
@@ -319,7 +353,7 @@ class Monitor:
                     self._flush_stdin()
                 elif isinstance(key.data, Client):
                     self._client_input(key.data)
-        self._finish(pid, pidfd)
+        self._finish(waiter, pidfd)
 
     def _add_client(self, sock: socket.socket, want: Attach | None) -> None:
         sock.setblocking(True)
@@ -425,18 +459,22 @@ class Monitor:
 
     # ----------------------------------------------------------- finish ---
 
-    def _finish(self, pid: int, pidfd: int) -> None:
+    def _finish(self, waiter: int, pidfd: int) -> None:
+        trace.mark("exited")
         self._close_listener()
-        _, status = os.waitpid(pid, 0)
+        _, status = os.waitpid(waiter, 0)
         os.close(pidfd)
-        code = os.waitstatus_to_exitcode(status)
-        code = 128 - code if code < 0 else code
+        code = launch.exit_status(status)
         self._drain()
         if self.log:
             self.log.close()
         if self.master is not None:
             os.close(self.master)
+        trace.mark("drained")
         oom = self.cgroup.oom_killed()
+        if self.wiring:
+            self.wiring.teardown()
+            self._unplug_connected()
         error = ""
         try:
             self.cgroup.remove()
@@ -445,12 +483,13 @@ class Monitor:
         c = self.c
         c.state.update(
             Status="exited", Running=False, Paused=False, Pid=0, ExitCode=code, OOMKilled=oom, Error=error,
-            FinishedAt=now_rfc3339(),
+            FinishedAt=now_rfc3339(), Network={},
         )  # fmt: skip
         if c.host_config.get("AutoRemove"):
             remove_files(self.store, c)
         else:
             self.store.save_state(c)
+        trace.mark("cleaned")
         done = A.frame_json(A.EXIT, {"code": code})
         for client in list(self.clients.values()):
             try:
@@ -458,6 +497,16 @@ class Monitor:
             except OSError:
                 pass
             client.sock.close()
+
+    def _unplug_connected(self) -> None:
+        """Veths that ``network connect`` added while the container ran."""
+        from runtime.fs import read_json
+        from runtime.wiring import unplug_recorded
+
+        try:
+            unplug_recorded(self.store.root, self.c.id, read_json(self.c.dir / "state.json"))
+        except (OSError, ValueError):
+            pass
 
     def _drain(self) -> None:
         """Read what the container wrote before it died (its pipes close with it)."""

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import ipaddress
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from runtime.errors import BadSpec
 
 
-@dataclass(frozen=True, slots=True)
-class PortBinding:
+class PortBinding(NamedTuple):
     """``host_ip:host_port -> container_port/proto``; host_port 0 picks a free port."""
 
     container_port: int
@@ -55,6 +53,8 @@ def parse_publish(spec: str) -> list[PortBinding]:
     else:
         host, ctr = "", parts[0]
     if ip:
+        import ipaddress
+
         try:
             ipaddress.ip_address(ip)
         except ValueError:

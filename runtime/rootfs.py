@@ -11,7 +11,6 @@ read-only /proc paths.
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 
 from runtime import linux as L
@@ -39,7 +38,9 @@ def overlay_options(rootfs: Rootfs) -> str:
     opts = "lowerdir=" + ":".join(rootfs.lowerdirs)
     if rootfs.upperdir:
         opts += f",upperdir={rootfs.upperdir},workdir={rootfs.workdir}"
-    opts += ",index=off"
+        if rootfs.volatile:
+            opts += ",volatile"
+    opts += ",index=off,redirect_dir=off"  # plain copy-ups only: what a layer tar can express
     if len(opts) >= PAGE_SIZE:
         raise OSError(7, f"overlay options are {len(opts)} bytes, over a page: use shorter lowerdir links")
     return opts
@@ -122,6 +123,8 @@ def copy_up(src: str, dst: str) -> None:
     (Docker copies an image's files into a new volume on first mount)."""
     if not os.path.isdir(src) or os.listdir(dst):
         return
+    import shutil
+
     for entry in os.scandir(src):
         to = os.path.join(dst, entry.name)
         if entry.is_dir(follow_symlinks=False):
@@ -135,6 +138,8 @@ def copy_up(src: str, dst: str) -> None:
 
 
 def _copy_owned(src: str, dst: str) -> str:
+    import shutil
+
     if os.path.islink(src):
         os.symlink(os.readlink(src), dst)
     else:

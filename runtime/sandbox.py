@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from runtime import etcfiles, launch
-from runtime import linux as L
 from runtime.errors import RuntimeFailure, StartFailed
 from runtime.fs import ensure_init_layer
 from runtime.spec import Mount, Process, Rootfs, Spec
@@ -97,6 +96,7 @@ def _spec(
         workdir=str(scratch / "work"),
         mount_cwd=str(mount_cwd),
         target=str(scratch / "mnt"),
+        volatile=True,  # the caller turns the upperdir into a layer right away
     )
     proc = Process(args=tuple(argv), env=tuple(env), cwd=workdir or "/", user=user)
     files = tuple((p, str(scratch / p.rsplit("/", 1)[1])) for p in etc)
@@ -119,35 +119,24 @@ def _run(spec: Spec, stdout: Sink, stderr: Sink) -> int:
     out_w, out_r, own_out = _sink_fd(stdout)
     err_w, err_r, own_err = _sink_fd(stderr)
     null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-    rep_r, rep_w = os.pipe2(os.O_CLOEXEC)
-    pid = os.fork()
-    if pid == 0:  # the throwaway parent of the container's pid 1
-        try:
-            os.close(rep_r)
-            L.prctl(L.PR_SET_PDEATHSIG, 9)
-            child = launch.spawn(spec, launch.Stdio(null, out_w, err_w))
-            _, status = os.waitpid(child, 0)
-            os._exit(exit_status(status))
-        except BaseException as exc:
-            launch.report_and_exit(rep_w, exc)
-    os.close(null)
-    os.close(rep_w)
-    for fd, own in ((out_w, own_out), (err_w, own_err)):
-        if own:
-            os.close(fd)
     try:
-        sinks = {out_r: stdout, err_r: stderr}
-        _pump({fd: cb for fd, cb in sinks.items() if fd is not None and callable(cb)})
-        _, status = os.waitpid(pid, 0)
-        report = launch.read_report(rep_r)
+        spawned = launch.spawn(spec, launch.Stdio(null, out_w, err_w))
+    except StartFailed as exc:
+        for fd in (out_r, err_r):
+            if fd is not None:
+                os.close(fd)
+        if exc.exit_code in (126, 127):
+            raise
+        raise RuntimeFailure(exc.message) from None
     finally:
-        os.close(rep_r)
-    if report:
-        code, message = report
-        if code in (126, 127):
-            raise StartFailed(message, code)
-        raise RuntimeFailure(message)
-    return exit_status(status)
+        os.close(null)
+        for fd, own in ((out_w, own_out), (err_w, own_err)):
+            if own:
+                os.close(fd)
+    sinks = {out_r: stdout, err_r: stderr}
+    _pump({fd: cb for fd, cb in sinks.items() if fd is not None and callable(cb)})
+    _, status = os.waitpid(spawned.waiter, 0)
+    return launch.exit_status(status)
 
 
 def _pump(readers: dict[int, Callable[[bytes], None]]) -> None:
@@ -167,9 +156,3 @@ def _pump(readers: dict[int, Callable[[bytes], None]]) -> None:
                     os.close(key.fd)
     finally:
         sel.close()
-
-
-def exit_status(status: int) -> int:
-    """Docker's exit code for a wait status: the code, or 128+signal."""
-    code = os.waitstatus_to_exitcode(status)
-    return 128 - code if code < 0 else code

@@ -6,15 +6,14 @@ the container store, the builder's ``run_step`` and ``exec`` build them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from runtime.linux import DEFAULT_CAPS
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-@dataclass(frozen=True, slots=True)
-class Mount:
+class Mount(NamedTuple):
     """A mount inside the container, made before pivot_root.
 
     ``type`` "bind" binds the host path ``source`` (a file or directory, which
@@ -30,15 +29,17 @@ class Mount:
     copy_up: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Rootfs:
+class Rootfs(NamedTuple):
     """An overlay of ``lowerdirs`` (uppermost first) and ``upperdir``.
 
     Relative lower/upper/work paths resolve against ``mount_cwd``, which keeps
     the option string of deep images under a page (Docker's overlay2 ``l/``
     links).  ``upperdir`` None mounts a read-only overlay.  ``target`` is any
     existing host directory: the mount happens in the container's private mount
-    namespace, so many containers may share one target."""
+    namespace, so many containers may share one target.  ``volatile`` skips the
+    sync of the upper filesystem when the overlay goes away (tens of ms on a
+    busy disk): for upperdirs that are thrown away (--rm) or consumed at once
+    (build steps); a crash leaves such an upperdir unusable, by design."""
 
     lowerdirs: tuple[str, ...]
     upperdir: str | None
@@ -46,10 +47,10 @@ class Rootfs:
     mount_cwd: str
     target: str
     readonly: bool = False
+    volatile: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Process:
+class Process(NamedTuple):
     """The process to exec: Docker's Path+Args, Env, WorkingDir and User.
 
     ``user`` is docker's ``-u``: ``name|uid[:group|gid]`` resolved through the
@@ -67,13 +68,14 @@ class Process:
     init: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Spec:
+class Spec(NamedTuple):
     """One container: rootfs, process, identity and isolation.
 
     ``network``: "none" (a new net namespace with only ``lo`` up), "host" (the
-    host's), "new" (a new one the parent configures through the ``on_netns``
-    hook of ``spawn``) or a path to join (``/proc/<pid>/ns/net``: container:X).
+    host's), "new" (a new one the parent fills through the ``on_netns`` hook of
+    ``spawn``: the child then brings up ``interfaces`` (ifname, address,
+    prefixlen) and a default route via ``gateway``) or a path to join
+    (``/proc/<pid>/ns/net``: container:X).
     ``etc_files`` maps container paths (/etc/hosts…) to host files bind-mounted
     over them.  ``cgroup_procs`` are cgroup.procs files the process joins."""
 
@@ -85,7 +87,8 @@ class Spec:
     network: str = "none"
     cgroup_procs: tuple[str, ...] = ()
     masked: bool = True
-    extra: dict[str, str] = field(default_factory=dict)
+    interfaces: tuple[tuple[str, str, int], ...] = ()
+    gateway: str = ""
 
 
 def env_get(env: tuple[str, ...] | list[str], key: str, default: str = "") -> str:

@@ -6,13 +6,13 @@ import re
 
 from runtime.errors import BadSpec
 
-_RAM = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?$", re.I)
+_RAM = r"(?i)(\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?"
 _SCALE = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 
 
 def ram_in_bytes(text: str, flag: str = "--memory") -> int:
     """``10m`` -> 10485760 (binary multiples, as docker's RAMInBytes). Raises BadSpec."""
-    m = _RAM.match(text.strip())
+    m = re.fullmatch(_RAM, text.strip())
     if not m:
         suffix = re.sub(r"^[\d.]+", "", text.strip())
         why = f"invalid suffix: '{suffix}'" if suffix and text[:1].isdigit() else f"invalid size: '{text}'"

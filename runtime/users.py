@@ -8,13 +8,12 @@ user's name, as ``docker run busybox id`` shows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from runtime.errors import UserNotFound
 
 
-@dataclass(frozen=True, slots=True)
-class ExecUser:
+class ExecUser(NamedTuple):
     uid: int
     gid: int
     groups: tuple[int, ...]

@@ -12,24 +12,21 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from imagefmt.errors import Conflict
 from runtime.errors import BadSpec, NoSuchVolume
-from runtime.fs import read_json, write_json
+from runtime.fs import read_json, rmtree, write_json
 
-NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+NAME_RE = r"[a-zA-Z0-9][a-zA-Z0-9_.-]+"
 _MODES = {"ro", "rw", "z", "Z", "nocopy", "private", "rprivate", "shared", "rshared", "slave", "rslave"}
 ANON_LABEL = "com.docker.volume.anonymous"
 
 
-@dataclass(frozen=True, slots=True)
-class VolumeSpec:
+class VolumeSpec(NamedTuple):
     """One parsed ``-v``: ``kind`` is "bind" (``source`` a host path), "volume"
     (``source`` a name) or "anonymous" (no source)."""
 
@@ -74,7 +71,7 @@ def parse_volume(spec: str) -> VolumeSpec:
 
 
 def check_name(name: str) -> None:
-    if not NAME_RE.match(name):
+    if not re.fullmatch(NAME_RE, name):
         raise BadSpec(
             f'create {name}: "{name}" includes invalid characters for a local volume name, only '
             '"[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. '
@@ -151,7 +148,7 @@ class VolumeStore:
         users = list(users)
         if users:
             raise Conflict(f"remove {name}: volume is in use - [{', '.join(users)}]")
-        shutil.rmtree(self.dir / name)
+        rmtree(self.dir / name)
 
     def size(self, name: str) -> int:
         total = 0

@@ -1,6 +1,6 @@
-"""Shared fixtures: a fresh store per test, the busybox rootfs, the CLI in-process, the
-runtime's privilege and leak checks, a private Docker engine, and live registries (ours and
-distribution; see tests/registry_support.py)."""
+"""Shared fixtures: a fresh store per test, the busybox rootfs, the CLI in-process, a private
+Docker engine, live registries (ours and distribution; see tests/registry_support.py), and
+the runtime's privilege check, container CLI and leak checks."""
 
 from __future__ import annotations
 
@@ -206,10 +206,12 @@ def busybox_rootfs(tmp_path_factory: pytest.TempPathFactory, privileged: None) -
     return make_busybox_rootfs(tmp_path_factory.mktemp("busybox") / "rootfs")
 
 
-def host_snapshot() -> dict[str, set[str]]:
-    """What a container may leave behind on the host: mounts, cgroups, veths."""
+def host_snapshot(scope: str = "/") -> dict[str, set[str]]:
+    """What a container may leave behind on the host: mounts (under ``scope``:
+    other programs, like a Docker engine, mount elsewhere meanwhile), dockyard
+    cgroups and veths."""
     with open("/proc/self/mountinfo") as f:
-        mounts = {line.split()[4] for line in f}
+        mounts = {m for line in f if (m := line.split()[4]).startswith(scope)}
     cgroups = set()
     for ctrl in Path("/sys/fs/cgroup").iterdir():
         d = ctrl / "dockyard"
@@ -220,11 +222,12 @@ def host_snapshot() -> dict[str, set[str]]:
 
 
 @pytest.fixture
-def no_leaks(privileged: None) -> Iterator[None]:
-    """Fail the test if it left mounts, cgroups or veths on the host."""
-    before = host_snapshot()
+def no_leaks(privileged: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Fail the test if it left mounts (under the test's temp dirs), cgroups or veths on the host."""
+    scope = str(tmp_path_factory.getbasetemp())
+    before = host_snapshot(scope)
     yield
-    after = host_snapshot()
+    after = host_snapshot(scope)
     leaked = {k: sorted(after[k] - before[k]) for k in after if after[k] - before[k]}
     assert not leaked, f"left behind on the host: {leaked}"
 
@@ -269,7 +272,7 @@ class Ctl:
     def argv(self, *args: str) -> list[str]:
         return [sys.executable, str(REPO / "cli.py"), "--root", str(self.root), *args]
 
-    def sub(self, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+    def sub(self, *args: str, **kw: Any) -> subprocess.CompletedProcess[Any]:
         kw.setdefault("capture_output", True)
         kw.setdefault("text", True)
         kw.setdefault("timeout", 60)
@@ -288,6 +291,13 @@ def ctl(
     ids = c("ps", "-aq", "--no-trunc").out.split()
     if ids:
         c("rm", "-f", *ids)
+    nets = [
+        n
+        for n in c("network", "ls", "--format", "{{.Name}}").out.split()
+        if n not in ("bridge", "host", "none")
+    ]
+    if nets:
+        c("network", "rm", *nets)
 
 
 # ------------------------------------------------- registries (tests/registry_support.py) ---

@@ -308,7 +308,8 @@ def test_monitor_death_is_reported_honestly(ctl: Ctl) -> None:
     row = ctl.ok("ps", "-a").splitlines()[1]
     assert " Dead " in row and " Up " not in row
     assert ctl.ok("inspect", "-f", "{{.State.Status}}", cid) == "dead\n"
-    assert ctl.ok("rm", cid) == cid + "\n"  # and its cgroups go with it (no_leaks)
+    assert ctl.ok("rm", cid) == cid + "\n"  # and its cgroups and veth go with it (no_leaks)
+    assert json.loads(ctl.ok("network", "inspect", "bridge"))[0]["Containers"] == {}  # the lease too
 
 
 def test_pty_interactive_session(ctl: Ctl) -> None:
@@ -371,3 +372,37 @@ def test_container_prune(ctl: Ctl) -> None:
     out = ctl.ok("container", "prune", "-f")
     assert out.startswith("Deleted Containers:\n") and "Total reclaimed space:" in out
     assert ctl.ok("ps", "-aq", "--no-trunc").split() == [running]
+
+
+def test_parallel_runs_do_not_collide(ctl: Ctl) -> None:
+    procs = [
+        subprocess.Popen(ctl.argv("run", "--name", f"par{i}", "busybox", "sh", "-c", f"hostname; exit {i}"),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for i in range(6)
+    ]  # fmt: skip
+    results = [(p.wait(60), *p.communicate()) for p in procs]
+    assert [code for code, _, _ in results] == list(range(6)), results
+    assert len({out for _, out, _ in results}) == 6  # six hostnames, six IDs
+    codes = [ctl.ok("inspect", "-f", "{{.State.ExitCode}}", f"par{i}") for i in range(6)]
+    assert codes == [f"{i}\n" for i in range(6)]
+    assert json.loads(ctl.ok("network", "inspect", "bridge"))[0]["Containers"] == {}  # every lease returned
+
+
+def test_stop_signal_and_init(ctl: Ctl) -> None:
+    # with --init, tini forwards SIGTERM to the command: stop is immediate
+    ctl.ok("run", "-d", "--init", "--name", "inited", "busybox", "sleep", "60")
+    t0 = time.monotonic()
+    ctl.ok("stop", "inited")
+    assert time.monotonic() - t0 < 5
+    assert ctl.ok("inspect", "-f", "{{.State.ExitCode}}", "inited") == "143\n"
+    # --stop-signal: a trap on USR1 ends the script with its own status
+    script = "trap 'exit 42' USR1; echo ready; while true; do sleep 0.1; done"
+    ctl.ok("run", "-d", "--stop-signal", "SIGUSR1", "--name", "trapper", "busybox", "sh", "-c", script)
+    deadline = time.monotonic() + 10
+    while ctl.ok("logs", "trapper") != "ready\n" and time.monotonic() < deadline:
+        time.sleep(0.05)  # the trap is set
+    ctl.ok("stop", "-t", "5", "trapper")
+    assert ctl.ok("inspect", "-f", "{{.State.ExitCode}} {{.Config.StopSignal}}", "trapper") == "42 SIGUSR1\n"
+    # a tty container's log is its terminal output
+    ctl.ok("run", "-t", "--name", "ttylog", "busybox", "echo", "on-a-tty")
+    assert ctl.ok("logs", "ttylog") == "on-a-tty\r\n"

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from runtime.errors import RuntimeFailure, StartFailed
-from runtime.sandbox import exit_status, run_step
+from runtime.launch import exit_status
+from runtime.sandbox import run_step
 from runtime.spec import Mount
 
 pytestmark = pytest.mark.privileged

@@ -1,0 +1,181 @@
+"""Container start-to-exit latency: dockyard against runc, docker and a bare unshare+chroot.
+
+Run as root from the repository root:
+
+    .venv/bin/python -m bench.bench_runtime [--runs 20] [--loop 100] [--docker-host unix:///PATH]
+
+Every runtime runs ``true`` in the same busybox root filesystem
+(fixtures/make-busybox-rootfs.sh), with no network (``--network none``; the
+Docker engine of these machines has no bridge), and is timed as a whole
+process from the shell's point of view: ``dockyard run --rm`` (a fresh
+interpreter, bytecode compiled as an installed package has it), ``runc run``
+on an OCI bundle, ``docker run --rm`` against the engine at --docker-host (or
+$DOCKER_HOST; skipped without one), and ``unshare -mpfnui chroot`` as the floor.
+Then ``--loop`` containers are run and removed (on the default bridge network,
+so veths and leases are exercised too) and the host is checked for leftover
+mounts, cgroups, veths, state directories and leases.  The medians and ratios
+are printed as a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import compileall
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def timed(cmd: list[str], **kw: object) -> float:
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, **kw)  # type: ignore[call-overload]
+    return time.perf_counter() - t
+
+
+def dockyard_cmd(root: Path, *args: str) -> list[str]:
+    """What the installed ``dockyard`` script runs (``python -m`` would add runpy's imports)."""
+    return [sys.executable, "-c", "import cli; cli.entry()", "--root", str(root), *args]
+
+
+def median_ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000
+
+
+def busybox_tar() -> Path:
+    out = subprocess.run(
+        [str(REPO / "fixtures/make-busybox-rootfs.sh")], capture_output=True, text=True, check=True
+    )
+    return Path(out.stdout.strip())
+
+
+def bench_dockyard(root: Path, runs: int, network: str) -> list[float]:
+    cmd = dockyard_cmd(root, "run", "--rm", "--network", network, "busybox", "true")
+    subprocess.run(cmd, check=True, cwd=REPO)  # warm the page cache and the snapshot
+    return [timed(cmd, cwd=REPO) for _ in range(runs)]
+
+
+def trace_once(root: Path) -> list[tuple[float, str]]:
+    """One traced run: (ms since exec, label) for each mark of runtime.trace."""
+    with tempfile.NamedTemporaryFile("r", suffix=".trace") as f:
+        env = {**os.environ, "DOCKYARD_TRACE": f.name}
+        t0 = time.time()
+        subprocess.run(dockyard_cmd(root, "run", "--rm", "--network", "none", "busybox", "true"), env=env,
+                       cwd=REPO, check=True)  # fmt: skip
+        end = time.time()
+        marks = [((float(t) - t0) * 1000, label) for _, t, label in (line.split(None, 2) for line in f)]
+    return [*marks, ((end - t0) * 1000, "CLI exited")]
+
+
+def bench_runc(rootfs: Path, work: Path, runs: int) -> list[float]:
+    bundle = work / "bundle"
+    bundle.mkdir()
+    subprocess.run(["runc", "spec"], cwd=bundle, check=True)
+    spec = json.loads((bundle / "config.json").read_text())
+    spec["root"]["path"] = str(rootfs)
+    spec["process"]["args"] = ["true"]
+    spec["process"]["terminal"] = False
+    (bundle / "config.json").write_text(json.dumps(spec))
+    state = work / "runc-state"
+    cmd = ["runc", "--root", str(state), "run", "--bundle", str(bundle)]
+    subprocess.run([*cmd, "warm"], check=True)
+    return [timed([*cmd, f"bench{i}"]) for i in range(runs)]
+
+
+def bench_docker(tar: Path, host: str, runs: int) -> list[float]:
+    env = {**os.environ, "DOCKER_HOST": host}
+    tag = f"dockyard-bench/busybox:{os.getpid()}"
+    subprocess.run(["docker", "import", "-c", 'CMD ["sh"]', str(tar), tag], env=env, check=True,
+                   stdout=subprocess.DEVNULL)  # fmt: skip
+    try:
+        cmd = ["docker", "run", "--rm", "--network", "none", tag, "true"]
+        subprocess.run(cmd, env=env, check=True)
+        return [timed(cmd, env=env) for _ in range(runs)]
+    finally:
+        subprocess.run(["docker", "rmi", tag], env=env, stdout=subprocess.DEVNULL, check=False)
+
+
+def bench_unshare(rootfs: Path, runs: int) -> list[float]:
+    cmd = ["unshare", "-m", "-p", "-f", "-n", "-u", "-i", "chroot", str(rootfs), "/bin/true"]
+    return [timed(cmd) for _ in range(runs)]
+
+
+def host_state(root: Path) -> dict[str, list[str]]:
+    with open("/proc/self/mountinfo") as info:
+        mounts = sorted(m for line in info if (m := line.split()[4]).startswith(str(root)))
+    cgroups = sorted(
+        str(p) for ctrl in Path("/sys/fs/cgroup").iterdir() if (ctrl / "dockyard").is_dir()
+        for p in (ctrl / "dockyard").iterdir() if p.is_dir()
+    )  # fmt: skip
+    veths = sorted(p.name for p in Path("/sys/class/net").iterdir() if p.name.startswith("veth"))
+    cdir = root / "containers"
+    states = sorted(p.name for p in cdir.iterdir() if not p.name.startswith(".")) if cdir.exists() else []
+    leases = []
+    for f in (root / "networks").glob("*.json"):
+        leases += list(json.loads(f.read_text())["Containers"])
+    return {"mounts": mounts, "cgroups": cgroups, "veths": veths, "state dirs": states, "leases": leases}
+
+
+def loop(root: Path, n: int) -> tuple[float, dict[str, list[str]]]:
+    before = host_state(root)
+    t = time.perf_counter()
+    for _ in range(n):
+        subprocess.run(dockyard_cmd(root, "run", "--rm", "busybox", "true"), check=True, cwd=REPO)
+    elapsed = time.perf_counter() - t
+    after = host_state(root)
+    return elapsed, {k: sorted(set(after[k]) - set(before[k])) for k in after}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--loop", type=int, default=100)
+    ap.add_argument("--docker-host", default=os.environ.get("DOCKER_HOST", ""))
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("bench_runtime needs root")
+    compileall.compile_dir(REPO / "runtime", quiet=1)
+    compileall.compile_dir(REPO / "imagefmt", quiet=1)
+    compileall.compile_file(REPO / "cli.py", quiet=1)
+    tar = busybox_tar()
+    with tempfile.TemporaryDirectory(prefix="dybench-", dir="/var/tmp") as tmp:
+        work = Path(tmp)
+        root = work / "store"
+        imp = dockyard_cmd(root, "import", "-c", 'CMD ["sh"]', str(tar), "busybox")
+        subprocess.run(imp, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+        rootfs = work / "rootfs"
+        rootfs.mkdir()
+        subprocess.run(["tar", "-xf", str(tar), "-C", str(rootfs)], check=True)
+        results: dict[str, list[float]] = {}
+        results["dockyard run --rm --network none"] = bench_dockyard(root, args.runs, "none")
+        results["dockyard run --rm (bridge)"] = bench_dockyard(root, args.runs, "bridge")
+        results["runc run"] = bench_runc(rootfs, work, args.runs)
+        if args.docker_host:
+            results["docker run --rm --network none"] = bench_docker(tar, args.docker_host, args.runs)
+        results["unshare -mpfnui + chroot"] = bench_unshare(rootfs, args.runs)
+        marks = trace_once(root)
+        elapsed, leaked = loop(root, args.loop)
+    ours = median_ms(results["dockyard run --rm --network none"])
+    print(f"start-to-exit of `true`, median of {args.runs} (load average {os.getloadavg()[0]:.2f}):\n")
+    print("| runtime | median ms | min ms | vs dockyard |")
+    print("|---|---|---|---|")
+    for name, samples in results.items():
+        med = median_ms(samples)
+        print(f"| {name} | {med:.1f} | {min(samples) * 1000:.1f} | {med / ours:.2f}x |")
+    print("\none traced `dockyard run --rm --network none busybox true` (ms since the shell started it):\n")
+    for ms, label in marks:
+        print(f"    {ms:7.1f}  {label}")
+    each = elapsed / args.loop * 1000
+    print(f"\n{args.loop} x `run --rm busybox true` (bridge): {elapsed:.1f} s, {each:.0f} ms each")
+    print("left behind:", "nothing" if not any(leaked.values()) else json.dumps(leaked))
+    return 1 if any(leaked.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
