@@ -259,13 +259,18 @@ class Store:
         return doc["tags"].get(str(ref))  # type: ignore[no-any-return]
 
     def add_image(
-        self, manifest: Manifest, tags: Sequence[Reference] = (), repo_digest: Reference | None = None
+        self,
+        manifest: Manifest,
+        tags: Sequence[Reference] = (),
+        repo_digest: Reference | None = None,
+        record: dict[str, Any] | None = None,
     ) -> tuple[StoredImage, list[str]]:
         """Register an image whose blobs are all in the store, then tag it.
 
-        Raise ManifestInvalid when a blob is missing or the config does not
-        match the layers.  Returns the image and the refs whose old image
-        became untagged (docker prints nothing for those)."""
+        ``record`` values (e.g. the builder's ``parent``) are merged into the
+        image's record.  Raise ManifestInvalid when a blob is missing or the
+        config does not match the layers.  Returns the image and the refs whose
+        old image became untagged (docker prints nothing for those)."""
         config_raw = self.read_blob(manifest.config.digest)
         config = ImageConfig.parse(config_raw)
         if len(config.diff_ids) != len(manifest.layers):
@@ -282,6 +287,8 @@ class Store:
             doc = self._read_index()
             rec = doc["images"].setdefault(image_id, {"added": time.time()})
             rec["manifest"] = str(manifest.digest)
+            if record:
+                rec.update(record)
             if repo_digest is not None:
                 rd = f"{repo_digest.repository}@{repo_digest.digest}"
                 rec["repo_digests"] = sorted({*rec.get("repo_digests", []), rd})
@@ -466,8 +473,8 @@ class Store:
         """Bytes of the image's unpacked layers (docker's SIZE), or of its blobs if not unpacked."""
         total = 0
         for c, d in zip(image.chain_ids, image.manifest.layers, strict=False):
-            s = self.snapshot_size(c.hex)
-            total += s if s else d.size
+            unpacked = (self.snapshots / c.hex / "size").exists()
+            total += self.snapshot_size(c.hex) if unpacked else d.size
         return total
 
     def lowerdirs(self, image: StoredImage) -> list[Path]:

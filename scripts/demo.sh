@@ -14,6 +14,12 @@ dy import -c 'CMD ["sh"]' "$tar" busybox:latest
 dy images
 dy run --rm busybox echo "hello from a dockyard container"
 
+# build the example app (two stages, busybox httpd) and fetch its page from inside it
+dy build -t dockyard-example:latest --build-arg VERSION=demo fixtures/example
+dy build -t dockyard-example:latest --build-arg VERSION=demo fixtures/example | grep -c "Using cache"
+dy history dockyard-example:latest
+dy run --rm dockyard-example sh -c 'httpd -p 8080 -h /var/www && wget -qO- http://127.0.0.1:8080/ | grep "<h1>"'
+
 if ! curl -sf http://127.0.0.1:5000/v2/ >/dev/null; then
   mkdir -p "$DOCKYARD_ROOT/registry"
   .venv/bin/dockyard registry serve --addr 127.0.0.1:5000 --root "$DOCKYARD_ROOT/registry" \

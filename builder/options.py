@@ -1,0 +1,81 @@
+"""What a build is asked to do, and the platform and ARG values it starts from."""
+
+from __future__ import annotations
+
+import platform as _platform
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from imagefmt.reference import Reference
+from imagefmt.store import StoredImage
+
+Output = Callable[[bytes], None]
+
+PROXY_ARGS = frozenset(
+    f(name)
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY", "ALL_PROXY")
+    for f in (str.upper, str.lower)
+)
+_ARCHES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386", "ppc64le": "ppc64le"}
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """``dockyard build``'s flags, as the builder takes them.
+
+    ``dockerfile`` is the Dockerfile's content; ``context`` None means no
+    context (``build -``).  ``build_args`` values of None take the variable
+    from the environment, as ``--build-arg NAME`` does.  ``pull`` fetches a
+    base image missing from the store (None: a missing base is an error);
+    with ``always_pull`` (``--pull``) every base image is pulled again.
+    ``source_date_epoch`` clamps file times in layers and sets every
+    ``created`` time, so that two builds give the same image ID.  ``jobs``
+    independent stages run at once."""
+
+    dockerfile: bytes
+    context: Path | None = None
+    dockerfile_path: Path | None = None
+    tags: tuple[Reference, ...] = ()
+    build_args: Mapping[str, str] = field(default_factory=dict)
+    target: str | None = None
+    no_cache: bool = False
+    cache_from: tuple[str, ...] = ()
+    labels: Mapping[str, str] = field(default_factory=dict)
+    network: str = "host"
+    secrets: Mapping[str, bytes] = field(default_factory=dict)
+    platform: str | None = None
+    quiet: bool = False
+    explain: bool = False
+    pull: Callable[[str], StoredImage] | None = None
+    always_pull: bool = False
+    source_date_epoch: int | None = None
+    jobs: int = 2
+
+
+def host_platform() -> tuple[str, str, str]:
+    """(os, architecture, variant) of this machine, in OCI words."""
+    machine = _platform.machine()
+    arch = _ARCHES.get(machine, machine)
+    return "linux", arch, "v7" if machine == "armv7l" else ""
+
+
+def parse_platform(text: str | None) -> tuple[str, str, str]:
+    if not text:
+        return host_platform()
+    parts = text.lower().split("/")
+    os_name = parts[0] or "linux"
+    arch = parts[1] if len(parts) > 1 else host_platform()[1]
+    variant = parts[2] if len(parts) > 2 else ""
+    return os_name, arch, variant
+
+
+def platform_args(target: tuple[str, str, str]) -> dict[str, str]:
+    """BuildKit's automatic platform ARGs (TARGETPLATFORM, BUILDARCH …)."""
+    out: dict[str, str] = {}
+    for prefix, (os_name, arch, variant) in (("TARGET", target), ("BUILD", host_platform())):
+        out[f"{prefix}PLATFORM"] = "/".join(p for p in (os_name, arch, variant) if p)
+        out[f"{prefix}OS"] = os_name
+        out[f"{prefix}ARCH"] = arch
+        out[f"{prefix}VARIANT"] = variant
+    return out

@@ -1,0 +1,321 @@
+"""Dockerfile text to typed instructions and stages.
+
+dockerfile-parse splits the file into instructions (line continuations,
+comments, the ``# escape=`` directive).  It knows nothing of heredocs
+(containerbuildsystem/dockerfile-parse#145), so ``parse`` first lifts every
+heredoc body out of the text (leaving blank lines, so that line numbers stay
+right) and attaches it to its instruction.  Arguments are not expanded here:
+that needs the build's ARG and ENV values, known only while building.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from dataclasses import dataclass, field
+
+from builder.errors import DockerfileError
+
+KEYWORDS = frozenset(
+    "ADD ARG CMD COPY ENTRYPOINT ENV EXPOSE FROM HEALTHCHECK LABEL MAINTAINER ONBUILD "
+    "RUN SHELL STOPSIGNAL USER VOLUME WORKDIR".split()
+)
+_DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")
+_HEREDOC = re.compile(r"^(\d*)<<(-?)(.*)$")
+_STAGE_NAME = re.compile(r"^[a-z][a-z0-9\-_.]*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Heredoc:
+    """One ``<<NAME`` body; ``expand`` is False when the delimiter was quoted."""
+
+    name: str
+    content: str
+    expand: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Instruction:
+    """One instruction as written: ``args`` is the text after the keyword and
+    its ``--flags``; ``original`` is what ``Step N/M :`` prints."""
+
+    keyword: str
+    args: str
+    line: int
+    original: str
+    flags: tuple[tuple[str, str | None], ...] = ()
+    heredocs: tuple[Heredoc, ...] = ()
+    end_line: int = 0
+
+    def flag(self, name: str) -> str | None:
+        """The last value of ``--name`` (``""`` for a bare ``--name``), None if absent."""
+        found = None
+        for key, value in self.flags:
+            if key == name:
+                found = "" if value is None else value
+        return found
+
+    def flag_all(self, name: str) -> list[str]:
+        return ["" if v is None else v for k, v in self.flags if k == name]
+
+    def json_args(self) -> list[str] | None:
+        """The exec (JSON array of strings) form of ``args``, or None for the shell form."""
+        text = self.args.strip()
+        if not text.startswith("["):
+            return None
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return None
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return value
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    """``FROM base [AS name]`` and the instructions up to the next FROM."""
+
+    index: int
+    name: str | None
+    base: str
+    platform: str | None
+    instruction: Instruction
+    instructions: tuple[Instruction, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Dockerfile:
+    escape: str
+    directives: dict[str, str]
+    global_args: tuple[Instruction, ...]
+    stages: tuple[Stage, ...]
+    warnings: tuple[str, ...] = field(default=())
+
+    def stage(self, ref: str) -> Stage | None:
+        """A stage by name (case-insensitive) or index."""
+        low = ref.lower()
+        for s in self.stages:
+            if s.name == low:
+                return s
+        if ref.isdigit() and int(ref) < len(self.stages):
+            return self.stages[int(ref)]
+        return None
+
+
+# --------------------------------------------------------------------- directives ---
+
+
+def read_directives(lines: list[str]) -> dict[str, str]:
+    """Parser directives (``# syntax=``, ``# escape=``, ``# check=``) at the very top."""
+    found: dict[str, str] = {}
+    for line in lines:
+        m = _DIRECTIVE.match(line.strip())
+        if not m:
+            break
+        key = m.group(1).lower()
+        if key in found:
+            raise DockerfileError(f"only one {key} parser directive can be used")
+        found[key] = m.group(2)
+    escape = found.get("escape", "\\")
+    if escape not in ("\\", "`"):
+        raise DockerfileError(f"invalid escape token '{escape}' does not match ` or \\")
+    return found
+
+
+# ------------------------------------------------------------------------ heredocs ---
+
+
+def _heredoc_markers(text: str) -> list[tuple[str, bool, bool]]:
+    """(name, strip_tabs, expand) for every ``<<NAME`` word of an instruction."""
+    out = []
+    for word in text.split():
+        m = _HEREDOC.match(word)
+        if not m or not m.group(3):
+            continue
+        raw = m.group(3)
+        quoted = raw[0] in "'\"" and raw[-1] == raw[0] and len(raw) > 1
+        name = raw[1:-1] if quoted else raw
+        if re.fullmatch(r"[A-Za-z0-9_.\-]+", name):
+            out.append((name, m.group(2) == "-", not quoted))
+    return out
+
+
+def lift_heredocs(lines: list[str], escape: str) -> tuple[list[str], dict[int, list[Heredoc]]]:
+    """Remove heredoc bodies from ``lines`` (0-based); return the new lines and the
+    bodies keyed by their instruction's first line (0-based)."""
+    out = list(lines)
+    bodies: dict[int, list[Heredoc]] = {}
+    cont = re.compile(r"^.*" + re.escape(escape) + r"\s*$")
+    i = 0
+    start = -1
+    text = ""
+    while i < len(lines):
+        line = lines[i]
+        stripped = line.strip()
+        if start < 0:
+            if not stripped or stripped.startswith("#"):
+                i += 1
+                continue
+            start, text = i, ""
+        elif stripped.startswith("#"):  # a comment inside a continued instruction
+            i += 1
+            continue
+        text += line.rstrip("\n").rstrip().removesuffix(escape) + " "
+        i += 1
+        if cont.match(line.rstrip("\n")):
+            continue
+        keyword = text.split(None, 1)[0].upper() if text.strip() else ""
+        markers = _heredoc_markers(text) if keyword in ("RUN", "COPY", "ADD") else []
+        for name, strip_tabs, expand in markers:
+            body: list[str] = []
+            while i < len(lines):
+                raw = lines[i].rstrip("\n")
+                out[i] = "\n"
+                i += 1
+                if (raw.lstrip("\t") if strip_tabs else raw) == name:
+                    break
+                body.append(raw.lstrip("\t") if strip_tabs else raw)
+            else:
+                raise DockerfileError(f"unterminated heredoc {name}", start + 1)
+            content = "".join(b + "\n" for b in body)
+            bodies.setdefault(start, []).append(Heredoc(name, content, expand))
+        start = -1
+    return out, bodies
+
+
+def heredoc_name(word: str) -> str | None:
+    """The delimiter of a ``<<NAME`` word (quotes and ``-`` removed), or None."""
+    if not word.startswith("<<"):
+        return None
+    name = word[2:].lstrip("-")
+    if len(name) > 1 and name[0] in "'\"" and name[-1] == name[0]:
+        name = name[1:-1]
+    return name or None
+
+
+# ------------------------------------------------------------------------- parsing ---
+
+
+def split_flags(rest: str) -> tuple[list[tuple[str, str | None]], str]:
+    """Leading ``--name[=value]`` words (values may be quoted) and the remaining text."""
+    flags: list[tuple[str, str | None]] = []
+    text = rest.lstrip()
+    while text.startswith("--"):
+        m = re.match(r"--([A-Za-z][A-Za-z0-9\-]*)(=(\"[^\"]*\"|'[^']*'|\S*))?(\s+|$)", text)
+        if not m:
+            break
+        value = m.group(3)
+        if value is not None and len(value) >= 2 and value[0] in "'\"" and value[-1] == value[0]:
+            value = value[1:-1]
+        flags.append((m.group(1).lower(), value))
+        text = text[m.end() :]
+    return flags, text.strip()
+
+
+ALLOWED_FLAGS = {
+    "ADD": {"chown", "chmod", "checksum", "link", "keep-git-dir", "exclude", "unpack"},
+    "COPY": {"chown", "chmod", "from", "link", "parents", "exclude"},
+    "FROM": {"platform"},
+    "RUN": {"mount", "network", "security"},
+    "HEALTHCHECK": {"interval", "timeout", "start-period", "start-interval", "retries"},
+}
+
+
+def make_instruction(
+    keyword_raw: str, value: str, line: int, end_line: int = 0, heredocs: tuple[Heredoc, ...] = ()
+) -> Instruction:
+    """One Instruction from its keyword as written and its argument text; raise DockerfileError."""
+    keyword = keyword_raw.upper()
+    if keyword not in KEYWORDS:
+        raise DockerfileError(f"dockerfile parse error line {line}: unknown instruction: {keyword_raw}", line)
+    value = value.strip()
+    original = f"{keyword_raw} {value}".rstrip()
+    flags: list[tuple[str, str | None]] = []
+    if keyword in ALLOWED_FLAGS and keyword != "HEALTHCHECK":
+        flags, value = split_flags(value)
+        for name, _ in flags:
+            if name not in ALLOWED_FLAGS[keyword]:
+                raise DockerfileError(f"unknown flag: {name}", line)
+    if not value and keyword not in ("RUN",) and not heredocs:
+        raise DockerfileError(f"{keyword} requires at least one argument", line)
+    return Instruction(keyword, value, line, original, tuple(flags), heredocs, end_line or line)
+
+
+def parse_line(text: str, line: int = 0) -> Instruction:
+    """One instruction from a single line (ONBUILD triggers)."""
+    parts = text.strip().split(None, 1)
+    if not parts:
+        raise DockerfileError("empty instruction", line)
+    return make_instruction(parts[0], parts[1] if len(parts) > 1 else "", line)
+
+
+def parse(source: bytes | str) -> Dockerfile:
+    """Parse a whole Dockerfile; raise DockerfileError (with the line) for bad syntax."""
+    from dockerfile_parse import DockerfileParser
+
+    text = source.decode("utf-8", "replace") if isinstance(source, bytes) else source
+    text = text.removeprefix("\ufeff")
+    lines = text.splitlines(keepends=True)
+    directives = read_directives(lines)
+    escape = directives.get("escape", "\\")
+    lifted, bodies = lift_heredocs(lines, escape)
+    parser = DockerfileParser(fileobj=io.BytesIO("".join(lifted).encode()), cache_content=False)
+    instructions: list[Instruction] = []
+    for item in parser.structure:
+        if item["instruction"] == "COMMENT":
+            continue
+        start = item["startline"]
+        content: str = item["content"]
+        keyword_raw = content.split(None, 1)[0]
+        value = item["value"] or ""
+        heredocs = tuple(bodies.get(start, ()))
+        instructions.append(make_instruction(keyword_raw, value, start + 1, item["endline"] + 1, heredocs))
+    return _stages(instructions, escape, directives)
+
+
+def _stages(instructions: list[Instruction], escape: str, directives: dict[str, str]) -> Dockerfile:
+    global_args: list[Instruction] = []
+    stages: list[Stage] = []
+    current: Instruction | None = None
+    body: list[Instruction] = []
+    names: set[str] = set()
+
+    def close() -> None:
+        if current is None:
+            return
+        words = current.args.split()
+        name = None
+        if len(words) == 3 and words[1].lower() == "as":
+            name = words[2].lower()
+            if not _STAGE_NAME.match(name):
+                raise DockerfileError(
+                    f"invalid name for build stage: {words[2]!r}, name can't start with a number "
+                    "or contain symbols",
+                    current.line,
+                )
+            if name in names:
+                raise DockerfileError(f"duplicate name {name!r}", current.line)
+            names.add(name)
+        elif len(words) != 1:
+            raise DockerfileError("FROM requires either one or three arguments", current.line)
+        platform = current.flag("platform") or None
+        stages.append(Stage(len(stages), name, words[0], platform, current, tuple(body)))
+
+    for ins in instructions:
+        if ins.keyword == "FROM":
+            close()
+            current, body = ins, []
+        elif current is None:
+            if ins.keyword != "ARG":
+                raise DockerfileError("no build stage in current context", ins.line)
+            global_args.append(ins)
+        else:
+            body.append(ins)
+    close()
+    if not stages:
+        raise DockerfileError(
+            "the Dockerfile has no FROM instruction" if instructions else "file with no instructions"
+        )
+    return Dockerfile(escape, directives, tuple(global_args), tuple(stages))
