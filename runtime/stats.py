@@ -6,7 +6,6 @@ import os
 import subprocess
 from typing import NamedTuple
 
-from runtime.cgroups import Limits
 from runtime.containers import Container, ContainerStore
 from runtime.create import limits_of, set_limits, validate_limits
 from runtime.errors import BadSpec, NotRunning, RuntimeFailure
@@ -118,5 +117,3 @@ def update(store: ContainerStore, c: Container, changes: dict[str, object]) -> N
         set_limits(cur.host_config, new)
         store.save_record(cur)
 
-
-__all__ = ["Limits", "Sample", "cpu_percent", "sample", "top", "update"]
