@@ -116,4 +116,3 @@ def update(store: ContainerStore, c: Container, changes: dict[str, object]) -> N
                 raise RuntimeFailure(f"Cannot update container {cur.id}: {err.strerror}") from None
         set_limits(cur.host_config, new)
         store.save_record(cur)
-
