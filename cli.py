@@ -192,6 +192,15 @@ def human_size(size: float, precision: int = 3) -> str:
     return f"{size:.{precision}g}{units[i]}"
 
 
+def print_pruned(title: str, lines: list[str]) -> None:
+    """A prune command's section ("Deleted Images:", one line each, a blank line), as docker prints it."""
+    if lines:
+        print(f"{title}:")
+        for line in lines:
+            print(line)
+        print()
+
+
 def render_template(fmt: str, obj: Any) -> str:
     """A subset of Go templates as docker uses them: {{.Field}}, {{.A.B}}, {{json .}},
     {{json .Field}}, {{upper .X}}, {{lower .X}}, {{join .X ","}}, and \t / \n escapes."""
@@ -717,11 +726,7 @@ def cmd_image_prune(args: argparse.Namespace) -> int:
     ):
         return 0
     lines, freed = store_of(args).prune(all_images=args.all)
-    if lines:
-        print("Deleted Images:")
-        for line in lines:
-            print(line)
-        print()
+    print_pruned("Deleted Images", lines)
     print(f"Total reclaimed space: {human_size(freed)}")
     return 0
 
@@ -1097,11 +1102,7 @@ def cmd_system_prune(args: argparse.Namespace) -> int:
             print(line)
     lines, n = store_of(args).prune(all_images=args.all)
     freed += n
-    if lines:
-        print("Deleted Images:")
-        for line in lines:
-            print(line)
-        print()
+    print_pruned("Deleted Images", lines)
     print(f"Total reclaimed space: {human_size(freed)}")
     return 0
 
@@ -1844,11 +1845,7 @@ def cmd_container_prune(args: argparse.Namespace) -> int:
     if not args.force and not _confirm("WARNING! This will remove all stopped containers."):
         return 0
     removed, freed = _prune_containers(args)
-    if removed:
-        print("Deleted Containers:")
-        for cid in removed:
-            print(cid)
-        print()
+    print_pruned("Deleted Containers", removed)
     print(f"Total reclaimed space: {human_size(freed)}")
     return 0
 
@@ -2542,11 +2539,7 @@ def cmd_volume_prune(args: argparse.Namespace) -> int:
     ):
         return 0
     names, freed = _prune_volumes(args)
-    if names:
-        print("Deleted Volumes:")
-        for n in names:
-            print(n)
-        print()
+    print_pruned("Deleted Volumes", names)
     print(f"Total reclaimed space: {human_size(freed)}")
     return 0
 
@@ -3059,11 +3052,7 @@ def cmd_builder_prune(args: argparse.Namespace) -> int:
     ):
         return 0
     lines, freed = BuildCache(store_of(args)).prune(all_cache=args.all)
-    if lines:
-        print("Deleted build cache objects:")
-        for line in lines:
-            print(line)
-        print()
+    print_pruned("Deleted build cache objects", lines)
     print(f"Total reclaimed space: {human_size(freed)}")
     return 0
 

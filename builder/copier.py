@@ -26,6 +26,7 @@ from builder.dockerignore import glob_match, has_magic
 from builder.errors import DockerfileError
 from builder.rootview import RootView, split
 from imagefmt.digest import Writable
+from imagefmt.rootfs import climbs_out
 from imagefmt.tario import TarEntry, TarWriter, iter_tar
 
 MULTI_DEST = (
@@ -378,7 +379,7 @@ def _extract_into(writer: TarWriter, archive: bytes, prefix: str) -> None:
     with open(archive, "rb") as f, open_reader(f) as r:
         for entry, content in iter_tar(r):
             rel = posixpath.normpath("/" + entry.name).lstrip("/")
-            if _climbs(entry.name) or (entry.type == "hardlink" and _climbs(entry.linkname)):
+            if climbs_out(entry.name) or (entry.type == "hardlink" and climbs_out(entry.linkname)):
                 raise UnsafeLayer(f"ADD {os.fsdecode(archive)}: archive entry {entry.name!r} climbs out")
             if not rel or rel == "." or posixpath.basename(rel).startswith(".wh."):
                 continue
@@ -388,15 +389,3 @@ def _extract_into(writer: TarWriter, archive: bytes, prefix: str) -> None:
                 target = posixpath.normpath("/" + entry.linkname).lstrip("/")
                 fixed = replace(fixed, linkname=f"{prefix}/{target}" if prefix else target)
             writer.add_entry(fixed, content if entry.type == "file" else None)
-
-
-def _climbs(name: str) -> bool:
-    depth = 0
-    for part in name.split("/"):
-        if part == "..":
-            depth -= 1
-            if depth < 0:
-                return True
-        elif part not in ("", "."):
-            depth += 1
-    return False

@@ -20,7 +20,8 @@ from imagefmt.reference import Reference
 from imagefmt.store import Store, StoredImage
 
 
-def _escapes(name: str) -> bool:
+def climbs_out(name: str) -> bool:
+    """True when a tar member name climbs above the root with ``..``."""
     depth = 0
     for part in name.split("/"):
         if part == "..":
@@ -54,7 +55,7 @@ def import_rootfs(
         with out:
             w = TarWriter(out)
             for entry, content in iter_tar(open_reader(src)):
-                if _escapes(entry.name) or (entry.type == "hardlink" and _escapes(entry.linkname)):
+                if climbs_out(entry.name) or (entry.type == "hardlink" and climbs_out(entry.linkname)):
                     raise UnsafeLayer(f"import: tar entry {entry.name!r}: path escapes the root filesystem")
                 name = posixpath.normpath("/" + entry.name).lstrip("/")
                 if not name or name == ".":
