@@ -243,16 +243,13 @@ def render_template(fmt: str, obj: Any) -> str:
 
 
 def print_table(header: list[str], rows: list[list[str]], fmt: str = "") -> None:
-    """Docker's tabwriter output (columns padded by 3 spaces), or a --format template."""
+    """Docker's tabwriter output (see print_docker_table), or a --format template."""
     if fmt and not fmt.startswith("table"):
         keys = header
         for row in rows:
             print(render_template(fmt, dict(zip(keys, row, strict=False))))
         return
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
-    for row in [header, *rows]:
-        cells = [c.ljust(widths[i]) if i < len(row) - 1 else c for i, c in enumerate(row)]
-        print("   ".join(cells).rstrip())
+    print_docker_table(header, rows)
 
 
 def progress_bar(total: int | None, desc: str) -> Any:
@@ -1068,8 +1065,8 @@ def cmd_system_df(args: argparse.Namespace) -> int:
                 "Type": kind,
                 "TotalCount": str(count),
                 "Active": str(act),
-                "Size": human_size(size),
-                "Reclaimable": human_size(recl) + pct,
+                "Size": human_size(size, 4),
+                "Reclaimable": human_size(recl, 4) + pct,
             }
         )
     if args.format and not args.format.startswith("table"):

@@ -361,6 +361,7 @@ class Extractor:
             raise Invalid(f"layer entry {entry.name!r}: symlink with an empty target")
         self._make(pfd, base, lambda: os.symlink(entry.linkname, base, dir_fd=pfd))
         self._attrs_at(pfd, base, entry, chmod=False)
+        self.bytes += len(entry.linkname.encode())  # a symlink's st_size, which docker's sizes count
 
     def _hardlink(self, pfd: int, base: str, entry: TarEntry, parts: tuple[str, ...]) -> None:
         """Link to an entry already in the target (this layer's or, in apply

@@ -30,7 +30,8 @@ OVERLAY_XATTR_PREFIX = "trusted.overlay."
 
 @dataclass(frozen=True, slots=True)
 class ExtractStats:
-    """What ``extract_layer`` did: tar entries processed, content bytes written."""
+    """What ``extract_layer`` did: tar entries processed, bytes written (file content and
+    symlink targets: the st_size sum docker reports as a layer's size)."""
 
     entries: int
     bytes: int

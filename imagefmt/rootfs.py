@@ -83,7 +83,9 @@ def import_rootfs(
         for change in changes or []:
             apply_change(doc, change)
         history = {"created": created, "comment": message or f"Imported from {source}"}
-        return store.commit_image(None, path, doc, history, ref)
+        image = store.commit_image(None, path, doc, history, ref)
+        store.ensure_snapshots(image)  # as docker import does: runnable, and sized by its content
+        return image
     finally:
         path.unlink(missing_ok=True)
 
