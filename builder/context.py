@@ -100,7 +100,7 @@ def checksum(items: Iterable[Item], extra: str = "", memo: Path | None = None) -
         except OSError:
             value = checksum(items, extra)
             memo.mkdir(parents=True, exist_ok=True)
-            tmp = memo / f".{sig.hexdigest()}.{os.getpid()}"
+            tmp = memo / f".{sig.hexdigest()}.{os.getpid()}.{os.urandom(4).hex()}"  # threads share a pid
             tmp.write_text(value)
             os.replace(tmp, path)
             return value

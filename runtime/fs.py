@@ -55,10 +55,15 @@ def rmtree(path: Path | str, ignore_errors: bool = False) -> None:
     shutil.rmtree(path, ignore_errors=ignore_errors)
 
 
+def _temp_name(path: Path) -> Path:
+    """A sibling temp name unique per process and thread (parallel build stages share a pid)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+
+
 def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Write ``data`` to ``path`` through a temp file and rename: readers see the
     old or the new content, never a part."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = _temp_name(path)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
         os.write(fd, data)
@@ -88,8 +93,8 @@ def ensure_init_layer(path: Path) -> Path:
     """Create the shared init layer at ``path`` once (idempotent, atomic by rename)."""
     if path.is_dir():
         return path
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_name(path)
+    tmp.mkdir(parents=True)
     for d in INIT_DIRS:
         (tmp / d).mkdir(mode=0o755, exist_ok=True)
     for f in INIT_FILES:
