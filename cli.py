@@ -1472,16 +1472,15 @@ def _run_error(exc: errors.DockyardError) -> int:
     return int(getattr(exc, "exit_code", 125) or 125)
 
 
-_GROUPS: dict[int, Any] = {}
-
-
 def _container_group(sub: Any) -> Any:
-    """The ``container`` verb's subparsers (made once per parser build)."""
-    if id(sub) not in _GROUPS:
+    """The ``container`` verb's subparsers, made once per parser build and kept on
+    ``sub`` itself (an id()-keyed cache would hand a new build an old, freed one's)."""
+    group = getattr(sub, "_container_group", None)
+    if group is None:
         ctr = sub.add_parser("container", help="manage containers")
-        _GROUPS.clear()
-        _GROUPS[id(sub)] = ctr.add_subparsers(dest="sub", parser_class=_Parser, required=True)
-    return _GROUPS[id(sub)]
+        group = ctr.add_subparsers(dest="sub", parser_class=_Parser, required=True)
+        sub._container_group = group
+    return group
 
 
 @parsers
