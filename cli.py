@@ -267,6 +267,17 @@ def store_of(args: argparse.Namespace) -> Any:
     return Store(args.root)
 
 
+def image_store_in_use(args: argparse.Namespace) -> Any:
+    """The store, with the holds of containers that are gone released first, so
+    that rmi, prune and df see only images that existing containers use."""
+    from runtime.containers import ContainerStore
+
+    store = store_of(args)
+    containers = ContainerStore(args.root).dir
+    store.release_holds(lambda cid: (containers / cid).is_dir())
+    return store
+
+
 # ---------------------------------------------------------------- images ---
 
 
@@ -431,7 +442,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
 def cmd_rmi(args: argparse.Namespace) -> int:
     from imagefmt import errors as e
 
-    store = store_of(args)
+    store = image_store_in_use(args)
     status = 0
     for name in args.images:
         try:
@@ -722,7 +733,7 @@ def cmd_image_prune(args: argparse.Namespace) -> int:
         + ("images without at least one container associated to them." if args.all else "dangling images.")
     ):
         return 0
-    lines, freed = store_of(args).prune(all_images=args.all)
+    lines, freed = image_store_in_use(args).prune(all_images=args.all)
     print_pruned("Deleted Images", lines)
     print(f"Total reclaimed space: {human_size(freed)}")
     return 0
@@ -1047,11 +1058,11 @@ def _system_more_parsers(sub: Any) -> None:
 
 @command("system df")
 def cmd_system_df(args: argparse.Namespace) -> int:
-    store = store_of(args)
+    store = image_store_in_use(args)
     images = store.images()
     sizes = {str(i.id): store.image_size(i) for i in images}
     active = [i for i in images if store.holders(i.id)]
-    total = store.disk_usage()
+    total = sum(sizes.values())  # docker's SIZE: the images' content, not the store's files
     used = sum(sizes[str(i.id)] for i in active)
     rows = [("Images", len(images), len(active), total, max(0, total - used))]
     rows += [f(args) for f in DF_ROWS]
@@ -1097,7 +1108,7 @@ def cmd_system_prune(args: argparse.Namespace) -> int:
         freed += n
         for line in lines:
             print(line)
-    lines, n = store_of(args).prune(all_images=args.all)
+    lines, n = image_store_in_use(args).prune(all_images=args.all)
     freed += n
     print_pruned("Deleted Images", lines)
     print(f"Total reclaimed space: {human_size(freed)}")

@@ -35,7 +35,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, BinaryIO
@@ -329,6 +329,18 @@ class Store:
         with contextlib.suppress(OSError):
             (self.holds / image_id.hex).rmdir()
 
+    def release_holds(self, is_live: Callable[[str], bool]) -> None:
+        """Drop every hold whose holder ``is_live`` denies (containers removed by
+        someone who did not release their image, e.g. a --rm container's monitor).
+        Each holder is checked after its hold was seen, so a hold taken meanwhile
+        by a new container (which exists before it takes the hold) is kept."""
+        for image_dir in list(self.holds.iterdir()):
+            for holder in list(image_dir.iterdir()):
+                if not is_live(holder.name):
+                    holder.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                image_dir.rmdir()
+
     def holders(self, image_id: Digest) -> list[str]:
         d = self.holds / image_id.hex
         return sorted(p.name for p in d.iterdir()) if d.is_dir() else []
@@ -363,7 +375,7 @@ class Store:
                     "image is referenced in multiple repositories"
                 )
             if holders and not force:
-                what = f"repository reference {name!r}" if by_name else image_id[7:19]
+                what = f'repository reference "{name}"' if by_name else image_id[7:19]  # docker quotes it so
                 raise Conflict(
                     f"conflict: unable to remove {what} (must force) - container {holders[0][:12]} "
                     f"is using its referenced image {image_id[7:19]}"

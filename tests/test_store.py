@@ -116,3 +116,17 @@ def test_concurrent_tag_and_rmi_keep_the_store_consistent(dy: Dockyard, busybox:
     want = sorted(["busybox:latest"] + [f"p{n}/t:{i}" for n in range(3) for i in range(0, 15, 2)])
     assert tags == want
     assert list(store.tmp.iterdir()) == []
+
+
+def test_rm_containers_release_their_image(dy: Dockyard, busybox: str) -> None:
+    from tests.conftest import need_root
+
+    need_root()
+    dy.ok("run", "--rm", "--network", "none", "busybox", "true")
+    assert dy("run", "--rm", "--network", "none", "busybox", "nope").code == 127
+    cid = dy.ok("create", "--network", "none", "busybox", "true").strip()
+    r = dy("rmi", "busybox")
+    assert r.code != 0 and f'repository reference "busybox" (must force) - container {cid[:12]}' in r.err
+    assert dy.ok("system", "df").splitlines()[1].split()[:3] == ["Images", "1", "1"]
+    dy.ok("rm", cid)
+    assert "Deleted: " + busybox in dy.ok("rmi", "busybox")  # the --rm containers held nothing back
