@@ -249,6 +249,11 @@ class StageRun:
         change()
         created_by = created_by or history.metadata(self.shell, comment)
         descriptor = {"created_by": created_by, "config": self.cfg, "author": self.doc.get("author")}
+        self.commit_metadata(ins, descriptor, created_by)
+
+    def commit_metadata(self, ins: Instruction, descriptor: dict[str, Any], created_by: str) -> None:
+        """Reuse the cached image for a metadata-only step, or commit an empty layer, as
+        docker's classic builder prints it (" ---> Running in …")."""
         key, hit = self.cached(ins, descriptor)
         if hit is not None:
             self.use(hit)
@@ -313,14 +318,7 @@ class StageRun:
         effective = {k: self.args[k] for k, _ in declared}
         created_by = history.metadata(self.shell, comment)
         descriptor = {"created_by": created_by, "values": effective, "config": self.cfg}
-        key, hit = self.cached(ins, descriptor)
-        if hit is not None:
-            self.use(hit)
-            return
-        container = os.urandom(6).hex()
-        self.say(f" ---> Running in {container}\n")
-        self.save(key, descriptor, created_by, None)
-        self.finish(container)
+        self.commit_metadata(ins, descriptor, created_by)
 
     def do_maintainer(self, ins: Instruction) -> None:
         self.metadata(ins, f"MAINTAINER {ins.args}", lambda: self.doc.__setitem__("author", ins.args))

@@ -636,12 +636,12 @@ class Store:
             self.put_bytes(manifest.raw, mt.OCI_MANIFEST)
             if upperdir is not None and layer_tar is not None:
                 chain = chain_ids(diff_ids)[-1]
-                self.adopt_snapshot(chain, upperdir, _tree_size(self.snapshots, upperdir))
+                self.adopt_snapshot(chain, upperdir, _tree_size(upperdir))
             image, _ = self.add_image(manifest, [tag] if tag else [])
             return image
 
 
-def _tree_size(_: Path, root: Path) -> int:
+def _tree_size(root: Path) -> int:
     total = 0
     for dirpath, _dirs, files in os.walk(root):
         for name in files:
