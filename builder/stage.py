@@ -21,7 +21,7 @@ from builder.errors import BuildFailed, DockerfileError
 from builder.lexer import SubstitutionError, expand, expand_raw, expand_words, split_words
 from builder.parser import Instruction, Stage, heredoc_name, parse_line
 from builder.rootview import RootView
-from imagefmt.changes import parse_healthcheck
+from imagefmt.changes import parse_healthcheck, set_env
 from imagefmt.config import rfc3339
 from imagefmt.errors import Invalid
 from imagefmt.store import StoredImage
@@ -36,18 +36,6 @@ _SIGNALS = {
     "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG", "XCPU", "XFSZ", "VTALRM", "PROF",
     "WINCH", "IO", "POLL", "PWR", "SYS",
 }  # fmt: skip
-
-
-def set_env(cfg: dict[str, Any], key: str, value: str) -> None:
-    """Set ``key`` in the config's Env, in place when it is there (Docker keeps the order)."""
-    env = list(cfg.get("Env") or [])
-    for i, item in enumerate(env):
-        if item.split("=", 1)[0] == key:
-            env[i] = f"{key}={value}"
-            break
-    else:
-        env.append(f"{key}={value}")
-    cfg["Env"] = env
 
 
 def env_map(cfg: dict[str, Any]) -> dict[str, str]:

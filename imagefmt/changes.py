@@ -69,8 +69,14 @@ def parse_pairs(rest: str, what: str) -> list[tuple[str, str]]:
 
 
 def set_env(cfg: dict[str, Any], key: str, value: str) -> None:
-    env = [e for e in cfg.get("Env") or [] if e.split("=", 1)[0] != key]
-    env.append(f"{key}={value}")
+    """Set ``key`` in the config's Env, in place when it is there (Docker keeps the order)."""
+    env = list(cfg.get("Env") or [])
+    for i, item in enumerate(env):
+        if item.split("=", 1)[0] == key:
+            env[i] = f"{key}={value}"
+            break
+    else:
+        env.append(f"{key}={value}")
     cfg["Env"] = env
 
 

@@ -33,7 +33,7 @@ def test_env_label_expose_volume_workdir_user() -> None:
         "STOPSIGNAL SIGINT",
         "ONBUILD RUN true",
     )
-    assert c["Env"] == ["A=1", "B=two words", "PATH=/usr/bin"]
+    assert c["Env"] == ["PATH=/usr/bin", "A=1", "B=two words"]  # replaced in place, as docker does
     assert c["Labels"] == {"a": "b"}
     assert c["ExposedPorts"] == {"80/tcp": {}, "53/udp": {}}
     assert c["Volumes"] == {"/data": {}, "/a": {}, "/b": {}}
