@@ -29,7 +29,35 @@ class UsageError(Exception):
     """Bad flags or arguments: exit 2 with a one-line message."""
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help formatter with the terminal's width looked up once: the
+    default imports shutil (3 ms) and asks the terminal for every add_argument."""
+
+    def __init__(self, prog: str, **kw: Any) -> None:
+        kw.setdefault("width", _terminal_width())
+        super().__init__(prog, **kw)
+
+
+_WIDTH: list[int] = []
+
+
+def _terminal_width() -> int:
+    """shutil.get_terminal_size's answer ($COLUMNS, stdout's size, else 80), less
+    argparse's margin of 2."""
+    if not _WIDTH:
+        try:
+            width = int(os.environ.get("COLUMNS") or 0) or os.get_terminal_size(1).columns
+        except (ValueError, OSError):
+            width = 80
+        _WIDTH.append(width - 2)
+    return _WIDTH[0]
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        kw.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kw)
+
     def error(self, message: str) -> Any:  # argparse prints usage and exits; we raise
         raise UsageError(f"{self.prog}: {message}")
 
@@ -1441,10 +1469,30 @@ def _create_options(args: argparse.Namespace, run: bool) -> Any:
     )
 
 
-def _image_info(args: argparse.Namespace, name: str) -> tuple[Any, Any]:
-    """(StoredImage, runtime ImageInfo) for ``name``; docker's "Unable to find image" first."""
-    from imagefmt.reference import Reference
+def _image_info(args: argparse.Namespace, name: str) -> Any:
+    """The runtime's ImageInfo for ``name``; docker's "Unable to find image" first.
+
+    Through the catalog when every layer is unpacked (a container start imports
+    no manifest parsing), else through the full store, which unpacks."""
+    from imagefmt.catalog import Catalog
     from runtime.create import ImageInfo
+
+    catalog = Catalog(args.root)
+    found = catalog.launchable(name)
+    if found is None:
+        found = _unpacked(args, name)
+    return ImageInfo(
+        id=str(found.id),
+        name=name,
+        config=found.config.get("config") or {},
+        lowerdirs=found.lowerdirs,
+        mount_cwd=str(catalog.root),
+    )
+
+
+def _unpacked(args: argparse.Namespace, name: str) -> Any:
+    from imagefmt.catalog import Launchable
+    from imagefmt.reference import Reference
 
     store = store_of(args)
     try:
@@ -1456,24 +1504,18 @@ def _image_info(args: argparse.Namespace, name: str) -> tuple[Any, Any]:
             shown = name
         print(f"Unable to find image '{shown}' locally", file=sys.stderr)
         raise errors.NotFound(f"No such image: {shown}") from None
-    info = ImageInfo(
-        id=str(img.id),
-        name=name,
-        config=img.config.config,
-        lowerdirs=tuple(store.short_lowerdirs(img)),
-        mount_cwd=str(store.root),
-    )
-    return img, info
+    return Launchable(img.id, img.config.doc, tuple(store.short_lowerdirs(img)))
 
 
 def _create(args: argparse.Namespace, run: bool) -> Any:
+    from imagefmt.catalog import Catalog
+    from imagefmt.digest import Digest
     from runtime.create import create
 
     opts = _create_options(args, run)
-    img, info = _image_info(args, args.image)
-    cstore = containers_of(args)
-    c = create(cstore, info, opts)
-    store_of(args).add_hold(img.id, c.id)
+    info = _image_info(args, args.image)
+    c = create(containers_of(args), info, opts)
+    Catalog(args.root).add_hold(Digest.parse(info.id), c.id)
     return c
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple, Protocol
+
+if TYPE_CHECKING:
+    import hashlib
 
 from imagefmt.errors import DigestInvalid
 
@@ -15,9 +16,18 @@ _RE = re.compile(r"^([a-z0-9]+(?:[.+_-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$")
 CHUNK = 1 << 20
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class Digest:
-    """A content digest; ``str(Digest.parse(s)) == s`` for every valid ``s``."""
+def _hasher(algorithm: str) -> hashlib._Hash:
+    """hashlib, imported on first use: it costs ~3 ms of a start-up that may not hash."""
+    import hashlib
+
+    return hashlib.new(algorithm)
+
+
+class Digest(NamedTuple):
+    """A content digest; ``str(Digest.parse(s)) == s`` for every valid ``s``.
+
+    A NamedTuple (immutable, hashable, ordered) rather than a dataclass: the
+    dataclasses module costs ~9 ms to import, a tenth of a container start."""
 
     algorithm: str
     hex: str
@@ -38,12 +48,14 @@ class Digest:
 
     @classmethod
     def of(cls, data: bytes, algorithm: str = "sha256") -> Digest:
-        return cls(algorithm, hashlib.new(algorithm, data).hexdigest())
+        h = _hasher(algorithm)
+        h.update(data)
+        return cls(algorithm, h.hexdigest())
 
     @classmethod
     def of_stream(cls, src: BinaryIO, algorithm: str = "sha256") -> tuple[Digest, int]:
         """Hash a stream to its end; return (digest, size)."""
-        h = hashlib.new(algorithm)
+        h = _hasher(algorithm)
         n = 0
         while chunk := src.read(CHUNK):
             h.update(chunk)
@@ -51,7 +63,7 @@ class Digest:
         return cls(algorithm, h.hexdigest()), n
 
     def new_hasher(self) -> hashlib._Hash:
-        return hashlib.new(self.algorithm)
+        return _hasher(self.algorithm)
 
     @property
     def short(self) -> str:
@@ -77,7 +89,7 @@ class HashingReader:
 
     def __init__(self, src: BinaryIO, algorithm: str = "sha256") -> None:
         self._src = src
-        self._h = hashlib.new(algorithm)
+        self._h = _hasher(algorithm)
         self.algorithm = algorithm
         self.size = 0
 
@@ -132,7 +144,7 @@ class HashingWriter:
 
     def __init__(self, dst: Writable, algorithm: str = "sha256") -> None:
         self._dst = dst
-        self._h = hashlib.new(algorithm)
+        self._h = _hasher(algorithm)
         self.algorithm = algorithm
         self.size = 0
 

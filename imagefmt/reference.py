@@ -8,7 +8,7 @@ its host; ``index.docker.io`` is ``docker.io``.  The normalisation lives only in
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from imagefmt.digest import Digest
 from imagefmt.errors import DigestInvalid, NameInvalid
@@ -27,9 +27,9 @@ def _bad(text: str, why: str) -> NameInvalid:
     return NameInvalid(f"invalid reference format {text!r}: {why}")
 
 
-@dataclass(frozen=True, slots=True)
-class Reference:
-    """A normalised image reference; ``tag`` and ``digest`` may each be None."""
+class Reference(NamedTuple):
+    """A normalised image reference; ``tag`` and ``digest`` may each be None.
+    Immutable and hashable (a NamedTuple: cheaper to import than a dataclass)."""
 
     domain: str
     path: str
@@ -90,10 +90,10 @@ class Reference:
         return DOCKER_HUB_ENDPOINT if self.domain == DOCKER_HUB else self.domain
 
     def with_tag(self, tag: str | None) -> Reference:
-        return replace(self, tag=tag)
+        return self._replace(tag=tag)
 
     def with_digest(self, digest: Digest | None) -> Reference:
-        return replace(self, digest=digest)
+        return self._replace(digest=digest)
 
     def _suffix(self) -> str:
         out = f":{self.tag}" if self.tag else ""

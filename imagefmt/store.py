@@ -19,6 +19,9 @@ manifest digest, repo digests and the time it was tagged.  Blobs and
 snapshots are reference counted by the images that remain: removing an image
 frees exactly what no other image uses.
 
+The layout, locks, index reads and holds live in :class:`imagefmt.catalog.Catalog`
+(the lean part a container start imports); :class:`Store` adds the rest.
+
 Concurrency: ``images.json`` is replaced atomically (temp file + rename) under
 ``lock``, so readers never lock and never see a half-written index.  Adding
 content holds ``gc.lock`` shared for the whole operation (so a removal cannot
@@ -29,21 +32,19 @@ it exclusively while they sweep.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import json
 import os
 import shutil
 import time
-import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import Any, BinaryIO
 
 from imagefmt import mediatypes as mt
+from imagefmt.catalog import Catalog, unique
 from imagefmt.config import ImageConfig, rfc3339
 from imagefmt.digest import CHUNK, Digest, chain_ids
-from imagefmt.errors import BlobUnknown, Conflict, DigestInvalid, Invalid, ManifestInvalid, NotFound
+from imagefmt.errors import Conflict, DigestInvalid, Invalid, ManifestInvalid, NotFound
 from imagefmt.manifest import Descriptor, Manifest
 from imagefmt.reference import Reference
 
@@ -76,65 +77,11 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-class Store:
-    """The local store rooted at ``root`` (created on first use)."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
-        self.blobs = self.root / "blobs" / "sha256"
-        self.tmp = self.root / "tmp"
-        self.snapshots = self.root / "snapshots"
-        self.links = self.root / "l"
-        self.holds = self.root / "holds"
-        self.index_path = self.root / "images.json"
-        for d in (self.blobs, self.tmp, self.snapshots, self.links, self.holds):
-            d.mkdir(parents=True, exist_ok=True)
-
-    # ------------------------------------------------------------ locks ---
-
-    @contextlib.contextmanager
-    def _flock(self, name: str, mode: int) -> Iterator[None]:
-        fd = os.open(self.root / name, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, mode)
-            yield
-        finally:
-            os.close(fd)
-
-    def lock(self) -> contextlib.AbstractContextManager[None]:
-        """Exclusive lock for a short read-modify-write of the index."""
-        return self._flock("lock", fcntl.LOCK_EX)
-
-    def adding(self) -> contextlib.AbstractContextManager[None]:
-        """Held (shared) while content is added: removals wait for it."""
-        return self._flock("gc.lock", fcntl.LOCK_SH)
-
-    def removing(self) -> contextlib.AbstractContextManager[None]:
-        return self._flock("gc.lock", fcntl.LOCK_EX)
+class Store(Catalog):
+    """The local store rooted at ``root`` (created on first use): the catalog's
+    read side plus adding, unpacking, committing and removing content."""
 
     # ------------------------------------------------------------ blobs ---
-
-    def blob_path(self, digest: Digest) -> Path:
-        return self.root / "blobs" / digest.algorithm / digest.hex
-
-    def has_blob(self, digest: Digest) -> bool:
-        return self.blob_path(digest).exists()
-
-    def open_blob(self, digest: Digest) -> BinaryIO:
-        """Open a blob for reading; raise BlobUnknown."""
-        try:
-            return open(self.blob_path(digest), "rb")
-        except FileNotFoundError:
-            raise BlobUnknown(f"blob {digest} not found in the local store") from None
-
-    def read_blob(self, digest: Digest) -> bytes:
-        with self.open_blob(digest) as f:
-            return f.read()
-
-    def temp_file(self) -> tuple[Path, IO[bytes]]:
-        """A new temp file in the store (same filesystem as blobs/, for rename)."""
-        path = self.tmp / f"{uuid.uuid4().hex}.part"
-        return path, open(path, "wb")
 
     def put_blob(
         self,
@@ -186,29 +133,10 @@ class Store:
     def put_bytes(self, data: bytes, media_type: str = "") -> Descriptor:
         digest = Digest.of(data)
         if not self.has_blob(digest):
-            path = self.tmp / f"{uuid.uuid4().hex}.part"
+            path = self.tmp / f"{unique()}.part"
             path.write_bytes(data)
             self.commit_temp(path, digest)
         return Descriptor(media_type, digest, len(data))
-
-    # ------------------------------------------------------------ index ---
-
-    def _read_index(self) -> dict[str, Any]:
-        try:
-            doc: dict[str, Any] = json.loads(self.index_path.read_bytes())
-        except FileNotFoundError:
-            doc = {}
-        doc.setdefault("images", {})
-        doc.setdefault("tags", {})
-        return doc
-
-    def _write_index(self, doc: dict[str, Any]) -> None:
-        tmp = self.tmp / f"images.{uuid.uuid4().hex}.json"
-        with open(tmp, "w") as f:
-            json.dump(doc, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.index_path)
 
     def _load(self, image_id: str, doc: dict[str, Any]) -> StoredImage:
         rec = doc["images"][image_id]
@@ -234,29 +162,6 @@ class Store:
         if found is None:
             raise NotFound(f"No such image: {name}")
         return self._load(found, doc)
-
-    def _find(self, name: str, doc: dict[str, Any]) -> str | None:
-        images: dict[str, Any] = doc["images"]
-        hexpart = name.removeprefix("sha256:")
-        if len(hexpart) >= 1 and all(c in "0123456789abcdef" for c in hexpart):
-            if name.startswith("sha256:") and f"sha256:{hexpart}" in images:
-                return f"sha256:{hexpart}"
-            matches = [i for i in images if i[7:].startswith(hexpart)]
-            if len(matches) == 1 and (len(hexpart) >= 3 or name.startswith("sha256:")):
-                return matches[0]
-        try:
-            ref = Reference.parse(name)
-        except Invalid:
-            return None
-        if ref.digest is not None:
-            for image_id, rec in images.items():
-                if any(
-                    rd.endswith(f"@{ref.digest}") and rd.startswith(ref.repository + "@")
-                    for rd in rec.get("repo_digests", [])
-                ) or rec.get("manifest") == str(ref.digest):
-                    return str(image_id)
-            return None
-        return doc["tags"].get(str(ref))  # type: ignore[no-any-return]
 
     def add_image(
         self,
@@ -316,34 +221,6 @@ class Store:
             if str(image.id) in doc["images"]:
                 doc["images"][str(image.id)].update(values)
                 self._write_index(doc)
-
-    # ------------------------------------------------------------ holds ---
-
-    def add_hold(self, image_id: Digest, holder: str) -> None:
-        d = self.holds / image_id.hex
-        d.mkdir(parents=True, exist_ok=True)
-        (d / holder).touch()
-
-    def remove_hold(self, image_id: Digest, holder: str) -> None:
-        (self.holds / image_id.hex / holder).unlink(missing_ok=True)
-        with contextlib.suppress(OSError):
-            (self.holds / image_id.hex).rmdir()
-
-    def release_holds(self, is_live: Callable[[str], bool]) -> None:
-        """Drop every hold whose holder ``is_live`` denies (containers removed by
-        someone who did not release their image, e.g. a --rm container's monitor).
-        Each holder is checked after its hold was seen, so a hold taken meanwhile
-        by a new container (which exists before it takes the hold) is kept."""
-        for image_dir in list(self.holds.iterdir()):
-            for holder in list(image_dir.iterdir()):
-                if not is_live(holder.name):
-                    holder.unlink(missing_ok=True)
-            with contextlib.suppress(OSError):
-                image_dir.rmdir()
-
-    def holders(self, image_id: Digest) -> list[str]:
-        d = self.holds / image_id.hex
-        return sorted(p.name for p in d.iterdir()) if d.is_dir() else []
 
     # ---------------------------------------------------------- removal ---
 
@@ -428,7 +305,7 @@ class Store:
         link = snap / "link"
         if link.exists():
             (self.links / link.read_text().strip()).unlink(missing_ok=True)
-        trash = self.snapshots / f"tmp-del-{uuid.uuid4().hex}"
+        trash = self.snapshots / f"tmp-del-{unique()}"
         os.replace(snap, trash)
         shutil.rmtree(trash, ignore_errors=True)
 
@@ -472,15 +349,6 @@ class Store:
 
     # -------------------------------------------------------- snapshots ---
 
-    def snapshot_dir(self, chain: Digest) -> Path:
-        return self.snapshots / chain.hex / "diff"
-
-    def snapshot_size(self, chain_hex: str) -> int:
-        try:
-            return int((self.snapshots / chain_hex / "size").read_text())
-        except (OSError, ValueError):
-            return 0
-
     def image_size(self, image: StoredImage) -> int:
         """Bytes of the image's unpacked layers (docker's SIZE), or of its blobs if not unpacked."""
         total = 0
@@ -498,10 +366,6 @@ class Store:
         """Like lowerdirs, as ``l/<id>`` paths relative to the store root."""
         self.ensure_snapshots(image)
         return [f"l/{self._link_name(c)}" for c in reversed(image.chain_ids)]
-
-    @staticmethod
-    def _link_name(chain: Digest) -> str:
-        return chain.hex[:16]
 
     def ensure_snapshots(self, image: StoredImage, created: list[Digest] | None = None) -> None:
         """Unpack every layer of ``image`` that has no snapshot yet (atomic per layer).
@@ -527,9 +391,6 @@ class Store:
             if d.hex not in live_blobs:
                 self.blob_path(d).unlink(missing_ok=True)
 
-    def has_snapshot(self, chain: Digest) -> bool:
-        return (self.snapshots / chain.hex / "link").exists()
-
     def unpack_layer(self, chain: Digest, diff_id: Digest, desc: Descriptor) -> bool:
         """Unpack the layer blob ``desc`` as the snapshot of ``chain``, unless it exists.
 
@@ -546,7 +407,7 @@ class Store:
         from imagefmt.digest import HashingReader
         from imagefmt.layer import extract_layer
 
-        work = self.snapshots / f"tmp-{uuid.uuid4().hex}"
+        work = self.snapshots / f"tmp-{unique()}"
         (work / "diff").mkdir(parents=True)
         try:
             with self.open_blob(desc.digest) as blob:
@@ -582,7 +443,7 @@ class Store:
         snapshot for ``chain`` by renaming it: no copy, no re-extraction."""
         if (self.snapshots / chain.hex / "link").exists():
             return
-        work = self.snapshots / f"tmp-{uuid.uuid4().hex}"
+        work = self.snapshots / f"tmp-{unique()}"
         work.mkdir()
         os.rename(diff, work / "diff")
         self._install_snapshot(work, chain, size)

@@ -31,6 +31,14 @@ from runtime.cgroups import PARENT, Cgroup
 from runtime.errors import NameInUse, NoSuchContainer
 from runtime.fs import read_json, rmtree, write_json
 
+
+def purge(path: Path) -> None:
+    """Delete a detached container directory."""
+    rmtree(path, ignore_errors=True)
+    if path.exists():  # a lingering overlay work dir: retry once
+        rmtree(path, ignore_errors=True)
+
+
 ZERO_TIME = "0001-01-01T00:00:00Z"
 DOCKER_NS_DEFAULTS: tuple[tuple[str, Any], ...] = (
     ("LinkLocalIPv6Address", ""),
@@ -366,10 +374,21 @@ class ContainerStore:
 
     def delete(self, c: Container) -> None:
         """Remove the record, its name and its files. Idempotent."""
+        purge(self.detach(c))
+
+    def detach(self, c: Container) -> Path:
+        """Remove the record and its name at once, renaming its directory aside
+        (out of :meth:`ids`' sight); return that directory, for :func:`purge`
+        once nobody waits (unlinking a container's files takes milliseconds)."""
         self.release_name(c.name, c.id)
-        rmtree(c.dir, ignore_errors=True)
-        if c.dir.exists():  # a lingering overlay work dir: retry once
-            rmtree(c.dir, ignore_errors=True)
+        aside = self.dir / f".gone-{c.id}-{os.urandom(4).hex()}"
+        try:
+            os.rename(c.dir, aside)
+        except FileNotFoundError:
+            pass
+        except OSError:  # cannot rename (busy): remove it in place
+            return c.dir
+        return aside
 
     @contextmanager
     def locked(self, c: Container) -> Iterator[Container]:

@@ -139,12 +139,14 @@ def _parent_side(spec: Spec, hs: Handshake, pid: int, on_netns: Callable[[int], 
     if hs.ready and os.read(hs.ready[0], 1) == b"1" and on_netns is not None:
         on_netns(pid)
     _signal(hs.go)
+    trace.mark("joining")
     for procs in spec.cgroup_procs:  # meanwhile the child mounts its root
         try:
             with open(procs, "w") as f:
                 f.write(str(pid))
         except ProcessLookupError:
             return  # the child died: its error report says why
+    trace.mark("joined")
     _signal(hs.joined)
 
 
@@ -262,6 +264,7 @@ def _setup_and_exec(spec: Spec, stdio: Stdio, err_w: int, hs: Handshake) -> NoRe
     rootfs.setup(spec)
     trace.mark("rootfs")
     _await(hs.joined, "joining its cgroups")
+    trace.mark("awaited")
     exec_process(spec.process, stdio, make_cwd=True)
 
 

@@ -14,7 +14,7 @@ import signal
 
 from runtime import attach as A
 from runtime import monitor
-from runtime.containers import Container, ContainerStore, process_start_time
+from runtime.containers import Container, ContainerStore, process_start_time, purge
 from runtime.errors import BadSpec, ContainerRunning, NameInUse, NotRunning
 from runtime.fs import write_json
 
@@ -159,7 +159,7 @@ def remove(store: ContainerStore, c: Container, force: bool = False, volumes: bo
             wait_stopped(cur, 30)
         _clean_dead(store, cur)
         if volumes:
-            monitor.remove_files(store, cur)
+            purge(monitor.remove_files(store, cur))
         else:
             store.delete(cur)
 
@@ -205,6 +205,8 @@ def prune(store: ContainerStore) -> tuple[list[str], int]:
             continue
         removed.append(c.id)
         freed += size
+    for leftover in store.dir.glob(".gone-*"):  # detached by a monitor that died before purging
+        purge(leftover)
     return removed, freed
 
 

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 from imagefmt.errors import DockyardError
 from runtime import attach as A
 from runtime import launch, trace
-from runtime.containers import Container, ContainerStore, now_rfc3339, process_start_time
+from runtime.containers import Container, ContainerStore, now_rfc3339, process_start_time, purge
 from runtime.create import limits_of
 from runtime.errors import NotRunning, RuntimeFailure, StartFailed
 from runtime.fs import ensure_init_layer
@@ -327,7 +327,7 @@ class Monitor:
         c = self.c
         c.state.update(Status="created", Running=False, Pid=0, ExitCode=code, Error=message, Network={})
         if c.host_config.get("AutoRemove"):
-            remove_files(self.store, c)
+            purge(remove_files(self.store, c))
         else:
             self.store.save_state(c)
         try:
@@ -500,8 +500,9 @@ class Monitor:
             FinishedAt=now_rfc3339(),
             Network={},
         )
+        removed = None
         if c.host_config.get("AutoRemove"):
-            remove_files(self.store, c)
+            removed = remove_files(self.store, c)
         else:
             self.store.save_state(c)
         trace.mark("cleaned")
@@ -512,6 +513,8 @@ class Monitor:
             except OSError:
                 pass
             client.sock.close()
+        if removed is not None:  # gone from the store already: unlink its files unwatched
+            purge(removed)
 
     def _unplug_connected(self) -> None:
         """Veths that ``network connect`` added while the container ran."""
@@ -547,14 +550,17 @@ class Monitor:
                 pass
 
 
-def remove_files(store: ContainerStore, c: Container) -> None:
+def remove_files(store: ContainerStore, c: Container) -> Path:
     """Delete a stopped container and its anonymous volumes (``--rm``, ``rm -v``);
-    an anonymous volume another container still uses stays."""
+    an anonymous volume another container still uses stays.  The container's own
+    directory is only detached: returns it, for :func:`purge`."""
+    removed = store.detach(c)
+    names = [m["Name"] for m in c.record.get("Mounts") or [] if m.get("Type") == "volume"]
+    if not names:
+        return removed
     from runtime.volumes import VolumeStore
 
     vstore = VolumeStore(store.root)
-    store.delete(c)
-    names = [m["Name"] for m in c.record.get("Mounts") or [] if m.get("Type") == "volume"]
     for name in names:
         if not vstore.is_anonymous(name):
             continue
@@ -565,3 +571,4 @@ def remove_files(store: ContainerStore, c: Container) -> None:
             vstore.remove(name, users)
         except DockyardError:
             pass
+    return removed

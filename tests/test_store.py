@@ -130,3 +130,22 @@ def test_rm_containers_release_their_image(dy: Dockyard, busybox: str) -> None:
     assert dy.ok("system", "df").splitlines()[1].split()[:3] == ["Images", "1", "1"]
     dy.ok("rm", cid)
     assert "Deleted: " + busybox in dy.ok("rmi", "busybox")  # the --rm containers held nothing back
+
+
+def test_catalog_launchable_matches_the_store(dy: Dockyard, busybox: str, store_root: Path) -> None:
+    """A container start resolves its image through the lean catalog: same ID,
+    config and lowerdirs as the full store; None (so the store unpacks) when a
+    layer has no snapshot, and for names that resolve to nothing."""
+    from imagefmt.catalog import Catalog
+
+    store = Store(store_root)
+    img = store.image("busybox")
+    lowerdirs = tuple(store.short_lowerdirs(img))
+    found = Catalog(store_root).launchable("busybox")
+    assert found is not None
+    assert (found.id, found.config, found.lowerdirs) == (img.id, img.config.doc, lowerdirs)
+    assert Catalog(store_root).launchable(busybox[7:19]) == found
+    assert Catalog(store_root).launchable("nosuch") is None
+    for snap in store.snapshots.iterdir():
+        (snap / "link").unlink()
+    assert Catalog(store_root).launchable("busybox") is None
