@@ -73,7 +73,9 @@ def trace_once(root: Path) -> list[tuple[float, str]]:
             check=True,
         )
         end = time.time()
-        marks = [((float(t) - t0) * 1000, label) for _, t, label in (line.split(None, 2) for line in f)]
+        marks = [
+            ((float(t) - t0) * 1000, label.strip()) for _, t, label in (line.split(None, 2) for line in f)
+        ]
     return [*marks, ((end - t0) * 1000, "CLI exited")]
 
 

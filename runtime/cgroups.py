@@ -148,6 +148,17 @@ class Cgroup:
             seen.setdefault(mnt, ctrl)
         return {ctrl: mnt / self.parent / self.name for mnt, ctrl in seen.items()}
 
+    def views(self) -> tuple[tuple[str, str], ...]:
+        """What the container is shown at /sys/fs/cgroup, as (name, group dir):
+        this group of each v1 hierarchy under the hierarchy's mount name, or
+        ("", the group) on v2 (docker's read-only cgroup mounts)."""
+        if self.h.v2:
+            return (("", str(self.h.v2 / self.parent / self.name)),)
+        seen: dict[Path, str] = {}
+        for ctrl, mnt in self.h.v1.items():
+            seen.setdefault(mnt, ctrl)
+        return tuple((mnt.name, str(mnt / self.parent / self.name)) for mnt in seen)
+
     def _dir(self, ctrl: str) -> Path | None:
         if self.h.v2:
             return self.h.v2 / self.parent / self.name

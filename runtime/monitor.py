@@ -109,6 +109,7 @@ def build_spec(
         mounts=mounts,
         network="new" if wiring is not None else _network(store, c),
         cgroup_procs=cgroup_procs,
+        cgroup_views=c.cgroup().views(),
         interfaces=wiring.interfaces if wiring is not None else (),
         # No default route: nothing is NATed to the outside, and without a route a
         # container cannot reach other bridges through the host's forwarding either.

@@ -28,7 +28,7 @@ READONLY = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trig
 DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0))
 DEV_LINKS = (
     ("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
-    ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"), ("core", "/proc/kcore"),
+    ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"),
 )  # fmt: skip
 
 
@@ -78,6 +78,8 @@ def mount_dev(root: str) -> None:
             os.mknod(f"{dev}/{name}", 0o666 | stat.S_IFCHR, os.makedev(major, minor))
         for name, target in DEV_LINKS:
             os.symlink(target, f"{dev}/{name}")
+        if os.path.exists("/proc/kcore"):  # runc links core only where the kernel has one
+            os.symlink("/proc/kcore", f"{dev}/core")
         os.mkdir(f"{dev}/pts", 0o755)
         os.mkdir(f"{dev}/shm", 0o1777)
         os.mkdir(f"{dev}/mqueue", 0o755)
@@ -89,16 +91,44 @@ def mount_dev(root: str) -> None:
     L.mount("mqueue", f"{dev}/mqueue", "mqueue", L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC)
 
 
+_RO = L.MS_RDONLY | L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC
+
+
+def mount_cgroups(root: str, views: tuple[tuple[str, str], ...]) -> None:
+    """Docker's /sys/fs/cgroup: on v1 a read-only tmpfs holding the container's
+    own group of each hierarchy, bound read-only under the hierarchy's name (with
+    the host's aliases, like cpu -> cpu,cpuacct); on v2 the group itself.  So
+    programs that size themselves from their limits (JVMs, Node) read ours."""
+    base = f"{root}/sys/fs/cgroup"
+    if not views or not os.path.isdir(base):
+        return
+    if views[0][0] == "":
+        L.mount(views[0][1], base, None, L.MS_BIND)
+        L.mount(None, base, None, L.MS_BIND | L.MS_REMOUNT | _RO)
+        return
+    L.mount("tmpfs", base, "tmpfs", L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC, "mode=555")
+    names = set()
+    for name, group in views:
+        os.mkdir(f"{base}/{name}", 0o555)
+        L.mount(group, f"{base}/{name}", None, L.MS_BIND)
+        L.mount(None, f"{base}/{name}", None, L.MS_BIND | L.MS_REMOUNT | _RO)
+        names.add(name)
+    with os.scandir("/sys/fs/cgroup") as host:  # still the host's: before pivot_root
+        for entry in host:
+            if entry.is_symlink() and os.readlink(entry.path) in names:
+                os.symlink(os.readlink(entry.path), f"{base}/{entry.name}")
+    L.mount(None, base, None, L.MS_REMOUNT | _RO)
+
+
 def mount_proc_sys(root: str) -> None:
     _ensure(f"{root}/proc", True)
     L.mount("proc", f"{root}/proc", "proc", L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC)
     _ensure(f"{root}/sys", True)
-    ro = L.MS_RDONLY | L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC
     try:
-        L.mount("sysfs", f"{root}/sys", "sysfs", ro)
+        L.mount("sysfs", f"{root}/sys", "sysfs", _RO)
     except OSError:  # no new net namespace of our own (container:X): bind the host's read-only
         L.mount("/sys", f"{root}/sys", None, L.MS_BIND | L.MS_REC)
-        L.mount(None, f"{root}/sys", None, L.MS_BIND | L.MS_REMOUNT | ro)
+        L.mount(None, f"{root}/sys", None, L.MS_BIND | L.MS_REMOUNT | _RO)
 
 
 def mask_paths(root: str) -> None:
@@ -115,7 +145,7 @@ def mask_paths(root: str) -> None:
         path = root + p
         if os.path.lexists(path):
             L.mount(path, path, None, L.MS_BIND | L.MS_REC)
-            L.mount(None, path, None, L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY | L.MS_NOSUID | L.MS_NODEV)
+            L.mount(None, path, None, L.MS_BIND | L.MS_REMOUNT | _RO)
 
 
 def copy_up(src: str, dst: str) -> None:
@@ -179,6 +209,7 @@ def setup(spec: Spec) -> None:
     L.mount(None, "/", None, L.MS_REC | L.MS_PRIVATE)
     mount_overlay(spec.rootfs)
     mount_proc_sys(root)
+    mount_cgroups(root, spec.cgroup_views)
     mount_dev(root)
     if spec.masked:
         mask_paths(root)

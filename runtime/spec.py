@@ -77,7 +77,9 @@ class Spec(NamedTuple):
     prefixlen) and a default route via ``gateway``) or a path to join
     (``/proc/<pid>/ns/net``: container:X).
     ``etc_files`` maps container paths (/etc/hosts…) to host files bind-mounted
-    over them.  ``cgroup_procs`` are cgroup.procs files the process joins."""
+    over them.  ``cgroup_procs`` are cgroup.procs files the process joins;
+    ``cgroup_views`` the (name, group dir) pairs mounted read-only under
+    /sys/fs/cgroup (see ``runtime.cgroups.Cgroup.views``)."""
 
     rootfs: Rootfs
     process: Process
@@ -86,6 +88,7 @@ class Spec(NamedTuple):
     mounts: tuple[Mount, ...] = ()
     network: str = "none"
     cgroup_procs: tuple[str, ...] = ()
+    cgroup_views: tuple[tuple[str, str], ...] = ()
     masked: bool = True
     interfaces: tuple[tuple[str, str, int], ...] = ()
     gateway: str = ""

@@ -105,6 +105,23 @@ def test_cpu_period_and_quota(ctl: Ctl) -> None:
     assert r.code == 125 and "Nano CPUs and CPU Period cannot both be set" in r.err
 
 
+def test_container_sees_its_own_cgroups_read_only(ctl: Ctl) -> None:
+    """As in docker: /sys/fs/cgroup shows the container's groups (its limits), read-only."""
+    script = (
+        "if [ -e /sys/fs/cgroup/cgroup.controllers ]; then cat /sys/fs/cgroup/memory.max;"
+        " else cat /sys/fs/cgroup/memory/memory.limit_in_bytes; ls /sys/fs/cgroup; fi;"
+        " mkdir /sys/fs/cgroup/x 2>&1; true"
+    )
+    out = ctl.ok("run", "--rm", "--memory", "64m", "busybox", "sh", "-c", script).split("\n")
+    assert out[0] == "67108864"
+    if Cgroup("x", default_parent()).h.v1:
+        assert {"memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "freezer", "devices"} <= set(out[1:-2])
+    assert "Read-only file system" in out[-2]
+    if Cgroup("x", default_parent()).h.v1:
+        r = ctl("run", "--rm", "busybox", "mkdir", "/sys/fs/cgroup/pids/x")
+        assert r.code == 1 and "Read-only file system" in r.err
+
+
 def test_pids_limit_is_enforced(ctl: Ctl) -> None:
     script = "for i in 1 2 3 4 5 6 7 8 9 10; do sleep 5 & done; echo done"
     r = ctl("run", "--rm", "--pids-limit", "5", "busybox", "sh", "-c", script)
