@@ -229,45 +229,101 @@ def print_pruned(title: str, lines: list[str]) -> None:
         print()
 
 
+class TemplateError(errors.DockyardError):
+    """A --format template that does not apply to the object (docker exits 1)."""
+
+
 def render_template(fmt: str, obj: Any) -> str:
     """A subset of Go templates as docker uses them: {{.Field}}, {{.A.B}}, {{json .}},
-    {{json .Field}}, {{upper .X}}, {{lower .X}}, {{join .X ","}}, and \t / \n escapes."""
+    {{json .Field}}, {{upper .X}}, {{lower .X}}, {{join .X ","}}, and \t / \n escapes.
+
+    Values print as Go prints docker's types: maps as ``map[k:v]``, structs as
+    ``{v1 v2}``, nil slices/maps/pointers as ``[]``/``map[]``/``<nil>``; a key
+    that is not there is docker's "map has no entry" error."""
     import json
     import re
 
-    def lookup(path: str) -> Any:
+    def lookup(path: str, at: int) -> Any:
         cur = obj
         for part in [p for p in path.split(".") if p]:
+            if isinstance(cur, dict) and part not in cur:
+                if part in _GO_OMITTED:  # a field of docker's type that its JSON omits when empty
+                    return _GO_OMITTED[part]
+                col = at + path.index("." + part)
+                raise TemplateError(
+                    f'template parsing error: template: :1:{col}: executing "" at <{path}>: '
+                    f'map has no entry for key "{part}"'
+                )
             cur = cur.get(part) if isinstance(cur, dict) else getattr(cur, part, None)
         return cur
 
-    def show(v: Any) -> str:
+    def show(v: Any, path: str = "") -> str:
+        field = path.rsplit(".", 1)[-1]
         if v is None:
-            return "<no value>"
+            return _go_nil(field)
+        if isinstance(v, _GoZero):
+            return str(v)
         if isinstance(v, bool):
             return "true" if v else "false"
         if isinstance(v, dict):
-            return "map[" + " ".join(f"{k}:{show(x)}" for k, x in sorted(v.items())) + "]"
+            if field in _GO_MAPS or path.endswith(("LogConfig.Config", "GraphDriver.Data")):
+                return "map[" + " ".join(f"{k}:{show(x)}" for k, x in sorted(v.items())) + "]"
+            return "{" + " ".join(show(x, f"{path}.{k}") for k, x in v.items()) + "}"
         if isinstance(v, list):
             return "[" + " ".join(show(x) for x in v) + "]"
         return str(v)
 
     def sub(m: re.Match[str]) -> str:
         expr = m.group(1).strip()
+        at = m.start(1) + len(m.group(1)) - len(m.group(1).lstrip())
         words = expr.split()
         if words[0] == "json" and len(words) == 2:
-            return json.dumps(lookup(words[1]), separators=(",", ":"))
+            return json.dumps(lookup(words[1], at + expr.index(words[1])), separators=(",", ":"))
         if words[0] in ("upper", "lower", "title") and len(words) == 2:
-            v = show(lookup(words[1]))
+            v = show(lookup(words[1], at + expr.index(words[1])), words[1])
             return {"upper": v.upper(), "lower": v.lower(), "title": v.title()}[words[0]]
         if words[0] == "join" and len(words) == 3:
-            return str(json.loads(words[2])).join(str(x) for x in lookup(words[1]) or [])
+            items = lookup(words[1], at + expr.index(words[1])) or []
+            return str(json.loads(words[2])).join(str(x) for x in items)
         if len(words) == 1 and words[0].startswith("."):
-            return show(lookup(words[0]))
+            return show(lookup(words[0], at), words[0])
         raise UsageError(f"template: unsupported expression {{{{{expr}}}}}")
 
     fmt = fmt.replace("\\t", "\t").replace("\\n", "\n")
     return re.sub(r"\{\{(.*?)\}\}", sub, fmt)
+
+
+# Fields of docker's inspect types that are slices, maps or pointers: a nil one prints
+# as Go prints it ("[]", "map[]", "<nil>"), where a key that is not there at all
+# prints "<no value>".
+_GO_SLICES = frozenset(
+    "Env Cmd Entrypoint OnBuild Shell RepoTags RepoDigests Args Mounts Binds Dns DnsOptions DnsSearch "
+    "ExtraHosts CapAdd CapDrop SecurityOpt Links VolumesFrom Devices Layers Aliases GroupAdd "
+    "DeviceCgroupRules DeviceRequests MaskedPaths ReadonlyPaths BlkioWeightDevice Ulimits".split()
+)
+_GO_MAPS = frozenset(
+    "Volumes Labels ExposedPorts PortBindings Ports Networks Tmpfs Sysctls StorageOpt DriverOpts".split()
+)
+_GO_POINTERS = frozenset("Health Healthcheck RestartPolicy Metadata IPAM StopTimeout".split())
+
+
+class _GoZero(str):
+    """The printed zero value of a field that docker's JSON omitted."""
+
+
+_GO_OMITTED: dict[str, Any] = {
+    **{k: None for k in _GO_SLICES | _GO_MAPS | _GO_POINTERS},
+    **{k: _GoZero("") for k in ("MacAddress", "StopSignal", "Domainname")},
+    **{k: _GoZero("false") for k in ("ArgsEscaped", "NetworkDisabled")},
+}
+
+
+def _go_nil(field: str) -> str:
+    if field in _GO_SLICES:
+        return "[]"
+    if field in _GO_MAPS:
+        return "map[]"
+    return "<nil>" if field in _GO_POINTERS else "<no value>"
 
 
 def print_table(header: list[str], rows: list[list[str]], fmt: str = "") -> None:
@@ -2084,10 +2140,10 @@ def cmd_ps(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_docker_table(header: list[str], rows: list[list[str]]) -> None:
-    """Go tabwriter as docker sets it up (minwidth 10, padding 3): every column but
-    the last is as wide as its widest cell plus 3, and at least 10."""
-    widths = [max(10, max(len(r[i]) for r in [header, *rows]) + 3) for i in range(len(header))]
+def print_docker_table(header: list[str], rows: list[list[str]], minwidth: int = 10) -> None:
+    """Go tabwriter as docker sets it up (minwidth 10, or 20 for ``top``; padding 3):
+    every column but the last is as wide as its widest cell plus 3, and at least minwidth."""
+    widths = [max(minwidth, max(len(r[i]) for r in [header, *rows]) + 3) for i in range(len(header))]
     for row in [header, *rows]:
         print("".join(c.ljust(widths[i]) if i < len(row) - 1 else c for i, c in enumerate(row)).rstrip())
 
@@ -2334,7 +2390,7 @@ def cmd_top(args: argparse.Namespace) -> int:
     from runtime.stats import top
 
     header, rows = top(containers_of(args).get(args.container), list(args.ps_args))
-    print_docker_table(header, rows)
+    print_docker_table(header, rows, minwidth=20)
     return 0
 
 
