@@ -1684,6 +1684,16 @@ def cmd_create(args: argparse.Namespace) -> int:
 @command("run")
 @command("container run")
 def cmd_run(args: argparse.Namespace) -> int:
+    from runtime.cgroups import keep_migrations_warm
+
+    warm_off = keep_migrations_warm()  # while the runtime imports and the record is made
+    try:
+        return _run(args, warm_off)
+    finally:
+        warm_off()
+
+
+def _run(args: argparse.Namespace, started_hook: Callable[[], None]) -> int:
     from runtime import attach as A
     from runtime import lifecycle, trace
     from runtime.monitor import Attach
@@ -1705,6 +1715,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except errors.DockyardError as exc:
         return _run_error(exc)
     assert started is not None
+    started_hook()
     trace.mark("started")
     sock, reader, pid = started
     if not attached:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -107,6 +108,49 @@ def hierarchy() -> Hierarchy:
     if _HIERARCHY is None:
         _HIERARCHY = Hierarchy.detect()
     return _HIERARCHY
+
+
+def keep_migrations_warm(limit: float = 0.5) -> Callable[[], None]:
+    """Keep cgroup migrations fast while a container starts; returns the stop switch.
+
+    Every write to a cgroup.procs takes a global rwsem that, when idle, makes its
+    first writer wait an RCU grace period (6-15 ms here) and falls idle again a
+    grace period after the last writer.  A thread re-joining our own current
+    group (a no-op move) every 2 ms pays the first wait in the background, while
+    the CLI imports and creates, and keeps the rwsem ready for the monitor's real
+    migration: what the kernel's ``favordynmods`` mount option does for good, for
+    the ``limit`` seconds at most that a start needs.  Errors stop it (not root)."""
+    import _thread
+
+    h = hierarchy()
+    mount = h.v2 or next(iter(h.v1.values()), None)
+    stop: list[bool] = []
+    if mount is not None:
+        _thread.start_new_thread(_rejoin_own_group, (mount, stop, time.monotonic() + limit))
+    return lambda: stop.append(True)
+
+
+def _rejoin_own_group(mount: Path, stop: list[bool], deadline: float) -> None:
+    try:
+        procs = _own_group(mount) / "cgroup.procs"
+        while not stop and time.monotonic() < deadline:
+            _write(procs, str(os.getpid()))
+            time.sleep(0.002)
+    except (OSError, StopIteration, ValueError):
+        pass
+
+
+def _own_group(mount: Path) -> Path:
+    """This process's group in the hierarchy mounted at ``mount``."""
+    with open("/proc/self/mountinfo") as f:
+        root = next(ln.split()[3] for ln in f if ln.split()[4] == str(mount))
+    wanted = mount.name.split(",")
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            if controllers.split(",") == wanted or (not controllers and mount == ROOT):
+                return mount / os.path.relpath(path, root)
+    raise ValueError(f"not in a group of {mount}")
 
 
 def _write(path: Path, value: str) -> None:
