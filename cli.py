@@ -294,8 +294,8 @@ def render_template(fmt: str, obj: Any) -> str:
 
 
 # Fields of docker's inspect types that are slices, maps or pointers: a nil one prints
-# as Go prints it ("[]", "map[]", "<nil>"), where a key that is not there at all
-# prints "<no value>".
+# as Go prints it ("[]", "map[]", "<nil>"), also when docker's JSON omits it (see
+# _GO_OMITTED); other null values print "<no value>", other absent keys are an error.
 _GO_SLICES = frozenset(
     "Env Cmd Entrypoint OnBuild Shell RepoTags RepoDigests Args Mounts Binds Dns DnsOptions DnsSearch "
     "ExtraHosts CapAdd CapDrop SecurityOpt Links VolumesFrom Devices Layers Aliases GroupAdd "
@@ -1525,15 +1525,13 @@ def _create_options(args: argparse.Namespace, run: bool) -> Any:
     )
 
 
-def _image_info(args: argparse.Namespace, name: str) -> Any:
+def _image_info(args: argparse.Namespace, catalog: Any, name: str) -> Any:
     """The runtime's ImageInfo for ``name``; docker's "Unable to find image" first.
 
     Through the catalog when every layer is unpacked (a container start imports
     no manifest parsing), else through the full store, which unpacks."""
-    from imagefmt.catalog import Catalog
     from runtime.create import ImageInfo
 
-    catalog = Catalog(args.root)
     found = catalog.launchable(name)
     if found is None:
         found = _unpacked(args, name)
@@ -1569,9 +1567,10 @@ def _create(args: argparse.Namespace, run: bool) -> Any:
     from runtime.create import create
 
     opts = _create_options(args, run)
-    info = _image_info(args, args.image)
+    catalog = Catalog(args.root)
+    info = _image_info(args, catalog, args.image)
     c = create(containers_of(args), info, opts)
-    Catalog(args.root).add_hold(Digest.parse(info.id), c.id)
+    catalog.add_hold(Digest.parse(info.id), c.id)
     return c
 
 
@@ -1987,10 +1986,10 @@ PRUNERS.append(_prune_for_system)
 
 
 def _containers_df(args: argparse.Namespace) -> tuple[str, int, int, int, int]:
-    from runtime.lifecycle import dir_size
+    from imagefmt.catalog import tree_size
 
     cs = containers_of(args).all()
-    sizes = {c.id: dir_size(c.dir / "upper") for c in cs}
+    sizes = {c.id: tree_size(c.dir / "upper") for c in cs}
     active = [c for c in cs if c.running]
     return (
         "Containers",

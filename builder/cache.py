@@ -29,6 +29,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from imagefmt.catalog import tree_size
 from imagefmt.digest import Digest
 from imagefmt.errors import DockyardError, NotFound
 from imagefmt.manifest import Descriptor
@@ -156,7 +157,7 @@ class BuildCache:
                     seen.add(str(d.digest))
                     size += d.size
         dirs = self.mount_dirs()
-        size += sum(_du(d) for d in dirs)
+        size += sum(tree_size(d) for d in dirs)
         return len(images) + len(dirs), 0, size, size
 
     def prune(self, all_cache: bool = False) -> tuple[list[str], int]:
@@ -171,7 +172,7 @@ class BuildCache:
         freed_mounts = 0
         if all_cache:
             for d in self.mount_dirs():
-                freed_mounts += _du(d)
+                freed_mounts += tree_size(d)
                 trash = self.mounts / f".del-{uuid.uuid4().hex}"
                 os.replace(d, trash)
                 shutil.rmtree(trash, ignore_errors=True)
@@ -199,12 +200,3 @@ _WHY = {
 def _plain(value: Any) -> Any:
     """``value`` as it reads back from JSON (tuples become lists)."""
     return json.loads(json.dumps(value))
-
-
-def _du(path: Path) -> int:
-    total = 0
-    for dirpath, _dirs, files in os.walk(path):
-        for name in files:
-            with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(dirpath, name)).st_size
-    return total

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from imagefmt import mediatypes as mt
+from imagefmt.catalog import tree_size
 from imagefmt.config import ImageConfig
 from imagefmt.digest import Digest, chain_ids
 from imagefmt.manifest import Descriptor, Manifest
@@ -82,22 +83,9 @@ def commit(
         manifest = Manifest.build(cdesc, layers)
         store.put_bytes(manifest.raw, mt.OCI_MANIFEST)
         if layer is not None and layer.upperdir is not None:
-            size = _tree_size(layer.upperdir)
+            size = tree_size(layer.upperdir)
             store.adopt_snapshot(chain_ids(diff_ids)[-1], layer.upperdir, size)
             if layer.upperdir.exists():  # the snapshot existed already
                 shutil.rmtree(layer.upperdir, ignore_errors=True)
         image, _ = store.add_image(manifest, record=record)
     return image
-
-
-def _tree_size(root: Path) -> int:
-    import os
-
-    total = 0
-    for dirpath, _dirs, files in os.walk(root):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(dirpath, name)).st_size
-            except OSError:
-                pass
-    return total

@@ -29,6 +29,17 @@ def unique() -> str:
     return os.urandom(16).hex()
 
 
+def tree_size(path: os.PathLike[str] | str) -> int:
+    """Bytes of the files under ``path`` (as docker sizes layers and upperdirs);
+    files that vanish meanwhile count as nothing."""
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+    return total
+
+
 class Launchable(NamedTuple):
     """An image ready to run: its ID, config document and overlay lowerdirs
     (``l/<link>`` paths relative to the store root, uppermost first)."""

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from imagefmt import mediatypes as mt
-from imagefmt.catalog import Catalog, unique
+from imagefmt.catalog import Catalog, tree_size, unique
 from imagefmt.config import ImageConfig, rfc3339
 from imagefmt.digest import CHUNK, Digest, chain_ids
 from imagefmt.errors import Conflict, DigestInvalid, Invalid, ManifestInvalid, NotFound
@@ -67,14 +67,6 @@ class StoredImage:
     @property
     def chain_ids(self) -> list[Digest]:
         return chain_ids(self.config.diff_ids)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Store(Catalog):
@@ -497,15 +489,6 @@ class Store(Catalog):
             self.put_bytes(manifest.raw, mt.OCI_MANIFEST)
             if upperdir is not None and layer_tar is not None:
                 chain = chain_ids(diff_ids)[-1]
-                self.adopt_snapshot(chain, upperdir, _tree_size(upperdir))
+                self.adopt_snapshot(chain, upperdir, tree_size(upperdir))
             image, _ = self.add_image(manifest, [tag] if tag else [])
             return image
-
-
-def _tree_size(root: Path) -> int:
-    total = 0
-    for dirpath, _dirs, files in os.walk(root):
-        for name in files:
-            with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(dirpath, name)).st_size
-    return total

@@ -187,10 +187,7 @@ class Cgroup:
         """Controller -> group directory (v2: every controller -> the one group)."""
         if self.h.v2:
             return {"unified": self.h.v2 / self.parent / self.name}
-        seen: dict[Path, str] = {}
-        for ctrl, mnt in self.h.v1.items():
-            seen.setdefault(mnt, ctrl)
-        return {ctrl: mnt / self.parent / self.name for mnt, ctrl in seen.items()}
+        return {ctrl: mnt / self.parent / self.name for mnt, ctrl in self._v1_mounts().items()}
 
     def views(self) -> tuple[tuple[str, str], ...]:
         """What the container is shown at /sys/fs/cgroup, as (name, group dir):
@@ -198,10 +195,14 @@ class Cgroup:
         ("", the group) on v2 (docker's read-only cgroup mounts)."""
         if self.h.v2:
             return (("", str(self.h.v2 / self.parent / self.name)),)
+        return tuple((mnt.name, str(mnt / self.parent / self.name)) for mnt in self._v1_mounts())
+
+    def _v1_mounts(self) -> dict[Path, str]:
+        """Each v1 hierarchy's mount, once, with its first controller (cpu,cpuacct share one)."""
         seen: dict[Path, str] = {}
         for ctrl, mnt in self.h.v1.items():
             seen.setdefault(mnt, ctrl)
-        return tuple((mnt.name, str(mnt / self.parent / self.name)) for mnt in seen)
+        return seen
 
     def _dir(self, ctrl: str) -> Path | None:
         if self.h.v2:

@@ -12,6 +12,7 @@ import os
 import select
 import signal
 
+from imagefmt.catalog import tree_size
 from runtime import attach as A
 from runtime import monitor
 from runtime.containers import Container, ContainerStore, process_start_time, purge
@@ -198,7 +199,7 @@ def prune(store: ContainerStore) -> tuple[list[str], int]:
     for c in store.all():
         if c.running:
             continue
-        size = dir_size(c.dir / "upper")
+        size = tree_size(c.dir / "upper")
         try:
             remove(store, c)
         except (ContainerRunning, NotRunning):
@@ -208,17 +209,6 @@ def prune(store: ContainerStore) -> tuple[list[str], int]:
     for leftover in store.dir.glob(".gone-*"):  # detached by a monitor that died before purging
         purge(leftover)
     return removed, freed
-
-
-def dir_size(path: os.PathLike[str] | str) -> int:
-    total = 0
-    for dirpath, _dirs, files in os.walk(path):
-        for f in files:
-            try:
-                total += os.lstat(os.path.join(dirpath, f)).st_size
-            except OSError:
-                pass
-    return total
 
 
 def restart(store: ContainerStore, c: Container, timeout: int | None = None) -> None:

@@ -94,6 +94,12 @@ def mount_dev(root: str) -> None:
 _RO = L.MS_RDONLY | L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC
 
 
+def _bind_ro(src: str, dst: str, recursive: bool = False) -> None:
+    """Bind ``src`` on ``dst`` and make that read-only, nosuid, nodev, noexec."""
+    L.mount(src, dst, None, L.MS_BIND | (L.MS_REC if recursive else 0))
+    L.mount(None, dst, None, L.MS_BIND | L.MS_REMOUNT | _RO)
+
+
 def mount_cgroups(root: str, views: tuple[tuple[str, str], ...]) -> None:
     """Docker's /sys/fs/cgroup: on v1 a read-only tmpfs holding the container's
     own group of each hierarchy, bound read-only under the hierarchy's name (with
@@ -103,15 +109,13 @@ def mount_cgroups(root: str, views: tuple[tuple[str, str], ...]) -> None:
     if not views or not os.path.isdir(base):
         return
     if views[0][0] == "":
-        L.mount(views[0][1], base, None, L.MS_BIND)
-        L.mount(None, base, None, L.MS_BIND | L.MS_REMOUNT | _RO)
+        _bind_ro(views[0][1], base)
         return
     L.mount("tmpfs", base, "tmpfs", L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC, "mode=555")
     names = set()
     for name, group in views:
         os.mkdir(f"{base}/{name}", 0o555)
-        L.mount(group, f"{base}/{name}", None, L.MS_BIND)
-        L.mount(None, f"{base}/{name}", None, L.MS_BIND | L.MS_REMOUNT | _RO)
+        _bind_ro(group, f"{base}/{name}")
         names.add(name)
     with os.scandir("/sys/fs/cgroup") as host:  # still the host's: before pivot_root
         for entry in host:
@@ -127,8 +131,7 @@ def mount_proc_sys(root: str) -> None:
     try:
         L.mount("sysfs", f"{root}/sys", "sysfs", _RO)
     except OSError:  # no new net namespace of our own (container:X): bind the host's read-only
-        L.mount("/sys", f"{root}/sys", None, L.MS_BIND | L.MS_REC)
-        L.mount(None, f"{root}/sys", None, L.MS_BIND | L.MS_REMOUNT | _RO)
+        _bind_ro("/sys", f"{root}/sys", recursive=True)
 
 
 def mask_paths(root: str) -> None:
@@ -144,8 +147,7 @@ def mask_paths(root: str) -> None:
     for p in READONLY:
         path = root + p
         if os.path.lexists(path):
-            L.mount(path, path, None, L.MS_BIND | L.MS_REC)
-            L.mount(None, path, None, L.MS_BIND | L.MS_REMOUNT | _RO)
+            _bind_ro(path, path, recursive=True)
 
 
 def copy_up(src: str, dst: str) -> None:
