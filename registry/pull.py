@@ -28,9 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-import requests
-import urllib3
-
 from imagefmt import errors
 from imagefmt import mediatypes as mt
 from imagefmt.config import ImageConfig
@@ -38,6 +35,7 @@ from imagefmt.digest import CHUNK, Digest, chain_ids
 from imagefmt.manifest import Descriptor, Index, Manifest, Platform, parse_any
 from imagefmt.reference import Reference
 from imagefmt.store import Store, StoredImage
+from registry import httpclient
 from registry import progress as pg
 from registry.remote import Repository
 from registry.transport import Unavailable
@@ -171,7 +169,7 @@ def fetch_config(
             raise errors.SizeInvalid(f"pull {repo}: the image config is {desc.size} bytes, over {CONFIG_MAX}")
         resp = repo.open_blob(desc.digest)
         with resp:
-            body = resp.raw.read(CONFIG_MAX + 1, decode_content=False)
+            body = resp.read(CONFIG_MAX + 1)
         store.put_blob(io.BytesIO(body), desc.digest, desc.media_type, created)
     return ImageConfig.parse(store.read_blob(desc.digest))
 
@@ -338,13 +336,7 @@ def fetch_blob(
     return True
 
 
-_STREAM_ERRORS = (
-    requests.ConnectionError,
-    requests.Timeout,
-    urllib3.exceptions.HTTPError,
-    ConnectionError,
-    TimeoutError,
-)
+_STREAM_ERRORS = (httpclient.HTTPError, ConnectionError, TimeoutError)
 
 
 def _download(
@@ -364,7 +356,7 @@ def _download(
             if part.offset and resp.status_code != 206:  # the registry ignored Range: start over
                 part.restart()
             progress(pg.Progress(short, pg.DOWNLOADING, part.offset, desc.size))
-            for chunk in resp.raw.stream(CHUNK, decode_content=False):
+            for chunk in resp.stream(CHUNK):
                 part.write(chunk)
                 if part.offset > desc.size:
                     raise errors.SizeInvalid(f"pull {repo}: blob {desc.digest} is over {desc.size} bytes")

@@ -1,9 +1,9 @@
 """HTTP to one registry host: scheme and TLS choice, authentication, retries.
 
 It knows nothing about images (ggcr's ``remote/transport``).  One
-:class:`Transport` per registry host holds a ``requests.Session`` (whose
-connection pool the parallel layer transfers share), the auth challenge the
-registry answered ``GET /v2/`` with, and bearer tokens cached per scope set.
+:class:`Transport` per registry host holds an :class:`registry.httpclient.Client`
+(whose connection pool the parallel layer transfers share), the auth challenge
+the registry answered ``GET /v2/`` with, and bearer tokens cached per scope set.
 
 - Scheme: HTTPS, verified against the system CAs plus ``certs.d/<host>/*.crt``
   (Docker's layout; client certificates from ``*.cert``/``*.key``).  A
@@ -14,8 +14,7 @@ registry answered ``GET /v2/`` with, and bearer tokens cached per scope set.
 - Auth (DIST docs/spec/auth/token.md): a ``Bearer`` challenge sends us to its
   realm for a token with the scopes the request needs (anonymously, or with
   Basic credentials); a ``Basic`` challenge gets the credentials directly.
-  ``Authorization`` is never forwarded to another host on a redirect
-  (requests drops it).
+  ``Authorization`` is never forwarded to another host on a redirect.
 - Retries: connection errors, 5xx and 429 are retried with exponential backoff
   for requests whose body can be sent again; the last error is raised.
 """
@@ -23,8 +22,6 @@ registry answered ``GET /v2/`` with, and bearer tokens cached per scope set.
 from __future__ import annotations
 
 import contextlib
-import os
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -33,20 +30,16 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import urljoin
 
-import requests
-
 from imagefmt import errors
-from registry import protocol
+from registry import httpclient, protocol
 from registry.credentials import Credentials
 from registry.hosts import (
     DEFAULT_CERTS_DIRS,
-    ca_bundle,
     certs_d,
     default_certs_dirs,
     insecure_from_env,
     is_insecure,
     is_loopback,
-    quiet_insecure_warning,
 )
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -106,36 +99,16 @@ class Transport:
         self._tokens: dict[str, _Token] = {}
         self._lock = threading.Lock()
         self._ping_lock = threading.Lock()
-        self._bundle: str | None = None
-        # Passed with every request: a session-wide verify loses to REQUESTS_CA_BUNDLE.
-        self._verify: bool | str = True
-        self.session = self._new_session()
-
-    # ---------------------------------------------------------- session ---
-
-    def _new_session(self) -> requests.Session:
-        s = requests.Session()
-        s.trust_env = True
-        s.headers["User-Agent"] = self.options.user_agent
-        adapter = requests.adapters.HTTPAdapter(
-            pool_connections=2, pool_maxsize=self.options.pool_size, max_retries=0
-        )
-        s.mount("https://", adapter)
-        s.mount("http://", adapter)
         cas, client_cert = certs_d(self.host, self.options.certs_dirs)
-        if cas:
-            self._bundle = ca_bundle(cas)
-            self._verify = self._bundle
-        if client_cert:
-            s.cert = client_cert
-        return s
+        self.http = httpclient.Client(
+            user_agent=self.options.user_agent,
+            tls=httpclient.TLS(not self.insecure, tuple(str(p) for p in cas), client_cert),
+            pool_size=self.options.pool_size,
+            timeout=(self.options.connect_timeout, self.options.read_timeout),
+        )
 
     def close(self) -> None:
-        self.session.close()
-        if self._bundle:
-            with contextlib.suppress(OSError):
-                os.unlink(self._bundle)
-            self._bundle = None
+        self.http.close()
 
     def __enter__(self) -> Transport:
         return self
@@ -159,11 +132,11 @@ class Transport:
                 base = f"{scheme}://{self.host}"
                 more = i + 1 < len(schemes)
                 try:
-                    resp = self._send_ping(base, verify_tls=not self.insecure, probe=more)
-                except requests.exceptions.SSLError as exc:
+                    resp = self._send_ping(base, probe=more)
+                except httpclient.TLSFailed as exc:
                     last = exc
                     continue
-                except requests.RequestException as exc:
+                except httpclient.HTTPError as exc:
                     last = exc
                     if more and "Connection refused" not in str(exc):
                         continue
@@ -190,20 +163,17 @@ class Transport:
             return ("http", "https")
         return ("https", "http")
 
-    def _send_ping(self, base: str, verify_tls: bool, probe: bool = False) -> requests.Response:
-        if not verify_tls and base.startswith("https:"):
-            self._verify = False
-            quiet_insecure_warning()
+    def _send_ping(self, base: str, probe: bool = False) -> httpclient.Response:
         attempt = 0
         while True:
             try:
-                resp = self.session.get(f"{base}/v2/", timeout=self._timeout(), verify=self._verify)
+                resp = self.http.request("GET", f"{base}/v2/")
                 resp.close()
                 if resp.status_code not in RETRY_STATUSES or attempt >= self.options.retries:
                     return resp
-            except requests.exceptions.SSLError:
+            except httpclient.TLSFailed:
                 raise
-            except requests.ConnectionError as exc:
+            except httpclient.HTTPError as exc:
                 # Refused is final (nothing listens); any failure of a probe that has
                 # another scheme to try is passed on at once.
                 if attempt >= self.options.retries or probe or "Connection refused" in str(exc):
@@ -212,7 +182,7 @@ class Transport:
             attempt += 1
 
     def _connection_error(self, what: str, exc: Exception | None) -> errors.DockyardError:
-        if isinstance(exc, requests.exceptions.SSLError):
+        if isinstance(exc, httpclient.TLSFailed):
             return errors.DockyardError(
                 f"{what} {self.host}: TLS error: {_root_cause(exc)}: put the registry's CA certificate in "
                 f"{self._certs_hint()}/{self.host}/ca.crt, or mark it insecure with "
@@ -225,9 +195,6 @@ class Transport:
     def _certs_hint(self) -> str:
         dirs = self.options.certs_dirs or DEFAULT_CERTS_DIRS
         return str(dirs[0])
-
-    def _timeout(self) -> tuple[float, float]:
-        return (self.options.connect_timeout, self.options.read_timeout)
 
     def _sleep(self, attempt: int) -> None:
         time.sleep(min(self.options.backoff * (2**attempt), 10.0))
@@ -264,10 +231,8 @@ class Transport:
             params.append(("account", self.credentials.username))
         auth = (self.credentials.username, self.credentials.password) if self.credentials else None
         try:
-            resp = self.session.get(
-                ch.get("realm"), params=params, auth=auth, timeout=self._timeout(), verify=self._verify
-            )
-        except requests.RequestException as exc:
+            resp = self.http.request("GET", ch.get("realm"), params=params, auth=auth)
+        except (httpclient.HTTPError, ValueError) as exc:
             raise self._connection_error("get a token for", exc) from exc
         with contextlib.closing(resp):
             if resp.status_code in (401, 403):
@@ -305,7 +270,7 @@ class Transport:
                 self._tokens.clear()
             self.token(())
             return
-        self.request("GET", "/v2/", what="login")
+        self.request("GET", "/v2/", what="login").close()
 
     # ---------------------------------------------------------- request ---
 
@@ -325,11 +290,11 @@ class Transport:
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | list[tuple[str, str]] | None = None,
         body: Body = None,
-        stream: bool = False,
         retry: bool = True,
-    ) -> requests.Response:
+    ) -> httpclient.Response:
         """Send a request, authenticated for ``scopes``, and return the reply
-        when its status is in ``expect`` (the caller closes streamed replies).
+        when its status is in ``expect``, its body unread: the caller reads and
+        closes it (a closed reply gives its connection back to the pool).
 
         With ``retry`` (only for requests that may be sent twice) connection
         errors, 5xx and 429 are retried with backoff.  Other statuses raise the
@@ -344,10 +309,10 @@ class Transport:
             if auth:
                 hdrs["Authorization"] = auth
             try:
-                resp = self._send(method, url, hdrs, params, body, stream)
-            except requests.exceptions.SSLError as exc:
+                resp = self._send(method, url, hdrs, params, body)
+            except httpclient.TLSFailed as exc:
                 raise self._connection_error(what or method, exc) from exc
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except httpclient.HTTPError as exc:
                 if not retry or attempt >= self.options.retries:
                     raise self._connection_error(what or method, exc) from exc
                 self._sleep(attempt)
@@ -374,20 +339,13 @@ class Transport:
         headers: dict[str, str],
         params: Mapping[str, str] | list[tuple[str, str]] | None,
         body: Body,
-        stream: bool,
-    ) -> requests.Response:
+    ) -> httpclient.Response:
         if callable(body):
             with contextlib.closing(body()) as data:
-                return self.session.request(
-                    method, url, headers=headers, params=params, data=data, stream=stream,
-                    timeout=self._timeout(), verify=self._verify,
-                )  # fmt: skip
-        return self.session.request(
-            method, url, headers=headers, params=params, data=body, stream=stream, timeout=self._timeout(),
-            verify=self._verify,
-        )  # fmt: skip
+                return self.http.request(method, url, headers=headers, params=params, body=data)
+        return self.http.request(method, url, headers=headers, params=params, body=body)
 
-    def _rechallenge(self, resp: requests.Response, scopes: tuple[str, ...]) -> bool:
+    def _rechallenge(self, resp: httpclient.Response, scopes: tuple[str, ...]) -> bool:
         """Take a 401's challenge (a registry may allow an anonymous ping, or want
         more scopes than we asked for); True when the request is worth one retry."""
         ch = _challenge(resp)
@@ -411,7 +369,7 @@ class Transport:
                 self._tokens[key] = _Token(value, time.time() + 50)
         return True
 
-    def error(self, resp: requests.Response, what: str) -> errors.DockyardError:
+    def error(self, resp: httpclient.Response, what: str) -> errors.DockyardError:
         """The error for a failed reply, with a hint that names the registry and the fix."""
         exc = protocol.error_from_response(resp.status_code, resp.content[: 1 << 16], what)
         status = resp.status_code
@@ -431,7 +389,7 @@ class Transport:
 # ------------------------------------------------------------- helpers ---
 
 
-def _challenge(resp: requests.Response) -> protocol.Challenge | None:
+def _challenge(resp: httpclient.Response) -> protocol.Challenge | None:
     header = resp.headers.get("WWW-Authenticate", "")
     return protocol.Challenge.parse(header) if header.strip() else None
 
@@ -443,15 +401,10 @@ def _basic(creds: Credentials) -> str:
 
 
 def _root_cause(exc: BaseException | None) -> str:
-    """The useful part of a requests/urllib3 error, for a one-line message."""
+    """The useful part of a connection error, for a one-line message: what the
+    socket or TLS layer said, without the request that met it."""
     text = str(exc)
-    m = re.search(r"\[Errno -?\d+\] [^'\")]*", text)
-    if m:
-        return m.group(0).strip()
-    m = re.search(r"\[SSL[^\]]*\] [^'\")(]*", text)
-    if m:
-        return m.group(0).strip()
-    return text
+    return text.split(": ", 1)[-1] if isinstance(exc, httpclient.HTTPError) else text
 
 
 __all__ = [
