@@ -95,11 +95,16 @@ class Transport:
     (or use it as a context manager) to release connections and temp files."""
 
     def __init__(
-        self, host: str, options: TransportOptions | None = None, credentials: Credentials | None = None
+        self,
+        host: str,
+        options: TransportOptions | None = None,
+        credentials: Credentials | None = None,
+        credentials_error: str = "",
     ) -> None:
         self.host = host
         self.options = options or TransportOptions()
         self.credentials = credentials
+        self.credentials_error = credentials_error  # why the stored ones could not be read
         self.insecure = is_insecure(host, self.options.insecure_registries, self.options.secure_registries)
         self.base = ""  # scheme://host, known after ping()
         self.challenge: protocol.Challenge | None = None
@@ -291,6 +296,8 @@ class Transport:
                 f"{what}: unauthorized: the registry {self.host} refused the credentials of "
                 f"{self.credentials.username!r}: run 'dockyard login {self.host}' again"
             )
+        if self.credentials_error:
+            return f"{what}: unauthorized: authentication required, but {self.credentials_error}"
         return f"{what}: unauthorized: authentication required: run 'dockyard login {self.host}'"
 
     def login(self) -> None:
