@@ -261,21 +261,14 @@ class Transport:
             tok = self._tokens.get(key)
             if tok is not None and tok.expires > time.time():
                 return tok.value
-        params: list[tuple[str, str]] = []
-        if ch.get("service"):
-            params.append(("service", ch.get("service")))
-        params += [("scope", s) for s in sorted(set(scopes))]
-        if self.credentials:
-            params.append(("account", self.credentials.username))
-        auth = (self.credentials.username, self.credentials.password) if self.credentials else None
+        oauth = bool(self.credentials and self.credentials.identity_token)
         try:
-            resp = self.session.get(
-                ch.get("realm"), params=params, auth=auth, timeout=self._timeout(), verify=self._verify
-            )
+            resp = self._token_request(ch, sorted(set(scopes)))
         except requests.RequestException as exc:
             raise self._connection_error("get a token for", exc) from exc
         with contextlib.closing(resp):
-            if resp.status_code in (401, 403):
+            # an OAuth2 server refuses a grant with 400 invalid_grant (RFC 6749 5.2)
+            if resp.status_code in (401, 403) or (oauth and resp.status_code == 400):
                 raise errors.Unauthorized(self._login_hint(f"get a token from {ch.get('realm')}"))
             protocol.raise_for_error(resp.status_code, resp.content, f"get a token from {ch.get('realm')}")
             try:
@@ -290,11 +283,32 @@ class Transport:
             self._tokens[key] = _Token(value, time.time() + expires_in - 10)
         return value
 
+    def _token_request(self, ch: protocol.Challenge, scopes: list[str]) -> requests.Response:
+        """GET the realm with Basic credentials (DIST docs/spec/auth/token.md); with an
+        identity token, POST a refresh_token grant instead (oauth.md), as docker does."""
+        creds, service = self.credentials, ch.get("service")
+        if creds and creds.identity_token:
+            form = {"grant_type": "refresh_token", "refresh_token": creds.identity_token}
+            form |= {"client_id": "dockyard", "scope": " ".join(scopes)}
+            if service:
+                form["service"] = service
+            return self.session.post(ch.get("realm"), data=form, timeout=self._timeout(), verify=self._verify)
+        params = [("service", service)] if service else []
+        params += [("scope", s) for s in scopes]
+        if creds:
+            params.append(("account", creds.username))
+        auth = (creds.username, creds.password) if creds else None
+        return self.session.get(
+            ch.get("realm"), params=params, auth=auth, timeout=self._timeout(), verify=self._verify
+        )
+
     def _login_hint(self, what: str) -> str:
         if self.credentials:
+            user = self.credentials.username
+            who = f"the credentials of {user!r}" if user else "the stored identity token"
             return (
-                f"{what}: unauthorized: the registry {self.host} refused the credentials of "
-                f"{self.credentials.username!r}: run 'dockyard login {self.host}' again"
+                f"{what}: unauthorized: the registry {self.host} refused {who}: "
+                f"run 'dockyard login {self.host}' again"
             )
         if self.credentials_error:
             return f"{what}: unauthorized: authentication required, but {self.credentials_error}"

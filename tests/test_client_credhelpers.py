@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import requests
 
 from imagefmt.store import Store
 from registry import credentials
@@ -198,12 +199,18 @@ def test_failing_helper_is_one_clear_line(helper: FileHelper, docker_config: Pat
 USERS = {"alice": "wonderland"}
 
 
+def auth_reg(tmp: Path, mode: str) -> cf.Live:
+    """Our registry with htpasswd users, Basic or with its token server: nothing is
+    readable anonymously."""
+    section = htpasswd_auth(tmp / "auth", USERS)
+    htpasswd = str(section["htpasswd"]["path"])
+    extra = ("--htpasswd", htpasswd) + (("--token",) if mode == "token" else ())
+    return cf.start_registry("dockyard", tmp / mode, extra=extra)
+
+
 @pytest.fixture
 def basic_reg(tmp_path: Path) -> Iterator[cf.Live]:
-    """Our registry with htpasswd users: nothing is readable anonymously."""
-    section = htpasswd_auth(tmp_path / "auth", USERS)
-    htpasswd = str(section["htpasswd"]["path"])
-    r = cf.start_registry("dockyard", tmp_path / "basic", extra=("--htpasswd", htpasswd))
+    r = auth_reg(tmp_path, "basic")
     yield r
     r.stop()
 
@@ -269,3 +276,41 @@ def test_a_missing_helper_fails_the_cli_in_one_line(
     r = dy("pull", f"{host}/team/app:1")
     assert r.code == 4 and "authentication required, but credential helper docker-credential-pass" in r.err
     assert r.err.count("\n") == 1
+
+
+def refresh_token(host: str, user: str, password: str) -> str:
+    """An identity token (OAuth2 refresh token) from our registry's token server."""
+    challenge = requests.get(f"http://{host}/v2/", timeout=10).headers["WWW-Authenticate"]
+    realm = challenge.split('realm="', 1)[1].split('"', 1)[0]
+    service = challenge.split('service="', 1)[1].split('"', 1)[0]
+    form = {"grant_type": "password", "username": user, "password": password}
+    form |= {"service": service, "client_id": "test", "access_type": "offline"}
+    r = requests.post(realm, data=form, timeout=10)
+    r.raise_for_status()
+    return str(r.json()["refresh_token"])
+
+
+def test_an_identity_token_is_used_as_a_refresh_token(
+    helper: FileHelper,
+    tmp_path: Path,
+    dy: Dockyard,
+    docker_config: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """docker stores one after a login to a token server that gives refresh tokens;
+    we trade it for access tokens with the OAuth2 refresh_token grant."""
+    reg = auth_reg(tmp_path, "token")
+    try:
+        host = reg.host
+        configure(docker_config, credsStore="test")
+        cf.local_image(Store(dy.root), tmp_path, f"{host}/team/app:1", seed=62, size=2000)
+        token = refresh_token(host, "alice", "wonderland")
+        credentials.save(host, Credentials("", "", identity_token=token))
+        assert dy.ok("push", f"{host}/team/app:1").splitlines()[-1].startswith("1: digest: sha256:")
+        Dockyard(tmp_path / "other", capsys).ok("pull", f"{host}/team/app:1")
+        assert dy("login", host).code == 0  # a bare login checks the stored token
+        credentials.save(host, Credentials("", "", identity_token=token[:-4] + "AAAA"))
+        r = dy("pull", f"{host}/team/app:1")
+        assert r.code == 4 and f"refused the stored identity token: run 'dockyard login {host}'" in r.err
+    finally:
+        reg.stop()
