@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from registry.client import registry_key
 from registry.credentials import Credentials
 from registry.credhelper import HelperError
 from tests import client_fixtures as cf
-from tests.conftest import Dockyard
+from tests.conftest import Dockyard, docker, need
 from tests.registries import htpasswd_auth
 
 docker_config = cf.docker_config
@@ -215,6 +216,13 @@ def basic_reg(tmp_path: Path) -> Iterator[cf.Live]:
     r.stop()
 
 
+@pytest.fixture(params=["basic", "token"])
+def any_reg(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[cf.Live, str]]:
+    r = auth_reg(tmp_path, request.param)
+    yield r, request.param
+    r.stop()
+
+
 def login(
     dy: Dockyard, monkeypatch: pytest.MonkeyPatch, host: str, user: str, password: str
 ) -> tuple[int, str]:
@@ -314,3 +322,65 @@ def test_an_identity_token_is_used_as_a_refresh_token(
         assert r.code == 4 and f"refused the stored identity token: run 'dockyard login {host}'" in r.err
     finally:
         reg.stop()
+
+
+# ------------------------------------------------------- docker interop ---
+
+
+def docker_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """The docker CLI alone: login falls back to a client-side login when no daemon answers."""
+    need("docker")
+    env = {**os.environ, "DOCKER_HOST": "unix:///nonexistent/dockyard-no-daemon.sock"}
+    return subprocess.run(["docker", *args], input=stdin, env=env, capture_output=True, text=True)
+
+
+@pytest.mark.interop
+def test_docker_login_and_logout_through_the_same_helper(
+    helper: FileHelper,
+    any_reg: tuple[cf.Live, str],
+    dy: Dockyard,
+    tmp_path: Path,
+    docker_config: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    host, mode = any_reg[0].host, any_reg[1]
+    configure(docker_config, credsStore="test")
+    cf.local_image(Store(dy.root), tmp_path, f"{host}/team/app:1", seed=63, size=2000)
+    r = docker_cli("login", "-u", "alice", "--password-stdin", host, stdin="wonderland\n")
+    assert r.returncode == 0 and "Login Succeeded" in r.stdout, r.stderr
+    assert json.loads(docker_config.read_text())["auths"] == {host: {}}
+    kept = helper.secrets()[host]
+    if mode == "token":  # our token server gives docker a refresh token: an identity token
+        assert kept["Username"] == "<token>" and kept["Secret"].count(".") == 2
+    else:
+        assert kept == {"Username": "alice", "Secret": "wonderland"}
+    assert dy.ok("push", f"{host}/team/app:1").splitlines()[-1].startswith("1: digest: sha256:")
+    Dockyard(tmp_path / "other", capsys).ok("pull", f"{host}/team/app:1")
+    r = docker_cli("logout", host)
+    assert r.returncode == 0 and helper.secrets() == {}
+    assert json.loads(docker_config.read_text())["auths"] == {}
+    assert dy("pull", f"{host}/team/app:1").code == 4
+
+
+@pytest.mark.interop
+def test_docker_pulls_with_what_dockyard_login_stored(
+    helper: FileHelper,
+    basic_reg: cf.Live,
+    dy: Dockyard,
+    tmp_path: Path,
+    docker_config: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    docker_host: str,
+) -> None:
+    host = basic_reg.host
+    ref = f"{host}/team/fromdockyard:1"
+    configure(docker_config, credsStore="test")
+    cf.local_image(Store(dy.root), tmp_path, ref, seed=64, size=2000)
+    assert login(dy, monkeypatch, host, "alice", "wonderland")[0] == 0
+    dy.ok("push", ref)
+    try:
+        out = docker(docker_host, "pull", ref).stdout  # the CLI asks the helper, the daemon pulls
+        assert "Downloaded newer image" in out or "Image is up to date" in out
+        assert f"get {host}" in helper.calls()
+    finally:
+        docker(docker_host, "rmi", "-f", ref, check=False)
