@@ -1075,7 +1075,8 @@ def cmd_login(args: argparse.Namespace) -> int:
         creds = Credentials(username, password)
     with _client(args) as client:
         path = client.login(host, creds)
-    print(f"WARNING! Your password will be stored unencrypted in {path}.", file=sys.stderr)
+    if path is not None:  # not when a credential helper keeps it, as docker
+        print(f"WARNING! Your password will be stored unencrypted in {path}.", file=sys.stderr)
     print("Login Succeeded")
     return 0
 

@@ -20,6 +20,7 @@ from imagefmt.store import Store, StoredImage
 from registry import credentials, remote
 from registry import progress as pg
 from registry.credentials import Credentials
+from registry.credhelper import HelperError
 from registry.hosts import default_certs_dirs, insecure_from_env
 from registry.metadata import Metadata
 from registry.pull import PullOptions, PullResult, pull
@@ -93,8 +94,15 @@ class Client:
         if creds is not None:
             return Transport(endpoint, self.options.transport_options(), creds)
         if endpoint not in self._transports:
-            stored = credentials.load(host)
-            self._transports[endpoint] = Transport(endpoint, self.options.transport_options(), stored)
+            # As docker does, a helper that is missing or fails means no credentials (a
+            # public pull still works); a 401 then names the helper's error and the fix.
+            stored, helper_error = None, ""
+            try:
+                stored = credentials.load(host)
+            except HelperError as exc:
+                helper_error = exc.message
+            opts = self.options.transport_options()
+            self._transports[endpoint] = Transport(endpoint, opts, stored, credentials_error=helper_error)
         return self._transports[endpoint]
 
     def repository(self, ref: Reference) -> Repository:
@@ -137,10 +145,12 @@ class Client:
 
     # ------------------------------------------------------- login etc. ---
 
-    def login(self, host: str, creds: Credentials) -> Path:
-        """Check ``creds`` against the registry, then store them; return the config file.
+    def login(self, host: str, creds: Credentials) -> Path | None:
+        """Check ``creds`` against the registry, then store them (see :func:`credentials.save`).
 
-        Raise Unauthorized when the registry refuses them."""
+        Return the file that holds the password unencrypted, None when a credential
+        helper keeps it.  Raise Unauthorized when the registry refuses them,
+        HelperError when the helper is missing or fails."""
         with self.transport(host, creds) as t:
             t.login()
         self._transports.pop(endpoint_of(host), None)

@@ -1,15 +1,21 @@
-"""Registry credentials in Docker's ``config.json``, so that ``docker login`` and
+"""Registry credentials where Docker keeps them, so that ``docker login`` and
 ``dockyard login`` share them.
 
-The file is ``$DOCKER_CONFIG/config.json`` (default ``~/.docker/config.json``)::
+``$DOCKER_CONFIG/config.json`` (default ``~/.docker/config.json``) says where each
+registry's secret lives::
 
     {"auths": {"localhost:5000": {"auth": "<base64 user:password>"},
-               "https://index.docker.io/v1/": {"auth": "…"}}}
+               "https://index.docker.io/v1/": {}},
+     "credsStore": "pass",
+     "credHelpers": {"123456789.dkr.ecr.eu-west-1.amazonaws.com": "ecr-login"}}
 
-Other keys (``credsStore``, ``HttpHeaders``, …) are kept untouched when we
-rewrite it.  The file is written atomically with mode 0600.
-Not supported: credential helpers (``credsStore``/``credHelpers``); an entry
-kept by one is reported as missing.
+The store of a registry is the helper ``credHelpers[key]`` names, else the one
+``credsStore`` names, else the file itself (``auths``, base64, unencrypted); see
+:mod:`registry.credhelper` for the helper programs.  As docker cli's native_store.go
+does, a helper keeps the secret and ``auths`` gets an empty entry for the registry.
+The key is ``https://index.docker.io/v1/`` for Docker Hub, else ``host[:port]``.
+Other keys of the file (``HttpHeaders``, …) are kept untouched when we rewrite it;
+it is written atomically with mode 0600.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from typing import Any
 
 from imagefmt.errors import Invalid
 from imagefmt.reference import DOCKER_HUB, DOCKER_HUB_ENDPOINT
+from registry.credhelper import TOKEN_USERNAME, Helper
 
 # The key Docker has always used for Docker Hub in ``auths``.
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
@@ -101,11 +108,44 @@ def _find_key(auths: dict[str, Any], host: str) -> str | None:
     return next((k for k in auths if _bare(k) == bare), None)
 
 
+def _auths(doc: dict[str, Any]) -> dict[str, Any]:
+    auths = doc.setdefault("auths", {})
+    if not isinstance(auths, dict):
+        raise Invalid(f"read {config_path()}: auths is not a JSON object: fix or remove the file")
+    return auths
+
+
+def _helper(doc: dict[str, Any], key: str) -> Helper | None:
+    """The helper that keeps ``key``'s secret, or None for the file (docker's
+    getConfiguredCredentialStore: an exact ``credHelpers`` key wins over ``credsStore``)."""
+    helpers = doc.get("credHelpers") or {}
+    if isinstance(helpers, dict) and key in helpers:
+        name, setting = helpers[key], f'credHelpers["{key}"]'
+    else:
+        name, setting = doc.get("credsStore") or "", "credsStore"
+    if not isinstance(name, str):
+        raise Invalid(f"read {config_path()}: {setting} is not a string: fix or remove it")
+    return Helper(name, setting, config_path()) if name else None
+
+
 def load(host: str) -> Credentials | None:
-    """The stored credentials for ``host``, or None.  Raise Invalid for a broken file."""
-    auths = _read().get("auths") or {}
-    key = _find_key(auths, host)
-    entry = auths.get(key) if key else None
+    """The stored credentials for ``host``, or None.
+
+    Raise Invalid for a broken file, HelperError when its helper is missing or fails."""
+    doc = _read()
+    key = config_key(host)
+    helper = _helper(doc, key)
+    if helper is not None:  # as docker does, an ``auths`` secret does not count then
+        found = helper.get(key)
+        if found is None:
+            return None
+        username, secret = found
+        if username == TOKEN_USERNAME:
+            return Credentials("", "", secret)
+        return Credentials(username, secret)
+    auths = _auths(doc)
+    name = _find_key(auths, host)
+    entry = auths.get(name) if name else None
     if not isinstance(entry, dict):
         return None
     token = str(entry.get("identitytoken") or "")
@@ -117,32 +157,54 @@ def load(host: str) -> Credentials | None:
         if not sep:
             raise Invalid(f"{config_path()}: the auth entry for {host} is not base64 user:password")
         return Credentials(user, password, token)
-    if entry.get("username"):
-        return Credentials(str(entry["username"]), str(entry.get("password", "")), token)
+    if entry.get("username") or token:
+        return Credentials(str(entry.get("username") or ""), str(entry.get("password") or ""), token)
     return None
 
 
-def save(host: str, creds: Credentials) -> Path:
-    """Store ``creds`` for ``host`` (replacing any older entry); return the file's path."""
+def save(host: str, creds: Credentials) -> Path | None:
+    """Store ``creds`` for ``host``, replacing any older entry.
+
+    Return the file that now holds the password unencrypted, or None when a helper
+    keeps it (``auths`` then gets an empty entry, as docker writes).  Raise Invalid
+    for a broken file, HelperError when the helper is missing or fails (the file
+    is then unchanged)."""
     doc = _read()
-    auths = doc.setdefault("auths", {})
+    key = config_key(host)
+    helper = _helper(doc, key)
+    auths = _auths(doc)
     old = _find_key(auths, host)
     if old is not None:
         del auths[old]
+    if helper is not None:
+        if creds.identity_token:
+            helper.store(key, TOKEN_USERNAME, creds.identity_token)
+        else:
+            helper.store(key, creds.username, creds.password)
+        auths[key] = {}
+        _write(doc)
+        return None
     entry: dict[str, str] = {"auth": base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()}
     if creds.identity_token:
         entry["identitytoken"] = creds.identity_token
-    auths[config_key(host)] = entry
+    auths[key] = entry
     return _write(doc)
 
 
 def erase(host: str) -> bool:
-    """Forget the credentials for ``host``; False if there were none."""
+    """Forget the credentials for ``host``, in its helper and in ``auths``; False if
+    there were none.  Raise HelperError when the helper is missing or fails (the
+    file entry is then kept, as docker keeps it)."""
     doc = _read()
-    auths = doc.get("auths") or {}
-    key = _find_key(auths, host)
-    if key is None:
-        return False
-    del auths[key]
+    key = config_key(host)
+    helper = _helper(doc, key)
+    # docker runs ``erase`` blindly and ignores its errors; asking first tells
+    # "not logged in" apart from a helper that failed.
+    erased = helper is not None and helper.get(key) is not None and helper.erase(key)
+    auths = _auths(doc)
+    name = _find_key(auths, host)
+    if name is None:
+        return erased
+    del auths[name]
     _write(doc)
     return True

@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
-from urllib.parse import urljoin
+from urllib.parse import urlencode, urljoin
 
 from imagefmt import errors
 from registry import httpclient, protocol
@@ -88,11 +88,16 @@ class Transport:
     (or use it as a context manager) to release connections and temp files."""
 
     def __init__(
-        self, host: str, options: TransportOptions | None = None, credentials: Credentials | None = None
+        self,
+        host: str,
+        options: TransportOptions | None = None,
+        credentials: Credentials | None = None,
+        credentials_error: str = "",
     ) -> None:
         self.host = host
         self.options = options or TransportOptions()
         self.credentials = credentials
+        self.credentials_error = credentials_error  # why the stored ones could not be read
         self.insecure = is_insecure(host, self.options.insecure_registries, self.options.secure_registries)
         self.base = ""  # scheme://host, known after ping()
         self.challenge: protocol.Challenge | None = None
@@ -223,19 +228,14 @@ class Transport:
             tok = self._tokens.get(key)
             if tok is not None and tok.expires > time.time():
                 return tok.value
-        params: list[tuple[str, str]] = []
-        if ch.get("service"):
-            params.append(("service", ch.get("service")))
-        params += [("scope", s) for s in sorted(set(scopes))]
-        if self.credentials:
-            params.append(("account", self.credentials.username))
-        auth = (self.credentials.username, self.credentials.password) if self.credentials else None
+        oauth = bool(self.credentials and self.credentials.identity_token)
         try:
-            resp = self.http.request("GET", ch.get("realm"), params=params, auth=auth)
+            resp = self._token_request(ch, sorted(set(scopes)))
         except (httpclient.HTTPError, ValueError) as exc:
             raise self._connection_error("get a token for", exc) from exc
         with contextlib.closing(resp):
-            if resp.status_code in (401, 403):
+            # an OAuth2 server refuses a grant with 400 invalid_grant (RFC 6749 5.2)
+            if resp.status_code in (401, 403) or (oauth and resp.status_code == 400):
                 raise errors.Unauthorized(self._login_hint(f"get a token from {ch.get('realm')}"))
             protocol.raise_for_error(resp.status_code, resp.content, f"get a token from {ch.get('realm')}")
             try:
@@ -250,12 +250,35 @@ class Transport:
             self._tokens[key] = _Token(value, time.time() + expires_in - 10)
         return value
 
+    def _token_request(self, ch: protocol.Challenge, scopes: list[str]) -> httpclient.Response:
+        """GET the realm with Basic credentials (DIST docs/spec/auth/token.md); with an
+        identity token, POST a refresh_token grant instead (oauth.md), as docker does."""
+        creds, service = self.credentials, ch.get("service")
+        if creds and creds.identity_token:
+            form = {"grant_type": "refresh_token", "refresh_token": creds.identity_token}
+            form |= {"client_id": "dockyard", "scope": " ".join(scopes)}
+            if service:
+                form["service"] = service
+            body = urlencode(form).encode()
+            form_type = {"Content-Type": "application/x-www-form-urlencoded"}
+            return self.http.request("POST", ch.get("realm"), headers=form_type, body=body)
+        params = [("service", service)] if service else []
+        params += [("scope", s) for s in scopes]
+        if creds:
+            params.append(("account", creds.username))
+        auth = (creds.username, creds.password) if creds else None
+        return self.http.request("GET", ch.get("realm"), params=params, auth=auth)
+
     def _login_hint(self, what: str) -> str:
         if self.credentials:
+            user = self.credentials.username
+            who = f"the credentials of {user!r}" if user else "the stored identity token"
             return (
-                f"{what}: unauthorized: the registry {self.host} refused the credentials of "
-                f"{self.credentials.username!r}: run 'dockyard login {self.host}' again"
+                f"{what}: unauthorized: the registry {self.host} refused {who}: "
+                f"run 'dockyard login {self.host}' again"
             )
+        if self.credentials_error:
+            return f"{what}: unauthorized: authentication required, but {self.credentials_error}"
         return f"{what}: unauthorized: authentication required: run 'dockyard login {self.host}'"
 
     def login(self) -> None:
