@@ -188,9 +188,7 @@ def cmd_version(args: argparse.Namespace) -> int:
 
 
 def _arch() -> str:
-    import platform
-
-    m = platform.machine()
+    m = os.uname().machine
     return {"x86_64": "amd64", "aarch64": "arm64"}.get(m, m)
 
 

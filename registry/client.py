@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from imagefmt import errors
 from imagefmt.manifest import Platform
@@ -23,12 +24,14 @@ from registry.credentials import Credentials
 from registry.credhelper import HelperError
 from registry.hosts import default_certs_dirs, insecure_from_env
 from registry.metadata import Metadata
-from registry.pull import PullOptions, PullResult, pull
-from registry.push import PushOptions, PushResult, push
 from registry.remote import Repository
 from registry.transport import Transport, TransportOptions
 
-__all__ = ["Client", "ClientOptions", "PullResult", "PushResult", "endpoint_of"]
+if TYPE_CHECKING:  # pull and push load their own modules (thread pools, tar): a pull needs no push
+    from registry.pull import PullResult
+    from registry.push import PushResult
+
+__all__ = ["Client", "ClientOptions", "endpoint_of"]
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,8 @@ class Client:
     def pull(self, store: Store, ref: Reference, progress: pg.ProgressFn = pg.ignore) -> PullResult:
         """Pull ``ref`` into ``store`` (see :func:`registry.pull.pull`); remember its blobs' source."""
         o = self.options
+        from registry.pull import PullOptions, pull
+
         opts = PullOptions(
             o.platform, o.max_concurrent_downloads, 2, o.retries, o.backoff, o.unpack, o.strict_platform
         )
@@ -140,6 +145,8 @@ class Client:
     ) -> PushResult:
         """Push ``image`` as ``ref`` (see :func:`registry.push.push`)."""
         o = self.options
+        from registry.push import PushOptions, push
+
         opts = PushOptions(o.max_concurrent_uploads, o.chunk_size, o.retries, o.backoff)
         return push(store, self.repository(ref), image, ref, Metadata(store), opts, progress)
 
