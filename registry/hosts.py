@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
+import tempfile
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -94,3 +96,25 @@ def certs_d(host: str, dirs: tuple[Path, ...]) -> tuple[list[Path], tuple[str, s
             elif f.suffix == ".cert" and f.with_suffix(".key").exists():
                 client = (str(f), str(f.with_suffix(".key")))
     return cas, client
+
+
+def ca_bundle(cas: list[Path]) -> str:
+    """A PEM file holding the default CAs and ``cas`` (requests replaces, Docker adds).
+
+    The default CAs are the system's (``REQUESTS_CA_BUNDLE``, ``SSL_CERT_FILE``) else requests'."""
+    from requests.utils import DEFAULT_CA_BUNDLE_PATH
+
+    env = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE")
+    default = env or DEFAULT_CA_BUNDLE_PATH
+    fd, path = tempfile.mkstemp(prefix="dockyard-ca-", suffix=".pem")
+    with os.fdopen(fd, "wb") as out:
+        with contextlib.suppress(OSError):
+            out.write(Path(default).read_bytes())
+        for ca in cas:
+            out.write(b"\n" + ca.read_bytes())
+    return path
+
+
+def quiet_insecure_warning() -> None:
+    # The user asked for an unverified registry; urllib3 would warn on every request.
+    warnings.filterwarnings("ignore", message="Unverified HTTPS request")

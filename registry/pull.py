@@ -28,6 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+import requests
+import urllib3
+
 from imagefmt import errors
 from imagefmt import mediatypes as mt
 from imagefmt.config import ImageConfig
@@ -35,7 +38,6 @@ from imagefmt.digest import CHUNK, Digest, chain_ids
 from imagefmt.manifest import Descriptor, Index, Manifest, Platform, parse_any
 from imagefmt.reference import Reference
 from imagefmt.store import Store, StoredImage
-from registry import httpclient
 from registry import progress as pg
 from registry.remote import Repository
 from registry.transport import Unavailable
@@ -169,7 +171,7 @@ def fetch_config(
             raise errors.SizeInvalid(f"pull {repo}: the image config is {desc.size} bytes, over {CONFIG_MAX}")
         resp = repo.open_blob(desc.digest)
         with resp:
-            body = resp.read(CONFIG_MAX + 1)
+            body = resp.raw.read(CONFIG_MAX + 1, decode_content=False)
         store.put_blob(io.BytesIO(body), desc.digest, desc.media_type, created)
     return ImageConfig.parse(store.read_blob(desc.digest))
 
@@ -336,7 +338,13 @@ def fetch_blob(
     return True
 
 
-_STREAM_ERRORS = (httpclient.HTTPError, ConnectionError, TimeoutError)
+_STREAM_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    urllib3.exceptions.HTTPError,
+    ConnectionError,
+    TimeoutError,
+)
 
 
 def _download(
@@ -356,7 +364,7 @@ def _download(
             if part.offset and resp.status_code != 206:  # the registry ignored Range: start over
                 part.restart()
             progress(pg.Progress(short, pg.DOWNLOADING, part.offset, desc.size))
-            for chunk in resp.stream(CHUNK):
+            for chunk in resp.raw.stream(CHUNK, decode_content=False):
                 part.write(chunk)
                 if part.offset > desc.size:
                     raise errors.SizeInvalid(f"pull {repo}: blob {desc.digest} is over {desc.size} bytes")

@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from typing import IO, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import requests
+
 from imagefmt import errors
 from imagefmt import mediatypes as mt
 from imagefmt.digest import Digest
-from registry import httpclient, protocol
+from registry import protocol
 from registry.transport import Transport
 
 MANIFEST_MAX = 4 << 20  # DS: registries must accept manifests of at least 4 MB; we read no more
@@ -65,6 +67,7 @@ class Repository:
                 scopes=self.pull_scopes,
                 headers={"Accept": mt.ACCEPT_ALL},
                 what=what,
+                stream=True,
             )
         except errors.NotFound as exc:
             raise errors.ManifestUnknown(
@@ -137,7 +140,7 @@ class Repository:
             return None
         return int(resp.headers.get("Content-Length") or -1)
 
-    def open_blob(self, digest: Digest, offset: int = 0) -> httpclient.Response:
+    def open_blob(self, digest: Digest, offset: int = 0) -> requests.Response:
         """``GET`` a blob from ``offset`` (``Range: bytes=N-``), streamed; the caller
         verifies the digest and closes it.  The reply is 206 when the range was
         honoured, else 200 with the whole blob."""
@@ -148,6 +151,7 @@ class Repository:
             scopes=self.pull_scopes,
             headers=headers,
             expect=(200, 206),
+            stream=True,
             what=f"pull blob {digest.short} from {self}",
         )
 
@@ -275,7 +279,7 @@ def catalog(transport: Transport, page: int = 100, limit: int = 0) -> list[str]:
 # ------------------------------------------------------------- helpers ---
 
 
-def _read_limited(resp: httpclient.Response, limit: int, what: str) -> bytes:
+def _read_limited(resp: requests.Response, limit: int, what: str) -> bytes:
     chunks: list[bytes] = []
     total = 0
     for chunk in resp.iter_content(1 << 16):
@@ -294,7 +298,7 @@ def _with_query(url: str, **extra: str) -> str:
 
 
 class _Slice:
-    """``n`` bytes of a file from ``start``, with a length (sent as the
+    """``n`` bytes of a file from ``start``, with a length (requests sends a
     Content-Length) and a progress callback every MiB."""
 
     def __init__(self, f: IO[bytes], n: int, progress: Callable[[int], None] | None) -> None:

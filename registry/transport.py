@@ -1,9 +1,9 @@
 """HTTP to one registry host: scheme and TLS choice, authentication, retries.
 
 It knows nothing about images (ggcr's ``remote/transport``).  One
-:class:`Transport` per registry host holds an :class:`registry.httpclient.Client`
-(whose connection pool the parallel layer transfers share), the auth challenge
-the registry answered ``GET /v2/`` with, and bearer tokens cached per scope set.
+:class:`Transport` per registry host holds a ``requests.Session`` (whose
+connection pool the parallel layer transfers share), the auth challenge the
+registry answered ``GET /v2/`` with, and bearer tokens cached per scope set.
 
 - Scheme: HTTPS, verified against the system CAs plus ``certs.d/<host>/*.crt``
   (Docker's layout; client certificates from ``*.cert``/``*.key``).  A
@@ -14,7 +14,8 @@ the registry answered ``GET /v2/`` with, and bearer tokens cached per scope set.
 - Auth (DIST docs/spec/auth/token.md): a ``Bearer`` challenge sends us to its
   realm for a token with the scopes the request needs (anonymously, or with
   Basic credentials); a ``Basic`` challenge gets the credentials directly.
-  ``Authorization`` is never forwarded to another host on a redirect.
+  ``Authorization`` is never forwarded to another host on a redirect
+  (requests drops it).
 - Retries: connection errors, 5xx and 429 are retried with exponential backoff
   for requests whose body can be sent again; the last error is raised.
 """
@@ -22,24 +23,30 @@ the registry answered ``GET /v2/`` with, and bearer tokens cached per scope set.
 from __future__ import annotations
 
 import contextlib
+import os
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
-from urllib.parse import urlencode, urljoin
+from urllib.parse import urljoin
+
+import requests
 
 from imagefmt import errors
-from registry import httpclient, protocol
+from registry import protocol
 from registry.credentials import Credentials
 from registry.hosts import (
     DEFAULT_CERTS_DIRS,
+    ca_bundle,
     certs_d,
     default_certs_dirs,
     insecure_from_env,
     is_insecure,
     is_loopback,
+    quiet_insecure_warning,
 )
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -104,16 +111,38 @@ class Transport:
         self._tokens: dict[str, _Token] = {}
         self._lock = threading.Lock()
         self._ping_lock = threading.Lock()
-        cas, client_cert = certs_d(self.host, self.options.certs_dirs)
-        self.http = httpclient.Client(
-            user_agent=self.options.user_agent,
-            tls=httpclient.TLS(not self.insecure, tuple(str(p) for p in cas), client_cert),
-            pool_size=self.options.pool_size,
-            timeout=(self.options.connect_timeout, self.options.read_timeout),
+        self._bundle: str | None = None
+        # Passed with every request: a session-wide verify loses to REQUESTS_CA_BUNDLE.
+        self._verify: bool | str = True
+        self.session = self._new_session()
+
+    # ---------------------------------------------------------- session ---
+
+    def _new_session(self) -> requests.Session:
+        s = requests.Session()
+        # Proxies from the environment, except for loopback, which Go (so Docker)
+        # never proxies; without the environment requests reads no ~/.netrc either.
+        s.trust_env = not is_loopback(self.host)
+        s.headers["User-Agent"] = self.options.user_agent
+        adapter = requests.adapters.HTTPAdapter(
+            pool_connections=2, pool_maxsize=self.options.pool_size, max_retries=0
         )
+        s.mount("https://", adapter)
+        s.mount("http://", adapter)
+        cas, client_cert = certs_d(self.host, self.options.certs_dirs)
+        if cas:
+            self._bundle = ca_bundle(cas)
+            self._verify = self._bundle
+        if client_cert:
+            s.cert = client_cert
+        return s
 
     def close(self) -> None:
-        self.http.close()
+        self.session.close()
+        if self._bundle:
+            with contextlib.suppress(OSError):
+                os.unlink(self._bundle)
+            self._bundle = None
 
     def __enter__(self) -> Transport:
         return self
@@ -137,11 +166,11 @@ class Transport:
                 base = f"{scheme}://{self.host}"
                 more = i + 1 < len(schemes)
                 try:
-                    resp = self._send_ping(base, probe=more)
-                except httpclient.TLSFailed as exc:
+                    resp = self._send_ping(base, verify_tls=not self.insecure, probe=more)
+                except requests.exceptions.SSLError as exc:
                     last = exc
                     continue
-                except httpclient.HTTPError as exc:
+                except requests.RequestException as exc:
                     last = exc
                     if more and "Connection refused" not in str(exc):
                         continue
@@ -168,17 +197,20 @@ class Transport:
             return ("http", "https")
         return ("https", "http")
 
-    def _send_ping(self, base: str, probe: bool = False) -> httpclient.Response:
+    def _send_ping(self, base: str, verify_tls: bool, probe: bool = False) -> requests.Response:
+        if not verify_tls and base.startswith("https:"):
+            self._verify = False
+            quiet_insecure_warning()
         attempt = 0
         while True:
             try:
-                resp = self.http.request("GET", f"{base}/v2/")
+                resp = self.session.get(f"{base}/v2/", timeout=self._timeout(), verify=self._verify)
                 resp.close()
                 if resp.status_code not in RETRY_STATUSES or attempt >= self.options.retries:
                     return resp
-            except httpclient.TLSFailed:
+            except requests.exceptions.SSLError:
                 raise
-            except httpclient.HTTPError as exc:
+            except requests.ConnectionError as exc:
                 # Refused is final (nothing listens); any failure of a probe that has
                 # another scheme to try is passed on at once.
                 if attempt >= self.options.retries or probe or "Connection refused" in str(exc):
@@ -187,7 +219,7 @@ class Transport:
             attempt += 1
 
     def _connection_error(self, what: str, exc: Exception | None) -> errors.DockyardError:
-        if isinstance(exc, httpclient.TLSFailed):
+        if isinstance(exc, requests.exceptions.SSLError):
             return errors.DockyardError(
                 f"{what} {self.host}: TLS error: {_root_cause(exc)}: put the registry's CA certificate in "
                 f"{self._certs_hint()}/{self.host}/ca.crt, or mark it insecure with "
@@ -200,6 +232,9 @@ class Transport:
     def _certs_hint(self) -> str:
         dirs = self.options.certs_dirs or DEFAULT_CERTS_DIRS
         return str(dirs[0])
+
+    def _timeout(self) -> tuple[float, float]:
+        return (self.options.connect_timeout, self.options.read_timeout)
 
     def _sleep(self, attempt: int) -> None:
         time.sleep(min(self.options.backoff * (2**attempt), 10.0))
@@ -231,7 +266,7 @@ class Transport:
         oauth = bool(self.credentials and self.credentials.identity_token)
         try:
             resp = self._token_request(ch, sorted(set(scopes)))
-        except (httpclient.HTTPError, ValueError) as exc:
+        except requests.RequestException as exc:
             raise self._connection_error("get a token for", exc) from exc
         with contextlib.closing(resp):
             # an OAuth2 server refuses a grant with 400 invalid_grant (RFC 6749 5.2)
@@ -250,7 +285,7 @@ class Transport:
             self._tokens[key] = _Token(value, time.time() + expires_in - 10)
         return value
 
-    def _token_request(self, ch: protocol.Challenge, scopes: list[str]) -> httpclient.Response:
+    def _token_request(self, ch: protocol.Challenge, scopes: list[str]) -> requests.Response:
         """GET the realm with Basic credentials (DIST docs/spec/auth/token.md); with an
         identity token, POST a refresh_token grant instead (oauth.md), as docker does."""
         creds, service = self.credentials, ch.get("service")
@@ -259,15 +294,15 @@ class Transport:
             form |= {"client_id": "dockyard", "scope": " ".join(scopes)}
             if service:
                 form["service"] = service
-            body = urlencode(form).encode()
-            form_type = {"Content-Type": "application/x-www-form-urlencoded"}
-            return self.http.request("POST", ch.get("realm"), headers=form_type, body=body)
+            return self.session.post(ch.get("realm"), data=form, timeout=self._timeout(), verify=self._verify)
         params = [("service", service)] if service else []
         params += [("scope", s) for s in scopes]
         if creds:
             params.append(("account", creds.username))
         auth = (creds.username, creds.password) if creds else None
-        return self.http.request("GET", ch.get("realm"), params=params, auth=auth)
+        return self.session.get(
+            ch.get("realm"), params=params, auth=auth, timeout=self._timeout(), verify=self._verify
+        )
 
     def _login_hint(self, what: str) -> str:
         if self.credentials:
@@ -293,7 +328,7 @@ class Transport:
                 self._tokens.clear()
             self.token(())
             return
-        self.request("GET", "/v2/", what="login").close()
+        self.request("GET", "/v2/", what="login")
 
     # ---------------------------------------------------------- request ---
 
@@ -313,11 +348,11 @@ class Transport:
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | list[tuple[str, str]] | None = None,
         body: Body = None,
+        stream: bool = False,
         retry: bool = True,
-    ) -> httpclient.Response:
+    ) -> requests.Response:
         """Send a request, authenticated for ``scopes``, and return the reply
-        when its status is in ``expect``, its body unread: the caller reads and
-        closes it (a closed reply gives its connection back to the pool).
+        when its status is in ``expect`` (the caller closes streamed replies).
 
         With ``retry`` (only for requests that may be sent twice) connection
         errors, 5xx and 429 are retried with backoff.  Other statuses raise the
@@ -332,10 +367,10 @@ class Transport:
             if auth:
                 hdrs["Authorization"] = auth
             try:
-                resp = self._send(method, url, hdrs, params, body)
-            except httpclient.TLSFailed as exc:
+                resp = self._send(method, url, hdrs, params, body, stream)
+            except requests.exceptions.SSLError as exc:
                 raise self._connection_error(what or method, exc) from exc
-            except httpclient.HTTPError as exc:
+            except (requests.ConnectionError, requests.Timeout) as exc:
                 if not retry or attempt >= self.options.retries:
                     raise self._connection_error(what or method, exc) from exc
                 self._sleep(attempt)
@@ -362,13 +397,20 @@ class Transport:
         headers: dict[str, str],
         params: Mapping[str, str] | list[tuple[str, str]] | None,
         body: Body,
-    ) -> httpclient.Response:
+        stream: bool,
+    ) -> requests.Response:
         if callable(body):
             with contextlib.closing(body()) as data:
-                return self.http.request(method, url, headers=headers, params=params, body=data)
-        return self.http.request(method, url, headers=headers, params=params, body=body)
+                return self.session.request(
+                    method, url, headers=headers, params=params, data=data, stream=stream,
+                    timeout=self._timeout(), verify=self._verify,
+                )  # fmt: skip
+        return self.session.request(
+            method, url, headers=headers, params=params, data=body, stream=stream, timeout=self._timeout(),
+            verify=self._verify,
+        )  # fmt: skip
 
-    def _rechallenge(self, resp: httpclient.Response, scopes: tuple[str, ...]) -> bool:
+    def _rechallenge(self, resp: requests.Response, scopes: tuple[str, ...]) -> bool:
         """Take a 401's challenge (a registry may allow an anonymous ping, or want
         more scopes than we asked for); True when the request is worth one retry."""
         ch = _challenge(resp)
@@ -392,7 +434,7 @@ class Transport:
                 self._tokens[key] = _Token(value, time.time() + 50)
         return True
 
-    def error(self, resp: httpclient.Response, what: str) -> errors.DockyardError:
+    def error(self, resp: requests.Response, what: str) -> errors.DockyardError:
         """The error for a failed reply, with a hint that names the registry and the fix."""
         exc = protocol.error_from_response(resp.status_code, resp.content[: 1 << 16], what)
         status = resp.status_code
@@ -412,7 +454,7 @@ class Transport:
 # ------------------------------------------------------------- helpers ---
 
 
-def _challenge(resp: httpclient.Response) -> protocol.Challenge | None:
+def _challenge(resp: requests.Response) -> protocol.Challenge | None:
     header = resp.headers.get("WWW-Authenticate", "")
     return protocol.Challenge.parse(header) if header.strip() else None
 
@@ -424,10 +466,15 @@ def _basic(creds: Credentials) -> str:
 
 
 def _root_cause(exc: BaseException | None) -> str:
-    """The useful part of a connection error, for a one-line message: what the
-    socket or TLS layer said, without the request that met it."""
+    """The useful part of a requests/urllib3 error, for a one-line message."""
     text = str(exc)
-    return text.split(": ", 1)[-1] if isinstance(exc, httpclient.HTTPError) else text
+    m = re.search(r"\[Errno -?\d+\] [^'\")]*", text)
+    if m:
+        return m.group(0).strip()
+    m = re.search(r"\[SSL[^\]]*\] [^'\")(]*", text)
+    if m:
+        return m.group(0).strip()
+    return text
 
 
 __all__ = [

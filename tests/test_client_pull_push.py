@@ -211,3 +211,16 @@ def test_search_the_catalog(reg: cf.Live, dy: Dockyard, tmp_path: Path) -> None:
     ]
     names = dy.ok("search", "--limit", "1", "--format", "{{.Name}}", f"{reg.host}/search")
     assert names.splitlines() == [f"{reg.host}/search/alpha"]
+
+
+def test_a_loopback_registry_is_never_proxied(
+    reg: cf.Live, dy: Dockyard, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Go, so Docker, sends nothing for localhost or a loopback address to
+    HTTP_PROXY/HTTPS_PROXY: a CI job's proxy must not break its local registry."""
+    lay = cf.sample_layout(tmp_path / "a", seed=5)
+    cf.skopeo_push(lay, f"{reg.host}/proxied/a:v1")
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")  # the discard port: nothing listens
+    dy.ok("pull", "-q", f"{reg.host}/proxied/a:v1")
+    dy.ok("push", "-q", f"{reg.host}/proxied/a:v1")
