@@ -15,9 +15,12 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from imagefmt import errors
+from imagefmt.records import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 VERSION = "0.1.0"
 API_VERSION = "1.41"

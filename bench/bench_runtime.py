@@ -7,8 +7,9 @@ Run as root from the repository root:
 Every runtime runs ``true`` in the same busybox root filesystem
 (fixtures/make-busybox-rootfs.sh), with no network (``--network none``; the
 Docker engine of these machines has no bridge), and is timed as a whole
-process from the shell's point of view: ``dockyard run --rm`` (a fresh
-interpreter, bytecode compiled as an installed package has it), ``runc run``
+process from the shell's point of view: ``dockyard run --rm`` (the command
+scripts/setup.sh installs, written by scripts/write-launcher.sh for this
+checkout, bytecode compiled as an installed package has it), ``runc run``
 on an OCI bundle, ``docker run --rm`` against the engine at --docker-host (or
 $DOCKER_HOST; skipped without one), and ``unshare -mpfnui chroot`` as the floor.
 Then ``--loop`` containers are run and removed (on the default bridge network,
@@ -39,9 +40,15 @@ def timed(cmd: list[str], **kw: object) -> float:
     return time.perf_counter() - t
 
 
-def dockyard_cmd(root: Path, *args: str) -> list[str]:
-    """What the installed ``dockyard`` script runs (``python -m`` would add runpy's imports)."""
-    return [sys.executable, "-c", "import cli; cli.entry()", "--root", str(root), *args]
+def launcher(work: Path) -> Path:
+    """The ``dockyard`` command as scripts/setup.sh installs it, for this checkout."""
+    path = work / "dockyard"
+    subprocess.run([str(REPO / "scripts/write-launcher.sh"), sys.executable, str(path)], check=True)
+    return path
+
+
+def dockyard_cmd(dockyard: Path, root: Path, *args: str) -> list[str]:
+    return [str(dockyard), "--root", str(root), *args]
 
 
 def median_ms(samples: list[float]) -> float:
@@ -55,19 +62,19 @@ def busybox_tar() -> Path:
     return Path(out.stdout.strip())
 
 
-def bench_dockyard(root: Path, runs: int, network: str) -> list[float]:
-    cmd = dockyard_cmd(root, "run", "--rm", "--network", network, "busybox", "true")
+def bench_dockyard(dockyard: Path, root: Path, runs: int, network: str) -> list[float]:
+    cmd = dockyard_cmd(dockyard, root, "run", "--rm", "--network", network, "busybox", "true")
     subprocess.run(cmd, check=True, cwd=REPO)  # warm the page cache and the snapshot
     return [timed(cmd, cwd=REPO) for _ in range(runs)]
 
 
-def trace_once(root: Path) -> list[tuple[float, str]]:
+def trace_once(dockyard: Path, root: Path) -> list[tuple[float, str]]:
     """One traced run: (ms since exec, label) for each mark of runtime.trace."""
     with tempfile.NamedTemporaryFile("r", suffix=".trace") as f:
         env = {**os.environ, "DOCKYARD_TRACE": f.name}
         t0 = time.time()
         subprocess.run(
-            dockyard_cmd(root, "run", "--rm", "--network", "none", "busybox", "true"),
+            dockyard_cmd(dockyard, root, "run", "--rm", "--network", "none", "busybox", "true"),
             env=env,
             cwd=REPO,
             check=True,
@@ -147,11 +154,11 @@ def remove_bridges(root: Path) -> None:
             nl.delete_link(bridge)
 
 
-def loop(root: Path, n: int) -> tuple[float, dict[str, list[str]]]:
+def loop(dockyard: Path, root: Path, n: int) -> tuple[float, dict[str, list[str]]]:
     before = host_state(root)
     t = time.perf_counter()
     for _ in range(n):
-        subprocess.run(dockyard_cmd(root, "run", "--rm", "busybox", "true"), check=True, cwd=REPO)
+        subprocess.run(dockyard_cmd(dockyard, root, "run", "--rm", "busybox", "true"), check=True, cwd=REPO)
     elapsed = time.perf_counter() - t
     after = host_state(root)
     return elapsed, {k: sorted(set(after[k]) - set(before[k])) for k in after}
@@ -172,20 +179,21 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="dybench-", dir="/var/tmp") as tmp:
         work = Path(tmp)
         root = work / "store"
-        imp = dockyard_cmd(root, "import", "-c", 'CMD ["sh"]', str(tar), "busybox")
+        dockyard = launcher(work)
+        imp = dockyard_cmd(dockyard, root, "import", "-c", 'CMD ["sh"]', str(tar), "busybox")
         subprocess.run(imp, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
         rootfs = work / "rootfs"
         rootfs.mkdir()
         subprocess.run(["tar", "-xf", str(tar), "-C", str(rootfs)], check=True)
         results: dict[str, list[float]] = {}
-        results["dockyard run --rm --network none"] = bench_dockyard(root, args.runs, "none")
-        results["dockyard run --rm (bridge)"] = bench_dockyard(root, args.runs, "bridge")
+        results["dockyard run --rm --network none"] = bench_dockyard(dockyard, root, args.runs, "none")
+        results["dockyard run --rm (bridge)"] = bench_dockyard(dockyard, root, args.runs, "bridge")
         results["runc run"] = bench_runc(rootfs, work, args.runs)
         if args.docker_host:
             results["docker run --rm --network none"] = bench_docker(tar, args.docker_host, args.runs)
         results["unshare -mpfnui + chroot"] = bench_unshare(rootfs, args.runs)
-        marks = trace_once(root)
-        elapsed, leaked = loop(root, args.loop)
+        marks = trace_once(dockyard, root)
+        elapsed, leaked = loop(dockyard, root, args.loop)
         remove_bridges(root)
     ours = median_ms(results["dockyard run --rm --network none"])
     print(f"start-to-exit of `true`, median of {args.runs} (load average {os.getloadavg()[0]:.2f}):\n")

@@ -25,8 +25,8 @@ from builder.context import BuildContext, Item, checksum, entry_of, stamp
 from builder.dockerignore import glob_match, has_magic
 from builder.errors import DockerfileError
 from builder.rootview import RootView, split
-from imagefmt.digest import Writable
 from imagefmt.rootfs import climbs_out
+from imagefmt.streams import Writable
 from imagefmt.tario import TarEntry, TarWriter, iter_tar
 
 MULTI_DEST = (

@@ -17,11 +17,14 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any, BinaryIO, NamedTuple
 
 from imagefmt.digest import Digest, chain_ids
 from imagefmt.errors import BlobUnknown, Invalid
+from imagefmt.records import TYPE_CHECKING, NamedTuple
 from imagefmt.reference import Reference
+
+if TYPE_CHECKING:
+    from typing import IO, Any, BinaryIO
 
 
 def unique() -> str:

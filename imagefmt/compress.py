@@ -15,8 +15,8 @@ from typing import BinaryIO, cast
 import zstandard
 from isal import igzip
 
-from imagefmt.digest import Readable, Writable
 from imagefmt.errors import Unsupported
+from imagefmt.streams import Readable, Writable
 
 CHUNK = 1 << 20
 COMPRESSIONS = ("none", "gzip", "zstd", "bzip2", "xz")

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, BinaryIO, NamedTuple, Protocol
+
+from imagefmt.errors import DigestInvalid
+from imagefmt.records import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     import hashlib
+    from typing import BinaryIO
 
-from imagefmt.errors import DigestInvalid
+    from imagefmt.streams import Writable
+
 
 _HEX = {"sha256": 64, "sha512": 128}
 _RE = re.compile(r"^([a-z0-9]+(?:[.+_-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$")
@@ -120,20 +124,6 @@ class HashingReader:
 
     def close(self) -> None:
         self._src.close()
-
-
-class Readable(Protocol):
-    """Where streamed bytes come from: a BinaryIO, a pipe, a HashingReader."""
-
-    def read(self, n: int = -1, /) -> bytes: ...
-
-
-class Writable(Protocol):
-    """Where streamed bytes go: a BinaryIO, a compressor, a HashingWriter."""
-
-    def write(self, data: bytes | bytearray | memoryview, /) -> int: ...
-
-    def flush(self) -> None: ...
 
 
 class HashingWriter:

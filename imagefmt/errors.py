@@ -17,7 +17,10 @@ renders and the client maps back.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from imagefmt.records import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import ClassVar
 
 
 class DockyardError(Exception):

@@ -20,9 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from imagefmt.digest import Readable, Writable
 from imagefmt.errors import Invalid, Unsupported
 from imagefmt.extractor import CHUNK, OPAQUE_MARKER, OVERLAY_OPAQUE, WHITEOUT_PREFIX, Extractor
+from imagefmt.streams import Readable, Writable
 from imagefmt.tario import TarEntry, TarWriter, iter_tar, read_xattrs
 
 OVERLAY_XATTR_PREFIX = "trusted.overlay."

@@ -8,10 +8,10 @@ its host; ``index.docker.io`` is ``docker.io``.  The normalisation lives only in
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
 
 from imagefmt.digest import Digest
 from imagefmt.errors import DigestInvalid, NameInvalid
+from imagefmt.records import NamedTuple
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_ENDPOINT = "registry-1.docker.io"

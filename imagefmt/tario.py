@@ -19,8 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO, cast
 
-from imagefmt.digest import Readable, Writable
 from imagefmt.errors import Invalid, Unsupported
+from imagefmt.streams import Readable, Writable
 from imagefmt.tarheader import (
     BLOCK,
     FLAGS,

@@ -7,8 +7,8 @@ import io
 from collections.abc import Iterator
 from typing import BinaryIO, cast
 
-from imagefmt.digest import Readable
 from imagefmt.errors import Invalid
+from imagefmt.streams import Readable
 from imagefmt.tarheader import (
     BLOCK,
     MAX_META,

@@ -17,7 +17,11 @@ import struct
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Any
+
+from imagefmt.records import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 STDIN, STDOUT, STDERR, EXIT, STARTED, STDIN_EOF, RESIZE, HELLO, ERROR = range(9)
 _HEADER = struct.Struct(">BI")

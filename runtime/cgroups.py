@@ -14,9 +14,12 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
 
+from imagefmt.records import TYPE_CHECKING, NamedTuple
 from runtime.errors import BadSpec, RuntimeFailure
+
+if TYPE_CHECKING:
+    from typing import Any
 
 ROOT = Path("/sys/fs/cgroup")
 PARENT = "dockyard"

@@ -25,11 +25,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
+from imagefmt.records import TYPE_CHECKING
 from runtime.cgroups import PARENT, Cgroup
 from runtime.errors import NameInUse, NoSuchContainer
 from runtime.fs import read_json, rmtree, write_json
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def purge(path: Path) -> None:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, NamedTuple
 
+from imagefmt.records import TYPE_CHECKING, NamedTuple
 from runtime import etcfiles
 from runtime.cgroups import Limits, check_parent, default_parent
 from runtime.containers import Container, ContainerStore, new_state, now_rfc3339
@@ -23,6 +23,9 @@ from runtime.rootfs import MASKED, READONLY
 from runtime.spec import merge_env
 from runtime.units import ram_in_bytes
 from runtime.volumes import VolumeSpec, VolumeStore, parse_volume
+
+if TYPE_CHECKING:
+    from typing import Any
 
 NAME_RE = r"[a-zA-Z0-9][a-zA-Z0-9_.-]+"  # compiled on first use: re.compile at import costs start time
 MIN_MEMORY = 6 * 1024 * 1024

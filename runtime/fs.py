@@ -10,7 +10,11 @@ import json
 import os
 import stat
 from pathlib import Path
-from typing import Any
+
+from imagefmt.records import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 _MAX_LINKS = 255
 

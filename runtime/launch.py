@@ -20,12 +20,15 @@ import stat
 import struct
 import termios
 from collections.abc import Callable
-from typing import NamedTuple, NoReturn
 
+from imagefmt.records import TYPE_CHECKING, NamedTuple
 from runtime import linux as L
 from runtime import netlink, rootfs, trace, users
 from runtime.errors import StartFailed, UserNotFound
 from runtime.spec import DEFAULT_PATH, Process, Spec, env_get
+
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 SIOCSIFFLAGS = 0x8914
 IFF_UP, IFF_LOOPBACK, IFF_RUNNING = 0x1, 0x8, 0x40

@@ -13,8 +13,8 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NamedTuple
 
+from imagefmt.records import NamedTuple
 from runtime.units import ram_in_bytes
 
 PARTIAL_MAX = 16 * 1024

@@ -21,9 +21,9 @@ import socket
 import struct
 import termios
 from pathlib import Path
-from typing import Any, NamedTuple
 
 from imagefmt.errors import DockyardError
+from imagefmt.records import TYPE_CHECKING, NamedTuple
 from runtime import attach as A
 from runtime import launch, trace
 from runtime.containers import Container, ContainerStore, now_rfc3339, process_start_time, purge
@@ -32,6 +32,9 @@ from runtime.errors import NotRunning, RuntimeFailure, StartFailed
 from runtime.fs import ensure_init_layer
 from runtime.logs import JsonLog
 from runtime.spec import Mount, Process, Rootfs, Spec
+
+if TYPE_CHECKING:
+    from typing import Any
 
 INIT_CANDIDATES = ("/usr/bin/docker-init", "/usr/bin/tini-static", "/usr/libexec/docker/docker-init")
 

@@ -28,12 +28,15 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NamedTuple
 
 from imagefmt.errors import Conflict
+from imagefmt.records import TYPE_CHECKING, NamedTuple
 from runtime.errors import BadSpec, NameInUse, NoSuchNetwork, RuntimeFailure
 from runtime.fs import read_json, write_json
 from runtime.netlink import Netlink, link_exists, mac_for
+
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_NETWORK = "bridge"
 DEFAULT_BRIDGE = "dockyard0"

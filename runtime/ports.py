@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
+from imagefmt.records import NamedTuple
 from runtime.errors import BadSpec
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import socket
 import threading
-from typing import NamedTuple
 
+from imagefmt.records import NamedTuple
 from runtime.errors import RuntimeFailure
 from runtime.ports import PortBinding
 

@@ -6,8 +6,7 @@ the container store, the builder's ``run_step`` and ``exec`` build them.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
+from imagefmt.records import NamedTuple
 from runtime.linux import DEFAULT_CAPS
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

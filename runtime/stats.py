@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import subprocess
-from typing import NamedTuple
 
+from imagefmt.records import NamedTuple
 from runtime.containers import Container, ContainerStore
 from runtime.create import limits_of, set_limits, validate_limits
 from runtime.errors import BadSpec, NotRunning, RuntimeFailure

@@ -8,8 +8,7 @@ user's name, as ``docker run busybox id`` shows.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
+from imagefmt.records import NamedTuple
 from runtime.errors import UserNotFound
 
 

@@ -15,11 +15,14 @@ import re
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, NamedTuple
 
 from imagefmt.errors import Conflict
+from imagefmt.records import TYPE_CHECKING, NamedTuple
 from runtime.errors import BadSpec, NoSuchVolume
 from runtime.fs import read_json, rmtree, write_json
+
+if TYPE_CHECKING:
+    from typing import Any
 
 NAME_RE = r"[a-zA-Z0-9][a-zA-Z0-9_.-]+"
 _MODES = {"ro", "rw", "z", "Z", "nocopy", "private", "rprivate", "shared", "rshared", "slave", "rslave"}

@@ -10,12 +10,15 @@ undoes everything.  Only bridge and user networks come here.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
+from imagefmt.records import TYPE_CHECKING
 from runtime import network as N
 from runtime import proxy
 from runtime.containers import Container
 from runtime.ports import PortBinding
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def attachments(c: Container) -> dict[str, dict[str, Any]]:

@@ -22,6 +22,8 @@ if ! .venv/bin/python -c 'import cli, imagefmt, pytest, ruff' >/dev/null 2>&1 \
   .venv/bin/pip install -q --disable-pip-version-check -e '.[test]' --config-settings editable_mode=compat
   touch .venv/.installed
 fi
+# The dockyard command without the site module (3-4 ms of each command; see the script)
+scripts/write-launcher.sh "$PWD/.venv/bin/python" .venv/bin/dockyard
 # Byte-compile our modules: where PYTHONDONTWRITEBYTECODE is set, every command would
 # otherwise recompile them (it doubles the start-up of `dockyard run`).
 .venv/bin/python -m compileall -q cli.py imagefmt registry runtime builder

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from imagefmt.compress import open_reader, open_writer
-from imagefmt.digest import Writable
 from imagefmt.errors import Invalid
+from imagefmt.streams import Writable
 from imagefmt.tario import TarEntry, TarWriter, iter_tar
 from tests.trees import IS_ROOT, LONG_150, LONG_DIRS, make_tree, snapshot
 
