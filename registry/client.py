@@ -115,9 +115,9 @@ class Client:
 
     def pull(self, store: Store, ref: Reference, progress: pg.ProgressFn = pg.ignore) -> PullResult:
         """Pull ``ref`` into ``store`` (see :func:`registry.pull.pull`); remember its blobs' source."""
-        o = self.options
         from registry.pull import PullOptions, pull
 
+        o = self.options
         opts = PullOptions(
             o.platform, o.max_concurrent_downloads, 2, o.retries, o.backoff, o.unpack, o.strict_platform
         )
@@ -144,9 +144,9 @@ class Client:
         self, store: Store, image: StoredImage, ref: Reference, progress: pg.ProgressFn = pg.ignore
     ) -> PushResult:
         """Push ``image`` as ``ref`` (see :func:`registry.push.push`)."""
-        o = self.options
         from registry.push import PushOptions, push
 
+        o = self.options
         opts = PushOptions(o.max_concurrent_uploads, o.chunk_size, o.retries, o.backoff)
         return push(store, self.repository(ref), image, ref, Metadata(store), opts, progress)
 

@@ -3,6 +3,7 @@ so that the shared conftest.py stays small)."""
 
 from __future__ import annotations
 
+import io
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ import pytest
 
 from imagefmt.store import Store
 from registry.client import Client, ClientOptions
-from tests.conftest import need
+from tests.conftest import Dockyard, need
 from tests.oci_images import Layout, random_files, tar_bytes, write_layout
 from tests.registries import Distribution, skopeo
 from tests.registry_support import Server, start_ours
@@ -141,3 +142,12 @@ def local_image(store: Store, tmp: Path, tag: str, seed: int, size: int = 300_00
     history = {"created": "2024-01-01T00:00:00Z", "created_by": f"test layer {seed}"}
     img = store.commit_image(None, tar, {"config": config}, history, Reference.parse(tag))
     return str(img.id)
+
+
+def login(
+    dy: Dockyard, monkeypatch: pytest.MonkeyPatch, host: str, user: str, password: str
+) -> tuple[int, str]:
+    """``dockyard login -u USER --password-stdin HOST``: (exit code, stdout + stderr)."""
+    monkeypatch.setattr("sys.stdin", io.StringIO(password + "\n"))
+    r = dy("login", "-u", user, "--password-stdin", host)
+    return r.code, r.out + r.err

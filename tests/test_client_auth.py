@@ -4,7 +4,6 @@ service), anonymous pull, login/logout, 403s, and certs.d CAs."""
 
 from __future__ import annotations
 
-import io
 import json
 import stat
 from collections.abc import Iterator
@@ -29,14 +28,6 @@ ACL = [
     {"account": "bob", "name": "bob/*", "actions": ["*"]},
     {"account": "", "name": "*", "actions": ["pull"]},
 ]
-
-
-def login(
-    dy: Dockyard, monkeypatch: pytest.MonkeyPatch, host: str, user: str, password: str
-) -> tuple[int, str]:
-    monkeypatch.setattr("sys.stdin", io.StringIO(password + "\n"))
-    r = dy("login", "-u", user, "--password-stdin", host)
-    return r.code, r.out + r.err
 
 
 def _users(path: Path) -> tuple[dict[str, object], Path]:
@@ -85,10 +76,10 @@ def test_basic_auth_login_push_logout(
     cf.local_image(store, tmp_path, f"{host}/team/app:1", seed=31, size=2000)
     r = dy("push", f"{host}/team/app:1")
     assert r.code == 4 and f"run 'dockyard login {host}'" in r.err
-    code, text = login(dy, monkeypatch, host, "alice", "wrong")
+    code, text = cf.login(dy, monkeypatch, host, "alice", "wrong")
     assert code == 4 and "refused the credentials of 'alice'" in text
     assert not docker_config.exists()
-    code, text = login(dy, monkeypatch, host, "alice", "wonderland")
+    code, text = cf.login(dy, monkeypatch, host, "alice", "wonderland")
     assert code == 0 and "Login Succeeded" in text
     assert stat.S_IMODE(docker_config.stat().st_mode) == 0o600
     assert list(json.loads(docker_config.read_text())["auths"]) == [host]
@@ -106,7 +97,7 @@ def test_denied_names_the_fix(tmp_path: Path, dy: Dockyard, monkeypatch: pytest.
     try:
         store = Store(dy.root)
         cf.local_image(store, tmp_path, f"{r.host}/team/app:1", seed=33, size=2000)
-        assert login(dy, monkeypatch, r.host, "bob", "builder")[0] == 0
+        assert cf.login(dy, monkeypatch, r.host, "bob", "builder")[0] == 0
         res = dy("push", f"{r.host}/team/app:1")
         assert res.code == 4
         assert "denied" in res.err and "check the repository name" in res.err and r.host in res.err
@@ -131,10 +122,10 @@ def test_token_auth_like_docker_hub(
     assert r.code == 4 and f"run 'dockyard login {host}'" in r.err
     if tokens:
         assert tokens.requests and tokens.requests[-1]["account"] is None  # asked anonymously first
-    assert login(dy, monkeypatch, host, "alice", "nope")[0] == 4
+    assert cf.login(dy, monkeypatch, host, "alice", "nope")[0] == 4
     if tokens:
         tokens.requests.clear()
-    assert login(dy, monkeypatch, host, "alice", "wonderland")[0] == 0
+    assert cf.login(dy, monkeypatch, host, "alice", "wonderland")[0] == 0
     if tokens:
         assert tokens.requests[-1]["account"] == "alice"
     out = dy.ok("push", f"{host}/team/app:1").splitlines()

@@ -4,7 +4,6 @@ it and speaks the docker-credential-helpers protocol (get/store/erase/list)."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
@@ -223,14 +222,6 @@ def any_reg(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[cf
     r.stop()
 
 
-def login(
-    dy: Dockyard, monkeypatch: pytest.MonkeyPatch, host: str, user: str, password: str
-) -> tuple[int, str]:
-    monkeypatch.setattr("sys.stdin", io.StringIO(password + "\n"))
-    r = dy("login", "-u", user, "--password-stdin", host)
-    return r.code, r.out + r.err
-
-
 def test_login_push_pull_logout_through_a_helper(
     helper: FileHelper,
     basic_reg: cf.Live,
@@ -243,7 +234,7 @@ def test_login_push_pull_logout_through_a_helper(
     host = basic_reg.host
     configure(docker_config, credsStore="test")
     cf.local_image(Store(dy.root), tmp_path, f"{host}/team/app:1", seed=61, size=2000)
-    code, text = login(dy, monkeypatch, host, "alice", "wonderland")
+    code, text = cf.login(dy, monkeypatch, host, "alice", "wonderland")
     assert code == 0 and "Login Succeeded" in text
     assert "unencrypted" not in text  # docker warns only when the file keeps the password
     assert helper.secrets() == {host: {"Username": "alice", "Secret": "wonderland"}}
@@ -275,7 +266,7 @@ def test_a_missing_helper_fails_the_cli_in_one_line(
         "credential helper docker-credential-pass not found in PATH: "
         f"install it or remove credsStore from {docker_config}"
     )
-    code, text = login(dy, monkeypatch, host, "alice", "wonderland")  # checked, then not stored
+    code, text = cf.login(dy, monkeypatch, host, "alice", "wonderland")  # checked, then not stored
     assert code == 5 and text.strip().endswith(fix) and "Login Succeeded" not in text
     for args in (("login", host), ("logout", host)):
         r = dy(*args)
@@ -376,7 +367,7 @@ def test_docker_pulls_with_what_dockyard_login_stored(
     ref = f"{host}/team/fromdockyard:1"
     configure(docker_config, credsStore="test")
     cf.local_image(Store(dy.root), tmp_path, ref, seed=64, size=2000)
-    assert login(dy, monkeypatch, host, "alice", "wonderland")[0] == 0
+    assert cf.login(dy, monkeypatch, host, "alice", "wonderland")[0] == 0
     dy.ok("push", ref)
     try:
         out = docker(docker_host, "pull", ref).stdout  # the CLI asks the helper, the daemon pulls
