@@ -219,6 +219,12 @@ def _tar_of(path: str, arcname: str, out: IO[bytes], archive: bool, follow: bool
             tar.add(path, arcname=arcname, filter=owner)
 
 
+# tarfile's extraction filters came in 3.11.4; "fully_trusted" is the behaviour before them
+# (_extract refuses names with .. or a leading /), named where it exists so
+# that Python 3.12+ does not warn. Debian 12's interpreter is 3.11.2.
+_TRUSTED: dict[str, Any] = {"filter": "fully_trusted"} if hasattr(tarfile, "fully_trusted_filter") else {}
+
+
 def _extract(
     tar: tarfile.TarFile,
     base: str,
@@ -236,7 +242,7 @@ def _extract(
             raise BadSpec(f"refusing to extract {member.name!r}")
         if member.isdir() and os.path.isdir(os.path.join(base, member.name)):
             continue
-        tar.extract(member, base, set_attrs=True, numeric_owner=True, filter="fully_trusted")
+        tar.extract(member, base, set_attrs=True, numeric_owner=True, **_TRUSTED)
 
 
 def copy_from(
