@@ -63,3 +63,32 @@ def test_invalid_names_are_refused(bad: str) -> None:
     with pytest.raises(NameInvalid) as exc:
         Reference.parse(bad)
     assert "invalid reference format" in str(exc.value)
+
+
+# The grammar as Go's regexp reads it (distribution/reference): ASCII classes, whole-string.
+GO_PATH = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*"
+GO_TAG = r"[\w][\w.-]{0,127}"
+_LABEL = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+GO_DOMAIN = rf"(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9a-fA-F:.]+\])(?::[0-9]+)?"
+
+
+def test_the_hand_written_grammar_matches_the_regular_expressions() -> None:
+    import random
+    import re
+
+    from imagefmt import reference as R
+
+    rng = random.Random(7)
+    alphabet = "ab09AZ._-_:/[]é\n٣"
+    checks = [(R._is_path, GO_PATH), (R._is_tag, GO_TAG), (R._is_domain, GO_DOMAIN)]
+    for _ in range(30_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 9)))
+        for check, pattern in checks:
+            assert check(text) == bool(re.fullmatch(pattern, text, re.ASCII)), (check.__name__, text)
+    assert R._is_tag("a" * 128) and not R._is_tag("a" * 129)
+
+
+@pytest.mark.parametrize("text", ["busybox:tägé", "busybox:1\n", "bü/x", "localhost:5٣/x", "a__b___c/x"])
+def test_refuses_what_docker_refuses(text: str) -> None:
+    with pytest.raises(NameInvalid):
+        Reference.parse(text)
