@@ -3,14 +3,19 @@
 unshare(2), setns(2), mount(2), umount2(2), pivot_root(2), prctl(2), capset(2)
 and sethostname(2).  Each wrapper raises ``OSError`` with errno and the call's
 arguments, as ``os`` functions do; callers turn it into a dockyard error.
-libc is loaded on first use so that importing this module stays cheap.
+ctypes (3 ms) and libc are loaded on first use, so that the modules which only
+need the constants (the container record's capabilities) stay cheap to import.
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
 from collections.abc import Iterable
+
+from imagefmt.records import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import ctypes
 
 # clone(2) / unshare(2) / setns(2) flags
 CLONE_NEWNS = 0x00020000
@@ -74,6 +79,8 @@ _libc: ctypes.CDLL | None = None
 def libc() -> ctypes.CDLL:
     global _libc
     if _libc is None:
+        import ctypes
+
         lib = ctypes.CDLL(None, use_errno=True)
         cstr = ctypes.c_char_p
         lib.mount.argtypes = [cstr, cstr, cstr, ctypes.c_ulong, cstr]
@@ -89,6 +96,8 @@ def libc() -> ctypes.CDLL:
 
 def _check(rc: int, what: str, path: str | None = None) -> None:
     if rc < 0:
+        import ctypes
+
         e = ctypes.get_errno()
         raise OSError(e, f"{what}: {os.strerror(e)}", path)
 
@@ -140,6 +149,8 @@ def sethostname(name: str) -> None:
 
 def set_process_name(name: str) -> None:
     """The 15-character ``comm`` that ps and top show."""
+    import ctypes
+
     buf = ctypes.create_string_buffer(name.encode()[:15])
     libc().prctl(PR_SET_NAME, ctypes.addressof(buf), 0, 0, 0)
 
@@ -168,6 +179,8 @@ def drop_bounding(keep: Iterable[int]) -> None:
 def set_capabilities(keep: Iterable[int]) -> None:
     """Set the effective and permitted sets to ``keep``, inheritable to none
     (moby since CVE-2022-24769).  A later setuid to non-root clears them all."""
+    import ctypes
+
     mask = 0
     top = last_cap()
     for cap in keep:
