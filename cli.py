@@ -3259,8 +3259,9 @@ def entry() -> None:
 
     The cycle collector is off until main has parsed the command line (until
     ``run``'s container is up): start-up allocates tens of thousands of objects
-    that live as long as the process, and collecting them again and again costs
-    ~5-9 ms of a container start (docs/benchmarks.md).  collect_garbage then
+    that live as long as the process; collecting them again and again is 2.7% of
+    the CLI's instructions on ``run --rm`` (callgrind), and its passes over them
+    after the monitor's fork copy pages that would stay shared.  collect_garbage then
     freezes them, as Instagram's servers do, and collects what comes after."""
     import gc
 
