@@ -11,7 +11,10 @@ process from the shell's point of view: ``dockyard run --rm`` (the command
 scripts/setup.sh installs, written by scripts/write-launcher.sh for this
 checkout, bytecode compiled as an installed package has it), ``runc run``
 on an OCI bundle, ``docker run --rm`` against the engine at --docker-host (or
-$DOCKER_HOST; skipped without one), and ``unshare -mpfnui chroot`` as the floor.
+$DOCKER_HOST; skipped without one), and ``unshare -mpfnui chroot`` as the floor,
+with the Python interpreter importing the standard modules a start needs as a
+second floor.  The runtimes take turns, one run each per round, so that the
+machine's drift falls on all of them alike.
 Then ``--loop`` containers are run and removed (on the default bridge network,
 so veths and leases are exercised too) and the host is checked for leftover
 mounts, cgroups, veths, state directories and leases.  The medians and ratios
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import compileall
+import contextlib
 import json
 import os
 import statistics
@@ -29,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -62,10 +67,13 @@ def busybox_tar() -> Path:
     return Path(out.stdout.strip())
 
 
-def bench_dockyard(dockyard: Path, root: Path, runs: int, network: str) -> list[float]:
+Command = Callable[[int], list[str]]  # round i -> the command to time in that round
+
+
+def bench_dockyard(dockyard: Path, root: Path, network: str) -> Command:
     cmd = dockyard_cmd(dockyard, root, "run", "--rm", "--network", network, "busybox", "true")
     subprocess.run(cmd, check=True, cwd=REPO)  # warm the page cache and the snapshot
-    return [timed(cmd, cwd=REPO) for _ in range(runs)]
+    return lambda i: cmd
 
 
 def trace_once(dockyard: Path, root: Path) -> list[tuple[float, str]]:
@@ -86,7 +94,7 @@ def trace_once(dockyard: Path, root: Path) -> list[tuple[float, str]]:
     return [*marks, ((end - t0) * 1000, "CLI exited")]
 
 
-def bench_runc(rootfs: Path, work: Path, runs: int) -> list[float]:
+def bench_runc(rootfs: Path, work: Path) -> Command:
     bundle = work / "bundle"
     bundle.mkdir()
     subprocess.run(["runc", "spec"], cwd=bundle, check=True)
@@ -98,29 +106,45 @@ def bench_runc(rootfs: Path, work: Path, runs: int) -> list[float]:
     state = work / "runc-state"
     cmd = ["runc", "--root", str(state), "run", "--bundle", str(bundle)]
     subprocess.run([*cmd, "warm"], check=True)
-    return [timed([*cmd, f"bench{i}"]) for i in range(runs)]
+    return lambda i: [*cmd, f"bench{i}"]
 
 
-def bench_docker(tar: Path, host: str, runs: int) -> list[float]:
-    env = {**os.environ, "DOCKER_HOST": host}
+@contextlib.contextmanager
+def bench_docker(tar: Path, host: str) -> Iterator[Command]:
+    os.environ["DOCKER_HOST"] = host  # for the timed runs too: timed() passes no env
     tag = f"dockyard-bench/busybox:{os.getpid()}"
     subprocess.run(
-        ["docker", "import", "-c", 'CMD ["sh"]', str(tar), tag],
-        env=env,
-        check=True,
-        stdout=subprocess.DEVNULL,
+        ["docker", "import", "-c", 'CMD ["sh"]', str(tar), tag], check=True, stdout=subprocess.DEVNULL
     )
     try:
         cmd = ["docker", "run", "--rm", "--network", "none", tag, "true"]
-        subprocess.run(cmd, env=env, check=True)
-        return [timed(cmd, env=env) for _ in range(runs)]
+        subprocess.run(cmd, check=True)
+        yield lambda i: cmd
     finally:
-        subprocess.run(["docker", "rmi", tag], env=env, stdout=subprocess.DEVNULL, check=False)
+        subprocess.run(["docker", "rmi", tag], stdout=subprocess.DEVNULL, check=False)
 
 
-def bench_unshare(rootfs: Path, runs: int) -> list[float]:
+def bench_unshare(rootfs: Path) -> Command:
     cmd = ["unshare", "-m", "-p", "-f", "-n", "-u", "-i", "chroot", str(rootfs), "/bin/true"]
-    return [timed(cmd) for _ in range(runs)]
+    return lambda i: cmd
+
+
+def python_floor() -> Command:
+    """The interpreter the launcher runs, with the standard modules a container start
+    cannot do without (argparse for the command line, pathlib for paths, json for the
+    records, socket for attaching, ctypes for mount(2)), and nothing of ours."""
+    cmd = [sys.executable, "-S", "-c", "import argparse, json, pathlib, socket, ctypes"]
+    return lambda i: cmd
+
+
+def interleaved(commands: dict[str, Command], runs: int) -> dict[str, list[float]]:
+    """Time each command once per round, round after round: the machine's drift
+    (other tenants, CPU steal) then falls on all of them alike."""
+    results: dict[str, list[float]] = {name: [] for name in commands}
+    for i in range(runs):
+        for name, command in commands.items():
+            results[name].append(timed(command(i), cwd=REPO))
+    return results
 
 
 def host_state(root: Path) -> dict[str, list[str]]:
@@ -185,13 +209,19 @@ def main() -> int:
         rootfs = work / "rootfs"
         rootfs.mkdir()
         subprocess.run(["tar", "-xf", str(tar), "-C", str(rootfs)], check=True)
-        results: dict[str, list[float]] = {}
-        results["dockyard run --rm --network none"] = bench_dockyard(dockyard, root, args.runs, "none")
-        results["dockyard run --rm (bridge)"] = bench_dockyard(dockyard, root, args.runs, "bridge")
-        results["runc run"] = bench_runc(rootfs, work, args.runs)
-        if args.docker_host:
-            results["docker run --rm --network none"] = bench_docker(tar, args.docker_host, args.runs)
-        results["unshare -mpfnui + chroot"] = bench_unshare(rootfs, args.runs)
+        commands = {
+            "dockyard run --rm --network none": bench_dockyard(dockyard, root, "none"),
+            "dockyard run --rm (bridge)": bench_dockyard(dockyard, root, "bridge"),
+            "runc run": bench_runc(rootfs, work),
+        }
+        with contextlib.ExitStack() as stack:
+            if args.docker_host:
+                commands["docker run --rm --network none"] = stack.enter_context(
+                    bench_docker(tar, args.docker_host)
+                )
+            commands["unshare -mpfnui + chroot"] = bench_unshare(rootfs)
+            commands["python -S, importing argparse json pathlib socket ctypes"] = python_floor()
+            results = interleaved(commands, args.runs)
         marks = trace_once(dockyard, root)
         elapsed, leaked = loop(dockyard, root, args.loop)
         remove_bridges(root)
@@ -205,7 +235,7 @@ def main() -> int:
     print("\none traced `dockyard run --rm --network none busybox true` (ms since the shell started it):\n")
     for ms, label in marks:
         print(f"    {ms:7.1f}  {label}")
-    each = elapsed / args.loop * 1000
+    each = elapsed / max(args.loop, 1) * 1000
     print(f"\n{args.loop} x `run --rm busybox true` (bridge): {elapsed:.1f} s, {each:.0f} ms each")
     print("left behind:", "nothing" if not any(leaked.values()) else json.dumps(leaked))
     return 1 if any(leaked.values()) else 0
