@@ -1704,6 +1704,9 @@ def _run(args: argparse.Namespace, started_hook: Callable[[], None]) -> int:
     from runtime import lifecycle, trace
     from runtime.monitor import Attach
 
+    if args.tty and args.interactive and not args.detach and not os.isatty(0):
+        print("the input device is not a TTY", file=sys.stderr)  # docker's words, before anything is made
+        return 1
     try:
         c = _create(args, run=True)
     except errors.DockyardError as exc:
@@ -2270,6 +2273,9 @@ def cmd_exec(args: argparse.Namespace) -> int:
         command = command[1:]
     if not command:
         raise UsageError('"exec" requires at least 2 arguments')
+    if args.tty and args.interactive and not args.detach and not os.isatty(0):
+        print("the input device is not a TTY", file=sys.stderr)
+        return 1
     c = containers_of(args).get(args.container)
     env = [e for f in args.env_file for e in read_env_file(f)] + list(args.env)
     window = _window() or (24, 80)

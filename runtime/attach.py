@@ -21,6 +21,7 @@ from types import FrameType
 from imagefmt.records import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import selectors
     from typing import Any
 
 STDIN, STDOUT, STDERR, EXIT, STARTED, STDIN_EOF, RESIZE, HELLO, ERROR = range(9)
@@ -126,6 +127,7 @@ def relay(
     import selectors
 
     reader = reader or FrameReader()
+    piped: int | None = None
     restore = _raw(stdin) if tty and stdin is not None and os.isatty(stdin) else None
     old_handlers: dict[int, Any] = {}
     resize_r, resize_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
@@ -151,7 +153,7 @@ def relay(
         sel.register(sock, selectors.EVENT_READ, "sock")
         sel.register(resize_r, selectors.EVENT_READ, "resize")
         if stdin is not None:
-            sel.register(stdin, selectors.EVENT_READ, "stdin")
+            piped = _register_input(sel, stdin, "stdin")
         prev = b""
         for kind, data in reader.feed(b""):
             if (code := _output(kind, data, stdout, stderr)) is not None:
@@ -186,10 +188,43 @@ def relay(
         sel.close()
         for signum, handler in old_handlers.items():
             signal.signal(signum, handler)
-        os.close(resize_r)
-        os.close(resize_w)
+        for fd in (resize_r, resize_w, piped):
+            if fd is not None:
+                os.close(fd)
         if restore:
             restore()
+
+
+def _register_input(sel: selectors.BaseSelector, fd: int, data: str) -> int | None:
+    """Register ``fd`` for reading.  epoll refuses a regular file or /dev/null
+    (EPERM: they are always readable), as in ``run -i img sh < script``: a thread
+    then copies it into a pipe, which is registered instead and returned for the
+    caller to close (the thread ends at EOF, or on EPIPE once it is closed)."""
+    import selectors
+
+    try:
+        sel.register(fd, selectors.EVENT_READ, data)
+        return None
+    except PermissionError:
+        pass
+    import threading
+
+    r, w = os.pipe2(os.O_CLOEXEC)
+
+    def pump() -> None:
+        try:
+            while chunk := os.read(fd, 65536):
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(w, view) :]
+        except OSError:
+            pass
+        finally:
+            os.close(w)
+
+    threading.Thread(target=pump, name="stdin", daemon=True).start()
+    sel.register(r, selectors.EVENT_READ, data)
+    return r
 
 
 def _output(kind: int, data: bytes, stdout: int, stderr: int) -> int | None:
@@ -236,8 +271,7 @@ def pty_relay(master: int, stdin: int | None, stdout: int, pid: int) -> int:
     sel = selectors.DefaultSelector()
     sel.register(master, selectors.EVENT_READ, "master")
     sel.register(winch_r, selectors.EVENT_READ, "winch")
-    if stdin is not None:
-        sel.register(stdin, selectors.EVENT_READ, "stdin")
+    piped = _register_input(sel, stdin, "stdin") if stdin is not None else None
     try:
         while "master" in [k.data for k in sel.get_map().values()]:
             for key, _ in sel.select():
@@ -264,9 +298,9 @@ def pty_relay(master: int, stdin: int | None, stdout: int, pid: int) -> int:
     finally:
         sel.close()
         signal.signal(signal.SIGWINCH, old)
-        os.close(winch_r)
-        os.close(winch_w)
-        os.close(master)
+        for fd in (winch_r, winch_w, master, piped):
+            if fd is not None:
+                os.close(fd)
         if restore:
             restore()
     _, status = os.waitpid(pid, 0)

@@ -36,6 +36,7 @@ from runtime.spec import Mount, Process, Rootfs, Spec
 if TYPE_CHECKING:
     from typing import Any
 
+STDIN_HIGH = 1 << 20  # bytes of stdin buffered for the container before its writers wait
 INIT_CANDIDATES = ("/usr/bin/docker-init", "/usr/bin/tini-static", "/usr/libexec/docker/docker-init")
 
 
@@ -192,7 +193,9 @@ class Monitor:
         self.sel: selectors.BaseSelector
         self.clients: dict[int, Client] = {}
         self.stdin_fd: int | None = None
-        self.stdin_buf = b""
+        self.stdin_buf = bytearray()  # written to the container's stdin as it reads
+        self.stdin_eof = False  # close its stdin once stdin_buf is written
+        self.paused: list[Client] = []  # writers not read while stdin_buf is above STDIN_HIGH
         self.master: int | None = None
         self.outputs: dict[int, str] = {}
         self.listener: socket.socket | None = None
@@ -378,9 +381,12 @@ class Monitor:
         fd = client.sock.fileno()
         if fd in self.clients:
             del self.clients[fd]
-            self.sel.unregister(client.sock)
+            if client in self.paused:
+                self.paused.remove(client)
+            else:
+                self.sel.unregister(client.sock)
         if client.want and client.want.stdin and self.c.config.get("StdinOnce"):
-            self._close_stdin()
+            self._end_stdin()
         client.sock.close()
 
     def _accept(self) -> None:
@@ -406,8 +412,10 @@ class Monitor:
             elif kind == A.STDIN and client.want and client.want.stdin and self.stdin_fd is not None:
                 self.stdin_buf += payload
                 self._flush_stdin()
+                if len(self.stdin_buf) > STDIN_HIGH:
+                    self._pause_writer(client)
             elif kind == A.STDIN_EOF and client.want and client.want.stdin and self.master is None:
-                self._close_stdin()
+                self._end_stdin()
             elif kind == A.RESIZE and self.master is not None:
                 rows, cols = (int(x) for x in payload.split())
                 fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
@@ -417,21 +425,43 @@ class Monitor:
         if fd is None:
             return
         try:
-            n = os.write(fd, self.stdin_buf) if self.stdin_buf else 0
-            self.stdin_buf = self.stdin_buf[n:]
+            if self.stdin_buf:
+                del self.stdin_buf[: os.write(fd, self.stdin_buf)]
         except BlockingIOError:
             pass
-        except OSError:
-            self.stdin_buf = b""
+        except OSError:  # the container closed its stdin: what is left has nowhere to go
+            self.stdin_buf.clear()
+            self._close_stdin()
+        if len(self.stdin_buf) <= STDIN_HIGH:
+            self._resume_writers()
+        if fd == self.master or self.stdin_fd is None:
+            return  # the pty master is also an output; its writes are small enough to retry on input
+        if not self.stdin_buf and self.stdin_eof:
             self._close_stdin()
             return
-        if fd == self.master:
-            return  # the pty master is also an output; its writes are small enough to retry on input
         registered = fd in self.sel.get_map()
         if self.stdin_buf and not registered:
             self.sel.register(fd, selectors.EVENT_WRITE, "stdin")
         elif not self.stdin_buf and registered:
             self.sel.unregister(fd)
+
+    def _end_stdin(self) -> None:
+        """EOF from the writer: close the container's stdin once what came before is written."""
+        self.stdin_eof = True
+        self._flush_stdin()
+
+    def _pause_writer(self, client: Client) -> None:
+        """Back-pressure: stop reading the writer's socket, so that its sends
+        block and it stops reading its own stdin, until the container catches up."""
+        if client not in self.paused and client in self.clients.values():
+            self.sel.unregister(client.sock)
+            self.paused.append(client)
+
+    def _resume_writers(self) -> None:
+        for client in self.paused:
+            if client in self.clients.values():
+                self.sel.register(client.sock, selectors.EVENT_READ, client)
+        self.paused.clear()
 
     def _close_stdin(self) -> None:
         fd = self.stdin_fd

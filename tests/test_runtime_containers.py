@@ -365,6 +365,48 @@ def test_interactive_stdin_pipe(ctl: Ctl) -> None:
     assert r.stdout == "eof\n"  # without -i the container's stdin is /dev/null
 
 
+def test_interactive_stdin_from_a_file_or_dev_null(ctl: Ctl, tmp_path: Path) -> None:
+    """epoll refuses regular files and /dev/null: docker run -i img sh < script must work."""
+    script = tmp_path / "script.sh"
+    script.write_text("echo from-script\nexit 4\n")
+    with script.open("rb") as f:
+        r = ctl.sub("run", "--rm", "-i", "busybox", "sh", stdin=f)
+    assert (r.returncode, r.stdout, r.stderr) == (4, "from-script\n", "")
+    r = ctl.sub("run", "--rm", "-i", "busybox", "wc", "-c", stdin=subprocess.DEVNULL)
+    assert (r.returncode, r.stdout) == (0, "0\n")
+    r = ctl.sub("run", "--rm", "-it", "busybox", "cat", stdin=subprocess.DEVNULL)  # as docker
+    assert (r.returncode, r.stderr) == (1, "the input device is not a TTY\n")
+    assert ctl.ok("ps", "-aq") == ""
+
+
+def test_interactive_stdin_keeps_every_byte_and_bounds_the_monitor(ctl: Ctl) -> None:
+    """30 MB into a container that reads only after 2 s: every byte arrives, and
+    the monitor holds about 1 MiB of it, not all of it (the writer waits)."""
+    import hashlib
+    import threading
+
+    data = os.urandom(30 << 20)
+    with subprocess.Popen(
+        ctl.argv("run", "--rm", "-i", "--name", "slow", "busybox", "sh", "-c", "sleep 2; md5sum"),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    ) as p:
+        assert p.stdin is not None and p.stdout is not None
+        stdin = p.stdin
+        writer = threading.Thread(target=lambda: (stdin.write(data), stdin.close()))
+        writer.start()
+        time.sleep(1.2)
+        cid = ctl.ok("inspect", "-f", "{{.Id}}", "slow").strip()
+        state = json.loads((ctl.root / "containers" / cid / "state.json").read_text())
+        status = Path(f"/proc/{state['MonitorPid']}/status").read_text()
+        rss_kb = int(re.search(r"VmRSS:\s+(\d+)", status)[1])  # type: ignore[index]
+        out = p.stdout.read().decode()
+        writer.join()
+        assert p.wait(timeout=60) == 0
+    assert out.split()[0] == hashlib.md5(data).hexdigest()
+    assert rss_kb < 40_000, f"the monitor held {rss_kb} kB of stdin"
+
+
 def test_container_prune(ctl: Ctl) -> None:
     ctl.ok("run", "busybox", "true")
     ctl.ok("create", "busybox")
