@@ -15,7 +15,7 @@ from runtime import launch
 from runtime import linux as L
 from runtime.containers import Container
 from runtime.errors import NotRunning, StartFailed
-from runtime.spec import Process, merge_env
+from runtime.spec import Process, daemon_env, merge_env
 
 NAMESPACES = ("ipc", "uts", "net", "pid", "mnt")
 
@@ -30,14 +30,12 @@ def process_for(
     tty: bool,
     window: tuple[int, int],
 ) -> Process:
-    """The exec'd process: the container's Env (+ HOSTNAME, TERM with a tty) and ``-e``."""
+    """The exec'd process: the container's environment as docker makes it (with
+    TERM for a tty), then ``-e``."""
     cfg = c.config
-    base = [f"HOSTNAME={cfg['Hostname']}", *(cfg.get("Env") or [])]
-    if tty:
-        base.append("TERM=xterm")
     return Process(
         args=tuple(argv),
-        env=tuple(merge_env(base, env)),
+        env=tuple(merge_env(daemon_env(cfg["Hostname"], tty, cfg.get("Env") or []), env)),
         cwd=workdir or cfg.get("WorkingDir") or "/",
         user=user or cfg.get("User") or "",
         tty=tty,

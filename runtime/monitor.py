@@ -31,7 +31,7 @@ from runtime.create import limits_of
 from runtime.errors import NotRunning, RuntimeFailure, StartFailed
 from runtime.fs import ensure_init_layer
 from runtime.logs import JsonLog
-from runtime.spec import Mount, Process, Rootfs, Spec
+from runtime.spec import Mount, Process, Rootfs, Spec, daemon_env
 
 if TYPE_CHECKING:
     from typing import Any
@@ -83,12 +83,9 @@ def build_spec(
         volatile=bool(c.host_config.get("AutoRemove")),
     )
     cfg = c.config
-    env = [f"HOSTNAME={cfg['Hostname']}", *(cfg.get("Env") or [])]
-    if cfg.get("Tty"):
-        env.append("TERM=xterm")
     proc = Process(
         args=(c.record["Path"], *c.record["Args"]),
-        env=tuple(env),
+        env=tuple(daemon_env(cfg["Hostname"], bool(cfg.get("Tty")), cfg.get("Env") or [])),
         cwd=cfg.get("WorkingDir") or "/",
         user=cfg.get("User") or "",
         tty=bool(cfg.get("Tty")),

@@ -103,6 +103,14 @@ def env_get(env: tuple[str, ...] | list[str], key: str, default: str = "") -> st
     return value
 
 
+def daemon_env(hostname: str, tty: bool, env: list[str] | tuple[str, ...]) -> list[str]:
+    """A container process's environment in docker's order (CreateDaemonEnvironment):
+    PATH, HOSTNAME, TERM with a tty, then ``env`` (the config's), replacing in place
+    or appending.  The runtime appends HOME last when it is missing."""
+    base = [f"PATH={DEFAULT_PATH}", f"HOSTNAME={hostname}", *(["TERM=xterm"] if tty else [])]
+    return merge_env(base, env)
+
+
 def merge_env(*lists: list[str] | tuple[str, ...]) -> list[str]:
     """Later KEY=VALUE entries replace earlier ones in place, as Docker merges
     image Env with ``-e``; a bare KEY (no '=') is dropped here."""
