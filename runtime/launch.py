@@ -290,7 +290,7 @@ def exec_process(proc: Process, stdio: Stdio, make_cwd: bool) -> NoReturn:
     path = lookup(proc.args[0], env_get(env, "PATH"), proc.cwd)
     args = list(proc.args)
     if proc.init:
-        path, args = "/dev/init", ["/dev/init", "--", *args]
+        path, args = rootfs.INIT_PATH, [rootfs.INIT_PATH, "--", *args]
     _stdio(stdio, proc.tty, proc.window, user.uid)
     L.cloexec_from(3)  # nothing of ours leaks into the container; err_w closes at exec
     trace.mark("exec")

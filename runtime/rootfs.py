@@ -18,6 +18,7 @@ from runtime.fs import secure_join
 from runtime.spec import Mount, Rootfs, Spec
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+INIT_PATH = "/sbin/docker-init"  # --init's tini, bound here
 
 # moby's oci.DefaultSpec: masked (hidden) and read-only paths
 MASKED = (
@@ -221,9 +222,10 @@ def setup(spec: Spec) -> None:
         L.mount(src, path, None, L.MS_BIND)
     for m in spec.mounts:
         bind(root, m)
-    if spec.process.init:  # on the /dev tmpfs, so it never reaches the upperdir
-        os.close(os.open(f"{root}/dev/init", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o755))
-        L.mount(spec.process.init, f"{root}/dev/init", None, L.MS_BIND)
+    if spec.process.init:  # where docker puts it: `diff` shows it, and ps names pid 1 docker-init
+        path = secure_join(root, INIT_PATH)
+        _ensure(path, False)
+        L.mount(spec.process.init, path, None, L.MS_BIND)
     if spec.rootfs.readonly:
         L.mount(None, root, None, L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY)
     os.chdir(root)

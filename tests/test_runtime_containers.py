@@ -294,7 +294,7 @@ def test_read_only_and_init(ctl: Ctl) -> None:
     )
     assert r.out.split() == ["ro", "ro2"]
     r = ctl("run", "--rm", "--init", "busybox", "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '")
-    assert r.code == 0 and r.out.startswith("/dev/init -- sh -c")
+    assert r.code == 0 and r.out.startswith("/sbin/docker-init -- sh -c")
 
 
 def test_monitor_death_is_reported_honestly(ctl: Ctl) -> None:
