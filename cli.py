@@ -2453,6 +2453,11 @@ def _transfer_parsers(sub: Any) -> None:
         p.add_argument("-o", "--output", default="")
         p.add_argument("container")
     for p in (
+        sub.add_parser("diff", help="inspect changes to files or directories on a container's filesystem"),
+        csub.add_parser("diff"),
+    ):
+        p.add_argument("container")
+    for p in (
         sub.add_parser("cp", help="copy files between a container and the host"),
         csub.add_parser("cp"),
     ):
@@ -2483,6 +2488,17 @@ def cmd_commit(args: argparse.Namespace) -> int:
         pause=args.pause != "false",
     )
     print(img.id)
+    return 0
+
+
+@command("diff")
+@command("container diff")
+def cmd_diff(args: argparse.Namespace) -> int:
+    from runtime.transfer import changes
+
+    cstore = containers_of(args)
+    for kind, path in changes(cstore, cstore.get(args.container)):
+        print(kind, path)
     return 0
 
 

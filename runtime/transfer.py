@@ -109,6 +109,105 @@ def export(store: ContainerStore, c: Container, out: int) -> None:
     _finish(*_helper(store, c, work, volumes=False, writable=False))
 
 
+# ---------------------------------------------------------------- diff ---
+
+
+def changes(store: ContainerStore, c: Container) -> list[tuple[str, str]]:
+    """``docker diff``: ("A"|"C"|"D", path) for what the container changed.
+
+    The result of docker's naive diff (moby pkg/archive/changes.go, which docker's
+    overlay2 uses on these kernels) between the image's view and the container's,
+    computed from the upperdir alone, since only what is there can differ: an
+    entry no layer below has is A, with everything under it; one whose mode,
+    owner or device (and, for a non-directory, size or mtime) differs is C; an
+    overlay whiteout of an entry below, or an entry below hidden by an opaque
+    directory, is D; a directory with any change under it is C before them.
+    Docker prints these in map order; we print them in name order."""
+    from runtime.fs import ensure_init_layer
+
+    upper = str(c.dir / "upper")
+    cwd = c.private["MountCwd"]
+    lowers = [os.path.join(cwd, d) for d in c.private["Lowerdirs"]]  # the top layer first
+    lowers.append(str(ensure_init_layer(store.root / "runtime" / "init")))
+    out: list[tuple[str, str]] = []
+
+    def below(path: str) -> os.stat_result | None:
+        """The image's entry at ``path``: the top-most layer's, unless it is a whiteout."""
+        for layer in lowers:
+            try:
+                st = os.lstat(layer + path)
+            except OSError:
+                continue
+            return None if _is_whiteout(st) else st
+        return None
+
+    def entries(path: str) -> list[os.DirEntry[str]]:
+        with os.scandir(upper + path) as it:
+            return sorted(it, key=lambda e: e.name)
+
+    def added(rel: str) -> None:
+        for entry in entries(rel):
+            out.append(("A", f"{rel}/{entry.name}"))
+            if entry.is_dir(follow_symlinks=False):
+                added(f"{rel}/{entry.name}")
+
+    def visit(rel: str) -> None:
+        for entry in entries(rel):
+            path = f"{rel}/{entry.name}"
+            st = entry.stat(follow_symlinks=False)
+            old = below(path)
+            if _is_whiteout(st):
+                if old is not None:
+                    out.append(("D", path))
+                continue
+            if old is None:
+                out.append(("A", path))
+                if stat.S_ISDIR(st.st_mode):
+                    added(path)
+                continue
+            mark = len(out)
+            changed = _stat_differs(old, st)
+            if changed:
+                out.append(("C", path))
+            if stat.S_ISDIR(st.st_mode):
+                visit(path)
+                if _opaque(entry.path):
+                    present = {e.name for e in entries(path)}
+                    hidden = {n for layer in lowers for n in _names(layer + path)} - present
+                    out.extend(("D", f"{path}/{n}") for n in sorted(hidden) if below(f"{path}/{n}"))
+                if len(out) > mark and not changed:
+                    out.insert(mark, ("C", path))
+
+    visit("")
+    return out
+
+
+def _is_whiteout(st: os.stat_result) -> bool:
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+
+
+def _stat_differs(old: os.stat_result, new: os.stat_result) -> bool:
+    """moby's statDifferent: a directory's size and mtime are not a change."""
+    owner = (old.st_mode, old.st_uid, old.st_gid, old.st_rdev)
+    if owner != (new.st_mode, new.st_uid, new.st_gid, new.st_rdev):
+        return True
+    return not stat.S_ISDIR(old.st_mode) and (old.st_mtime_ns, old.st_size) != (new.st_mtime_ns, new.st_size)
+
+
+def _names(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
+
+
+def _opaque(path: str) -> bool:
+    try:
+        return os.getxattr(path, "trusted.overlay.opaque", follow_symlinks=False) == b"y"
+    except OSError:
+        return False
+
+
 # -------------------------------------------------------------- commit ---
 
 

@@ -123,3 +123,42 @@ def test_cp_resolves_symlinks_inside_the_container(ctl: Ctl, tmp_path: Path) -> 
         subprocess.run(["cat", str(host_dir / "secret")], capture_output=True, text=True).stdout
         == "host only"
     )
+
+
+DIFF_SCRIPT = (
+    "mkdir -p /new/sub; echo x > /new/sub/f; echo y >> /etc/passwd; rm /bin/ls; rm -rf /var/spool;"
+    " rm -rf /usr/sbin; mkdir /usr/sbin; touch /usr/sbin/mine; chmod 600 /etc/group; ln -s /x /lnk;"
+    " mkdir /var/empty; rmdir /var/empty; touch /tmp/t"
+)
+
+
+def test_diff_reports_what_docker_reports(ctl: Ctl, busybox_tar: Path, docker_host: str) -> None:
+    """The same changes in both, with --init: the same set of lines (docker's order is a Go map's)."""
+    from tests.conftest import docker
+
+    ctl.ok("run", "--init", "--name", "dd", "busybox", "sh", "-c", DIFF_SCRIPT)
+    ours = ctl.ok("diff", "dd")
+    assert ours == ctl.ok("container", "diff", "dd")
+    assert "C /etc\nC /etc/group\nC /etc/passwd\n" in ours and "D /usr/sbin/httpd\n" in ours  # name order
+    tag = "dockyard-test/diff:1"
+    docker(docker_host, "import", "-c", 'CMD ["sh"]', str(busybox_tar), tag)
+    try:
+        docker(
+            docker_host,
+            "run",
+            "--init",
+            "--name",
+            "dockyard-diff",
+            "--network",
+            "none",
+            tag,
+            "sh",
+            "-c",
+            DIFF_SCRIPT,
+        )
+        theirs = docker(docker_host, "diff", "dockyard-diff").stdout
+    finally:
+        docker(docker_host, "rm", "-f", "dockyard-diff", check=False)
+        docker(docker_host, "rmi", tag, check=False)
+    assert sorted(ours.splitlines()) == sorted(theirs.splitlines())
+    assert ctl("diff", "nosuch").err == "Error: No such container: nosuch\n"
