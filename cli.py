@@ -1569,6 +1569,8 @@ def _create(args: argparse.Namespace, run: bool) -> Any:
     from runtime.create import create
 
     opts = _create_options(args, run)
+    if opts.network == "host" and (opts.publish or opts.publish_all):
+        print("WARNING: Published ports are discarded when using host network mode", file=sys.stderr)
     catalog = Catalog(args.root)
     info = _image_info(args, catalog, args.image)
     c = create(containers_of(args), info, opts)
@@ -1849,8 +1851,9 @@ def cmd_restart(args: argparse.Namespace) -> int:
 @command("container kill")
 def cmd_kill(args: argparse.Namespace) -> int:
     from runtime import lifecycle
+    from runtime.spec import parse_signal
 
-    sig = lifecycle.parse_signal(args.signal)
+    sig = parse_signal(args.signal)
     return _each(args, args.containers, lambda s, c: lifecycle.kill(s, c, sig))
 
 

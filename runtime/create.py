@@ -20,7 +20,7 @@ from runtime.errors import BadSpec, StartFailed
 from runtime.fs import rmtree
 from runtime.ports import PortBinding, parse_expose, parse_publish
 from runtime.rootfs import MASKED, READONLY
-from runtime.spec import merge_env
+from runtime.spec import merge_env, parse_signal
 from runtime.units import ram_in_bytes
 from runtime.volumes import VolumeSpec, VolumeStore, parse_volume
 
@@ -142,8 +142,10 @@ def validate(opts: CreateOptions) -> None:
     if opts.workdir and not opts.workdir.startswith("/"):
         raise BadSpec(f"the working directory '{opts.workdir}' is invalid, it needs to be an absolute path")
     validate_limits(opts.limits)
+    if opts.stop_signal:
+        parse_signal(opts.stop_signal)
     mode = opts.network
-    if opts.publish and mode in ("none", "host") or mode.startswith("container:") and opts.publish:
+    if mode.startswith("container:") and (opts.publish or opts.publish_all):  # none and host discard them
         raise BadSpec("conflicting options: port publishing and the container type network mode")
     if opts.hostname and (mode == "host" or mode.startswith("container:")):
         raise BadSpec("conflicting options: hostname and the network mode")

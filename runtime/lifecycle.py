@@ -18,23 +18,9 @@ from runtime import monitor
 from runtime.containers import Container, ContainerStore, process_start_time, purge
 from runtime.errors import BadSpec, ContainerRunning, NameInUse, NotRunning
 from runtime.fs import write_json
+from runtime.spec import parse_signal
 
 NAME_CHARS = "[a-zA-Z0-9][a-zA-Z0-9_.-]"
-
-
-def parse_signal(text: str | int) -> int:
-    """``SIGTERM``, ``TERM``, ``term`` or ``15``. Raises BadSpec."""
-    if isinstance(text, int) or str(text).isdigit():
-        num = int(text)
-        if 0 < num < signal.NSIG:
-            return num
-        raise BadSpec(f"Invalid signal: {text}")
-    name = str(text).upper()
-    name = name if name.startswith("SIG") else "SIG" + name
-    try:
-        return int(signal.Signals[name])
-    except KeyError:
-        raise BadSpec(f"Invalid signal: {text}") from None
 
 
 def start(
@@ -90,6 +76,8 @@ def wait_stopped(c: Container, timeout: float | None = None) -> bool:
 def kill(store: ContainerStore, c: Container, sig: int = signal.SIGKILL) -> None:
     """Send ``sig`` to the container's pid 1. Raises NotRunning with Docker's wording."""
     c = store.load(c.id)
+    if sig >= signal.NSIG:
+        raise BadSpec(f"Cannot kill container: {c.name}: The linux daemon does not support signal {sig}")
     if not c.running or not c.pid:
         raise NotRunning(f"Cannot kill container: {c.name}: Container {c.id} is not running")
     try:

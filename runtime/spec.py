@@ -7,6 +7,7 @@ the container store, the builder's ``run_step`` and ``exec`` build them.
 from __future__ import annotations
 
 from imagefmt.records import NamedTuple
+from runtime.errors import BadSpec
 from runtime.linux import DEFAULT_CAPS
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -101,6 +102,22 @@ def env_get(env: tuple[str, ...] | list[str], key: str, default: str = "") -> st
         if item.startswith(prefix):
             value = item[len(prefix) :]
     return value
+
+
+def parse_signal(text: str | int) -> int:
+    """``SIGTERM``, ``TERM``, ``term`` or ``15``. Raises BadSpec."""
+    import signal
+
+    if isinstance(text, int) or str(text).isdigit():
+        if int(text) > 0:  # any number, as Go's signal.ParseSignal: the kill(2) judges it
+            return int(text)
+        raise BadSpec(f"Invalid signal: {text}")
+    name = str(text).upper()
+    name = name if name.startswith("SIG") else "SIG" + name
+    try:
+        return int(signal.Signals[name])
+    except KeyError:
+        raise BadSpec(f"Invalid signal: {text}") from None
 
 
 def daemon_env(hostname: str, tty: bool, env: list[str] | tuple[str, ...]) -> list[str]:

@@ -257,6 +257,12 @@ def test_bad_input_leaves_nothing(ctl: Ctl, no_leaks: None) -> None:
         (["run", "--rm", "busybox", "nope"], 127, 'exec: "nope": executable file not found in $PATH'),
         (["run", "--rm", "-u", "bob", "busybox", "id"], 125, "unable to find user bob: no matching entries"),
         (["run", "--rm", "busybox", "/etc/passwd"], 126, 'exec: "/etc/passwd": permission denied'),
+        (["run", "--stop-signal", "SIGFOO", "busybox"], 125, "Invalid signal: SIGFOO"),
+        (
+            ["run", "--network", "container:x", "-p", "80", "busybox"],
+            125,
+            "port publishing and the container",
+        ),
     ]
     for argv, code, message in cases:
         r = ctl(*argv)
@@ -264,6 +270,13 @@ def test_bad_input_leaves_nothing(ctl: Ctl, no_leaks: None) -> None:
         assert r.err.count("Error") == 1
     assert state_dirs(ctl) == before
     assert not (ctl.root / "volumes").exists() or not list((ctl.root / "volumes").iterdir())
+
+
+def test_published_ports_without_a_network_of_their_own(ctl: Ctl) -> None:
+    """docker drops -p with --network none silently, and with host after a warning."""
+    assert ctl("run", "--rm", "--network", "none", "-p", "80", "busybox", "true").code == 0
+    r = ctl("run", "--rm", "--network", "host", "-p", "80:80", "busybox", "true")
+    assert (r.code, r.err) == (0, "WARNING: Published ports are discarded when using host network mode\n")
 
 
 def test_missing_command_without_rm_stays_created(ctl: Ctl) -> None:
