@@ -3262,22 +3262,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
-    except OSError as exc:  # the host refused (a full disk, a path that is a file): one line, as docker
-        if debug:
-            raise
-        err(os_error_text(exc))
-        return 125 if _verb(argv) == "run" else 1  # docker run's code for its own failures
-
-
-def os_error_text(exc: OSError) -> str:
-    """``open /x/y: permission denied``-like, as Go's PathError prints."""
-    reason = (exc.strerror or str(exc)).lower()
-    if exc.filename is None:
-        return reason
-    where = os.fsdecode(exc.filename)
-    if exc.filename2 is not None:
-        where += f" -> {os.fsdecode(exc.filename2)}"
-    return f"{where}: {reason}"
 
 
 # Verbs whose work is over when main returns: nothing of theirs needs the interpreter's

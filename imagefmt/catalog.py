@@ -63,8 +63,15 @@ class Catalog:
         self.links = self.root / "l"
         self.holds = self.root / "holds"
         self.index_path = self.root / "images.json"
-        for d in (self.blobs, self.tmp, self.snapshots, self.links, self.holds):
-            d.mkdir(parents=True, exist_ok=True)
+        try:
+            for d in (self.blobs, self.tmp, self.snapshots, self.links, self.holds):
+                d.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            reason = (err.strerror or str(err)).lower()
+            raise Invalid(
+                f"cannot use {self.root} as the store: {err.filename}: {reason};"
+                " give --root (or DOCKYARD_ROOT) a directory of its own"
+            ) from None
 
     # ------------------------------------------------------------ locks ---
 

@@ -77,14 +77,17 @@ def test_unknown_image_errors(dy: Dockyard) -> None:
 
 def test_a_store_root_under_a_file_is_a_one_line_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
-    for verb, code in (["images"], 1), (["run", "busybox", "true"], 125):
+    for verb, code in (["images"], 5), (["run", "busybox", "true"], 125):
         r = subprocess.run(
             [sys.executable, str(REPO / "cli.py"), "--root", str(tmp_path / "file/root"), *verb],
             capture_output=True,
             text=True,
         )
         assert r.returncode == code, r.stderr
-        assert r.stderr == f"Error: {tmp_path}/file/root/blobs/sha256: not a directory\n"
+        assert r.stderr == (
+            f"Error: cannot use {tmp_path}/file/root as the store: {tmp_path}/file/root/blobs/sha256:"
+            " not a directory; give --root (or DOCKYARD_ROOT) a directory of its own\n"
+        )
 
 
 def test_bad_reference_is_invalid(dy: Dockyard, busybox: str) -> None:
