@@ -702,7 +702,10 @@ def _save_names(store: Any, name: str) -> tuple[Any, list[Any]]:
     from imagefmt.errors import Invalid
     from imagefmt.reference import Reference
 
-    img = store.image(name)
+    try:
+        img = store.image(name)
+    except errors.NotFound:
+        raise errors.NotFound(f"No such image: {name}") from None  # docker save's words: the name as given
     if name.removeprefix("sha256:") and img.id.hex.startswith(name.removeprefix("sha256:")):
         return img, []
     try:
@@ -1016,7 +1019,8 @@ def cmd_push(args: argparse.Namespace) -> int:
             key=lambda t: t.tag or "",
         )
         if not refs:
-            raise errors.NotFound(f"An image does not exist locally with the tag: {given.familiar()}")
+            missing = given.familiar_repository
+            raise errors.NotFound(f"An image does not exist locally with the tag: {missing}")
     else:
         if given.tag is None and not args.quiet:
             print("Using default tag: latest")
@@ -1029,7 +1033,7 @@ def cmd_push(args: argparse.Namespace) -> int:
                 image = store.image(str(ref))
             except errors.NotFound:
                 raise errors.NotFound(
-                    f"An image does not exist locally with the tag: {ref.familiar()}"
+                    f"An image does not exist locally with the tag: {ref.familiar_repository}"
                 ) from None
             bars = LayerProgress(enabled=not args.quiet)
             try:

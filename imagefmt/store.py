@@ -152,7 +152,7 @@ class Store(Catalog):
         doc = self._read_index()
         found = self._find(name, doc)
         if found is None:
-            raise NotFound(f"No such image: {name}")
+            raise NotFound(f"No such image: {_shown(name)}")
         return self._load(found, doc)
 
     def add_image(
@@ -227,7 +227,7 @@ class Store(Catalog):
             doc = self._read_index()
             image_id = self._find(name, doc)
             if image_id is None:
-                raise NotFound(f"No such image: {name}")
+                raise NotFound(f"No such image: {_shown(name)}")
             rec = doc["images"][image_id]
             tags = sorted(t for t, i in doc["tags"].items() if i == image_id)
             by_id = image_id.startswith(f"sha256:{name.removeprefix('sha256:')}")
@@ -492,3 +492,11 @@ class Store(Catalog):
                 self.adopt_snapshot(chain, upperdir, tree_size(upperdir))
             image, _ = self.add_image(manifest, [tag] if tag else [])
             return image
+
+
+def _shown(name: str) -> str:
+    """A name as docker's "No such image" shows it: ``busybox:latest`` for ``busybox``."""
+    try:
+        return Reference.parse(name).familiar()
+    except Invalid:
+        return name

@@ -191,7 +191,7 @@ def test_clear_errors(reg: cf.Live, dy: Dockyard, tmp_path: Path) -> None:
     assert r.code == 3
     assert f"manifest for {reg.host}/nothing/here:v9 not found" in r.err and "check" in r.err
     r = dy("push", f"{reg.host}/not/local:1")
-    assert r.code == 3 and f"An image does not exist locally with the tag: {reg.host}/not/local:1" in r.err
+    assert r.code == 3 and f"An image does not exist locally with the tag: {reg.host}/not/local\n" in r.err
     r = dy("pull", "127.0.0.1:1/x:1")
     assert r.code == 1 and "cannot reach the registry" in r.err and "127.0.0.1:1" in r.err
     r = dy("search", "busybox")

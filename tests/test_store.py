@@ -73,6 +73,8 @@ def test_unknown_image_errors(dy: Dockyard) -> None:
         r = dy(*args)
         assert r.code != 0
         assert "No such" in r.err and r.err.count("\n") == 1
+    assert dy("rmi", "nope").err == "Error: No such image: nope:latest\n"  # docker's words
+    assert dy("tag", "sha256:abc", "x").err == "Error: No such image: sha256:abc\n"
 
 
 def test_a_store_root_under_a_file_is_a_one_line_error(tmp_path: Path) -> None:
