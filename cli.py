@@ -493,7 +493,7 @@ def _apply_image_filters(rows: list[dict[str, str]], filters: list[str]) -> list
 @command("image list")
 def cmd_images(args: argparse.Namespace) -> int:
     rows = _apply_image_filters(_image_rows(args), args.filter)
-    if args.quiet:
+    if args.quiet and not args.format:  # docker: --format wins over -q here
         seen: list[str] = []
         for r in rows:
             if r["ID"] not in seen:
@@ -683,7 +683,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     rows.reverse()
     if rows:
         rows[0]["ID"] = str(img.id) if args.no_trunc else img.id.short
-    if args.quiet:
+    if args.quiet and not args.format:  # docker: --format wins over -q here
         for r in rows:
             print(r["ID"])
         return 0
@@ -1395,6 +1395,8 @@ def cmd_registry_htpasswd(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------ containers ---
+
+IGNORING_FORMAT = "WARNING: Ignoring custom format, because both --format and --quiet are set."
 # Container verbs: argparse and docker's output here, everything else in runtime/.
 
 
@@ -2147,6 +2149,8 @@ def cmd_ps(args: argparse.Namespace) -> int:
     elif args.last >= 0:
         cs = cs[: args.last]
     if args.quiet:
+        if args.format:
+            print(IGNORING_FORMAT, file=sys.stderr)
         for c in cs:
             print(c.short_id if not args.no_trunc else c.id)
         return 0
@@ -2638,7 +2642,7 @@ def cmd_volume_ls(args: argparse.Namespace) -> int:
             names = [n for n in names if _label_match(vstore.get(n)["Labels"], value)]
         elif key != "driver":
             raise UsageError(f"invalid filter '{key}'")
-    if args.quiet:
+    if args.quiet and not args.format:  # docker: --format wins over -q here
         for n in names:
             print(n)
         return 0
@@ -2835,7 +2839,7 @@ def cmd_network_ls(args: argparse.Namespace) -> int:
             raise UsageError(f"invalid filter '{key}'")
     docs.sort(key=lambda d: d["Name"])
     ids = [d["Id"] if args.no_trunc else d["Id"][:12] for d in docs]
-    if args.quiet:
+    if args.quiet and not args.format:  # docker: --format wins over -q here
         for i in ids:
             print(i)
         return 0

@@ -217,6 +217,12 @@ def test_ps_columns_filters_and_format(ctl: Ctl) -> None:
         ctl.ok("ps", "-a", "-f", "exited=3", "-q") == ctl.ok("inspect", "-f", "{{.Id}}", "done")[:12] + "\n"
     )
     assert len(ctl.ok("ps", "-aq", "--no-trunc").split()[0]) == 64
+    r = ctl("ps", "-aq", "-f", "exited=3", "--format", "{{.Names}}")  # docker: -q wins, with a warning
+    assert r.out == ctl.ok("ps", "-aq", "-f", "exited=3") and r.err.startswith(
+        "WARNING: Ignoring custom format"
+    )
+    ctl.ok("volume", "create", "vq")
+    assert ctl.ok("volume", "ls", "-q", "--format", "x{{.Name}}") == "xvq\n"  # there, --format wins
     doc = json.loads(ctl.ok("ps", "-a", "-n", "1", "--format", "{{json .}}"))
     assert doc["Names"] == "done" and doc["Status"].startswith("Exited (3)")
 
