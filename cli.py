@@ -2278,6 +2278,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
     from runtime import attach as A
     from runtime import execute, launch
     from runtime.create import read_env_file
+    from runtime.errors import StartFailed
 
     command = list(args.command)
     if command[:1] == ["--"]:
@@ -2314,9 +2315,12 @@ def cmd_exec(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         pid = execute.spawn(c, proc, launch.Stdio(stdin, out, null if args.detach else 2))
         os.close(null)
+    except StartFailed as exc:  # docker prints the runtime's refusal on stdout, unprefixed
+        print(exc, flush=True)
+        return exc.exit_code
     except errors.DockyardError as exc:
         err(str(exc))
-        return int(getattr(exc, "exit_code", 126))
+        return exit_code_for(exc)
     if args.detach:
         return 0
     _, status = os.waitpid(pid, 0)

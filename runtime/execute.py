@@ -50,7 +50,7 @@ def spawn(c: Container, proc: Process, stdio: launch.Stdio) -> int:
     if not c.running or not c.pid:
         raise NotRunning(f"Container {c.id} is not running")
     if c.status == "paused":
-        raise NotRunning(f"Container {c.id} is paused, unpause the container before exec")
+        raise NotRunning(f"Container {c.name} is paused, unpause the container before exec")
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:

@@ -103,8 +103,13 @@ def test_detached_lifecycle(ctl: Ctl) -> None:
     first, pid = r.out.splitlines()
     assert first.strip() == "sleep 60" and int(pid) > 1
     assert ctl("exec", "loop", "sh", "-c", "exit 3").code == 3
-    r = ctl("exec", "loop", "nope")
-    assert r.code == 126 and 'exec: "nope": executable file not found in $PATH' in r.err
+    r = ctl("exec", "loop", "nope")  # docker prints the runtime's refusal on stdout
+    assert r.code == 126 and r.out.startswith("OCI runtime exec failed: ") and r.err == ""
+    assert 'exec: "nope": executable file not found in $PATH' in r.out
+    ctl.ok("pause", "loop")
+    r = ctl("exec", "loop", "true")
+    assert (r.code, r.err) == (1, "Error: Container loop is paused, unpause the container before exec\n")
+    ctl.ok("unpause", "loop")
     # rm of a running container is refused without -f
     r = ctl("rm", "loop")
     assert r.code == 1
