@@ -1429,6 +1429,8 @@ def _container_flags(p: argparse.ArgumentParser, run: bool) -> None:
     a("--init", action="store_true", help="run an init (tini) as pid 1 that reaps and forwards signals")
     a("-l", "--label", action="append", default=[])
     a("-v", "--volume", action="append", default=[])
+    a("--mount", action="append", default=[], help="attach a filesystem mount (type=bind|volume|tmpfs,…)")
+    a("--tmpfs", action="append", default=[], help="mount a tmpfs directory (/dest[:options])")
     a("--volumes-from", action="append", default=[])
     a("-p", "--publish", action="append", default=[])
     a("-P", "--publish-all", action="store_true")
@@ -1517,6 +1519,8 @@ def _create_options(args: argparse.Namespace, run: bool) -> Any:
         init=args.init,
         labels=tuple(args.label),
         volumes=tuple(args.volume),
+        mounts=tuple(args.mount),
+        tmpfs=tuple(args.tmpfs),
         volumes_from=tuple(args.volumes_from),
         publish=tuple(args.publish),
         publish_all=args.publish_all,
@@ -2643,15 +2647,26 @@ def cmd_volume_ls(args: argparse.Namespace) -> int:
         elif key == "name":
             names = [n for n in names if value in n]
         elif key == "label":
-            names = [n for n in names if _label_match(vstore.get(n)["Labels"], value)]
+            names = [n for n in names if _label_match(vstore.get(n)["Labels"] or {}, value)]
         elif key != "driver":
             raise UsageError(f"invalid filter '{key}'")
     if args.quiet and not args.format:  # docker: --format wins over -q here
         for n in names:
             print(n)
         return 0
+
+    def labels(name: str) -> str:
+        return ",".join(f"{k}={v}" for k, v in (vstore.get(name)["Labels"] or {}).items())
+
     rows = [
-        {"Driver": "local", "Name": n, "Mountpoint": str(vstore.path(n)), "Scope": "local"} for n in names
+        {
+            "Driver": "local",
+            "Name": n,
+            "Mountpoint": str(vstore.path(n)),
+            "Scope": "local",
+            "Labels": labels(n),
+        }
+        for n in names
     ]
     if args.format and not args.format.startswith("table"):
         for r in rows:

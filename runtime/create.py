@@ -22,7 +22,7 @@ from runtime.ports import PortBinding, parse_expose, parse_publish
 from runtime.rootfs import MASKED, READONLY
 from runtime.spec import merge_env, parse_signal
 from runtime.units import ram_in_bytes
-from runtime.volumes import VolumeSpec, VolumeStore, parse_volume
+from runtime.volumes import VolumeSpec, VolumeStore, parse_mount, parse_volume
 
 if TYPE_CHECKING:
     from typing import Any
@@ -62,6 +62,8 @@ class CreateOptions(NamedTuple):
     init: bool = False
     labels: tuple[str, ...] = ()
     volumes: tuple[str, ...] = ()
+    mounts: tuple[str, ...] = ()  # --mount
+    tmpfs: tuple[str, ...] = ()  # --tmpfs
     volumes_from: tuple[str, ...] = ()
     publish: tuple[str, ...] = ()
     publish_all: bool = False
@@ -222,7 +224,10 @@ def create(store: ContainerStore, image: ImageInfo, opts: CreateOptions) -> Cont
         list(cfg.get("ExposedPorts") or {}) + [p for e in opts.expose for p in parse_expose(e)]
     )
     exposed.update(dict.fromkeys(b.key for b in bindings))
-    vol_specs = [parse_volume(v) for v in opts.volumes]
+    mount_opts = [parse_mount(m) for m in opts.mounts]
+    vol_specs = [parse_volume(v) for v in opts.volumes] + [m.volume for m in mount_opts if m.volume]
+    tmpfs = _tmpfs(opts.tmpfs)
+    tmpfs.update((m.doc["Target"], m.tmpfs) for m in mount_opts if not m.volume)
     from_mounts = _volumes_from(store, opts.volumes_from)
     peer = _network_peer(store, opts.network)
     networks = _attachments(store.root, opts)
@@ -241,6 +246,7 @@ def create(store: ContainerStore, image: ImageInfo, opts: CreateOptions) -> Cont
         (cdir / "upper").mkdir(parents=True)
         (cdir / "work").mkdir()
         mounts = _mounts(vstore, vol_specs, from_mounts, cfg, made_volumes)
+        mounts += [_tmpfs_mount(m.doc) for m in mount_opts if not m.volume]
         hostname = opts.hostname or (os.uname().nodename if opts.network == "host" else cid[:12])
         config: dict[str, Any] = {
             "Hostname": hostname,
@@ -285,7 +291,7 @@ def create(store: ContainerStore, image: ImageInfo, opts: CreateOptions) -> Cont
             "ProcessLabel": "",
             "AppArmorProfile": "",
             "ExecIDs": None,
-            "HostConfig": _host_config(opts, log_config, bindings, peer),
+            "HostConfig": _host_config(opts, log_config, bindings, peer, [m.doc for m in mount_opts]),
             "GraphDriver": {
                 "Name": "overlay2",
                 "Data": {
@@ -314,6 +320,7 @@ def create(store: ContainerStore, image: ImageInfo, opts: CreateOptions) -> Cont
                 "MountCwd": image.mount_cwd,
                 "NetworkPeer": peer,
                 "Networks": networks,
+                "Tmpfs": tmpfs,  # destination -> mount options, from --tmpfs and --mount type=tmpfs
             },
         }
         c = Container(cdir, record, new_state())
@@ -347,7 +354,11 @@ def write_etc_files(c: Container, address: str | None = None, dns: str | None = 
 
 
 def _host_config(
-    opts: CreateOptions, log_config: dict[str, str], bindings: list[PortBinding], peer: str
+    opts: CreateOptions,
+    log_config: dict[str, str],
+    bindings: list[PortBinding],
+    peer: str,
+    mounts: list[dict[str, Any]],
 ) -> dict[str, Any]:
     ports: dict[str, list[dict[str, str]]] = {}
     for b in bindings:
@@ -412,6 +423,10 @@ def _host_config(
     }
     if opts.init:
         host_config["Init"] = True
+    if mounts:
+        host_config["Mounts"] = mounts
+    if opts.tmpfs:
+        host_config["Tmpfs"] = {d: o for d, _, o in (t.partition(":") for t in opts.tmpfs)}
     set_limits(host_config, opts.limits)
     return host_config
 
@@ -511,6 +526,30 @@ def _mounts(
             made.append(name)
             out[dest] = _volume_mount(vstore, name, dest, "", True, False)
     return list(out.values())
+
+
+def _tmpfs(specs: tuple[str, ...]) -> dict[str, str]:
+    """``--tmpfs /dest[:opts]``: destination -> mount options, after docker's
+    defaults (noexec, nosuid, nodev, which ``exec``, ``suid``, ``dev`` undo)."""
+    out: dict[str, str] = {}
+    for spec in specs:
+        dest, _, options = spec.partition(":")
+        if not dest.startswith("/"):
+            raise BadSpec(f"invalid mount path: '{dest}' mount path must be absolute")
+        out[os.path.normpath(dest)] = ",".join(["noexec", "nosuid", "nodev", *([options] if options else [])])
+    return out
+
+
+def _tmpfs_mount(doc: dict[str, Any]) -> dict[str, Any]:
+    """A --mount type=tmpfs as docker's inspect shows it in Mounts."""
+    return {
+        "Type": "tmpfs",
+        "Source": "",
+        "Destination": os.path.normpath(doc["Target"]),
+        "Mode": "",
+        "RW": not doc.get("ReadOnly"),
+        "Propagation": "",
+    }
 
 
 def _volume_mount(

@@ -92,7 +92,7 @@ def build_spec(
         window=window,
         init=find_init() if c.host_config.get("Init") else None,
     )
-    mounts = tuple(
+    binds = [
         Mount(
             destination=m["Destination"],
             source=m["Source"],
@@ -100,7 +100,11 @@ def build_spec(
             copy_up=m["Type"] == "volume" and not m.get("NoCopy"),
         )
         for m in c.record.get("Mounts") or []
-    )
+        if m["Type"] != "tmpfs"
+    ]
+    tmpfs = [Mount(dest, type="tmpfs", options=o) for dest, o in (priv.get("Tmpfs") or {}).items()]
+    # parents before what is mounted inside them, as docker sorts them
+    mounts = tuple(sorted(binds + tmpfs, key=lambda m: m.destination.rstrip("/").count("/")))
     etc = tuple((f"/etc/{n}", str(c.dir / n)) for n in ("hostname", "hosts", "resolv.conf"))
     return Spec(
         rootfs=rootfs,

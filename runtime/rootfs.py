@@ -189,12 +189,35 @@ def _chown_tree(src: str, dst: str) -> None:
         os.lchown(os.path.join(dst, rel), st.st_uid, st.st_gid)
 
 
+_TMPFS_FLAGS = {
+    "ro": (L.MS_RDONLY, True), "rw": (L.MS_RDONLY, False), "nosuid": (L.MS_NOSUID, True),
+    "suid": (L.MS_NOSUID, False), "nodev": (L.MS_NODEV, True), "dev": (L.MS_NODEV, False),
+    "noexec": (L.MS_NOEXEC, True), "exec": (L.MS_NOEXEC, False), "noatime": (L.MS_NOATIME, True),
+    "strictatime": (L.MS_STRICTATIME, True), "relatime": (0, True),
+}  # fmt: skip
+
+
+def tmpfs_options(options: str) -> tuple[int, str]:
+    """Mount flags and data from ``noexec,size=64m,mode=1777``-like options (nosuid
+    and nodev unless ``suid``/``dev`` say otherwise); the last word of a pair wins."""
+    flags = L.MS_NOSUID | L.MS_NODEV
+    data = []
+    for word in filter(None, options.split(",")):
+        if word in _TMPFS_FLAGS:
+            bit, on = _TMPFS_FLAGS[word]
+            flags = flags | bit if on else flags & ~bit
+        else:
+            data.append(word)
+    return flags, ",".join(data)
+
+
 def bind(root: str, m: Mount) -> None:
     """Mount ``m`` at its destination resolved inside ``root`` (no symlink escape)."""
     dest = secure_join(root, m.destination)
     if m.type == "tmpfs":
         _ensure(dest, True)
-        L.mount("tmpfs", dest, "tmpfs", L.MS_NOSUID | L.MS_NODEV, m.options or None)
+        flags, data = tmpfs_options(m.options)
+        L.mount("tmpfs", dest, "tmpfs", flags, data or None)
     else:
         _ensure(dest, os.path.isdir(m.source))
         if m.copy_up:

@@ -17,7 +17,8 @@ class Mount(NamedTuple):
     """A mount inside the container, made before pivot_root.
 
     ``type`` "bind" binds the host path ``source`` (a file or directory, which
-    must exist); "tmpfs" mounts a fresh tmpfs with ``options`` as its data.
+    must exist); "tmpfs" mounts a fresh tmpfs with ``options`` (flags such as noexec and data
+    such as size=64m, see rootfs.tmpfs_options).
     ``copy_up`` fills an empty bind source from the image's content at
     ``destination`` first, as Docker does for a new volume."""
 

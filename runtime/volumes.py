@@ -73,6 +73,106 @@ def parse_volume(spec: str) -> VolumeSpec:
     return VolumeSpec(kind, source, os.path.normpath(dest), "ro" in opts, mode, "nocopy" in opts)
 
 
+class MountOpt(NamedTuple):
+    """One ``--mount``: docker's HostConfig.Mounts entry (``doc``) and what the
+    runtime needs of it.  ``volume`` is the VolumeSpec of a bind or volume
+    mount; a tmpfs has none, and ``tmpfs`` holds its mount data."""
+
+    doc: dict[str, Any]
+    volume: VolumeSpec | None
+    tmpfs: str = ""
+
+
+_TRUE = {"1": True, "t": True, "true": True, "TRUE": True, "True": True}
+_FALSE = {"0": False, "f": False, "false": False, "FALSE": False, "False": False}
+
+
+def parse_mount(text: str) -> MountOpt:
+    """``--mount type=bind|volume|tmpfs,src=…,dst=…[,readonly][,volume-nocopy]
+    [,tmpfs-size=…][,tmpfs-mode=…]``, checked as docker's CLI and daemon check
+    it. Raises BadSpec."""
+    import csv
+
+    from runtime.units import ram_in_bytes
+
+    def bad(why: str) -> BadSpec:
+        return BadSpec(f'invalid argument "{text}" for "--mount" flag: {why}')
+
+    doc: dict[str, Any] = {"Type": "volume", "Source": "", "Target": ""}
+    nocopy, size, mode = False, 0, 0
+    for field in next(csv.reader([text])) if text else []:
+        key, eq, value = field.partition("=")
+        key = key.lower()
+        if not eq and key in ("readonly", "ro", "volume-nocopy"):
+            value = "true"
+        elif not eq:
+            raise bad(f"invalid field '{field}' must be a key=value pair")
+        if key == "type":
+            doc["Type"] = value.lower()
+        elif key in ("source", "src"):
+            doc["Source"] = value
+        elif key in ("target", "dst", "destination"):
+            doc["Target"] = value
+        elif key in ("readonly", "ro", "volume-nocopy"):
+            if value not in _TRUE and value not in _FALSE:
+                raise bad(f"invalid value for {key}: {value}")
+            flag = _TRUE.get(value, False)
+            if key == "volume-nocopy":
+                nocopy = flag
+            else:
+                doc["ReadOnly"] = flag
+        elif key == "bind-propagation":
+            doc["BindOptions"] = {"Propagation": value.lower()}
+        elif key == "tmpfs-size":
+            try:
+                size = ram_in_bytes(value, key)
+            except BadSpec:
+                raise bad(f"invalid value for {key}: {value}") from None
+        elif key == "tmpfs-mode":
+            try:
+                mode = int(value, 8)
+            except ValueError:
+                raise bad(f"invalid value for {key}: {value}") from None
+        elif key in ("consistency", "volume-driver", "volume-label", "volume-opt", "bind-nonrecursive"):
+            continue  # accepted and without effect here, as docker's local driver
+        else:
+            raise bad(f"unexpected key '{key}' in '{field}'")
+    kind, source, target = doc["Type"], doc.pop("Source"), doc["Target"]
+    if source:  # docker's HostConfig.Mounts leaves out what is not set
+        doc = {"Type": kind, "Source": source, **{k: v for k, v in doc.items() if k != "Type"}}
+    if not doc.get("ReadOnly"):
+        doc.pop("ReadOnly", None)
+    if kind not in ("bind", "volume", "tmpfs"):
+        raise BadSpec(f'invalid mount config for type "{kind}": mount type unknown')
+    if not target:
+        raise bad("target is required")
+    config = f'invalid mount config for type "{kind}": '
+    if not target.startswith("/"):
+        raise BadSpec(f"{config}invalid mount path: '{target}' mount path must be absolute")
+    if kind == "tmpfs":
+        if source:
+            raise BadSpec(f"{config}field Source must not be specified")
+        if size or mode:
+            doc["TmpfsOptions"] = {k: v for k, v in (("SizeBytes", size), ("Mode", mode)) if v}
+        data = ",".join([*([f"size={size}"] if size else []), *([f"mode={mode:o}"] if mode else [])])
+        return MountOpt(doc, None, ",".join(["noexec", "nosuid", "nodev", *([data] if data else [])]))
+    if nocopy:
+        doc["VolumeOptions"] = {"NoCopy": True, "DriverConfig": {}}
+    readonly = bool(doc.get("ReadOnly"))
+    if kind == "bind":
+        if not source:
+            raise BadSpec(f"{config}field Source must not be empty")
+        if not os.path.exists(source):
+            raise BadSpec(f"{config}bind source path does not exist: {source}")
+        return MountOpt(doc, VolumeSpec("bind", os.path.normpath(source), os.path.normpath(target), readonly))
+    if source:
+        check_name(source)
+    spec = VolumeSpec(
+        "volume" if source else "anonymous", source, os.path.normpath(target), readonly, "", nocopy
+    )
+    return MountOpt(doc, spec)
+
+
 def check_name(name: str) -> None:
     if not re.fullmatch(NAME_RE, name):
         raise BadSpec(
@@ -110,10 +210,12 @@ class VolumeStore:
         return {
             "CreatedAt": meta["CreatedAt"],
             "Driver": "local",
-            "Labels": meta.get("Labels") or {},
+            "Labels": dict(sorted(meta["Labels"].items()))
+            if meta.get("Labels")
+            else None,  # Go: sorted, or null
             "Mountpoint": str(self.path(name)),
             "Name": name,
-            "Options": meta.get("Options") or {},
+            "Options": dict(sorted(meta["Options"].items())) if meta.get("Options") else None,
             "Scope": "local",
         }
 

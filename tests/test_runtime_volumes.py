@@ -114,3 +114,49 @@ def test_volume_verbs(ctl: Ctl) -> None:
     r = ctl("volume", "rm", "v1")
     assert r.code == 1 and "volume is in use" in r.err
     assert ctl.ok("volume", "rm", "-f", "nope") == "nope\n"
+
+
+def test_tmpfs_and_mount_flags(ctl: Ctl, tmp_path: Path) -> None:
+    """--tmpfs and --mount as docker has them: noexec,nosuid,nodev unless undone, sizes and
+    modes, read-only binds, named volumes, and docker's inspect shapes."""
+    out = ctl.ok("run", "--rm", "--tmpfs", "/t", "busybox", "sh", "-c", "mount | grep ' /t '")
+    assert out == "tmpfs on /t type tmpfs (rw,nosuid,nodev,noexec,relatime)\n"
+    script = "mount | grep ' /t '; stat -c %a /t"
+    out = ctl.ok("run", "--rm", "--tmpfs", "/t:size=1m,exec,mode=1770", "busybox", "sh", "-c", script)
+    assert out == "tmpfs on /t type tmpfs (rw,nosuid,nodev,relatime,size=1024k,mode=1770)\n1770\n"
+    mount = "type=tmpfs,dst=/t,tmpfs-size=2m,tmpfs-mode=700"
+    out = ctl.ok("run", "--rm", "--mount", mount, "busybox", "sh", "-c", script)
+    assert out == "tmpfs on /t type tmpfs (rw,nosuid,nodev,noexec,relatime,size=2048k,mode=700)\n700\n"
+    (tmp_path / "f").write_text("host\n")
+    bind = f"type=bind,src={tmp_path},dst=/b,readonly"
+    r = ctl("run", "--rm", "--mount", bind, "busybox", "sh", "-c", "cat /b/f; touch /b/x")
+    assert r.out == "host\n" and "Read-only file system" in r.err and not (tmp_path / "x").exists()
+    ctl.ok("run", "--rm", "--mount", "type=volume,src=mvol,dst=/v", "busybox", "sh", "-c", "echo z > /v/z")
+    assert ctl.ok("run", "--rm", "--mount", "src=mvol,target=/v", "busybox", "cat", "/v/z") == "z\n"
+    cid = ctl.ok("create", "--tmpfs", "/a:size=1m", "--mount", mount, "--mount", bind, "busybox").strip()
+    doc = json.loads(ctl.ok("inspect", cid))[0]
+    assert doc["HostConfig"]["Tmpfs"] == {"/a": "size=1m"}
+    assert doc["HostConfig"]["Mounts"] == [
+        {"Type": "tmpfs", "Target": "/t", "TmpfsOptions": {"SizeBytes": 2 << 20, "Mode": 0o700}},
+        {"Type": "bind", "Source": str(tmp_path), "Target": "/b", "ReadOnly": True},
+    ]
+    assert {
+        "Type": "tmpfs",
+        "Source": "",
+        "Destination": "/t",
+        "Mode": "",
+        "RW": True,
+        "Propagation": "",
+    } in doc["Mounts"]
+    for argv, message in (
+        (
+            ["--mount", "type=bind,src=/nonexist,dst=/b"],
+            'type "bind": bind source path does not exist: /nonexist',
+        ),
+        (["--mount", "type=volume"], 'invalid argument "type=volume" for "--mount" flag: target is required'),
+        (["--mount", "dst=/v,bogus=1"], "unexpected key 'bogus' in 'bogus=1'"),
+        (["--tmpfs", "t"], "invalid mount path: 't' mount path must be absolute"),
+    ):
+        r = ctl("run", "--rm", *argv, "busybox", "true")
+        assert r.code == 125 and message in r.err, (argv, r.err)
+    assert ctl.ok("ps", "-aq") == cid[:12] + "\n"
