@@ -896,9 +896,10 @@ class LayerProgress:
     """Renders transfer progress as docker does: a tqdm bar per layer on a
     terminal, else one plain line per status change.  Thread-safe."""
 
-    def __init__(self, enabled: bool = True, tty: bool | None = None) -> None:
+    def __init__(self, enabled: bool = True, tty: bool | None = None, lines: Any = None) -> None:
         import threading
 
+        self.lines = lines  # where the plain lines go: stdout when None
         self.enabled = enabled
         self.tty = sys.stderr.isatty() if tty is None else tty
         self._lock = threading.Lock()
@@ -918,7 +919,7 @@ class LayerProgress:
                 and ev.status != pg.EXTRACTING
                 and self._last.get(ev.id) != ev.status
             ):
-                print(ev.line(), flush=True)
+                print(ev.line(), file=self.lines or sys.stdout, flush=True)
             self._last[ev.id] = ev.status
 
     def _bar(self, ev: Any, pg: Any) -> None:
@@ -1453,6 +1454,10 @@ def _container_flags(p: argparse.ArgumentParser, run: bool) -> None:
     a("--stop-signal", default="")
     a("--stop-timeout", type=int, default=None)
     a("--cgroup-parent", default="")
+    a("--pull", default="missing", choices=["missing", "always", "never"], help="when to pull the image")
+    a("--platform", default="", help="os/arch[/variant] to pull, for a multi-platform image")
+    a("-q", "--quiet", action="store_true", help="suppress the pull output")
+    _client_parsers_common(p)
     a("image")
     a("command", nargs=argparse.REMAINDER)
 
@@ -1544,9 +1549,10 @@ def _image_info(args: argparse.Namespace, catalog: Any, name: str) -> Any:
     no manifest parsing), else through the full store, which unpacks."""
     from runtime.create import ImageInfo
 
-    found = catalog.launchable(name)
+    pull = getattr(args, "pull", "missing")
+    found = None if pull == "always" else catalog.launchable(name)
     if found is None:
-        found = _unpacked(args, name)
+        found = _unpacked(args, name, pull)
     return ImageInfo(
         id=str(found.id),
         name=name,
@@ -1556,20 +1562,31 @@ def _image_info(args: argparse.Namespace, catalog: Any, name: str) -> Any:
     )
 
 
-def _unpacked(args: argparse.Namespace, name: str) -> Any:
+def _unpacked(args: argparse.Namespace, name: str, pull: str = "missing") -> Any:
+    """The image, unpacked; pulled first as docker run does when it is missing
+    (``--pull missing``, the default) or whatever the store has (``always``),
+    its lines on stderr, where they stay apart from the container's output."""
     from imagefmt.catalog import Launchable
     from imagefmt.reference import Reference
 
     store = store_of(args)
+
+    def say(line: bytes) -> None:
+        if not args.quiet:
+            sys.stderr.buffer.write(line)
+            sys.stderr.flush()
+
     try:
-        img = store.image(name)
+        img = _pull_base(args, name, say, sys.stderr) if pull == "always" else store.image(name)
     except errors.NotFound:
         try:
             shown = Reference.parse(name).familiar()
         except errors.Invalid:
-            shown = name
+            raise errors.NotFound(f"No such image: {name}") from None
         print(f"Unable to find image '{shown}' locally", file=sys.stderr)
-        raise errors.NotFound(f"No such image: {shown}") from None
+        if pull == "never":
+            raise errors.NotFound(f"No such image: {shown}") from None
+        img = _pull_base(args, name, say, sys.stderr)
     return Launchable(img.id, img.config.doc, tuple(store.short_lowerdirs(img)))
 
 
@@ -3195,9 +3212,10 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def _pull_base(args: argparse.Namespace, name: str, out: Callable[[bytes], None]) -> Any:
-    """A build's base image that is not in the store: pulled as 'pull NAME' would, with
-    docker's lines in the build output (progress bars on a terminal)."""
+def _pull_base(args: argparse.Namespace, name: str, out: Callable[[bytes], None], lines: Any = None) -> Any:
+    """An image that is not in the store (a build's base, run's image): pulled as
+    'pull NAME' would, with docker's lines through ``out`` and the layers' on
+    ``lines`` (stdout when None; progress bars on a terminal)."""
     from imagefmt.reference import Reference
 
     ref = Reference.parse(name, default_tag=False)
@@ -3205,7 +3223,7 @@ def _pull_base(args: argparse.Namespace, name: str, out: Callable[[bytes], None]
     store = store_of(args)
     out(f"{ref.tag or ref.digest}: Pulling from {ref.path}\n".encode())
     with _client(args, platform=_platform(args), strict_platform=bool(args.platform)) as client:
-        bars = LayerProgress(enabled=not args.quiet)
+        bars = LayerProgress(enabled=not args.quiet, lines=lines)
         try:
             result = client.pull(store, ref, bars)
         finally:

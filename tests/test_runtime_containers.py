@@ -252,7 +252,8 @@ def test_inspect_is_docker_shaped(ctl: Ctl) -> None:
 def test_bad_input_leaves_nothing(ctl: Ctl, no_leaks: None) -> None:
     before = state_dirs(ctl)
     cases = [
-        (["run", "--rm", "nosuchimage"], 125, "No such image: nosuchimage:latest"),
+        (["run", "--rm", "--pull", "never", "nosuchimage"], 125, "No such image: nosuchimage:latest"),
+        (["run", "--rm", "127.0.0.1:1/nosuch"], 125, "127.0.0.1:1: cannot reach the registry"),
         (["run", "-p", "foo", "busybox"], 125, "invalid containerPort: foo"),
         (["run", "-p", "99999:80", "busybox"], 125, "invalid hostPort: 99999"),
         (["run", "-v", "/a:b", "busybox"], 125, "invalid mount path: 'b' mount path must be absolute"),
@@ -479,3 +480,30 @@ def test_stop_signal_and_init(ctl: Ctl) -> None:
     # a tty container's log is its terminal output
     ctl.ok("run", "-t", "--name", "ttylog", "busybox", "echo", "on-a-tty")
     assert ctl.ok("logs", "ttylog") == "on-a-tty\r\n"
+
+
+def test_run_pulls_a_missing_image_as_docker_does(ctl: Ctl, tmp_path: Path) -> None:
+    """run (and create) pull what the store lacks, with docker's lines on stderr;
+    --pull never refuses, --pull always pulls even so."""
+    from tests.client_fixtures import start_registry
+
+    reg = start_registry("dockyard", tmp_path / "reg")
+    try:
+        name = f"{reg.host}/pulled/bb:1"
+        ctl.ok("tag", "busybox", name)
+        ctl.ok("push", "-q", name)
+        ctl.ok("rmi", name)
+        r = ctl.sub("run", "--rm", name, "echo", "ran")
+        assert (r.returncode, r.stdout) == (0, "ran\n"), r.stderr
+        assert r.stderr.startswith(f"Unable to find image '{name}' locally\n1: Pulling from pulled/bb\n")
+        assert f"Status: Downloaded newer image for {name}\n" in r.stderr
+        r = ctl.sub("run", "--rm", "--pull", "always", "-q", name, "echo", "again")
+        assert (r.returncode, r.stdout, r.stderr) == (0, "again\n", "")
+        missing = f"{reg.host}/pulled/bb:2"
+        r = ctl.sub("run", "--rm", "--pull", "never", missing, "true")
+        assert r.returncode == 125 and r.stderr.endswith(f"Error: No such image: {missing}\n")
+        r = ctl.sub("create", missing)
+        assert r.returncode != 0 and f"manifest for {missing} not found" in r.stderr
+    finally:
+        reg.stop()
+    assert ctl.ok("ps", "-aq") == ""
