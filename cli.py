@@ -1451,6 +1451,17 @@ def _container_flags(p: argparse.ArgumentParser, run: bool) -> None:
     a("--device-write-bps", action="append", default=[])
     a("--log-driver", default="json-file")
     a("--log-opt", action="append", default=[])
+    a("--cap-add", action="append", default=[], help="add Linux capabilities (or ALL)")
+    a("--cap-drop", action="append", default=[], help="drop Linux capabilities (or ALL)")
+    a("--group-add", action="append", default=[], help="add more groups to join")
+    a("--add-host", action="append", default=[], help="add a custom host-to-IP mapping (host:ip)")
+    a("--dns", action="append", default=[], help="set custom DNS servers")
+    a("--dns-search", action="append", default=[], help="set custom DNS search domains")
+    a("--dns-option", action="append", default=[], help="set DNS options")
+    a("--ulimit", action="append", default=[], help="ulimit options (name=soft[:hard])")
+    a("--shm-size", default="", help="size of /dev/shm")
+    a("--cidfile", default="", help="write the container ID to the file")
+    a("--label-file", action="append", default=[], help="read in a line delimited file of labels")
     a("--stop-signal", default="")
     a("--stop-timeout", type=int, default=None)
     a("--cgroup-parent", default="")
@@ -1498,6 +1509,17 @@ def _limits(args: argparse.Namespace, base: Any = None) -> Any:
     )
 
 
+def _label_file(path: str) -> list[str]:
+    """``--label-file``: a label a line, blank lines and # comments skipped (docker's
+    ReadKVStrings; a bare key is a label with an empty value)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = [ln.lstrip() for ln in f.read().splitlines()]
+    except OSError as err:
+        raise errors.Invalid(f"open {path}: {(err.strerror or str(err)).lower()}") from None
+    return [ln for ln in lines if ln and not ln.startswith("#")]
+
+
 def _create_options(args: argparse.Namespace, run: bool) -> Any:
     from runtime.create import CreateOptions
 
@@ -1522,7 +1544,7 @@ def _create_options(args: argparse.Namespace, run: bool) -> Any:
         auto_remove=args.rm,
         read_only=args.read_only,
         init=args.init,
-        labels=tuple(args.label),
+        labels=(*(ln for f in args.label_file for ln in _label_file(f)), *args.label),
         volumes=tuple(args.volume),
         mounts=tuple(args.mount),
         tmpfs=tuple(args.tmpfs),
@@ -1539,6 +1561,15 @@ def _create_options(args: argparse.Namespace, run: bool) -> Any:
         stop_signal=args.stop_signal,
         stop_timeout=args.stop_timeout,
         cgroup_parent=args.cgroup_parent,
+        cap_add=tuple(args.cap_add),
+        cap_drop=tuple(args.cap_drop),
+        group_add=tuple(args.group_add),
+        add_hosts=tuple(args.add_host),
+        dns=tuple(args.dns),
+        dns_search=tuple(args.dns_search),
+        dns_options=tuple(args.dns_option),
+        ulimits=tuple(args.ulimit),
+        shm_size=args.shm_size,
     )
 
 
@@ -1598,10 +1629,17 @@ def _create(args: argparse.Namespace, run: bool) -> Any:
     opts = _create_options(args, run)
     if opts.network == "host" and (opts.publish or opts.publish_all):
         print("WARNING: Published ports are discarded when using host network mode", file=sys.stderr)
+    if args.cidfile and os.path.exists(args.cidfile):
+        raise errors.Invalid(
+            f"Container ID file found, make sure the other container isn't running or delete {args.cidfile}"
+        )
     catalog = Catalog(args.root)
     info = _image_info(args, catalog, args.image)
     c = create(containers_of(args), info, opts)
     catalog.add_hold(Digest.parse(info.id), c.id)
+    if args.cidfile:
+        with open(args.cidfile, "x") as f:
+            f.write(c.id)
     return c
 
 
@@ -1849,7 +1887,8 @@ def cmd_start(args: argparse.Namespace) -> int:
     try:
         started = lifecycle.start(cstore, c, want)
     except errors.DockyardError as exc:
-        return _run_error(exc)
+        err(str(exc))
+        return 1  # docker start's status for any failure, unlike run's 125/126/127
     if started is None:
         return _attach(args, c, stdin)
     try:

@@ -18,6 +18,7 @@ from runtime.cgroups import Limits, check_parent, default_parent
 from runtime.containers import Container, ContainerStore, new_state, now_rfc3339
 from runtime.errors import BadSpec, StartFailed
 from runtime.fs import rmtree
+from runtime.linux import CAP_NAMES, DEFAULT_CAPS
 from runtime.ports import PortBinding, parse_expose, parse_publish
 from runtime.rootfs import MASKED, READONLY
 from runtime.spec import merge_env, parse_signal
@@ -77,6 +78,15 @@ class CreateOptions(NamedTuple):
     stop_signal: str = ""
     stop_timeout: int | None = None
     cgroup_parent: str = ""
+    cap_add: tuple[str, ...] = ()
+    cap_drop: tuple[str, ...] = ()
+    group_add: tuple[str, ...] = ()
+    add_hosts: tuple[str, ...] = ()  # --add-host name:ip
+    dns: tuple[str, ...] = ()
+    dns_search: tuple[str, ...] = ()
+    dns_options: tuple[str, ...] = ()
+    ulimits: tuple[str, ...] = ()  # --ulimit name=soft[:hard]
+    shm_size: str = ""
 
 
 def read_env_file(path: str) -> list[str]:
@@ -146,6 +156,13 @@ def validate(opts: CreateOptions) -> None:
     validate_limits(opts.limits)
     if opts.stop_signal:
         parse_signal(opts.stop_signal)
+    capabilities_of(normalize_caps(opts.cap_add, "CapAdd"), normalize_caps(opts.cap_drop, "CapDrop"))
+    for host in opts.add_hosts:
+        parse_add_host(host)
+    for item in opts.ulimits:
+        parse_ulimit(item)
+    if opts.shm_size:
+        ram_in_bytes(opts.shm_size, "--shm-size")
     mode = opts.network
     if mode.startswith("container:") and (opts.publish or opts.publish_all):  # none and host discard them
         raise BadSpec("conflicting options: port publishing and the container type network mode")
@@ -341,14 +358,19 @@ def _abs(cwd: str, d: str) -> str:
 
 def write_etc_files(c: Container, address: str | None = None, dns: str | None = None) -> None:
     """hostname, hosts and resolv.conf in the container's directory (bind-mounted at start)."""
-    mode = c.host_config["NetworkMode"]
+    hc = c.host_config
     hostname = c.config["Hostname"]
-    host_mode = mode == "host"
-    files = {
-        "hostname": etcfiles.hostname_file(hostname),
-        "hosts": Path("/etc/hosts").read_text() if host_mode else etcfiles.hosts_file(hostname, address),
-        "resolv.conf": etcfiles.resolv_conf("host" if host_mode else "private", dns=dns),
-    }
+    host_mode = hc["NetworkMode"] == "host"
+    extra = tuple(parse_add_host(h) for h in hc.get("ExtraHosts") or ())
+    if host_mode:
+        hosts = Path("/etc/hosts").read_text() + "".join(f"{a}\t{n}\n" for n, a in extra)
+    else:
+        hosts = etcfiles.hosts_file(hostname, address, extra)
+    resolv = etcfiles.resolv_conf("host" if host_mode else "private", dns=dns)
+    if not host_mode and (hc.get("Dns") or hc.get("DnsSearch") or hc.get("DnsOptions")):
+        servers = [] if dns else hc.get("Dns") or []  # a user network keeps its embedded server
+        resolv = etcfiles.with_dns(resolv, servers, hc.get("DnsSearch") or [], hc.get("DnsOptions") or [])
+    files = {"hostname": etcfiles.hostname_file(hostname), "hosts": hosts, "resolv.conf": resolv}
     for fname, text in files.items():
         (c.dir / fname).write_text(text)
 
@@ -423,6 +445,17 @@ def _host_config(
     }
     if opts.init:
         host_config["Init"] = True
+    host_config.update(
+        CapAdd=normalize_caps(opts.cap_add, "CapAdd") or None,
+        CapDrop=normalize_caps(opts.cap_drop, "CapDrop") or None,
+        GroupAdd=list(opts.group_add) or None,
+        ExtraHosts=list(opts.add_hosts) or None,
+        Dns=list(opts.dns),
+        DnsSearch=list(opts.dns_search),
+        DnsOptions=list(opts.dns_options),
+        Ulimits=[_ulimit_doc(u) for u in opts.ulimits],
+        ShmSize=ram_in_bytes(opts.shm_size, "--shm-size") if opts.shm_size else 64 << 20,
+    )
     if mounts:
         host_config["Mounts"] = mounts
     if opts.tmpfs:
@@ -526,6 +559,95 @@ def _mounts(
             made.append(name)
             out[dest] = _volume_mount(vstore, name, dest, "", True, False)
     return list(out.values())
+
+
+def process_extras(host_config: dict[str, Any]) -> dict[str, Any]:
+    """The Process fields a record's HostConfig sets: capabilities (--cap-add,
+    --cap-drop), more groups (--group-add) and rlimits (--ulimit)."""
+    return {
+        "capabilities": capabilities_of(host_config.get("CapAdd") or [], host_config.get("CapDrop") or []),
+        "groups": tuple(host_config.get("GroupAdd") or ()),
+        "rlimits": tuple((u["Name"], u["Soft"], u["Hard"]) for u in host_config.get("Ulimits") or ()),
+    }
+
+
+def normalize_caps(names: tuple[str, ...], field: str) -> list[str]:
+    """``net_admin``, ``CAP_NET_ADMIN`` or ``ALL`` as docker records them. Raises BadSpec."""
+    out = []
+    for name in names:
+        cap = name.upper()
+        if cap != "ALL":
+            cap = cap if cap.startswith("CAP_") else f"CAP_{cap}"
+            if cap[4:] not in CAP_NAMES:
+                raise BadSpec(f'invalid {field}: unknown capability: "{cap}"')
+        if cap not in out:
+            out.append(cap)
+    return out
+
+
+def capabilities_of(add: list[str], drop: list[str]) -> frozenset[int]:
+    """Docker's TweakCapabilities: the default set, or every one with ALL added,
+    or none with ALL dropped, then ``add`` and less ``drop``."""
+    if "ALL" in add:
+        base = set(CAP_NAMES.values())
+    elif "ALL" in drop:
+        base = set()
+    else:
+        base = set(DEFAULT_CAPS)
+    base |= {CAP_NAMES[c[4:]] for c in add if c != "ALL"}
+    if "ALL" not in add:
+        base -= {CAP_NAMES[c[4:]] for c in drop if c != "ALL"}
+    return frozenset(base)
+
+
+def parse_add_host(text: str) -> tuple[str, str]:
+    """``name:ip`` (an IPv6 address may hold colons). Raises BadSpec with docker's words."""
+    import ipaddress
+
+    name, sep, address = text.partition(":")
+    if not sep or not name:
+        raise BadSpec(f'invalid argument "{text}" for "--add-host" flag: bad format for add-host: "{text}"')
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        why = f'invalid IP address in add-host: "{address}"'
+        raise BadSpec(f'invalid argument "{text}" for "--add-host" flag: {why}') from None
+    return name, address
+
+
+ULIMITS = (
+    "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc",
+    "rss", "rtprio", "rttime", "sigpending", "stack",
+)  # fmt: skip
+
+
+def parse_ulimit(text: str) -> tuple[str, int, int]:
+    """``nofile=1024[:2048]`` as (name, soft, hard). Raises BadSpec with docker's words."""
+
+    def bad(why: str) -> BadSpec:
+        return BadSpec(f'invalid argument "{text}" for "--ulimit" flag: {why}')
+
+    name, sep, limits = text.partition("=")
+    if not sep:
+        raise bad(f"invalid ulimit argument: {text}")
+    if name not in ULIMITS:
+        raise bad(f"invalid ulimit type: {name}")
+    soft_text, _, hard_text = limits.partition(":")
+    values = []
+    for part in (soft_text, hard_text or soft_text):
+        try:
+            values.append(int(part))
+        except ValueError:
+            raise bad(f'strconv.ParseInt: parsing "{part}": invalid syntax') from None
+    soft, hard = values
+    if soft > hard:
+        raise bad(f"ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}")
+    return name, soft, hard
+
+
+def _ulimit_doc(text: str) -> dict[str, Any]:
+    name, soft, hard = parse_ulimit(text)
+    return {"Hard": hard, "Name": name, "Soft": soft}
 
 
 def _tmpfs(specs: tuple[str, ...]) -> dict[str, str]:

@@ -42,6 +42,20 @@ def resolv_conf(mode: str, host_file: str = "/etc/resolv.conf", dns: str | None 
     return "\n".join(kept).strip("\n") + "\n"
 
 
+def with_dns(text: str, dns: list[str], search: list[str], options: list[str]) -> str:
+    """``--dns``, ``--dns-search`` and ``--dns-option`` over a resolv.conf: each
+    replaces what ``text`` has of its kind; written as docker's resolvconf.Build
+    (search, then the nameservers, then options)."""
+    rows = [line.split() for line in text.splitlines()]
+    servers = dns or [r[1] for r in rows if len(r) > 1 and r[0] == "nameserver"]
+    domains = search or next((r[1:] for r in reversed(rows) if r and r[0] in ("search", "domain")), [])
+    opts = options or [w for r in rows if r and r[0] == "options" for w in r[1:]]
+    lines = [f"search {' '.join(domains)}"] if domains else []
+    lines += [f"nameserver {n}" for n in servers]
+    lines += [f"options {' '.join(opts)}"] if opts else []
+    return "\n".join(lines) + "\n"
+
+
 def _local_nameserver(line: str) -> bool:
     words = line.split()
     return len(words) == 2 and words[0] == "nameserver" and (words[1].startswith("127.") or words[1] == "::1")

@@ -14,6 +14,7 @@ import os
 from runtime import launch
 from runtime import linux as L
 from runtime.containers import Container
+from runtime.create import process_extras
 from runtime.errors import NotRunning, StartFailed
 from runtime.spec import Process, daemon_env, merge_env
 
@@ -40,6 +41,7 @@ def process_for(
         user=user or cfg.get("User") or "",
         tty=tty,
         window=window,
+        **process_extras(c.host_config),
     )
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import resource  # here, not where --ulimit needs it: after pivot_root no module can be found
 import socket
 import stat
 import struct
@@ -276,6 +277,7 @@ def exec_process(proc: Process, stdio: Stdio, make_cwd: bool) -> NoReturn:
     container's devpts with ``proc.tty``), drop capabilities and exec.  Raises
     StartFailed/UserNotFound/OSError when the process cannot start."""
     user = users.resolve(proc.user, "/")
+    groups = [*user.groups, *(g for g in users.group_ids(proc.groups) if g not in user.groups)]
     env = list(proc.env)
     if not env_get(env, "PATH"):
         env.append(f"PATH={DEFAULT_PATH}")
@@ -294,8 +296,11 @@ def exec_process(proc: Process, stdio: Stdio, make_cwd: bool) -> NoReturn:
     _stdio(stdio, proc.tty, proc.window, user.uid)
     L.cloexec_from(3)  # nothing of ours leaks into the container; err_w closes at exec
     trace.mark("exec")
+    if proc.rlimits:
+        for name, soft, hard in proc.rlimits:  # before the capabilities go: a hard limit may rise
+            resource.setrlimit(getattr(resource, f"RLIMIT_{name.upper()}"), (soft, hard))
     L.drop_bounding(proc.capabilities)
-    os.setgroups(list(user.groups))
+    os.setgroups(groups)
     os.setresgid(user.gid, user.gid, user.gid)
     if user.uid == 0:
         L.set_capabilities(proc.capabilities)

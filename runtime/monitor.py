@@ -27,7 +27,7 @@ from imagefmt.records import TYPE_CHECKING, NamedTuple
 from runtime import attach as A
 from runtime import launch, trace
 from runtime.containers import Container, ContainerStore, now_rfc3339, process_start_time, purge
-from runtime.create import limits_of
+from runtime.create import limits_of, process_extras
 from runtime.errors import NotRunning, RuntimeFailure, StartFailed
 from runtime.fs import ensure_init_layer
 from runtime.logs import JsonLog
@@ -91,6 +91,7 @@ def build_spec(
         tty=bool(cfg.get("Tty")),
         window=window,
         init=find_init() if c.host_config.get("Init") else None,
+        **process_extras(c.host_config),
     )
     binds = [
         Mount(
@@ -119,6 +120,7 @@ def build_spec(
         # No default route: nothing is NATed to the outside, and without a route a
         # container cannot reach other bridges through the host's forwarding either.
         gateway="",
+        shm_size=int(c.host_config.get("ShmSize") or 64 << 20),
     )
 
 

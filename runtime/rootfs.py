@@ -69,7 +69,7 @@ def _ensure(path: str, is_dir: bool) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
 
 
-def mount_dev(root: str) -> None:
+def mount_dev(root: str, shm_size: int = 64 << 20) -> None:
     dev = f"{root}/dev"
     _ensure(dev, True)
     L.mount("tmpfs", dev, "tmpfs", L.MS_NOSUID | L.MS_STRICTATIME, "mode=755,size=65536k")
@@ -88,7 +88,8 @@ def mount_dev(root: str) -> None:
         os.umask(old)
     pts_opts = "newinstance,ptmxmode=0666,mode=0620,gid=5"
     L.mount("devpts", f"{dev}/pts", "devpts", L.MS_NOSUID | L.MS_NOEXEC, pts_opts)
-    L.mount("shm", f"{dev}/shm", "tmpfs", L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC, "mode=1777,size=65536k")
+    shm_opts = f"mode=1777,size={shm_size // 1024}k"
+    L.mount("shm", f"{dev}/shm", "tmpfs", L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC, shm_opts)
     L.mount("mqueue", f"{dev}/mqueue", "mqueue", L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC)
 
 
@@ -236,7 +237,7 @@ def setup(spec: Spec) -> None:
     mount_overlay(spec.rootfs)
     mount_proc_sys(root)
     mount_cgroups(root, spec.cgroup_views)
-    mount_dev(root)
+    mount_dev(root, spec.shm_size)
     if spec.masked:
         mask_paths(root)
     for dest, src in spec.etc_files:

@@ -67,6 +67,8 @@ class Process(NamedTuple):
     capabilities: frozenset[int] = DEFAULT_CAPS
     no_new_privs: bool = True
     init: str | None = None
+    groups: tuple[str, ...] = ()  # --group-add: more supplementary groups, names or gids
+    rlimits: tuple[tuple[str, int, int], ...] = ()  # --ulimit: (name, soft, hard)
 
 
 class Spec(NamedTuple):
@@ -93,6 +95,7 @@ class Spec(NamedTuple):
     masked: bool = True
     interfaces: tuple[tuple[str, str, int], ...] = ()
     gateway: str = ""
+    shm_size: int = 64 << 20  # bytes of /dev/shm (--shm-size)
 
 
 def env_get(env: tuple[str, ...] | list[str], key: str, default: str = "") -> str:

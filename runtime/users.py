@@ -58,3 +58,19 @@ def resolve(user: str, root: str = "/") -> ExecUser:
     if gid not in extra:  # docker lists the primary group too: groups=0(root),10(wheel)
         extra.insert(0, gid)
     return ExecUser(uid, gid, tuple(extra), home)
+
+
+def group_ids(names: tuple[str, ...], root: str = "/") -> list[int]:
+    """``--group-add`` names or gids as gids, through the group file under ``root``.
+    Raises UserNotFound with docker's wording."""
+    rows = _rows(f"{root.rstrip('/')}/etc/group") if any(not n.isdigit() for n in names) else []
+    out = []
+    for name in names:
+        if name.isdigit():
+            out.append(int(name))
+            continue
+        row = next((r for r in rows if len(r) >= 3 and r[0] == name and r[2].isdigit()), None)
+        if row is None:
+            raise UserNotFound(f"Unable to find group {name}: no matching entries in group file")
+        out.append(int(row[2]))
+    return out

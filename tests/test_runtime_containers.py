@@ -507,3 +507,51 @@ def test_run_pulls_a_missing_image_as_docker_does(ctl: Ctl, tmp_path: Path) -> N
     finally:
         reg.stop()
     assert ctl.ok("ps", "-aq") == ""
+
+
+def test_capabilities_hosts_dns_ulimits_shm_groups(ctl: Ctl, tmp_path: Path) -> None:
+    """--cap-add/--cap-drop, --add-host, --dns*, --ulimit, --shm-size, --group-add,
+    --label-file and --cidfile, as docker 20.10 gives them (its output here)."""
+    script = (
+        "grep CapEff /proc/self/status; tail -2 /etc/hosts; cat /etc/resolv.conf; ulimit -n; ulimit -Hn;"
+        " df -k /dev/shm | tail -1; id"
+    )
+    out = ctl.ok(
+        "run", "--rm", "--network", "none", "--cap-add", "net_admin", "--cap-drop", "CAP_CHOWN",
+        "--add-host", "foo:1.2.3.4", "--add-host", "bar:::1", "--dns", "9.9.9.9", "--dns-search", "ex.com",
+        "--dns-option", "ndots:2",
+        "--ulimit", "nofile=100:200", "--shm-size", "1m", "--group-add", "10", "--group-add", "daemon",
+        "busybox", "sh", "-c", script,
+    )  # fmt: skip
+    assert out == (
+        "CapEff:\t00000000a80435fa\n1.2.3.4\tfoo\n::1\tbar\n"
+        "search ex.com\nnameserver 9.9.9.9\noptions ndots:2\n100\n200\n"
+        "shm                       1024         0      1024   0% /dev/shm\n"
+        "uid=0(root) gid=0(root) groups=0(root),1(daemon),10(wheel)\n"
+    )
+    labels = tmp_path / "labels"
+    labels.write_text("# comment\n\na=1\n  b\n")
+    cidfile = tmp_path / "cid"
+    cid = ctl.ok(
+        "run", "-d", "--cidfile", str(cidfile), "--label-file", str(labels), "--cap-drop", "ALL",
+        "--cap-add", "chown", "--ulimit", "nproc=50", "busybox", "sleep", "30",
+    ).strip()  # fmt: skip
+    assert cidfile.read_text() == cid
+    assert ctl.ok("exec", cid, "grep", "CapEff", "/proc/self/status") == "CapEff:\t0000000000000001\n"
+    doc = json.loads(ctl.ok("inspect", cid))[0]
+    assert doc["Config"]["Labels"] == {"a": "1", "b": ""}
+    assert (doc["HostConfig"]["CapAdd"], doc["HostConfig"]["CapDrop"]) == (["CAP_CHOWN"], ["ALL"])
+    assert doc["HostConfig"]["Ulimits"] == [{"Hard": 50, "Name": "nproc", "Soft": 50}]
+    r = ctl("run", "--cidfile", str(cidfile), "busybox", "true")
+    assert r.code == 125 and "Container ID file found" in r.err
+    for argv, message in (
+        (["--cap-add", "foo"], 'invalid CapAdd: unknown capability: "CAP_FOO"'),
+        (["--ulimit", "nofile=x"], 'strconv.ParseInt: parsing "x": invalid syntax'),
+        (["--add-host", "foo"], 'bad format for add-host: "foo"'),
+        (["--add-host", "foo:bar"], 'invalid IP address in add-host: "bar"'),
+        (["--shm-size", "foo"], "invalid size: 'foo'"),
+        (["--group-add", "nosuch"], "Unable to find group nosuch: no matching entries in group file"),
+    ):
+        r = ctl("run", "--rm", *argv, "busybox", "true")
+        assert r.code == 125 and message in r.err, (argv, r.err)
+    ctl.ok("rm", "-f", cid)
