@@ -1461,6 +1461,10 @@ def _container_flags(p: argparse.ArgumentParser, run: bool) -> None:
     a("--ulimit", action="append", default=[], help="ulimit options (name=soft[:hard])")
     a("--shm-size", default="", help="size of /dev/shm")
     a("--cidfile", default="", help="write the container ID to the file")
+    a("--pid", default="", help="PID namespace to use (host, container:NAME)")
+    a("--ipc", default="", help="IPC mode to use (private, shareable, host, container:NAME)")
+    a("--uts", default="", help="UTS namespace to use (host)")
+    a("--privileged", action="store_true", help="give extended privileges to this container")
     a("--label-file", action="append", default=[], help="read in a line delimited file of labels")
     a("--stop-signal", default="")
     a("--stop-timeout", type=int, default=None)
@@ -1570,6 +1574,10 @@ def _create_options(args: argparse.Namespace, run: bool) -> Any:
         dns_options=tuple(args.dns_option),
         ulimits=tuple(args.ulimit),
         shm_size=args.shm_size,
+        pid=args.pid,
+        ipc=args.ipc,
+        uts=args.uts,
+        privileged=args.privileged,
     )
 
 

@@ -87,6 +87,10 @@ class CreateOptions(NamedTuple):
     dns_options: tuple[str, ...] = ()
     ulimits: tuple[str, ...] = ()  # --ulimit name=soft[:hard]
     shm_size: str = ""
+    pid: str = ""  # "", host or container:NAME
+    ipc: str = ""  # "", private, shareable, none, host or container:NAME
+    uts: str = ""  # "" or host
+    privileged: bool = False
 
 
 def read_env_file(path: str) -> list[str]:
@@ -163,6 +167,14 @@ def validate(opts: CreateOptions) -> None:
         parse_ulimit(item)
     if opts.shm_size:
         ram_in_bytes(opts.shm_size, "--shm-size")
+    if opts.pid not in ("", "host") and not opts.pid.startswith("container:"):
+        raise BadSpec("--pid: invalid PID mode")
+    if opts.ipc not in ("", "private", "shareable", "none", "host") and not opts.ipc.startswith("container:"):
+        raise BadSpec("--ipc: invalid IPC mode")
+    if opts.uts not in ("", "host"):
+        raise BadSpec("--uts: invalid UTS mode")
+    if opts.uts == "host" and opts.hostname:
+        raise BadSpec("conflicting options: hostname and the UTS mode")
     mode = opts.network
     if mode.startswith("container:") and (opts.publish or opts.publish_all):  # none and host discard them
         raise BadSpec("conflicting options: port publishing and the container type network mode")
@@ -455,7 +467,13 @@ def _host_config(
         DnsOptions=list(opts.dns_options),
         Ulimits=[_ulimit_doc(u) for u in opts.ulimits],
         ShmSize=ram_in_bytes(opts.shm_size, "--shm-size") if opts.shm_size else 64 << 20,
+        PidMode=opts.pid,
+        IpcMode=opts.ipc or "private",
+        UTSMode=opts.uts,
+        Privileged=opts.privileged,
     )
+    if opts.privileged:
+        host_config.update(MaskedPaths=None, ReadonlyPaths=None)
     if mounts:
         host_config["Mounts"] = mounts
     if opts.tmpfs:
@@ -564,8 +582,9 @@ def _mounts(
 def process_extras(host_config: dict[str, Any]) -> dict[str, Any]:
     """The Process fields a record's HostConfig sets: capabilities (--cap-add,
     --cap-drop), more groups (--group-add) and rlimits (--ulimit)."""
+    add = ["ALL"] if host_config.get("Privileged") else host_config.get("CapAdd") or []
     return {
-        "capabilities": capabilities_of(host_config.get("CapAdd") or [], host_config.get("CapDrop") or []),
+        "capabilities": capabilities_of(add, host_config.get("CapDrop") or []),
         "groups": tuple(host_config.get("GroupAdd") or ()),
         "rlimits": tuple((u["Name"], u["Soft"], u["Hard"]) for u in host_config.get("Ulimits") or ()),
     }

@@ -158,7 +158,7 @@ def _wait_for_child(spec: Spec, stdio: Stdio, err_w: int, pid_w: int, hs: Handsh
     """The waiter: fork pid 1 into a new pid namespace, report its pid, wait, relay its status."""
     L.prctl(L.PR_SET_PDEATHSIG, 9)
     L.set_process_name("dockyard-wait")
-    L.unshare(L.CLONE_NEWPID)
+    _namespace(spec.pid_ns, L.CLONE_NEWPID)  # for the children: the fork below is pid 1 in a new one
     pid = os.fork()
     if pid == 0:
         os.close(pid_w)
@@ -167,6 +167,23 @@ def _wait_for_child(spec: Spec, stdio: Stdio, err_w: int, pid_w: int, hs: Handsh
     os.closerange(3, 1 << 16)  # every inherited pipe end: the container's must see EOF, not us
     _, status = os.waitpid(pid, 0)
     os._exit(exit_status(status))
+
+
+def _namespace(mode: str, flag: int) -> int:
+    """``flag`` when the container gets a new namespace of its own (to unshare);
+    0 for the host's, or after joining the one at ``mode``, a /proc/<pid>/ns path.
+    A pid namespace is unshared here at once: only the children enter it."""
+    if mode == "new":
+        if flag == L.CLONE_NEWPID:
+            L.unshare(flag)
+        return flag
+    if mode != "host":
+        fd = os.open(mode, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            L.setns(fd, flag)
+        finally:
+            os.close(fd)
+    return 0
 
 
 def exit_status(status: int) -> int:
@@ -249,7 +266,8 @@ def _child(spec: Spec, stdio: Stdio, err_w: int, hs: Handshake) -> NoReturn:
 def _setup_and_exec(spec: Spec, stdio: Stdio, err_w: int, hs: Handshake) -> NoReturn:
     trace.mark("child")
     L.prctl(L.PR_SET_PDEATHSIG, 9)  # the monitor's death takes the container with it: never unwatched
-    flags = L.CLONE_NEWNS | L.CLONE_NEWUTS | L.CLONE_NEWIPC
+    flags = L.CLONE_NEWNS
+    flags |= _namespace(spec.uts_ns, L.CLONE_NEWUTS) | _namespace(spec.ipc_ns, L.CLONE_NEWIPC)
     if spec.network in ("none", "new"):
         flags |= L.CLONE_NEWNET
     elif spec.network != "host":
@@ -260,7 +278,8 @@ def _setup_and_exec(spec: Spec, stdio: Stdio, err_w: int, hs: Handshake) -> NoRe
     trace.mark("unshared")
     _signal(hs.ready)
     _await(hs.go, "plugging its network")
-    L.sethostname(spec.hostname)
+    if spec.uts_ns == "new":
+        L.sethostname(spec.hostname)
     if spec.interfaces:
         netlink.configure_inside(spec.interfaces, spec.gateway)
     elif flags & L.CLONE_NEWNET:
@@ -299,11 +318,12 @@ def exec_process(proc: Process, stdio: Stdio, make_cwd: bool) -> NoReturn:
     if proc.rlimits:
         for name, soft, hard in proc.rlimits:  # before the capabilities go: a hard limit may rise
             resource.setrlimit(getattr(resource, f"RLIMIT_{name.upper()}"), (soft, hard))
-    L.drop_bounding(proc.capabilities)
+    caps = proc.capabilities & L.bounding_set()  # --privileged on a host that lacks some
+    L.drop_bounding(caps)
     os.setgroups(groups)
     os.setresgid(user.gid, user.gid, user.gid)
     if user.uid == 0:
-        L.set_capabilities(proc.capabilities)
+        L.set_capabilities(caps)
     else:
         os.setresuid(user.uid, user.uid, user.uid)  # clears the effective and permitted sets
     if proc.no_new_privs:

@@ -163,6 +163,15 @@ def last_cap() -> int:
         return 40
 
 
+def bounding_set() -> frozenset[int]:
+    """The capabilities this process may still hold (CapBnd): a host that runs us
+    without some (a sandbox) cannot give them to a container either."""
+    with open("/proc/self/status") as f:
+        line = next(ln for ln in f if ln.startswith("CapBnd:"))
+    mask = int(line.split()[1], 16)
+    return frozenset(cap for cap in range(mask.bit_length()) if mask >> cap & 1)
+
+
 def drop_bounding(keep: Iterable[int]) -> None:
     """Drop every capability not in ``keep`` from the bounding set and clear the
     ambient set.  Needs CAP_SETPCAP: call it before changing user."""

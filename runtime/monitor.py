@@ -121,6 +121,10 @@ def build_spec(
         # container cannot reach other bridges through the host's forwarding either.
         gateway="",
         shm_size=int(c.host_config.get("ShmSize") or 64 << 20),
+        pid_ns=_namespace(store, c.host_config.get("PidMode") or "", "pid"),
+        ipc_ns=_namespace(store, c.host_config.get("IpcMode") or "", "ipc"),
+        uts_ns="host" if c.host_config.get("UTSMode") == "host" else "new",
+        privileged=bool(c.host_config.get("Privileged")),
     )
 
 
@@ -134,6 +138,23 @@ def _network(store: ContainerStore, c: Container) -> str:
             raise NotRunning(f"cannot join network of a non running container: {peer.id}")
         return f"/proc/{peer.pid}/ns/net"
     return "none"
+
+
+def _namespace(store: ContainerStore, mode: str, kind: str) -> str:
+    """--pid/--ipc: "host", a running container's /proc/<pid>/ns/<kind>, or "new"."""
+    if mode == "host":
+        return "host"
+    if mode.startswith("container:"):
+        peer = store.get(mode.split(":", 1)[1])
+        if not peer.running or not peer.pid:
+            raise NotRunning(f"cannot join {kind} namespace of a non running container: {peer.id}")
+        if kind == "ipc" and peer.host_config.get("IpcMode") not in ("shareable", "host"):
+            raise StartFailed(
+                f"can't join IPC of container {peer.id}: non-shareable IPC"
+                " (hint: use IpcMode:shareable for the donor container)"
+            )
+        return f"/proc/{peer.pid}/ns/{kind}"
+    return "new"
 
 
 def needs_wiring(c: Container) -> bool:

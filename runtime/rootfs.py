@@ -126,14 +126,31 @@ def mount_cgroups(root: str, views: tuple[tuple[str, str], ...]) -> None:
     L.mount(None, base, None, L.MS_REMOUNT | _RO)
 
 
-def mount_proc_sys(root: str) -> None:
+def mount_proc_sys(root: str, writable: bool = False) -> None:
     _ensure(f"{root}/proc", True)
     L.mount("proc", f"{root}/proc", "proc", L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC)
     _ensure(f"{root}/sys", True)
     try:
-        L.mount("sysfs", f"{root}/sys", "sysfs", _RO)
+        L.mount("sysfs", f"{root}/sys", "sysfs", _RO & ~L.MS_RDONLY if writable else _RO)
     except OSError:  # no new net namespace of our own (container:X): bind the host's read-only
         _bind_ro("/sys", f"{root}/sys", recursive=True)
+
+
+def host_devices(root: str) -> None:
+    """--privileged: every device node of the host's /dev (and its subdirectories
+    but pts, shm and mqueue), made again in the container's /dev, as docker does."""
+    for dirpath, dirs, files in os.walk("/dev"):
+        dirs[:] = [d for d in dirs if os.path.join(dirpath, d) not in ("/dev/pts", "/dev/shm", "/dev/mqueue")]
+        for name in files:
+            src = os.path.join(dirpath, name)
+            dst = root + src
+            st = os.lstat(src)
+            if not (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)) or os.path.lexists(dst):
+                continue
+            os.makedirs(os.path.dirname(dst), 0o755, exist_ok=True)
+            os.mknod(dst, st.st_mode, st.st_rdev)
+            os.chmod(dst, stat.S_IMODE(st.st_mode))  # past the umask
+            os.chown(dst, st.st_uid, st.st_gid)
 
 
 def mask_paths(root: str) -> None:
@@ -235,10 +252,12 @@ def setup(spec: Spec) -> None:
     root = spec.rootfs.target
     L.mount(None, "/", None, L.MS_REC | L.MS_PRIVATE)
     mount_overlay(spec.rootfs)
-    mount_proc_sys(root)
+    mount_proc_sys(root, writable=spec.privileged)
     mount_cgroups(root, spec.cgroup_views)
     mount_dev(root, spec.shm_size)
-    if spec.masked:
+    if spec.privileged:
+        host_devices(root)
+    elif spec.masked:
         mask_paths(root)
     for dest, src in spec.etc_files:
         path = secure_join(root, dest)

@@ -96,6 +96,11 @@ class Spec(NamedTuple):
     interfaces: tuple[tuple[str, str, int], ...] = ()
     gateway: str = ""
     shm_size: int = 64 << 20  # bytes of /dev/shm (--shm-size)
+    # "new", "host" or a /proc/<pid>/ns/<type> path to join (--pid, --ipc, --uts)
+    pid_ns: str = "new"
+    ipc_ns: str = "new"
+    uts_ns: str = "new"
+    privileged: bool = False  # read-write /sys and the host's devices (--privileged)
 
 
 def env_get(env: tuple[str, ...] | list[str], key: str, default: str = "") -> str:

@@ -555,3 +555,44 @@ def test_capabilities_hosts_dns_ulimits_shm_groups(ctl: Ctl, tmp_path: Path) -> 
         r = ctl("run", "--rm", *argv, "busybox", "true")
         assert r.code == 125 and message in r.err, (argv, r.err)
     ctl.ok("rm", "-f", cid)
+
+
+def test_namespace_modes_and_privileged(ctl: Ctl) -> None:
+    """--pid/--ipc/--uts host or container:X, and --privileged, as docker 20.10 has them."""
+    out = ctl.ok(
+        "run",
+        "--rm",
+        "--pid",
+        "host",
+        "busybox",
+        "sh",
+        "-c",
+        "test $$ -gt 1 && test -d /proc/1 && echo ok",
+    )
+    assert out == "ok\n"
+    host = os.uname().nodename
+    assert ctl.ok("run", "--rm", "--uts", "host", "busybox", "hostname") == f"{host}\n"
+    assert os.uname().nodename == host  # the container did not rename the host
+    peer = ctl.ok("run", "-d", "--ipc", "shareable", "busybox", "sleep", "60").strip()
+    assert (
+        ctl.ok(
+            "run", "--rm", "--pid", f"container:{peer}", "busybox", "sh", "-c", "ps -o comm | grep -c sleep"
+        )
+        == "1\n"
+    )
+    ctl.ok("run", "--rm", "--ipc", f"container:{peer}", "busybox", "true")
+    private = ctl.ok("run", "-d", "busybox", "sleep", "60").strip()
+    r = ctl("run", "--rm", "--ipc", f"container:{private}", "busybox", "true")
+    assert r.code == 125 and "non-shareable IPC" in r.err
+    bounding = Path("/proc/self/status").read_text().split("CapBnd:")[1].split()[0]
+    script = "grep CapEff /proc/self/status; mount | grep ' /sys ' | cut -d' ' -f6; mkdir /m"
+    out = ctl.ok(
+        "run", "--rm", "--privileged", "busybox", "sh", "-c", script + " && mount -t tmpfs t /m && echo ok"
+    )
+    assert out.startswith(f"CapEff:\t{bounding}\n(rw,") and out.endswith("\nok\n"), out
+    for argv, message in (
+        (["--pid", "foo"], "--pid: invalid PID mode"),
+        (["--uts", "host", "-h", "x"], "conflicting options: hostname and the UTS mode"),
+    ):
+        r = ctl("run", "--rm", *argv, "busybox", "true")
+        assert r.code == 125 and message in r.err, (argv, r.err)
