@@ -1465,6 +1465,7 @@ def _container_flags(p: argparse.ArgumentParser, run: bool) -> None:
     a("--ipc", default="", help="IPC mode to use (private, shareable, host, container:NAME)")
     a("--uts", default="", help="UTS namespace to use (host)")
     a("--privileged", action="store_true", help="give extended privileges to this container")
+    a("--restart", default="", help="restart policy: no, on-failure[:N], always, unless-stopped")
     a("--label-file", action="append", default=[], help="read in a line delimited file of labels")
     a("--stop-signal", default="")
     a("--stop-timeout", type=int, default=None)
@@ -1578,6 +1579,7 @@ def _create_options(args: argparse.Namespace, run: bool) -> Any:
         ipc=args.ipc,
         uts=args.uts,
         privileged=args.privileged,
+        restart=args.restart,
     )
 
 
@@ -2210,7 +2212,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
             raise UsageError(f"invalid filter '{f}'")
     cs = containers_of(args).all()
     if not args.all and not args.latest and args.last < 0:
-        cs = [c for c in cs if c.running]
+        cs = [c for c in cs if c.running or c.restarting]
     cs = [c for c in cs if _ps_filter(c, args.filter)]
     if args.latest:
         cs = cs[:1]

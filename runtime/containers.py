@@ -43,6 +43,7 @@ def purge(path: Path) -> None:
 
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
+STOP_MARK = "stopped-by-hand"  # in a container's dir: stop or kill came first, so no restart
 DOCKER_NS_DEFAULTS: tuple[tuple[str, Any], ...] = (
     ("LinkLocalIPv6Address", ""),
     ("LinkLocalIPv6PrefixLen", 0),
@@ -184,6 +185,11 @@ class Container:
         return self.status in ("running", "paused")
 
     @property
+    def restarting(self) -> bool:
+        """Between runs, its monitor waiting out the restart policy's back-off."""
+        return self.status == "restarting"
+
+    @property
     def pid(self) -> int:
         return int(self.state.get("Pid") or 0)
 
@@ -218,6 +224,9 @@ class Container:
         if st == "exited":
             ago = human_duration(now - parse_time(self.state["FinishedAt"]))
             return f"Exited ({self.state['ExitCode']}) {ago} ago"
+        if st == "restarting":
+            ago = human_duration(now - parse_time(self.state["FinishedAt"]))
+            return f"Restarting ({self.state['ExitCode']}) {ago} ago"
         if st == "dead":
             return "Dead"
         if st == "removing":
@@ -295,12 +304,12 @@ class ContainerStore:
     def _check_monitor(self, c: Container) -> None:
         """A running container whose monitor is gone is dead, not Up: its pid 1
         was killed with the monitor (PR_SET_PDEATHSIG), and nobody recorded why."""
-        if c.running and not c.monitor_alive():
+        if (c.running or c.restarting) and not c.monitor_alive():
             try:
                 c.state = read_json(c.dir / "state.json")  # the monitor may have just finished
             except FileNotFoundError:
                 pass
-            if c.running and not c.monitor_alive():
+            if (c.running or c.restarting) and not c.monitor_alive():
                 c.state.update(
                     Status="dead",
                     Running=False,

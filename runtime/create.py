@@ -91,6 +91,7 @@ class CreateOptions(NamedTuple):
     ipc: str = ""  # "", private, shareable, none, host or container:NAME
     uts: str = ""  # "" or host
     privileged: bool = False
+    restart: str = ""  # no, always, unless-stopped, on-failure[:N]
 
 
 def read_env_file(path: str) -> list[str]:
@@ -167,6 +168,9 @@ def validate(opts: CreateOptions) -> None:
         parse_ulimit(item)
     if opts.shm_size:
         ram_in_bytes(opts.shm_size, "--shm-size")
+    policy = restart_policy(opts.restart)
+    if opts.auto_remove and policy["Name"] != "no":
+        raise BadSpec("conflicting options: cannot specify both --restart and --rm")
     if opts.pid not in ("", "host") and not opts.pid.startswith("container:"):
         raise BadSpec("--pid: invalid PID mode")
     if opts.ipc not in ("", "private", "shareable", "none", "host") and not opts.ipc.startswith("container:"):
@@ -467,6 +471,7 @@ def _host_config(
         DnsOptions=list(opts.dns_options),
         Ulimits=[_ulimit_doc(u) for u in opts.ulimits],
         ShmSize=ram_in_bytes(opts.shm_size, "--shm-size") if opts.shm_size else 64 << 20,
+        RestartPolicy=restart_policy(opts.restart),
         PidMode=opts.pid,
         IpcMode=opts.ipc or "private",
         UTSMode=opts.uts,
@@ -588,6 +593,25 @@ def process_extras(host_config: dict[str, Any]) -> dict[str, Any]:
         "groups": tuple(host_config.get("GroupAdd") or ()),
         "rlimits": tuple((u["Name"], u["Soft"], u["Hard"]) for u in host_config.get("Ulimits") or ()),
     }
+
+
+def restart_policy(text: str) -> dict[str, Any]:
+    """``--restart``: docker's HostConfig.RestartPolicy, checked as docker does. Raises BadSpec."""
+    name, _, count = text.partition(":")
+    if text.count(":") > 1:
+        raise BadSpec("invalid restart policy format")
+    try:
+        retries = int(count) if count else 0
+    except ValueError:
+        raise BadSpec("invalid restart policy format: maximum retry count must be an integer") from None
+    name = name or "no"
+    if name in ("always", "unless-stopped", "no") and retries:
+        raise BadSpec(f"maximum retry count cannot be used with restart policy '{name}'")
+    if name == "on-failure" and retries < 0:
+        raise BadSpec("maximum retry count cannot be negative")
+    if name not in ("always", "unless-stopped", "no", "on-failure"):
+        raise BadSpec(f"invalid restart policy '{name}'")
+    return {"Name": name, "MaximumRetryCount": retries}
 
 
 def normalize_caps(names: tuple[str, ...], field: str) -> list[str]:

@@ -15,7 +15,7 @@ import signal
 from imagefmt.catalog import tree_size
 from runtime import attach as A
 from runtime import monitor
-from runtime.containers import Container, ContainerStore, process_start_time, purge
+from runtime.containers import STOP_MARK, Container, ContainerStore, process_start_time, purge
 from runtime.errors import BadSpec, ContainerRunning, NameInUse, NotRunning
 from runtime.fs import write_json
 from runtime.spec import parse_signal
@@ -29,9 +29,10 @@ def start(
     """Start a created or stopped container; None if it already runs (docker
     start is then a no-op). Raises StartFailed, NotRunning (container:X)."""
     with store.locked(c) as cur:
-        if cur.running:
+        if cur.running or cur.restarting:
             return None
         _clean_dead(store, cur)
+        (cur.dir / STOP_MARK).unlink(missing_ok=True)  # started by hand: the restart policy applies again
         return monitor.start(store, cur, attach or monitor.Attach())
 
 
@@ -78,8 +79,12 @@ def kill(store: ContainerStore, c: Container, sig: int = signal.SIGKILL) -> None
     c = store.load(c.id)
     if sig >= signal.NSIG:
         raise BadSpec(f"Cannot kill container: {c.name}: The linux daemon does not support signal {sig}")
+    if c.restarting:  # no process now: that it stays so is enough, as in docker
+        (c.dir / STOP_MARK).touch()
+        return
     if not c.running or not c.pid:
         raise NotRunning(f"Cannot kill container: {c.name}: Container {c.id} is not running")
+    (c.dir / STOP_MARK).touch()
     try:
         os.kill(c.pid, sig)
     except ProcessLookupError:
@@ -90,8 +95,13 @@ def stop(store: ContainerStore, c: Container, timeout: int | None = None) -> Non
     """STOPSIGNAL (default SIGTERM), then SIGKILL after ``timeout`` seconds
     (default the container's StopTimeout or 10). No-op when not running."""
     c = store.load(c.id)
+    if c.restarting:
+        (c.dir / STOP_MARK).touch()
+        wait_stopped(c, 30)
+        return
     if not c.running:
         return
+    (c.dir / STOP_MARK).touch()  # the restart policy does not undo a stop
     sig = parse_signal(c.config.get("StopSignal") or "SIGTERM")
     if timeout is None:
         timeout = c.config.get("StopTimeout", 10)
@@ -135,16 +145,19 @@ def remove(store: ContainerStore, c: Container, force: bool = False, volumes: bo
     """``docker rm``: refuse a running container unless ``force`` (then SIGKILL
     it); remove its files, cgroups and (with ``volumes``) anonymous volumes."""
     with store.locked(c) as cur:
-        if cur.running:
+        if cur.running or cur.restarting:
             if not force:
+                state = "restarting" if cur.restarting else "running"
                 raise ContainerRunning(
-                    f"You cannot remove a running container {cur.id}. "
+                    f"You cannot remove a {state} container {cur.id}. "
                     "Stop the container before attempting removal or force remove"
                 )
-            try:
-                os.kill(cur.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            (cur.dir / STOP_MARK).touch()
+            if cur.pid:
+                try:
+                    os.kill(cur.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
             wait_stopped(cur, 30)
         _clean_dead(store, cur)
         if volumes:
@@ -185,7 +198,7 @@ def prune(store: ContainerStore) -> tuple[list[str], int]:
     """Remove every stopped container; return their IDs and the bytes freed."""
     removed, freed = [], 0
     for c in store.all():
-        if c.running:
+        if c.running or c.restarting:
             continue
         size = tree_size(c.dir / "upper")
         try:

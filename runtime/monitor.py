@@ -20,13 +20,14 @@ import signal
 import socket
 import struct
 import termios
+import time
 from pathlib import Path
 
 from imagefmt.errors import DockyardError
 from imagefmt.records import TYPE_CHECKING, NamedTuple
 from runtime import attach as A
 from runtime import launch, trace
-from runtime.containers import Container, ContainerStore, now_rfc3339, process_start_time, purge
+from runtime.containers import STOP_MARK, Container, ContainerStore, now_rfc3339, process_start_time, purge
 from runtime.create import limits_of, process_extras
 from runtime.errors import NotRunning, RuntimeFailure, StartFailed
 from runtime.fs import ensure_init_layer
@@ -224,26 +225,38 @@ class Monitor:
         self.outputs: dict[int, str] = {}
         self.listener: socket.socket | None = None
         self.wiring: Any = None
+        self.backoff = 0.0  # the last restart's delay
         opts = c.host_config.get("LogConfig") or {}
         self.log = JsonLog(c.log_path, opts.get("Config") or {}) if opts.get("Type") != "none" else None
 
     # ------------------------------------------------------------ start ---
 
     def run(self) -> None:
+        """Start the container, watch it, and start it again as its restart policy
+        says (docker's back-off: 100 ms doubling to a minute, back to 100 ms after
+        10 s of running) until it exits for good or is stopped by hand."""
         self._isolate()
         self.sel = selectors.DefaultSelector()
-        try:
-            spawned = self._start()
-        except BaseException as exc:
-            self._failed(exc)
-            return
-        try:
-            self._loop(spawned.waiter)
-        except BaseException:  # a bug: leave the traceback where `inspect` points, then die
-            import traceback
+        first = True
+        while True:
+            try:
+                spawned = self._start(announce=first)
+            except BaseException as exc:
+                self._failed(exc, announce=first)
+                return
+            began = time.monotonic()
+            try:
+                code = self._loop(spawned.waiter, first)
+            except BaseException:  # a bug: leave the traceback where `inspect` points, then die
+                import traceback
 
-            (self.c.dir / "monitor.log").write_text(traceback.format_exc())
-            raise
+                (self.c.dir / "monitor.log").write_text(traceback.format_exc())
+                raise
+            delay = self._restart_delay(code, time.monotonic() - began)
+            if delay is None or not self._wait_to_restart(code, delay):
+                break
+            first = False
+        self._done(code)
 
     def _isolate(self) -> None:
         """Detach from the CLI: /dev/null stdio, no inherited fds or locks, no terminal signals."""
@@ -259,7 +272,7 @@ class Monitor:
 
         linux.set_process_name("dockyard-mon")
 
-    def _start(self) -> launch.Spawned:
+    def _start(self, announce: bool = True) -> launch.Spawned:
         c = self.c
         trace.mark("monitor")
         procs = self.cgroup.create(limits_of(c.host_config))
@@ -324,7 +337,8 @@ class Monitor:
             Network=self.wiring.settings() if self.wiring else {},
         )
         self.store.save_state(c)
-        self.first.sendall(A.frame_json(A.STARTED, {"pid": pid}))
+        if announce:
+            self.first.sendall(A.frame_json(A.STARTED, {"pid": pid}))
         return spawned
 
     def _listen(self) -> None:
@@ -339,7 +353,7 @@ class Monitor:
         self.listener.listen(16)
         os.chdir("/")
 
-    def _failed(self, exc: BaseException) -> None:
+    def _failed(self, exc: BaseException, announce: bool = True) -> None:
         """Start failed: docker leaves the container Created with the error and exit code."""
         code = exc.exit_code if isinstance(exc, StartFailed) else 125
         if isinstance(exc, DockyardError):
@@ -361,6 +375,8 @@ class Monitor:
             purge(remove_files(self.store, c))
         else:
             self.store.save_state(c)
+        if not announce:
+            return
         try:
             self.first.sendall(A.frame_json(A.ERROR, {"message": message, "code": code}))
         except OSError:
@@ -368,7 +384,8 @@ class Monitor:
 
     # ------------------------------------------------------------- loop ---
 
-    def _loop(self, waiter: int) -> None:
+    def _loop(self, waiter: int, first: bool = True) -> int:
+        """Serve the container's streams and clients until it exits; its exit code."""
         pidfd = os.pidfd_open(waiter)
         self.sel.register(pidfd, selectors.EVENT_READ, "exit")
         for fd in self.outputs:
@@ -376,7 +393,8 @@ class Monitor:
             self.sel.register(fd, selectors.EVENT_READ, "output")
         if self.listener is not None:
             self.sel.register(self.listener, selectors.EVENT_READ, "accept")
-        self._add_client(self.first, self.attach)
+        if first:
+            self._add_client(self.first, self.attach)
         if self.stdin_fd is not None and self.stdin_fd != self.master:
             os.set_blocking(self.stdin_fd, False)
         exited = False
@@ -392,7 +410,7 @@ class Monitor:
                     self._flush_stdin()
                 elif isinstance(key.data, Client):
                     self._client_input(key.data)
-        self._finish(waiter, pidfd)
+        return self._reap(waiter, pidfd)
 
     def _add_client(self, sock: socket.socket, want: Attach | None) -> None:
         sock.setblocking(True)
@@ -525,7 +543,9 @@ class Monitor:
 
     # ----------------------------------------------------------- finish ---
 
-    def _finish(self, waiter: int, pidfd: int) -> None:
+    def _reap(self, waiter: int, pidfd: int) -> int:
+        """The container exited: its status, output, log and cgroups settled and the
+        state written (exited); returns the exit code."""
         trace.mark("exited")
         self._close_listener()
         _, status = os.waitpid(waiter, 0)
@@ -558,12 +578,19 @@ class Monitor:
             FinishedAt=now_rfc3339(),
             Network={},
         )
-        removed = None
-        if c.host_config.get("AutoRemove"):
-            removed = remove_files(self.store, c)
-        else:
+        if not c.host_config.get("AutoRemove"):
             self.store.save_state(c)
+        return code
+
+    def _done(self, code: int) -> None:
+        """The end: --rm removes the container, then the clients hear EXIT."""
+        removed = remove_files(self.store, self.c) if self.c.host_config.get("AutoRemove") else None
         trace.mark("cleaned")
+        self._tell_exit(code)
+        if removed is not None:  # gone from the store already: unlink its files unwatched
+            purge(removed)
+
+    def _tell_exit(self, code: int) -> None:
         done = A.frame_json(A.EXIT, {"code": code})
         for client in list(self.clients.values()):
             try:
@@ -571,8 +598,58 @@ class Monitor:
             except OSError:
                 pass
             client.sock.close()
-        if removed is not None:  # gone from the store already: unlink its files unwatched
-            purge(removed)
+        self.clients.clear()
+        self.paused.clear()
+
+    # ----------------------------------------------------------- restart ---
+
+    def _restart_delay(self, code: int, ran: float) -> float | None:
+        """Seconds to wait before starting again, or None when the restart policy
+        (or a stop by hand: STOP_MARK) says the container stays exited."""
+        policy = self.c.host_config.get("RestartPolicy") or {}
+        name = policy.get("Name") or "no"
+        if name == "no" or (self.c.dir / STOP_MARK).exists():
+            return None
+        if name == "on-failure":
+            retries = int(policy.get("MaximumRetryCount") or 0)
+            if code == 0 or (retries and int(self.c.record.get("RestartCount") or 0) >= retries):
+                return None
+        self.backoff = 0.1 if ran >= 10 or not self.backoff else min(self.backoff * 2, 60.0)
+        return self.backoff
+
+    def _wait_to_restart(self, code: int, delay: float) -> bool:
+        """Restarting: the clients of this run hear EXIT; True once ``delay`` has
+        passed, False (exited for good) if the container was stopped meanwhile."""
+        c = self.c
+        c.record["RestartCount"] = int(c.record.get("RestartCount") or 0) + 1
+        self.store.save_record(c)
+        c.state.update(Status="restarting", Restarting=True)
+        self.store.save_state(c)
+        self._tell_exit(code)
+        deadline = time.monotonic() + delay
+        while (left := deadline - time.monotonic()) > 0:
+            if (c.dir / STOP_MARK).exists():
+                break
+            time.sleep(min(left, 0.05))
+        c.state.update(Status="exited", Restarting=False)
+        if (c.dir / STOP_MARK).exists():
+            self.store.save_state(c)
+            return False
+        self._reset_streams()
+        return True
+
+    def _reset_streams(self) -> None:
+        """A new run's streams: a fresh selector and log, the last run's pipes closed."""
+        self.sel.close()
+        self.sel = selectors.DefaultSelector()
+        for fd in [*self.outputs, self.stdin_fd]:
+            if fd is not None and fd != self.master:
+                os.close(fd)
+        opts = self.c.host_config.get("LogConfig") or {}
+        self.log = JsonLog(self.c.log_path, opts.get("Config") or {}) if opts.get("Type") != "none" else None
+        self.stdin_fd, self.master, self.outputs = None, None, {}
+        self.stdin_buf.clear()
+        self.stdin_eof = False
 
     def _unplug_connected(self) -> None:
         """Veths that ``network connect`` added while the container ran."""

@@ -596,3 +596,36 @@ def test_namespace_modes_and_privileged(ctl: Ctl) -> None:
     ):
         r = ctl("run", "--rm", *argv, "busybox", "true")
         assert r.code == 125 and message in r.err, (argv, r.err)
+
+
+def test_restart_policies(ctl: Ctl) -> None:
+    """--restart as docker's: on-failure:N starts a failing container N more times;
+    always goes on (with back-off) until a stop, which it does not undo."""
+    cid = ctl.ok("run", "-d", "--restart", "on-failure:2", "busybox", "sh", "-c", "echo run; exit 3").strip()
+    assert ctl.ok("wait", cid) == "3\n"
+    deadline = time.monotonic() + 10
+    while ctl.ok("inspect", "-f", "{{.State.Status}} {{.RestartCount}}", cid) != "exited 2\n":
+        assert time.monotonic() < deadline, ctl.ok(
+            "inspect", "-f", "{{.State.Status}} {{.RestartCount}}", cid
+        )
+        time.sleep(0.1)
+    assert ctl.ok("logs", cid) == "run\nrun\nrun\n"
+    assert json.loads(ctl.ok("inspect", "-f", "{{json .HostConfig.RestartPolicy}}", cid)) == {
+        "Name": "on-failure",
+        "MaximumRetryCount": 2,
+    }
+    always = ctl.ok("run", "-d", "--restart", "always", "busybox", "sh", "-c", "exit 1").strip()
+    time.sleep(1.0)
+    assert int(ctl.ok("inspect", "-f", "{{.RestartCount}}", always)) >= 2
+    ctl.ok("stop", "-t", "1", always)
+    stopped = ctl.ok("inspect", "-f", "{{.State.Status}} {{.RestartCount}}", always)
+    time.sleep(0.8)
+    assert ctl.ok("inspect", "-f", "{{.State.Status}} {{.RestartCount}}", always) == stopped
+    assert stopped.startswith("exited ")
+    for argv, message in (
+        (["--restart", "always:3"], "maximum retry count cannot be used with restart policy 'always'"),
+        (["--restart", "foo"], "invalid restart policy 'foo'"),
+        (["--restart", "always", "--rm"], "conflicting options: cannot specify both --restart and --rm"),
+    ):
+        r = ctl("run", *argv, "busybox", "true")
+        assert r.code == 125 and message in r.err, (argv, r.err)
