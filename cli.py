@@ -1466,6 +1466,12 @@ def _container_flags(p: argparse.ArgumentParser, run: bool) -> None:
     a("--uts", default="", help="UTS namespace to use (host)")
     a("--privileged", action="store_true", help="give extended privileges to this container")
     a("--restart", default="", help="restart policy: no, on-failure[:N], always, unless-stopped")
+    a("--health-cmd", default="", help="command to run to check health")
+    a("--health-interval", default="", help="time between running the check (ms|s|m|h)")
+    a("--health-timeout", default="", help="maximum time to allow one check to run (ms|s|m|h)")
+    a("--health-start-period", default="", help="start period before failures count (ms|s|m|h)")
+    a("--health-retries", type=int, default=0, help="consecutive failures needed to report unhealthy")
+    a("--no-healthcheck", action="store_true", help="disable any container-specified HEALTHCHECK")
     a("--label-file", action="append", default=[], help="read in a line delimited file of labels")
     a("--stop-signal", default="")
     a("--stop-timeout", type=int, default=None)
@@ -1580,6 +1586,12 @@ def _create_options(args: argparse.Namespace, run: bool) -> Any:
         uts=args.uts,
         privileged=args.privileged,
         restart=args.restart,
+        health_cmd=args.health_cmd,
+        health_interval=args.health_interval,
+        health_timeout=args.health_timeout,
+        health_start_period=args.health_start_period,
+        health_retries=args.health_retries,
+        no_healthcheck=args.no_healthcheck,
     )
 
 
@@ -2177,6 +2189,8 @@ def _ps_filter(c: Any, filters: list[str]) -> bool:
             )
         elif key == "network":
             ok = c.host_config.get("NetworkMode") in values
+        elif key == "health":  # starting, healthy, unhealthy, or none without a check
+            ok = ((c.state.get("Health") or {}).get("Status") or "none") in values
         else:
             raise UsageError(f"invalid filter '{key}'")
         if not ok:
@@ -2189,7 +2203,7 @@ def _label_match(labels: dict[str, str], spec: str) -> bool:
     return key in labels and (not sep or labels[key] == value)
 
 
-PS_FILTERS = ("id", "name", "status", "exited", "label", "ancestor", "volume", "network")
+PS_FILTERS = ("id", "name", "status", "exited", "label", "ancestor", "volume", "network", "health")
 PS_COLUMNS = [
     ("CONTAINER ID", "ID"), ("IMAGE", "Image"), ("COMMAND", "Command"), ("CREATED", "RunningFor"),
     ("STATUS", "Status"), ("PORTS", "Ports"), ("NAMES", "Names"),

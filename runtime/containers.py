@@ -220,7 +220,12 @@ class Container:
         st = self.status
         if st in ("running", "paused"):
             text = "Up " + human_duration(now - parse_time(self.state["StartedAt"]))
-            return text + " (Paused)" if st == "paused" else text
+            if st == "paused":
+                return text + " (Paused)"
+            health = (self.state.get("Health") or {}).get("Status")
+            if health:
+                return text + (" (health: starting)" if health == "starting" else f" ({health})")
+            return text
         if st == "exited":
             ago = human_duration(now - parse_time(self.state["FinishedAt"]))
             return f"Exited ({self.state['ExitCode']}) {ago} ago"
@@ -240,7 +245,7 @@ class Container:
     def inspect(self) -> dict[str, Any]:
         """``docker inspect``'s document for this container."""
         rec = {k: v for k, v in self.record.items() if k != "Dockyard"}
-        state = {k: v for k, v in self.state.items() if k in new_state()}
+        state = {k: v for k, v in self.state.items() if k in new_state() or k == "Health"}
         out: dict[str, Any] = {"Id": rec.pop("Id"), "Created": rec.pop("Created")}
         out.update(Path=rec.pop("Path"), Args=rec.pop("Args"), State=state)
         out.update(rec)

@@ -12,6 +12,7 @@ import os
 import re
 from pathlib import Path
 
+from imagefmt.errors import DockyardError
 from imagefmt.records import TYPE_CHECKING, NamedTuple
 from runtime import etcfiles
 from runtime.cgroups import Limits, check_parent, default_parent
@@ -92,6 +93,12 @@ class CreateOptions(NamedTuple):
     uts: str = ""  # "" or host
     privileged: bool = False
     restart: str = ""  # no, always, unless-stopped, on-failure[:N]
+    health_cmd: str = ""
+    health_interval: str = ""
+    health_timeout: str = ""
+    health_start_period: str = ""
+    health_retries: int = 0
+    no_healthcheck: bool = False
 
 
 def read_env_file(path: str) -> list[str]:
@@ -168,6 +175,7 @@ def validate(opts: CreateOptions) -> None:
         parse_ulimit(item)
     if opts.shm_size:
         ram_in_bytes(opts.shm_size, "--shm-size")
+    _healthcheck(opts, None)
     policy = restart_policy(opts.restart)
     if opts.auto_remove and policy["Name"] != "no":
         raise BadSpec("conflicting options: cannot specify both --restart and --rm")
@@ -301,6 +309,9 @@ def create(store: ContainerStore, image: ImageInfo, opts: CreateOptions) -> Cont
             "OnBuild": None,
             "Labels": labels,
         }
+        healthcheck = _healthcheck(opts, cfg.get("Healthcheck"))
+        if healthcheck:
+            config["Healthcheck"] = healthcheck
         stop_signal = opts.stop_signal or cfg.get("StopSignal")
         if stop_signal:
             config["StopSignal"] = stop_signal
@@ -593,6 +604,38 @@ def process_extras(host_config: dict[str, Any]) -> dict[str, Any]:
         "groups": tuple(host_config.get("GroupAdd") or ()),
         "rlimits": tuple((u["Name"], u["Soft"], u["Hard"]) for u in host_config.get("Ulimits") or ()),
     }
+
+
+def _healthcheck(opts: CreateOptions, image: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Config.Healthcheck: the image's, with what ``--health-*`` sets (docker's merge),
+    or Test ["NONE"] for ``--no-healthcheck``. Raises BadSpec with docker's words."""
+    given = opts.health_cmd or opts.health_interval or opts.health_timeout or opts.health_start_period
+    if not (given or opts.health_retries or opts.no_healthcheck):
+        return image or None  # nothing to import on a plain start
+    from imagefmt.changes import parse_duration
+    from runtime.health import merged
+
+    if opts.no_healthcheck:
+        if given or opts.health_retries:
+            raise BadSpec("--no-healthcheck conflicts with --health-* options")
+        return {"Test": ["NONE"]}
+    durations = {}
+    for field, text in (
+        ("Interval", opts.health_interval),
+        ("Timeout", opts.health_timeout),
+        ("StartPeriod", opts.health_start_period),
+    ):
+        try:
+            durations[field] = parse_duration(text) if text else 0
+        except DockyardError:
+            raise BadSpec(f'invalid argument "{text}" for "--health-{field.lower()}" flag') from None
+        if 0 < durations[field] < 10**6 or durations[field] < 0:
+            raise BadSpec(f"{field} in Healthcheck cannot be less than 1ms")
+    if opts.health_retries < 0:
+        raise BadSpec("--health-retries cannot be negative")
+    flags: dict[str, Any] = {"Test": ["CMD-SHELL", opts.health_cmd] if opts.health_cmd else None, **durations}
+    flags["Retries"] = opts.health_retries
+    return merged(image, flags)
 
 
 def restart_policy(text: str) -> dict[str, Any]:

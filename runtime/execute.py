@@ -62,6 +62,9 @@ def spawn(c: Container, proc: Process, stdio: launch.Stdio) -> int:
             child = os.fork()
             if child == 0:
                 try:
+                    L.prctl(
+                        L.PR_SET_PDEATHSIG, 9
+                    )  # a killed helper (a health check's timeout) takes it along
                     launch.exec_process(proc, stdio, make_cwd=False)
                 except BaseException as exc:
                     launch.report_and_exit(err_w, exc, 126)

@@ -397,11 +397,16 @@ class Monitor:
             self._add_client(self.first, self.attach)
         if self.stdin_fd is not None and self.stdin_fd != self.master:
             os.set_blocking(self.stdin_fd, False)
+        checker = self._health_checker()
         exited = False
         while not exited:
-            for key, _ in self.sel.select():
+            for key, _ in self.sel.select(checker.due() if checker else None):
                 if key.data == "exit":
                     exited = True
+                elif key.data == "probe-out" and checker and key.fd == checker.out_r:
+                    checker.output()
+                elif key.data == "probe-exit" and checker and key.fd == checker.pidfd:
+                    checker.exited()
                 elif key.data == "output":
                     self._read_output(key.fd)
                 elif key.data == "accept":
@@ -410,7 +415,22 @@ class Monitor:
                     self._flush_stdin()
                 elif isinstance(key.data, Client):
                     self._client_input(key.data)
+            if checker and not exited:
+                checker.tick()
+        if checker:
+            checker.close()
         return self._reap(waiter, pidfd)
+
+    def _health_checker(self) -> Any:
+        """The container's health.Checker, or None without a health check."""
+        if not self.c.config.get("Healthcheck"):
+            return None
+        from runtime import health
+
+        probe = health.probe_of(self.c.config)
+        if probe is None:
+            return None
+        return health.Checker(self.c, probe, self.sel, lambda: self.store.save_state(self.c))
 
     def _add_client(self, sock: socket.socket, want: Attach | None) -> None:
         sock.setblocking(True)

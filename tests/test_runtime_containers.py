@@ -629,3 +629,44 @@ def test_restart_policies(ctl: Ctl) -> None:
     ):
         r = ctl("run", *argv, "busybox", "true")
         assert r.code == 125 and message in r.err, (argv, r.err)
+
+
+def test_health_checks(ctl: Ctl) -> None:
+    """HEALTHCHECK and --health-*: starting, then unhealthy after Retries failures, healthy
+    once the probe passes; a probe past its timeout is killed and fails with exit -1."""
+
+    def status(name: str) -> str:
+        return ctl.ok("ps", "-a", "--filter", f"name={name}", "--format", "{{.Status}}").strip()
+
+    def until(name: str, suffix: str) -> None:
+        deadline = time.monotonic() + 10
+        while not status(name).endswith(suffix):
+            assert time.monotonic() < deadline, status(name)
+            time.sleep(0.1)
+
+    flags = ["--health-interval", "200ms", "--health-retries", "2"]
+    ctl.ok("run", "-d", "--name", "hc", *flags, "--health-cmd", "test -e /tmp/ok", "busybox", "sleep", "60")
+    assert status("hc").endswith("(health: starting)")
+    until("hc", "(unhealthy)")
+    assert ctl.ok("ps", "--filter", "health=unhealthy", "--format", "{{.Names}}") == "hc\n"
+    ctl.ok("exec", "hc", "touch", "/tmp/ok")
+    until("hc", "(healthy)")
+    health = json.loads(ctl.ok("inspect", "-f", "{{json .State.Health}}", "hc"))
+    assert health["Status"] == "healthy" and health["FailingStreak"] == 0 and len(health["Log"]) <= 5
+    assert health["Log"][-1]["ExitCode"] == 0
+    ctl.ok(
+        "commit",
+        "-c",
+        'HEALTHCHECK --interval=200ms --timeout=300ms --retries=1 CMD ["sleep", "5"]',
+        "hc",
+        "hc:img",
+    )
+    ctl.ok("run", "-d", "--name", "slow", "hc:img", "sleep", "60")
+    until("slow", "(unhealthy)")
+    log = json.loads(ctl.ok("inspect", "-f", "{{json .State.Health}}", "slow"))["Log"]
+    assert (log[0]["ExitCode"], log[0]["Output"]) == (-1, "Health check exceeded timeout (300ms)")
+    assert ctl.ok("run", "--rm", "--no-healthcheck", "hc:img", "true") == ""
+    r = ctl("run", "--rm", "--no-healthcheck", "--health-cmd", "x", "busybox", "true")
+    assert r.code == 125 and "--no-healthcheck conflicts with --health-* options" in r.err
+    ctl.ok("rm", "-f", "hc", "slow")
+    ctl.ok("rmi", "hc:img")

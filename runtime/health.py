@@ -1,0 +1,202 @@
+"""Health checks (HEALTHCHECK, ``--health-*``), run by the container's monitor.
+
+Docker's rules (moby daemon/health.go): the first probe runs one interval after
+the container starts; a probe is the Test exec'd in the container (``CMD``: an
+argv, ``CMD-SHELL``: ``/bin/sh -c``); exit 0 is healthy, anything else (or
+running past the timeout: exit -1) a failure; ``Retries`` failures in a row make
+the container unhealthy, except failures in the start period before any success,
+which do not count.  State.Health keeps the last five probes, each output cut to
+4096 bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import time
+
+from imagefmt.records import TYPE_CHECKING, NamedTuple
+from runtime.containers import Container, now_rfc3339
+
+if TYPE_CHECKING:
+    from typing import Any
+
+SECOND = 10**9
+DEFAULT_INTERVAL = 30 * SECOND
+DEFAULT_TIMEOUT = 30 * SECOND
+DEFAULT_RETRIES = 3
+MAX_LOG = 5
+MAX_OUTPUT = 4096
+
+
+class Probe(NamedTuple):
+    """A container's health check: the argv to exec and its timing (seconds)."""
+
+    argv: tuple[str, ...]
+    interval: float
+    timeout: float
+    start_period: float
+    retries: int
+
+
+def probe_of(config: dict[str, Any]) -> Probe | None:
+    """The check a container's Config.Healthcheck asks for; None for none (or NONE)."""
+    hc = config.get("Healthcheck") or {}
+    test = hc.get("Test") or []
+    if not test or test[0] == "NONE":
+        return None
+    if test[0] == "CMD-SHELL":
+        argv: tuple[str, ...] = ("/bin/sh", "-c", " ".join(test[1:]))
+    elif test[0] == "CMD":
+        argv = tuple(test[1:])
+    else:
+        return None
+    if not argv:
+        return None
+    return Probe(
+        argv=argv,
+        interval=(hc.get("Interval") or DEFAULT_INTERVAL) / SECOND,
+        timeout=(hc.get("Timeout") or DEFAULT_TIMEOUT) / SECOND,
+        start_period=(hc.get("StartPeriod") or 0) / SECOND,
+        retries=int(hc.get("Retries") or DEFAULT_RETRIES),
+    )
+
+
+def merged(image: dict[str, Any] | None, flags: dict[str, Any]) -> dict[str, Any] | None:
+    """The container's Healthcheck: the image's, each field that ``--health-*`` set
+    replacing its own (docker's merge); ``--no-healthcheck`` is Test ["NONE"]."""
+    if not flags:
+        return image or None
+    out = dict(image or {})
+    out.update({k: v for k, v in flags.items() if v})
+    return out
+
+
+def go_duration(seconds: float) -> str:
+    """Go's Duration.String for the timeout message: ``30s``, ``1m0s``, ``500ms``."""
+    ns = round(seconds * SECOND)
+    if ns < SECOND:
+        return f"{ns // 10**6}ms" if ns % 10**6 == 0 else f"{ns / 10**6:g}ms"
+    minutes, rest = divmod(ns, 60 * SECOND)
+    hours, minutes = divmod(minutes, 60)
+    secs = f"{rest / SECOND:g}s"
+    if hours:
+        return f"{hours}h{minutes}m{secs}"
+    return f"{minutes}m{secs}" if minutes else secs
+
+
+class Checker:
+    """One container's probes, driven by the monitor's loop: ``due`` says how long
+    its selector may sleep, ``tick`` starts a probe when one is due (registering
+    its output as "probe-out" and its end as "probe-exit") and stops one that ran
+    past its timeout; ``output``/``exited`` take what the probe wrote."""
+
+    def __init__(self, c: Container, probe: Probe, sel: selectors.BaseSelector, save: Any) -> None:
+        self.c = c
+        self.probe = probe
+        self.sel = sel
+        self.save = save  # writes c.state
+        self.started = time.monotonic()
+        self.next_at = self.started + probe.interval
+        self.pid = 0
+        self.out_r = -1
+        self.pidfd = -1
+        self.deadline = 0.0
+        self.began = ""
+        self.buf = bytearray()
+        c.state["Health"] = {"Status": "starting", "FailingStreak": 0, "Log": []}
+        save()
+
+    def due(self) -> float:
+        """Seconds until the next thing to do (a probe to start or to time out)."""
+        return max(0.0, (self.deadline if self.pid else self.next_at) - time.monotonic())
+
+    def tick(self) -> None:
+        """Start a probe if one is due; kill one past its timeout and record the failure."""
+        now = time.monotonic()
+        if self.pid and now >= self.deadline:
+            os.kill(self.pid, signal.SIGKILL)  # the probe dies with its helper (PDEATHSIG)
+            os.waitpid(self.pid, 0)
+            self._record(-1, f"Health check exceeded timeout ({go_duration(self.probe.timeout)})")
+            return
+        if self.pid or now < self.next_at:
+            return
+        from runtime import execute, launch
+
+        r, w = os.pipe2(os.O_CLOEXEC)
+        null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        argv = list(self.probe.argv)
+        proc = execute.process_for(self.c, argv, env=[], user="", workdir="", tty=False, window=(24, 80))
+        self.began = now_rfc3339()
+        try:
+            self.pid = execute.spawn(self.c, proc, launch.Stdio(null, w, w))
+        except Exception as exc:  # the container is going away, or cannot run it
+            os.close(r)
+            self.pid = 0
+            self._record(-1, str(exc))
+            return
+        finally:
+            os.close(w)
+            os.close(null)
+        os.set_blocking(r, False)
+        self.out_r, self.pidfd = r, os.pidfd_open(self.pid)
+        self.sel.register(self.out_r, selectors.EVENT_READ, "probe-out")
+        self.sel.register(self.pidfd, selectors.EVENT_READ, "probe-exit")
+        self.deadline = now + self.probe.timeout
+        self.buf.clear()
+
+    def output(self) -> None:
+        try:
+            data = os.read(self.out_r, 65536)
+        except BlockingIOError:
+            return
+        self.buf += data[: max(0, MAX_OUTPUT - len(self.buf))]
+
+    def exited(self) -> None:
+        _, status = os.waitpid(self.pid, 0)
+        self.output()
+        from runtime import launch
+
+        self._record(launch.exit_status(status), self.buf.decode(errors="replace"))
+
+    def close(self) -> None:
+        """The container exited: stop a probe that still runs."""
+        if self.pid:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+                os.waitpid(self.pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+            self.pid = 0
+        self._close_fds()
+
+    def _close_fds(self) -> None:
+        for fd in (self.out_r, self.pidfd):
+            if fd >= 0:
+                try:
+                    self.sel.unregister(fd)
+                except (KeyError, ValueError):
+                    pass
+                os.close(fd)
+        self.out_r = self.pidfd = -1
+
+    def _record(self, code: int, output: str) -> None:
+        """docker's handleProbeResult."""
+        health = self.c.state["Health"]
+        health["Log"] = [
+            *health["Log"],
+            {"Start": self.began, "End": now_rfc3339(), "ExitCode": code, "Output": output},
+        ][-MAX_LOG:]
+        if code == 0:
+            health.update(Status="healthy", FailingStreak=0)
+        elif not (
+            health["Status"] == "starting" and time.monotonic() - self.started < self.probe.start_period
+        ):
+            health["FailingStreak"] += 1
+            if health["FailingStreak"] >= self.probe.retries:
+                health["Status"] = "unhealthy"
+        self.pid = 0
+        self._close_fds()
+        self.next_at = time.monotonic() + self.probe.interval
+        self.save()
