@@ -2768,7 +2768,8 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
     def emit(e: Any) -> None:
         stream = errout if e.stream == "stderr" else out
-        stream.write((e.time.encode() + b" " if args.timestamps else b"") + e.line)
+        details = b" " if args.details else b""  # docker: the extra attributes (none), a space
+        stream.write((e.time.encode() + b" " if args.timestamps else b"") + details + e.line)
         stream.flush()
 
     for e in entries:
