@@ -2952,9 +2952,9 @@ def cmd_update(args: argparse.Namespace) -> int:
 
     lim = _limits(args, Limits())
     changes = {k: getattr(lim, k) for k in Limits._fields if getattr(lim, k) != getattr(Limits(), k)}
-    if not changes:
+    if not changes and not args.restart:
         raise UsageError("you must provide one or more flags when using this command")
-    return _each(args, args.containers, lambda s, c: update(s, c, changes))
+    return _each(args, args.containers, lambda s, c: update(s, c, changes, args.restart))
 
 
 # ----------------------------------------------------- commit, export, cp ---

@@ -30,7 +30,7 @@ from runtime import launch, trace
 from runtime.containers import STOP_MARK, Container, ContainerStore, now_rfc3339, process_start_time, purge
 from runtime.create import limits_of, process_extras
 from runtime.errors import NotRunning, RuntimeFailure, StartFailed
-from runtime.fs import ensure_init_layer
+from runtime.fs import ensure_init_layer, read_json
 from runtime.logs import JsonLog
 from runtime.spec import Mount, Process, Rootfs, Spec, daemon_env
 
@@ -626,6 +626,12 @@ class Monitor:
     def _restart_delay(self, code: int, ran: float) -> float | None:
         """Seconds to wait before starting again, or None when the restart policy
         (or a stop by hand: STOP_MARK) says the container stays exited."""
+        try:  # `update --restart` may have changed it since the start
+            self.c.record["HostConfig"]["RestartPolicy"] = read_json(self.c.dir / "config.v2.json")[
+                "HostConfig"
+            ]["RestartPolicy"]
+        except (OSError, ValueError, KeyError):
+            pass
         policy = self.c.host_config.get("RestartPolicy") or {}
         name = policy.get("Name") or "no"
         if name == "no" or (self.c.dir / STOP_MARK).exists():

@@ -92,10 +92,20 @@ def top(c: Container, ps_args: list[str]) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-def update(store: ContainerStore, c: Container, changes: dict[str, object]) -> None:
+def update(store: ContainerStore, c: Container, changes: dict[str, object], restart: str = "") -> None:
     """``docker update``: merge ``changes`` (Limits field names) into the
-    container's limits, save them and apply them live if it runs.  Raises BadSpec."""
+    container's limits, save them and apply them live if it runs; ``restart``
+    replaces its restart policy (its monitor reads it at the next exit).  Raises BadSpec."""
+    from runtime.create import restart_policy
+
+    policy = restart_policy(restart) if restart else None
     with store.locked(c) as cur:
+        if policy is not None:
+            if policy["Name"] != "no" and cur.host_config.get("AutoRemove"):
+                raise BadSpec(
+                    "Restart policy cannot be updated because AutoRemove is enabled for the container"
+                )
+            cur.host_config["RestartPolicy"] = policy
         old = limits_of(cur.host_config)
         new = old.merged(**changes)
         if (

@@ -624,6 +624,12 @@ def test_restart_policies(ctl: Ctl) -> None:
     time.sleep(0.8)
     assert ctl.ok("inspect", "-f", "{{.State.Status}} {{.RestartCount}}", always) == stopped
     assert stopped.startswith("exited ")
+    late = ctl.ok("run", "-d", "busybox", "sh", "-c", "sleep 0.5; exit 1").strip()
+    ctl.ok("update", "--restart", "on-failure:1", late)  # read by the monitor at the exit
+    deadline = time.monotonic() + 10
+    while ctl.ok("inspect", "-f", "{{.State.Status}} {{.RestartCount}}", late) != "exited 1\n":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
     for argv, message in (
         (["--restart", "always:3"], "maximum retry count cannot be used with restart policy 'always'"),
         (["--restart", "foo"], "invalid restart policy 'foo'"),
