@@ -962,7 +962,8 @@ def cmd_rmi(args: argparse.Namespace) -> int:
                 print(line)
         except e.DockyardError as exc:
             err(str(exc))
-            status = exit_code_for(exc)
+            if not (args.force and isinstance(exc, e.NotFound)):  # rmi -f: missing is fine
+                status = exit_code_for(exc)
     return status
 
 
@@ -1063,12 +1064,14 @@ def print_inspect(docs: list[dict[str, Any]], fmt: str) -> None:
 @command("image inspect")
 def cmd_inspect(args: argparse.Namespace) -> int:
     kind = getattr(args, "type", "") or ("image" if args.cmd == "image" else "")
-    inspectors = [_inspect_image] if kind == "image" else INSPECTORS
+    inspectors = [f for f in INSPECTORS if not kind or f.__name__ == f"_inspect_{kind}"]
+    if not inspectors:
+        raise UsageError(f'"{kind}" is not a valid value for --type')
     docs, status = [], 0
     for name in args.names:
         doc = next((d for f in inspectors if (d := f(args, name)) is not None), None)
         if doc is None:
-            err(f"No such {'image' if kind == 'image' else 'object'}: {name}")
+            err(f"No such {kind or 'object'}: {name}")
             status = 1
         else:
             docs.append(doc)
@@ -1081,6 +1084,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def cmd_history(args: argparse.Namespace) -> int:
     from imagefmt.config import parse_time
 
+    human = args.human.lstrip("=").lower() not in ("false", "0", "f")  # -H=false, --human=false
     store = store_of(args)
     img = store.image(args.image)
     layers = iter(img.manifest.layers)
@@ -1100,10 +1104,10 @@ def cmd_history(args: argparse.Namespace) -> int:
         rows.append(
             {
                 "ID": "<missing>",
-                "CreatedSince": since(ts) if ts else "N/A",
-                "CreatedAt": _go_time(ts),
+                "CreatedSince": (since(ts) if ts else "N/A") if human else _rfc3339_seconds(ts),
+                "CreatedAt": _go_time(ts) if human else _rfc3339_seconds(ts),
                 "CreatedBy": created_by,
-                "Size": human_size(size),
+                "Size": human_size(size) if human else str(size),
                 "Comment": str(h.get("comment", "")),
             }
         )
@@ -1119,8 +1123,16 @@ def cmd_history(args: argparse.Namespace) -> int:
             print(render_template(args.format, r))
         return 0
     cols = ["ID", "CreatedSince", "CreatedBy", "Size", "Comment"]
-    print_table(["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"], [[r[c] for c in cols] for r in rows])
+    created = "CREATED" if human else "CREATED AT"
+    print_table(["IMAGE", created, "CREATED BY", "SIZE", "COMMENT"], [[r[c] for c in cols] for r in rows])
     return 0
+
+
+def _rfc3339_seconds(ts: float | None) -> str:
+    """docker history -H=false's times: UTC to the second."""
+    import time
+
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts)) if ts else ""
 
 
 def _save_names(store: Any, name: str) -> tuple[Any, list[Any]]:
@@ -2298,8 +2310,11 @@ def _relay(
     return code
 
 
-def _each(args: argparse.Namespace, refs: list[str], action: Callable[[Any, Any], None]) -> int:
-    """Apply ``action(store, container)`` to each ref, printing it as given (docker's echo)."""
+def _each(
+    args: argparse.Namespace, refs: list[str], action: Callable[[Any, Any], None], missing_ok: bool = False
+) -> int:
+    """Apply ``action(store, container)`` to each ref, printing it as given (docker's echo);
+    ``missing_ok``: an unknown container is said but is no failure (``rm -f``)."""
     cstore = containers_of(args)
     status = 0
     for ref in refs:
@@ -2308,7 +2323,8 @@ def _each(args: argparse.Namespace, refs: list[str], action: Callable[[Any, Any]
             print(ref)
         except errors.DockyardError as exc:
             err(str(exc))
-            status = 1
+            if not (missing_ok and isinstance(exc, errors.NotFound)):
+                status = 1
     return status
 
 
@@ -2382,7 +2398,7 @@ def cmd_rm(args: argparse.Namespace) -> int:
         lifecycle.remove(cstore, c, force=args.force, volumes=args.volumes)
         _release_image(args, c)
 
-    return _each(args, args.containers, rm)
+    return _each(args, args.containers, rm, missing_ok=args.force)
 
 
 def _release_image(args: argparse.Namespace, c: Any) -> None:
@@ -2493,12 +2509,57 @@ def cmd_container_prune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prune_filter(filters: list[str], until: bool = True) -> Callable[[str, dict[str, str] | None], bool]:
+    """docker's prune filters as a test of (created RFC 3339 time, labels): ``until=``
+    a timestamp or a duration ago (created before it), ``label=k[=v]``, ``label!=k[=v]``."""
+    from runtime.containers import parse_time
+
+    cutoffs: list[float] = []
+    labels_wanted: list[tuple[str, bool]] = []  # (k[=v], wanted)
+    for f in filters:
+        key, sep, value = f.partition("=")
+        if not sep:
+            raise UsageError(f"bad format of filter (expected name=value): {f}")
+        if key == "until" and until:
+            cutoffs.append(_until(value))
+        elif key in ("label", "label!"):
+            labels_wanted.append((value, key == "label"))
+        else:
+            raise errors.Invalid(f"Invalid filter '{key}'")
+
+    def keep(created: str, labels: dict[str, str] | None) -> bool:
+        when = parse_time(created) if cutoffs else 0.0
+        return all(when < cut for cut in cutoffs) and all(
+            _label_match(labels or {}, spec) == wanted for spec, wanted in labels_wanted
+        )
+
+    return keep
+
+
+def _until(text: str) -> float:
+    """--filter until=: a Go duration ago (10m, 24h), an RFC 3339 time or Unix seconds."""
+    import time
+
+    from imagefmt.changes import parse_duration
+    from runtime.containers import parse_time
+
+    try:
+        return time.time() - parse_duration(text) / 1e9
+    except errors.DockyardError:
+        pass
+    try:
+        return float(text) if text.replace(".", "", 1).isdigit() else parse_time(text)
+    except ValueError:
+        raise UsageError(f"invalid filter 'until={text}'") from None
+
+
 def _prune_containers(args: argparse.Namespace) -> tuple[list[str], int]:
     from runtime import lifecycle
 
     cstore = containers_of(args)
     stopped = {c.id: c for c in cstore.all() if not c.running}
-    removed, freed = lifecycle.prune(cstore)
+    keep = _prune_filter(getattr(args, "filter", []))
+    removed, freed = lifecycle.prune(cstore, lambda c: keep(c.record["Created"], c.config.get("Labels")))
     for cid in removed:
         _release_image(args, stopped[cid])
     return removed, freed
@@ -2585,6 +2646,20 @@ def _ps_row(c: Any, trunc: bool, now: float) -> dict[str, str]:
     }
 
 
+def _ps_sizes(args: argparse.Namespace, cs: list[Any], rows: list[dict[str, str]]) -> None:
+    """``ps -s``: what each container wrote, and that with its image (docker's "virtual")."""
+    from imagefmt.catalog import tree_size
+
+    store = store_of(args)
+    for c, row in zip(cs, rows, strict=True):
+        rw = tree_size(c.dir / "upper")
+        try:
+            image = store.image_size(store.image(c.record["Image"]))
+        except errors.DockyardError:
+            image = 0
+        row["Size"] = f"{human_size(rw)} (virtual {human_size(rw + image)})"
+
+
 def _ps_filter(c: Any, filters: list[str]) -> bool:
     import re
 
@@ -2666,12 +2741,14 @@ def cmd_ps(args: argparse.Namespace) -> int:
             print(c.short_id if not args.no_trunc else c.id)
         return 0
     rows = [_ps_row(c, not args.no_trunc, now) for c in cs]
+    if args.size:
+        _ps_sizes(args, cs, rows)
     fmt = args.format
     if fmt and not fmt.startswith("table"):
         for r in rows:
             print(render_template(fmt, r))
         return 0
-    columns = PS_COLUMNS
+    columns = PS_COLUMNS + ([("SIZE", "Size")] if args.size else [])
     if fmt.startswith("table"):
         import re
 
@@ -3229,9 +3306,10 @@ def cmd_volume_prune(args: argparse.Namespace) -> int:
 def _prune_volumes(args: argparse.Namespace) -> tuple[list[str], int]:
     vstore = volumes_of(args)
     users = _volume_users(args)
+    keep = _prune_filter(getattr(args, "filter", []), until=False)  # docker: labels only, for volumes
     removed, freed = [], 0
     for name in vstore.names():
-        if name in users:
+        if name in users or not keep("", vstore.get(name)["Labels"]):
             continue
         size = vstore.size(name)
         vstore.remove(name)
@@ -3493,9 +3571,12 @@ def cmd_network_prune(args: argparse.Namespace) -> int:
 def _prune_networks(args: argparse.Namespace) -> list[str]:
     nstore = networks_of(args)
     used = {n for c in containers_of(args).all() for n in c.private.get("Networks") or {}}
+    keep = _prune_filter(getattr(args, "filter", []))
     removed = []
     for d in nstore.all():
         if d["Name"] in ("bridge", "host", "none") or d["Name"] in used or d["Containers"]:
+            continue
+        if not keep(d.get("Created") or "", d.get("Labels")):
             continue
         nstore.remove(d["Name"])
         removed.append(d["Name"])

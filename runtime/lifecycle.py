@@ -11,6 +11,7 @@ import json
 import os
 import select
 import signal
+from collections.abc import Callable
 
 from imagefmt.catalog import tree_size
 from runtime import attach as A
@@ -194,11 +195,12 @@ def set_paused(store: ContainerStore, c: Container, paused: bool) -> None:
         write_json(cur.dir / "state.json", cur.state)
 
 
-def prune(store: ContainerStore) -> tuple[list[str], int]:
-    """Remove every stopped container; return their IDs and the bytes freed."""
+def prune(store: ContainerStore, select: Callable[[Container], bool] | None = None) -> tuple[list[str], int]:
+    """Remove every stopped container (that ``select`` accepts: prune's --filter);
+    return their IDs and the bytes freed."""
     removed, freed = [], 0
     for c in store.all():
-        if c.running or c.restarting:
+        if c.running or c.restarting or (select is not None and not select(c)):
             continue
         size = tree_size(c.dir / "upper")
         try:

@@ -80,8 +80,22 @@ def store_root(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def dy(store_root: Path, capsys: pytest.CaptureFixture[str]) -> Dockyard:
-    return Dockyard(store_root, capsys)
+def dy(store_root: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[Dockyard]:
+    yield Dockyard(store_root, capsys)
+    _drop_default_bridge(store_root)
+
+
+def _drop_default_bridge(root: Path) -> None:
+    """The store's default bridge (made by a build's RUN step or a container), which
+    outlives containers as docker0 does: each test's store has its own, and left
+    behind they would fill 10.89.0.0/16 over many runs on one machine."""
+    from runtime.netlink import Netlink, link_exists
+    from runtime.network import NetworkStore
+
+    bridge = NetworkStore(root).default_bridge()
+    if link_exists(bridge):
+        with Netlink() as nl:
+            nl.delete_link(bridge)
 
 
 @pytest.fixture(scope="session")
@@ -313,7 +327,7 @@ def ctl(
 def _check_bridges(root: Path) -> None:
     """No veth left on the store's default bridge and no user bridge left; then
     the default bridge goes too (each test's store has its own)."""
-    from runtime.netlink import Netlink, link_exists
+    from runtime.netlink import link_exists
     from runtime.network import NetworkStore
 
     bridge = NetworkStore(root).default_bridge()
@@ -323,9 +337,7 @@ def _check_bridges(root: Path) -> None:
         for d in NetworkStore(root)._docs()
         if d["Name"] != "bridge"
     ]
-    if link_exists(bridge):
-        with Netlink() as nl:
-            nl.delete_link(bridge)
+    _drop_default_bridge(root)
     assert not ports, f"left behind on {bridge}: {ports}"
     assert not [b for b in user if link_exists(b)], f"user bridges left: {user}"
 

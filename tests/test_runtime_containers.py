@@ -678,3 +678,24 @@ def test_health_checks(ctl: Ctl) -> None:
     assert r.code == 125 and "--no-healthcheck conflicts with --health-* options" in r.err
     ctl.ok("rm", "-f", "hc", "slow")
     ctl.ok("rmi", "hc:img")
+
+
+def test_prune_filters_sizes_and_forced_removal(ctl: Ctl) -> None:
+    """container prune --filter until/label/label! (docker's; they were once ignored), ps -s,
+    rm -f of a missing container (said, exit 0), inspect --type."""
+    ctl.ok(
+        "run", "--name", "keepme", "-l", "keep=yes", "busybox", "sh", "-c", "head -c 100000 /dev/zero > /f"
+    )
+    ctl.ok("run", "--name", "dropme", "busybox", "true")
+    assert "Deleted Containers" not in ctl.ok("container", "prune", "-f", "--filter", "until=1h")
+    out = ctl.ok("ps", "-a", "-s", "--filter", "name=keepme", "--format", "{{.Size}}")
+    assert re.fullmatch(r"100kB \(virtual \d+(\.\d+)?MB\)\n", out), out
+    assert "SIZE" in ctl.ok("ps", "-a", "--size").splitlines()[0]
+    ctl.ok("container", "prune", "-f", "--filter", "label!=keep")
+    assert ctl.ok("ps", "-a", "--format", "{{.Names}}") == "keepme\n"
+    r = ctl("container", "prune", "-f", "--filter", "bogus=1")
+    assert r.code != 0 and "Invalid filter 'bogus'" in r.err
+    r = ctl("rm", "-f", "keepme", "nosuch")
+    assert (r.code, r.out, r.err) == (0, "keepme\n", "Error: No such container: nosuch\n")
+    r = ctl("inspect", "--type", "container", "busybox")
+    assert r.code == 1 and r.err == "Error: No such container: busybox\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -166,3 +167,12 @@ def test_catalog_launchable_matches_the_store(dy: Dockyard, busybox: str, store_
     for snap in store.snapshots.iterdir():
         (snap / "link").unlink()
     assert Catalog(store_root).launchable("busybox") is None
+
+
+def test_history_without_human_sizes_and_rmi_force_of_nothing(dy: Dockyard, busybox: str) -> None:
+    out = dy.ok("history", "-H=false", "busybox").splitlines()
+    assert out[0].split()[:3] == ["IMAGE", "CREATED", "AT"]
+    assert re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\s.*\s\d{6,}\s", out[1]), out[1]
+    assert dy.ok("history", "--human=false", "--format", "{{.Size}}", "busybox").strip().isdigit()
+    r = dy("rmi", "-f", "nope")
+    assert (r.code, r.err) == (0, "Error: No such image: nope:latest\n")
