@@ -318,6 +318,9 @@ def _subnet(text: str, docs: list[dict[str, Any]]) -> ipaddress.IPv4Network:
         for cfg in d["IPAM"]["Config"]:
             if net.overlaps(ipaddress.ip_network(cfg["Subnet"])):
                 raise Conflict("Pool overlaps with other one on this address space")
+    for dev, routed in host_routes():  # docker's bridge driver: CheckRouteOverlaps
+        if net.overlaps(routed):
+            raise Conflict(f"{net} is routed on {dev} already ({routed}): networks have overlapping IPv4")
     return net
 
 

@@ -145,6 +145,12 @@ def test_network_verbs_and_connect(ctl: Ctl) -> None:
     assert r.code == 1 and "network with name n1 already exists" in r.err
     r = ctl("network", "create", "--subnet", "10.89.88.0/26", "n3")
     assert r.code == 1 and "overlaps" in r.err
+    from runtime.network import host_routes
+
+    other = next(((d, n) for d, n in host_routes() if not d.startswith(("dy", "dockyard"))), None)
+    if other is not None:  # a subnet the host routes elsewhere (eth0's here)
+        r = ctl("network", "create", "--subnet", str(other[1]), "n4")
+        assert r.code == 1 and f"is routed on {other[0]} already" in r.err
     ctl.ok(
         "run", "-d", "--name", "srv", "--network", "n2", "--ip", "10.89.88.200", "busybox", "sh", "-c", HTTPD
     )
