@@ -1911,6 +1911,8 @@ def _container_flags(p: argparse.ArgumentParser, run: bool) -> None:
     a("--health-start-period", default="", help="start period before failures count (ms|s|m|h)")
     a("--health-retries", type=int, default=0, help="consecutive failures needed to report unhealthy")
     a("--no-healthcheck", action="store_true", help="disable any container-specified HEALTHCHECK")
+    a("--sysctl", action="append", default=[], help="namespaced kernel parameters (net.*, kernel.shm*, …)")
+    a("--security-opt", action="append", default=[], help="no-new-privileges[:false], seccomp=unconfined, …")
     a("--label-file", action="append", default=[], help="read in a line delimited file of labels")
     a("--stop-signal", default="")
     a("--stop-timeout", type=int, default=None)
@@ -2031,6 +2033,8 @@ def _create_options(args: argparse.Namespace, run: bool) -> Any:
         health_start_period=args.health_start_period,
         health_retries=args.health_retries,
         no_healthcheck=args.no_healthcheck,
+        sysctls=tuple(args.sysctl),
+        security_opts=tuple(args.security_opt),
     )
 
 
@@ -2881,7 +2885,14 @@ def cmd_exec(args: argparse.Namespace) -> int:
     env = [e for f in args.env_file for e in read_env_file(f)] + list(args.env)
     window = _window() or (24, 80)
     proc = execute.process_for(
-        c, command, env=env, user=args.user, workdir=args.workdir, tty=args.tty, window=window
+        c,
+        command,
+        env=env,
+        user=args.user,
+        workdir=args.workdir,
+        tty=args.tty,
+        window=window,
+        privileged=args.privileged,
     )
     try:
         if args.tty:

@@ -99,6 +99,8 @@ class CreateOptions(NamedTuple):
     health_start_period: str = ""
     health_retries: int = 0
     no_healthcheck: bool = False
+    sysctls: tuple[str, ...] = ()  # --sysctl key=value
+    security_opts: tuple[str, ...] = ()  # --security-opt
 
 
 def read_env_file(path: str) -> list[str]:
@@ -176,6 +178,10 @@ def validate(opts: CreateOptions) -> None:
     if opts.shm_size:
         ram_in_bytes(opts.shm_size, "--shm-size")
     _healthcheck(opts, None)
+    for item in opts.sysctls:
+        parse_sysctl(item)
+    for item in opts.security_opts:
+        parse_security_opt(item)
     policy = restart_policy(opts.restart)
     if opts.auto_remove and policy["Name"] != "no":
         raise BadSpec("conflicting options: cannot specify both --restart and --rm")
@@ -483,6 +489,8 @@ def _host_config(
         Ulimits=[_ulimit_doc(u) for u in opts.ulimits],
         ShmSize=ram_in_bytes(opts.shm_size, "--shm-size") if opts.shm_size else 64 << 20,
         RestartPolicy=restart_policy(opts.restart),
+        Sysctls=dict(parse_sysctl(item) for item in opts.sysctls) or None,
+        SecurityOpt=list(opts.security_opts) or None,
         PidMode=opts.pid,
         IpcMode=opts.ipc or "private",
         UTSMode=opts.uts,
@@ -599,7 +607,9 @@ def process_extras(host_config: dict[str, Any]) -> dict[str, Any]:
     """The Process fields a record's HostConfig sets: capabilities (--cap-add,
     --cap-drop), more groups (--group-add) and rlimits (--ulimit)."""
     add = ["ALL"] if host_config.get("Privileged") else host_config.get("CapAdd") or []
+    security = dict(parse_security_opt(o) for o in host_config.get("SecurityOpt") or ())
     return {
+        "no_new_privs": security.get("no-new-privileges", "true") == "true",
         "capabilities": capabilities_of(add, host_config.get("CapDrop") or []),
         "groups": tuple(host_config.get("GroupAdd") or ()),
         "rlimits": tuple((u["Name"], u["Soft"], u["Hard"]) for u in host_config.get("Ulimits") or ()),
@@ -636,6 +646,42 @@ def _healthcheck(opts: CreateOptions, image: dict[str, Any] | None) -> dict[str,
     flags: dict[str, Any] = {"Test": ["CMD-SHELL", opts.health_cmd] if opts.health_cmd else None, **durations}
     flags["Retries"] = opts.health_retries
     return merged(image, flags)
+
+
+# docker's ValidateSysctl: the sysctls a container's own namespaces hold
+SYSCTLS = (
+    "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall", "kernel.shmmax",
+    "kernel.shmmni", "kernel.shm_rmid_forced",
+)  # fmt: skip
+SYSCTL_PREFIXES = ("fs.mqueue.", "net.")
+
+
+def parse_sysctl(text: str) -> tuple[str, str]:
+    """``net.ipv4.ip_forward=1``, one that lives in the container's namespaces. Raises BadSpec."""
+    key, sep, value = text.partition("=")
+    if not sep or not (key in SYSCTLS or key.startswith(SYSCTL_PREFIXES)) or "/" in key or ".." in key:
+        raise BadSpec(f'invalid argument "{text}" for "--sysctl" flag: sysctl \'{text}\' is not allowed')
+    return key, value
+
+
+def parse_security_opt(text: str) -> tuple[str, str]:
+    """``no-new-privileges[:true|false]``, ``seccomp=unconfined``, ``apparmor=…``, ``label=…``:
+    dockyard has no seccomp or AppArmor profiles to load, so only what turns them off (or
+    does not need them) is accepted. Raises BadSpec."""
+    key, sep, value = text.replace(":", "=", 1).partition("=")
+    if key == "no-new-privileges":
+        if value not in ("", "true", "false"):
+            raise BadSpec(f'invalid --security-opt 2: "{text}"')
+        return key, value or "true"
+    if key == "seccomp" and sep:
+        if value != "unconfined":
+            raise BadSpec(
+                f"--security-opt {text}: dockyard loads no seccomp profiles; use seccomp=unconfined"
+            )
+        return key, value
+    if key in ("apparmor", "label") and sep:
+        return key, value  # no AppArmor or SELinux here: nothing to confine, as on such a docker host
+    raise BadSpec(f'Invalid --security-opt: "{text}"')
 
 
 def restart_policy(text: str) -> dict[str, Any]:

@@ -30,10 +30,12 @@ def process_for(
     workdir: str,
     tty: bool,
     window: tuple[int, int],
+    privileged: bool = False,
 ) -> Process:
     """The exec'd process: the container's environment as docker makes it (with
-    TERM for a tty), then ``-e``."""
+    TERM for a tty), then ``-e``; every capability with ``privileged``."""
     cfg = c.config
+    extras = process_extras({**c.host_config, "Privileged": True} if privileged else c.host_config)
     return Process(
         args=tuple(argv),
         env=tuple(merge_env(daemon_env(cfg["Hostname"], tty, cfg.get("Env") or []), env)),
@@ -41,7 +43,7 @@ def process_for(
         user=user or cfg.get("User") or "",
         tty=tty,
         window=window,
-        **process_extras(c.host_config),
+        **extras,
     )
 
 

@@ -126,6 +126,7 @@ def build_spec(
         ipc_ns=_namespace(store, c.host_config.get("IpcMode") or "", "ipc"),
         uts_ns="host" if c.host_config.get("UTSMode") == "host" else "new",
         privileged=bool(c.host_config.get("Privileged")),
+        sysctls=_sysctls(c),
     )
 
 
@@ -139,6 +140,19 @@ def _network(store: ContainerStore, c: Container) -> str:
             raise NotRunning(f"cannot join network of a non running container: {peer.id}")
         return f"/proc/{peer.pid}/ns/net"
     return "none"
+
+
+def _sysctls(c: Container) -> tuple[tuple[str, str], ...]:
+    """--sysctl, refused as runc refuses a namespace the container shares with the host."""
+    items = tuple((c.host_config.get("Sysctls") or {}).items())
+    for key, _ in items:
+        shared = (key.startswith("net.") and c.host_config["NetworkMode"] == "host") or (
+            not key.startswith("net.") and c.host_config.get("IpcMode") == "host"
+        )
+        if shared:
+            kind = "network" if key.startswith("net.") else "IPC"
+            raise StartFailed(f'sysctl "{key}" not allowed in host {kind} namespace')
+    return items
 
 
 def _namespace(store: ContainerStore, mode: str, kind: str) -> str:

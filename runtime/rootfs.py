@@ -253,6 +253,9 @@ def setup(spec: Spec) -> None:
     L.mount(None, "/", None, L.MS_REC | L.MS_PRIVATE)
     mount_overlay(spec.rootfs)
     mount_proc_sys(root, writable=spec.privileged)
+    for key, value in spec.sysctls:  # before /proc/sys goes read-only (mask_paths)
+        with open(f"{root}/proc/sys/{key.replace('.', '/')}", "w") as f:
+            f.write(value)
     mount_cgroups(root, spec.cgroup_views)
     mount_dev(root, spec.shm_size)
     if spec.privileged:

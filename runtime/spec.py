@@ -101,6 +101,7 @@ class Spec(NamedTuple):
     ipc_ns: str = "new"
     uts_ns: str = "new"
     privileged: bool = False  # read-write /sys and the host's devices (--privileged)
+    sysctls: tuple[tuple[str, str], ...] = ()  # written in the container's namespaces (--sysctl)
 
 
 def env_get(env: tuple[str, ...] | list[str], key: str, default: str = "") -> str:

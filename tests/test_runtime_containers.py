@@ -699,3 +699,34 @@ def test_prune_filters_sizes_and_forced_removal(ctl: Ctl) -> None:
     assert (r.code, r.out, r.err) == (0, "keepme\n", "Error: No such container: nosuch\n")
     r = ctl("inspect", "--type", "container", "busybox")
     assert r.code == 1 and r.err == "Error: No such container: busybox\n"
+
+
+def test_sysctls_and_security_opts(ctl: Ctl) -> None:
+    """--sysctl in the container's own namespaces (the host's stay as they were), refused as
+    docker refuses them; --security-opt with what dockyard honours or has nothing to load."""
+    host = Path("/proc/sys/net/ipv4/ping_group_range").read_text()
+    script = "cat /proc/sys/net/ipv4/ping_group_range /proc/sys/kernel/shmmax"
+    out = ctl.ok(
+        "run", "--rm", "--sysctl", "net.ipv4.ping_group_range=5 6", "--sysctl", "kernel.shmmax=1000000",
+        "busybox", "sh", "-c", script,
+    )  # fmt: skip
+    assert out == "5\t6\n1000000\n"
+    assert Path("/proc/sys/net/ipv4/ping_group_range").read_text() == host
+    r = ctl("run", "--rm", "--network", "host", "--sysctl", "net.ipv4.ip_forward=1", "busybox", "true")
+    assert r.code == 125 and 'sysctl "net.ipv4.ip_forward" not allowed in host network namespace' in r.err
+    nnp = "grep NoNewPrivs /proc/self/status"
+    assert ctl.ok("run", "--rm", "busybox", "sh", "-c", nnp) == "NoNewPrivs:\t1\n"
+    opts = ["--security-opt", "no-new-privileges=false", "--security-opt", "seccomp=unconfined"]
+    assert ctl.ok("run", "--rm", *opts, "busybox", "sh", "-c", nnp) == "NoNewPrivs:\t0\n"
+    cid = ctl.ok("run", "-d", "busybox", "sleep", "30").strip()
+    caps = "grep CapEff /proc/self/status"
+    assert ctl.ok("exec", cid, "sh", "-c", caps) == "CapEff:\t00000000a80425fb\n"  # docker's default set
+    bounding = Path("/proc/self/status").read_text().split("CapBnd:")[1].split()[0]
+    assert ctl.ok("exec", "--privileged", cid, "sh", "-c", caps) == f"CapEff:\t{bounding}\n"
+    for argv, message in (
+        (["--sysctl", "vm.swappiness=10"], "sysctl 'vm.swappiness=10' is not allowed"),
+        (["--security-opt", "bogus"], 'Invalid --security-opt: "bogus"'),
+        (["--security-opt", "seccomp=/x.json"], "use seccomp=unconfined"),
+    ):
+        r = ctl("run", "--rm", *argv, "busybox", "true")
+        assert r.code == 125 and message in r.err, (argv, r.err)
