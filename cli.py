@@ -597,9 +597,10 @@ def _go_show(v: Any, path: str = "") -> str:
 
 
 def _go_json(v: Any) -> str:
-    """Go's json.Marshal: compact, UTF-8, with <, > and & escaped, and a map's keys
-    sorted. A dict whose keys are all capitalized is taken for one of docker's
-    structs, whose fields keep their order; any other (labels, ports) for a map."""
+    """docker's json function: Go's encoder without HTML escaping (SetEscapeHTML(false)),
+    compact, UTF-8, a map's keys sorted. A dict whose keys are all capitalized is taken
+    for one of docker's structs, whose fields keep their order; any other (labels,
+    ports) for a map."""
     import json
 
     def go(x: Any) -> Any:
@@ -610,8 +611,7 @@ def _go_json(v: Any) -> str:
             return [go(i) for i in x]
         return x
 
-    text = json.dumps(go(v), separators=(",", ":"), ensure_ascii=False)
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return json.dumps(go(v), separators=(",", ":"), ensure_ascii=False)
 
 
 def _go_index(item: Any, *keys: Any) -> Any:

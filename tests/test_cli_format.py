@@ -85,6 +85,7 @@ RUNNING = {
         ),
         ("{{json .Config.Labels}} {{.Config.Labels}}", '{"a":"1","b":"2"} map[a:1 b:2]'),
         ("{{json .State}}", '{"Status":"running","Running":true,"Paused":false,"Pid":42}'),
+        ('{{json "a>b & <c> é"}}', '"a>b & <c> é"'),  # docker's encoder escapes no HTML, keeps UTF-8
         ('{{print 1 2 "a" 3}} {{/* a comment */}}{{slice .Name 1 3}} {{split "a,b" ","}}', "1 2a3 tp [a b]"),
         ('{{truncate .Name 3}} {{title "hello world"}} {{join .Config.Cmd ","}}', "/tp Hello World sleep,30"),
     ],
