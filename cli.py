@@ -2655,13 +2655,19 @@ def _ps_sizes(args: argparse.Namespace, cs: list[Any], rows: list[dict[str, str]
     from imagefmt.catalog import tree_size
 
     store = store_of(args)
+    images: dict[str, int] = {}  # each image's size once, however many containers share it
+
+    def image_size(ref: str) -> int:
+        if ref not in images:
+            try:
+                images[ref] = store.image_size(store.image(ref))
+            except errors.DockyardError:
+                images[ref] = 0
+        return images[ref]
+
     for c, row in zip(cs, rows, strict=True):
         rw = tree_size(c.dir / "upper")
-        try:
-            image = store.image_size(store.image(c.record["Image"]))
-        except errors.DockyardError:
-            image = 0
-        row["Size"] = f"{human_size(rw)} (virtual {human_size(rw + image)})"
+        row["Size"] = f"{human_size(rw)} (virtual {human_size(rw + image_size(c.record['Image']))})"
 
 
 def _ps_filter(c: Any, filters: list[str]) -> bool:

@@ -114,7 +114,9 @@ def build_spec(
         hostname=cfg["Hostname"],
         etc_files=etc,
         mounts=mounts,
-        network="new" if wiring is not None else _network(store, c),
+        network="new"
+        if wiring is not None
+        else _namespace(store, c.host_config["NetworkMode"], "net", "none"),
         cgroup_procs=cgroup_procs,
         cgroup_views=c.cgroup().views(),
         interfaces=wiring.interfaces if wiring is not None else (),
@@ -130,18 +132,6 @@ def build_spec(
     )
 
 
-def _network(store: ContainerStore, c: Container) -> str:
-    mode = c.host_config["NetworkMode"]
-    if mode == "host":
-        return "host"
-    if mode.startswith("container:"):
-        peer = store.get(mode.split(":", 1)[1])
-        if not peer.running or not peer.pid:
-            raise NotRunning(f"cannot join network of a non running container: {peer.id}")
-        return f"/proc/{peer.pid}/ns/net"
-    return "none"
-
-
 def _sysctls(c: Container) -> tuple[tuple[str, str], ...]:
     """--sysctl, refused as runc refuses a namespace the container shares with the host."""
     items = tuple((c.host_config.get("Sysctls") or {}).items())
@@ -155,14 +145,16 @@ def _sysctls(c: Container) -> tuple[tuple[str, str], ...]:
     return items
 
 
-def _namespace(store: ContainerStore, mode: str, kind: str) -> str:
-    """--pid/--ipc: "host", a running container's /proc/<pid>/ns/<kind>, or "new"."""
+def _namespace(store: ContainerStore, mode: str, kind: str, own: str = "new") -> str:
+    """--network/--pid/--ipc: "host", a running container's /proc/<pid>/ns/<kind>
+    (container:NAME), or ``own`` for a namespace of the container's own."""
     if mode == "host":
         return "host"
     if mode.startswith("container:"):
         peer = store.get(mode.split(":", 1)[1])
         if not peer.running or not peer.pid:
-            raise NotRunning(f"cannot join {kind} namespace of a non running container: {peer.id}")
+            what = "network" if kind == "net" else f"{kind} namespace"
+            raise NotRunning(f"cannot join {what} of a non running container: {peer.id}")
         if kind == "ipc" and peer.host_config.get("IpcMode") not in ("shareable", "host"):
             raise StartFailed(
                 f"can't join IPC of container {peer.id}: non-shareable IPC"
@@ -640,6 +632,8 @@ class Monitor:
     def _restart_delay(self, code: int, ran: float) -> float | None:
         """Seconds to wait before starting again, or None when the restart policy
         (or a stop by hand: STOP_MARK) says the container stays exited."""
+        if self.c.host_config.get("AutoRemove"):
+            return None  # --rm has no restart policy (create and update refuse one): no reading on its exit
         try:  # `update --restart` may have changed it since the start
             self.c.record["HostConfig"]["RestartPolicy"] = read_json(self.c.dir / "config.v2.json")[
                 "HostConfig"
