@@ -16,6 +16,20 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from commands.errors import TemplateError, UsageError
+from commands.gotemplate import render_template
+from commands.output import (
+    IGNORING_FORMAT,
+    confirm,
+    err,
+    go_time,
+    human_size,
+    print_docker_table,
+    print_inspect,
+    print_pruned,
+    print_table,
+)
+from commands.progress import LayerProgress, progress_bar
 from imagefmt import errors
 from imagefmt.records import TYPE_CHECKING
 
@@ -26,10 +40,6 @@ VERSION = "0.1.0"
 API_VERSION = "1.41"
 
 Handler = Callable[[argparse.Namespace], int]
-
-
-class UsageError(Exception):
-    """Bad flags or arguments: exit 2 with a one-line message."""
 
 
 class _Formatter(argparse.HelpFormatter):
@@ -73,10 +83,6 @@ def default_root() -> Path:
     if os.geteuid() == 0:
         return Path("/var/lib/dockyard")
     return Path.home() / ".local/share/dockyard"
-
-
-def err(message: str) -> None:
-    print(f"Error: {message}", file=sys.stderr)
 
 
 def exit_code_for(exc: errors.DockyardError) -> int:
@@ -211,568 +217,6 @@ def since(ts: float) -> str:
     return human_duration(time.time() - ts) + " ago"
 
 
-def human_size(size: float, precision: int = 3) -> str:
-    """Docker's units.HumanSizeWithPrecision: decimal units, ``precision`` significant digits."""
-    units = ["B", "kB", "MB", "GB", "TB", "PB"]
-    i = 0
-    while size >= 1000 and i < len(units) - 1:
-        size /= 1000.0
-        i += 1
-    return f"{size:.{precision}g}{units[i]}"
-
-
-def print_pruned(title: str, lines: list[str]) -> None:
-    """A prune command's section ("Deleted Images:", one line each, a blank line), as docker prints it."""
-    if lines:
-        print(f"{title}:")
-        for line in lines:
-            print(line)
-        print()
-
-
-class TemplateError(errors.DockyardError):
-    """A --format template that does not apply to the object (docker exits 1)."""
-
-
-def render_template(fmt: str, obj: Any) -> str:
-    """Go's text/template as docker's --format and inspect -f use it: fields and
-    chains (``.A.B``, ``$v.X``, ``(pipeline).X``), pipelines with ``|``, variables,
-    ``if``/``else if``/``else``, ``range`` (with ``$i, $v :=``), ``with``, ``{{-``/``-}}``
-    trimming, comments, Go's functions (and, or, not, len, index, print, printf,
-    println, eq, ne, lt, le, gt, ge, slice) and docker's (json, join, split, upper,
-    lower, title, pad, truncate); ``\\t``/``\\n`` escapes.
-
-    Values print as Go prints docker's types: maps as ``map[k:v]``, structs as
-    ``{v1 v2}``, nil slices/maps/pointers as ``[]``/``map[]``/``<nil>``; a key
-    that is not there is docker's "map has no entry" error."""
-    fmt = fmt.replace("\\t", "\t").replace("\\n", "\n")
-    return "".join(_GoTemplate(fmt).run(obj))
-
-
-class _GoTemplate:
-    """A parsed template: nodes are ("text", s), ("action", pipe), and ("if" | "range" |
-    "with", pipe, body, else_body); a pipe is (declared variables, commands), a command
-    a list of operands."""
-
-    TOKEN = (
-        r"""(?P<ws>\s+)|(?P<str>"(?:[^"\\]|\\.)*")|(?P<raw>`[^`]*`)|(?P<chr>'(?:[^'\\]|\\.)+')"""
-        r"""|(?P<num>[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)|(?P<decl>:=)|(?P<assign>=)|(?P<lp>\()"""
-        r"""|(?P<rp>\))|(?P<pipe>\|)|(?P<comma>,)|(?P<var>\$[A-Za-z0-9_]*)"""
-        r"""|(?P<field>(?:\.[A-Za-z0-9_]+)+|\.)|(?P<ident>[A-Za-z_][A-Za-z0-9_]*)"""
-    )  # compiled on first use: a container start renders no template
-
-    def __init__(self, src: str) -> None:
-        self.src = src
-        self.items = self._split(src)
-        self.pos = 0
-        self.nodes, end = self._block(())
-        if end is not None:
-            raise TemplateError(f"template parsing error: template: :1: unexpected {{{{{end[0]}}}}}")
-
-    # ------------------------------------------------------------- parse ---
-
-    def _split(self, src: str) -> list[Any]:
-        """Text and actions (as token lists), with {{- -}} trimming and comments gone."""
-        items: list[Any] = []
-        i = 0
-        while True:
-            start = src.find("{{", i)
-            if start < 0:
-                items.append(("text", src[i:]))
-                return items
-            text = src[i:start]
-            body_at = start + 2
-            if (
-                src.startswith("{{- ", start)
-                or src.startswith("{{-\t", start)
-                or src.startswith("{{-\n", start)
-            ):
-                text = text.rstrip(" \t\r\n")
-                body_at += 1
-            items.append(("text", text))
-            end = self._action_end(src, body_at)
-            body_end = end
-            trim = src[body_at:end].endswith((" -", "\t-", "\n-"))
-            if trim:
-                body_end -= 1
-            body = src[body_at:body_end]
-            i = end + 2
-            if trim:
-                while i < len(src) and src[i] in " \t\r\n":
-                    i += 1
-            if body.strip().startswith("/*"):
-                continue
-            items.append(("action", self._lex(body, body_at)))
-
-    def _action_end(self, src: str, i: int) -> int:
-        quote = ""
-        while i < len(src):
-            ch = src[i]
-            if quote:
-                if ch == "\\" and quote != "`":
-                    i += 1
-                elif ch == quote:
-                    quote = ""
-            elif ch in "\"`'":
-                quote = ch
-            elif src.startswith("}}", i):
-                return i
-            i += 1
-        raise TemplateError("template parsing error: template: :1: unclosed action")
-
-    def _lex(self, body: str, at: int) -> list[tuple[str, str, int]]:
-        out = []
-        i = 0
-        while i < len(body):
-            m = _compiled(self.TOKEN).match(body, i)
-            if not m:
-                raise UsageError(f"template: unsupported expression {{{{{body.strip()}}}}}")
-            if m.lastgroup != "ws":
-                out.append((m.lastgroup or "", m.group(), at + i))
-            i = m.end()
-        return out
-
-    def _block(self, ends: tuple[str, ...]) -> tuple[list[Any], tuple[str, list[Any]] | None]:
-        """Nodes up to one of ``ends`` (else, end): returns them and (keyword, rest-of-tokens)."""
-        nodes: list[Any] = []
-        while self.pos < len(self.items):
-            kind, value = self.items[self.pos]
-            self.pos += 1
-            if kind == "text":
-                if value:
-                    nodes.append(("text", value))
-                continue
-            toks = value
-            word = toks[0][1] if toks and toks[0][0] == "ident" else ""
-            if word in ("end", "else"):
-                if word not in ends:
-                    raise TemplateError(f"template parsing error: template: :1: unexpected {{{{{word}}}}}")
-                return nodes, (word, toks[1:])
-            if word in ("if", "range", "with"):
-                nodes.append(self._control(word, toks[1:]))
-            elif word in ("define", "template", "block"):
-                raise UsageError(f"template: {{{{{word}}}}} is not supported")
-            else:
-                nodes.append(("action", self._pipe(toks)))
-        if ends:
-            raise TemplateError("template parsing error: template: :1: unexpected EOF")
-        return nodes, None
-
-    def _control(self, word: str, toks: list[Any]) -> Any:
-        pipe = self._pipe(toks)
-        body, end = self._block(("else", "end"))
-        other: list[Any] = []
-        assert end is not None
-        if end[0] == "else":
-            rest = end[1]
-            if rest and rest[0][1] in ("if", "with"):  # else if / else with: a nested block
-                other = [self._control(rest[0][1], rest[1:])]
-            else:
-                other, end = self._block(("end",))
-        return (word, pipe, body, other)
-
-    def _pipe(self, toks: list[Any]) -> tuple[list[str], list[list[Any]]]:
-        decl: list[str] = []
-        for k, t in enumerate(toks):
-            if t[0] in ("decl", "assign"):
-                decl = [x[1] for x in toks[:k] if x[0] == "var"]
-                toks = toks[k + 1 :]
-                break
-            if t[0] not in ("var", "comma"):
-                break
-        cmds: list[list[Any]] = [[]]
-        depth = 0
-        for t in toks:
-            depth += {"lp": 1, "rp": -1}.get(t[0], 0)
-            if t[0] == "pipe" and depth == 0:
-                cmds.append([])
-                continue
-            cmds[-1].append(t)
-        return decl, [self._operands(c) for c in cmds if c]
-
-    def _operands(self, toks: list[Any]) -> list[Any]:
-        out: list[Any] = []
-        i = 0
-        while i < len(toks):
-            kind, text, at = toks[i]
-            i += 1
-            if kind == "lp":
-                depth, j = 1, i
-                while j < len(toks) and depth:
-                    depth += {"lp": 1, "rp": -1}.get(toks[j][0], 0)
-                    j += 1
-                if depth:
-                    raise TemplateError("template parsing error: template: :1: unclosed left paren")
-                operand: Any = ("sub", self._pipe(toks[i : j - 1]), [], at)
-                i = j
-            elif kind == "field":
-                operand = ("field", [p for p in text.split(".") if p], at)
-            elif kind == "var":
-                operand = ("var", text, [], at)
-            elif kind in ("str", "raw", "chr", "num"):
-                operand = ("lit", self._literal(kind, text))
-            elif kind == "ident":
-                operand = {"true": ("lit", True), "false": ("lit", False), "nil": ("lit", None)}.get(
-                    text, ("func", text)
-                )
-            else:
-                raise UsageError(f"template: unsupported expression {{{{{self.src}}}}}")
-            # a field chain right after a variable or a parenthesis: $v.X, (index .A 0).X
-            end = at + len(text) if kind != "lp" else toks[i - 1][2] + 1
-            if operand[0] in ("sub", "var") and i < len(toks) and toks[i][0] == "field" and toks[i][2] == end:
-                operand = (operand[0], operand[1], [p for p in toks[i][1].split(".") if p], operand[3])
-                i += 1
-            out.append(operand)
-        return out
-
-    @staticmethod
-    def _literal(kind: str, text: str) -> Any:
-        import json
-
-        if kind == "str":
-            return json.loads(text)
-        if kind == "raw":
-            return text[1:-1]
-        if kind == "chr":
-            return ord(json.loads('"' + text[1:-1].replace('"', '\\"') + '"'))
-        return float(text) if any(c in text for c in ".eE") else int(text)
-
-    # --------------------------------------------------------------- run ---
-
-    def run(self, data: Any) -> list[str]:
-        out: list[str] = []
-        self._exec(self.nodes, data, [("$", data)], out)
-        return out
-
-    def _exec(self, nodes: list[Any], dot: Any, env: list[tuple[str, Any]], out: list[str]) -> None:
-        for node in nodes:
-            kind = node[0]
-            if kind == "text":
-                out.append(node[1])
-            elif kind == "action":
-                value, hint = self._pipeline(node[1], dot, env)
-                if not node[1][0]:  # a declaration prints nothing
-                    out.append(_go_show(value, hint))
-            else:
-                _, pipe, body, other = node
-                mark = len(env)
-                value, _hint = self._pipeline(pipe, dot, env)
-                if kind == "if":
-                    self._exec(body if _go_true(value) else other, dot, env, out)
-                elif kind == "with":
-                    self._exec(
-                        body if _go_true(value) else other, value if _go_true(value) else dot, env, out
-                    )
-                else:
-                    self._range(pipe[0], value, body, other, env, out, dot)
-                del env[mark:]
-
-    def _range(
-        self,
-        names: list[str],
-        value: Any,
-        body: list[Any],
-        other: list[Any],
-        env: list[Any],
-        out: list[str],
-        dot: Any,
-    ) -> None:
-        if isinstance(value, dict):
-            pairs = [(k, value[k]) for k in sorted(value)]
-        elif isinstance(value, (list, tuple)):
-            pairs = list(enumerate(value))
-        elif value is None:
-            pairs = []
-        else:
-            raise TemplateError(f"template: :1: range can't iterate over {_go_show(value, '')}")
-        if not pairs:
-            self._exec(other, dot, env, out)
-            return
-        del env[len(env) - len(names) :]  # the pipeline bound them to the collection
-        for key, item in pairs:
-            mark = len(env)
-            if len(names) == 1:
-                env.append((names[0], item))
-            elif len(names) == 2:
-                env.extend([(names[0], key), (names[1], item)])
-            self._exec(body, item, env, out)
-            del env[mark:]
-
-    def _pipeline(self, pipe: tuple[list[str], list[list[Any]]], dot: Any, env: list[Any]) -> tuple[Any, str]:
-        decl, cmds = pipe
-        value: Any = _NO_ARG
-        hint = ""
-        for cmd in cmds:
-            value, hint = self._command(cmd, dot, env, value)
-        for name in decl:
-            env.append((name, value))
-        return (None if value is _NO_ARG else value), hint
-
-    def _command(self, cmd: list[Any], dot: Any, env: list[Any], piped: Any) -> tuple[Any, str]:
-        head = cmd[0]
-        if head[0] == "func":
-            args = [self._operand(o, dot, env)[0] for o in cmd[1:]]
-            if piped is not _NO_ARG:
-                args.append(piped)
-            return self._call(head[1], args), ""
-        if len(cmd) > 1 or piped is not _NO_ARG:
-            raise TemplateError(f"template: :1: can't give argument to non-function {self.src}")
-        return self._operand(head, dot, env)
-
-    def _operand(self, op: Any, dot: Any, env: list[Any]) -> tuple[Any, str]:
-        kind = op[0]
-        if kind == "lit":
-            return op[1], ""
-        if kind == "func":
-            return self._call(op[1], []), ""
-        if kind == "field":
-            return self._chain(dot, op[1], op[2], ""), "." + ".".join(op[1])
-        if kind == "var":
-            for name, value in reversed(env):
-                if name == op[1]:
-                    return self._chain(value, op[2], op[3], op[1]), op[1] + "".join("." + p for p in op[2])
-            raise TemplateError(f'template parsing error: template: :1: undefined variable "{op[1]}"')
-        value, hint = self._pipeline(op[1], dot, env)
-        return self._chain(value, op[2], op[3], ""), hint + "".join("." + p for p in op[2])
-
-    def _chain(self, value: Any, parts: list[str], at: int, base: str) -> Any:
-        path = base
-        for part in parts:
-            path += "." + part
-            if isinstance(value, dict):
-                if part not in value:
-                    if part in _GO_OMITTED:  # a field of docker's type that its JSON omits when empty
-                        value = _GO_OMITTED[part]
-                        continue
-                    col = at + len(path) - len(part) - 1
-                    raise TemplateError(
-                        f'template parsing error: template: :1:{col}: executing "" at <{path}>: '
-                        f'map has no entry for key "{part}"'
-                    )
-                value = value[part]
-            elif value is None:
-                return None
-            else:
-                value = getattr(value, part, None)
-        return value
-
-    def _call(self, name: str, args: list[Any]) -> Any:
-        fn = _GO_FUNCS.get(name)
-        if fn is None:
-            raise TemplateError(f'template parsing error: template: :1: function "{name}" not defined')
-        try:
-            return fn(*args)
-        except (TypeError, ValueError, IndexError, KeyError) as err:
-            raise TemplateError(f"template: :1: error calling {name}: {err}") from None
-
-
-_NO_ARG = object()
-
-
-def _go_true(v: Any) -> bool:
-    """Go's truth: false, 0, nil and empty strings, slices and maps are false."""
-    if isinstance(v, _GoZero):
-        return v not in ("", "false")
-    return bool(v)
-
-
-def _go_show(v: Any, path: str = "") -> str:
-    """%v of a value as Go prints docker's types (see render_template)."""
-    field = path.rsplit(".", 1)[-1]
-    if v is None:
-        return _go_nil(field)
-    if isinstance(v, _GoZero):
-        return str(v)
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float) and v.is_integer() and abs(v) < 1e21:
-        return str(int(v))
-    if isinstance(v, dict):
-        if field in _GO_MAPS or path.endswith(("LogConfig.Config", "GraphDriver.Data")):
-            return "map[" + " ".join(f"{k}:{_go_show(x)}" for k, x in sorted(v.items())) + "]"
-        return "{" + " ".join(_go_show(x, f"{path}.{k}") for k, x in v.items()) + "}"
-    if isinstance(v, (list, tuple)):
-        return "[" + " ".join(_go_show(x) for x in v) + "]"
-    return str(v)
-
-
-def _go_json(v: Any) -> str:
-    """docker's json function: Go's encoder without HTML escaping (SetEscapeHTML(false)),
-    compact, UTF-8, a map's keys sorted. A dict whose keys are all capitalized is taken
-    for one of docker's structs, whose fields keep their order; any other (labels,
-    ports) for a map."""
-    import json
-
-    def go(x: Any) -> Any:
-        if isinstance(x, dict):
-            struct = all(k[:1].isupper() and k[:1].isascii() for k in x)
-            return {k: go(x[k]) for k in (x if struct else sorted(x))}
-        if isinstance(x, list):
-            return [go(i) for i in x]
-        return x
-
-    return json.dumps(go(v), separators=(",", ":"), ensure_ascii=False)
-
-
-def _go_index(item: Any, *keys: Any) -> Any:
-    """Go's index; a missing key gives the map's zero value: "" in a map of strings
-    (docker's Labels), nil otherwise."""
-    for key in keys:
-        if item is None:
-            return None
-        if isinstance(item, dict):
-            strings = all(isinstance(v, str) for v in item.values())
-            item = item[key] if key in item else ("" if strings else None)
-        else:
-            item = item[int(key)]
-    return item
-
-
-def _go_print(*args: Any) -> str:
-    """fmt.Sprint: a space between operands when neither is a string."""
-    out = ""
-    for k, a in enumerate(args):
-        if k and not isinstance(a, str) and not isinstance(args[k - 1], str):
-            out += " "
-        out += _go_show(a)
-    return out
-
-
-_GO_VERB = r"%([-+# 0]*)(\d+|\*)?(?:\.(\d+))?([a-zA-Z%])"
-
-
-def _compiled(pattern: str) -> Any:
-    import re
-
-    return re.compile(pattern)  # re caches it
-
-
-def _go_printf(fmt: str, *args: Any) -> str:
-    """fmt.Sprintf for the verbs templates use: %v %s %d %q %t %x %X %f %g %e %c %%."""
-    import json
-
-    values = list(args)
-
-    def verb(m: Any) -> str:
-        flags, width, prec, v = m.groups()
-        if v == "%":
-            return "%"
-        if not values:
-            return f"%!{v}(MISSING)"
-        a = values.pop(0)
-        zero = "0" in flags and "-" not in flags
-        spec = f"{'<' if '-' in flags else '>'}{'0' if zero else ''}{width}" if width else ""
-        if v in "dxXoc" and isinstance(a, (int, float)) and not isinstance(a, bool):
-            n = int(a)
-            text = format(n, {"d": "d", "x": "x", "X": "X", "o": "o"}[v]) if v != "c" else chr(n)
-            text = ("+" + text) if "+" in flags and n >= 0 and v == "d" else text
-        elif v in "feEgG" and isinstance(a, (int, float)):
-            text = format(float(a), f".{prec or 6}{v}" if v in "feE" else (f".{prec}{v}" if prec else v))
-        elif v == "q":
-            text = json.dumps(_go_show(a), ensure_ascii=False)
-        elif v == "t" and isinstance(a, bool):
-            text = "true" if a else "false"
-        elif v in "vsxX" or v == "t":
-            text = _go_show(a)
-            if v in "xX" and isinstance(a, str):
-                text = a.encode().hex() if v == "x" else a.encode().hex().upper()
-            if prec is not None and v == "s":
-                text = text[: int(prec)]
-        else:
-            text = f"%!{v}({_go_show(a)})"
-        return format(text, spec) if spec else text
-
-    out: str = _compiled(_GO_VERB).sub(verb, fmt)
-    if values:
-        out += "%!(EXTRA " + ", ".join(_go_show(a) for a in values) + ")"
-    return out
-
-
-def _go_compare(op: str) -> Callable[..., bool]:
-    def compare(a: Any, *bs: Any) -> bool:
-        if op == "eq":
-            return any(a == b for b in bs)
-        b = bs[0]
-        return bool({"ne": a != b, "lt": a < b, "le": a <= b, "gt": a > b, "ge": a >= b}[op])
-
-    return compare
-
-
-_GO_FUNCS: dict[str, Callable[..., Any]] = {
-    "and": lambda *a: next((x for x in a if not _go_true(x)), a[-1]),
-    "or": lambda *a: next((x for x in a if _go_true(x)), a[-1]),
-    "not": lambda a: not _go_true(a),
-    "len": lambda a: len(a or ()),
-    "index": _go_index,
-    "slice": lambda a, *i: a[slice(*(int(x) for x in i))],
-    "print": _go_print,
-    "println": lambda *a: " ".join(_go_show(x) for x in a) + "\n",
-    "printf": _go_printf,
-    **{op: _go_compare(op) for op in ("eq", "ne", "lt", "le", "gt", "ge")},
-    # docker's (cli/templates): json, join, split, title, lower, upper, pad, truncate
-    "json": _go_json,
-    "join": lambda items, sep: sep.join(_go_show(x) for x in items or ()),
-    "split": lambda s, sep: s.split(sep),
-    "title": lambda s: _go_show(s).title(),
-    "lower": lambda s: _go_show(s).lower(),
-    "upper": lambda s: _go_show(s).upper(),
-    "pad": lambda s, left, right: " " * int(left) + _go_show(s) + " " * int(right),
-    "truncate": lambda s, n: _go_show(s)[: int(n)],
-}
-
-
-# Fields of docker's inspect types that are slices, maps or pointers: a nil one prints
-# as Go prints it ("[]", "map[]", "<nil>"), also when docker's JSON omits it (see
-# _GO_OMITTED); other null values print "<no value>", other absent keys are an error.
-_GO_SLICES = frozenset(
-    "Env Cmd Entrypoint OnBuild Shell RepoTags RepoDigests Args Mounts Binds Dns DnsOptions DnsSearch "
-    "ExtraHosts CapAdd CapDrop SecurityOpt Links VolumesFrom Devices Layers Aliases GroupAdd "
-    "DeviceCgroupRules DeviceRequests MaskedPaths ReadonlyPaths BlkioWeightDevice Ulimits".split()
-)
-_GO_MAPS = frozenset(
-    "Volumes Labels ExposedPorts PortBindings Ports Networks Tmpfs Sysctls StorageOpt DriverOpts".split()
-)
-_GO_POINTERS = frozenset("Health Healthcheck RestartPolicy Metadata IPAM StopTimeout".split())
-
-
-class _GoZero(str):
-    """The printed zero value of a field that docker's JSON omitted."""
-
-
-_GO_OMITTED: dict[str, Any] = {
-    **{k: None for k in _GO_SLICES | _GO_MAPS | _GO_POINTERS},
-    **{k: _GoZero("") for k in ("MacAddress", "StopSignal", "Domainname")},
-    **{k: _GoZero("false") for k in ("ArgsEscaped", "NetworkDisabled")},
-}
-
-
-def _go_nil(field: str) -> str:
-    if field in _GO_SLICES:
-        return "[]"
-    if field in _GO_MAPS:
-        return "map[]"
-    return "<nil>" if field in _GO_POINTERS else "<no value>"
-
-
-def print_table(header: list[str], rows: list[list[str]], fmt: str = "") -> None:
-    """Docker's tabwriter output (see print_docker_table), or a --format template."""
-    if fmt and not fmt.startswith("table"):
-        keys = header
-        for row in rows:
-            print(render_template(fmt, dict(zip(keys, row, strict=False))))
-        return
-    print_docker_table(header, rows)
-
-
-def progress_bar(total: int | None, desc: str) -> Any:
-    """A tqdm bar on a terminal; otherwise None (callers print plain step lines)."""
-    if not sys.stderr.isatty():
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, leave=False)
-
-
 def store_of(args: argparse.Namespace) -> Any:
     from imagefmt.store import Store
 
@@ -821,7 +265,7 @@ def _image_rows(args: argparse.Namespace) -> list[dict[str, str]]:
             rows.append(
                 {
                     "Containers": "N/A",
-                    "CreatedAt": _go_time(created),
+                    "CreatedAt": go_time(created),
                     "CreatedSince": since(created),
                     "Digest": digest,
                     "ID": image_id,
@@ -834,12 +278,6 @@ def _image_rows(args: argparse.Namespace) -> list[dict[str, str]]:
                 }
             )
     return rows
-
-
-def _go_time(ts: float) -> str:
-    import time
-
-    return time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(ts))
 
 
 @parsers
@@ -1050,16 +488,6 @@ def _inspect_parser(sub: Any) -> None:
     p.add_argument("-s", "--size", action="store_true")
 
 
-def print_inspect(docs: list[dict[str, Any]], fmt: str) -> None:
-    import json
-
-    if fmt:
-        for d in docs:
-            print(render_template(fmt, d))
-    else:
-        print(json.dumps(docs, indent=4))
-
-
 @command("inspect")
 @command("image inspect")
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -1105,7 +533,7 @@ def cmd_history(args: argparse.Namespace) -> int:
             {
                 "ID": "<missing>",
                 "CreatedSince": (since(ts) if ts else "N/A") if human else _rfc3339_seconds(ts),
-                "CreatedAt": _go_time(ts) if human else _rfc3339_seconds(ts),
+                "CreatedAt": go_time(ts) if human else _rfc3339_seconds(ts),
                 "CreatedBy": created_by,
                 "Size": human_size(size) if human else str(size),
                 "Comment": str(h.get("comment", "")),
@@ -1255,7 +683,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 @command("image prune")
 def cmd_image_prune(args: argparse.Namespace) -> int:
-    if not args.force and not _confirm(
+    if not args.force and not confirm(
         "WARNING! This will remove all "
         + ("images without at least one container associated to them." if args.all else "dangling images.")
     ):
@@ -1264,13 +692,6 @@ def cmd_image_prune(args: argparse.Namespace) -> int:
     print_pruned("Deleted Images", lines)
     print(f"Total reclaimed space: {human_size(freed)}")
     return 0
-
-
-def _confirm(warning: str) -> bool:
-    print(warning)
-    print("Are you sure you want to continue? [y/N] ", end="", flush=True)
-    answer = sys.stdin.readline().strip().lower()
-    return answer in ("y", "yes")
 
 
 # ------------------------------------------------------- registry client ---
@@ -1329,71 +750,6 @@ def _client(args: argparse.Namespace, **options: Any) -> Any:
 
     insecure = tuple(getattr(args, "insecure_registry", []) or [])
     return Client(ClientOptions.from_env(insecure_registries=insecure, **options))
-
-
-class LayerProgress:
-    """Renders transfer progress as docker does: a tqdm bar per layer on a
-    terminal, else one plain line per status change.  Thread-safe."""
-
-    def __init__(self, enabled: bool = True, tty: bool | None = None, lines: Any = None) -> None:
-        import threading
-
-        self.lines = lines  # where the plain lines go: stdout when None
-        self.enabled = enabled
-        self.tty = sys.stderr.isatty() if tty is None else tty
-        self._lock = threading.Lock()
-        self._bars: dict[str, Any] = {}
-        self._last: dict[str, str] = {}
-
-    def __call__(self, ev: Any) -> None:
-        from registry import progress as pg
-
-        if not self.enabled:
-            return
-        with self._lock:
-            if self.tty:
-                self._bar(ev, pg)
-            elif (
-                ev.status not in pg.MOVING
-                and ev.status != pg.EXTRACTING
-                and self._last.get(ev.id) != ev.status
-            ):
-                print(ev.line(), file=self.lines or sys.stdout, flush=True)
-            self._last[ev.id] = ev.status
-
-    def _bar(self, ev: Any, pg: Any) -> None:
-        from tqdm import tqdm
-
-        bar = self._bars.get(ev.id)
-        if bar is None:
-            bar = tqdm(
-                total=ev.total or None,
-                desc=f"{ev.id}: {ev.status}",
-                unit="B",
-                unit_scale=True,
-                unit_divisor=1000,
-                position=len(self._bars),
-                leave=True,
-                file=sys.stderr,
-                bar_format="{desc:<32} {bar:30} {n_fmt}/{total_fmt}",
-            )
-            self._bars[ev.id] = bar
-        if ev.status in pg.MOVING and self._last.get(ev.id) == ev.status:
-            if ev.current > bar.n:
-                bar.update(ev.current - bar.n)  # tqdm redraws at most every mininterval
-            return
-        bar.set_description_str(f"{ev.id}: {ev.status} {ev.detail}".strip(), refresh=False)
-        if ev.status in pg.FINAL or ev.status in (pg.VERIFYING, pg.DOWNLOADED):
-            bar.n = bar.total or ev.current
-        elif ev.status in pg.MOVING:
-            bar.n = ev.current
-        bar.refresh()
-
-    def close(self) -> None:
-        with self._lock:
-            for bar in self._bars.values():
-                bar.close()
-            self._bars.clear()
 
 
 def _platform(args: argparse.Namespace) -> Any:
@@ -1621,7 +977,7 @@ def cmd_system_df(args: argparse.Namespace) -> int:
 
 @command("system prune")
 def cmd_system_prune(args: argparse.Namespace) -> int:
-    if not args.force and not _confirm(
+    if not args.force and not confirm(
         "WARNING! This will remove:\n  - all stopped containers\n"
         "  - all networks not used by at least one container\n"
         + (
@@ -1836,7 +1192,6 @@ def cmd_registry_htpasswd(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------ containers ---
 
-IGNORING_FORMAT = "WARNING: Ignoring custom format, because both --format and --quiet are set."
 # Container verbs: argparse and docker's output here, everything else in runtime/.
 
 
@@ -2505,7 +1860,7 @@ def cmd_port(args: argparse.Namespace) -> int:
 
 @command("container prune")
 def cmd_container_prune(args: argparse.Namespace) -> int:
-    if not args.force and not _confirm("WARNING! This will remove all stopped containers."):
+    if not args.force and not confirm("WARNING! This will remove all stopped containers."):
         return 0
     removed, freed = _prune_containers(args)
     print_pruned("Deleted Containers", removed)
@@ -2636,7 +1991,7 @@ def _ps_row(c: Any, trunc: bool, now: float) -> dict[str, str]:
         "ID": c.short_id if trunc else c.id,
         "Image": image,
         "Command": json.dumps(_ellipsis(command, 20) if trunc else command, ensure_ascii=False),
-        "CreatedAt": _go_time(parse_time(c.record["Created"])),
+        "CreatedAt": go_time(parse_time(c.record["Created"])),
         "RunningFor": c.created_ago(now),
         "Ports": _ports_text(c),
         "State": c.status,
@@ -2767,14 +2122,6 @@ def cmd_ps(args: argparse.Namespace) -> int:
         columns = [(names.get(k, k.upper()), k) for k in keys]
     print_docker_table([h for h, _ in columns], [[r[k] for _, k in columns] for r in rows])
     return 0
-
-
-def print_docker_table(header: list[str], rows: list[list[str]], minwidth: int = 10) -> None:
-    """Go tabwriter as docker sets it up (minwidth 10, or 20 for ``top``; padding 3):
-    every column but the last is as wide as its widest cell plus 3, and at least minwidth."""
-    widths = [max(minwidth, max(len(r[i]) for r in [header, *rows]) + 3) for i in range(len(header))]
-    for row in [header, *rows]:
-        print("".join(c.ljust(widths[i]) if i < len(row) - 1 else c for i, c in enumerate(row)).rstrip())
 
 
 # ------------------------------------------------------------- inspect etc ---
@@ -3310,7 +2657,7 @@ def cmd_volume_rm(args: argparse.Namespace) -> int:
 
 @command("volume prune")
 def cmd_volume_prune(args: argparse.Namespace) -> int:
-    if not args.force and not _confirm(
+    if not args.force and not confirm(
         "WARNING! This will remove all local volumes not used by at least one container."
     ):
         return 0
@@ -3573,7 +2920,7 @@ def cmd_network_disconnect(args: argparse.Namespace) -> int:
 
 @command("network prune")
 def cmd_network_prune(args: argparse.Namespace) -> int:
-    if not args.force and not _confirm(
+    if not args.force and not confirm(
         "WARNING! This will remove all custom networks not used by at least one container."
     ):
         return 0
@@ -3826,7 +3173,7 @@ def _pull_base(args: argparse.Namespace, name: str, out: Callable[[bytes], None]
 def cmd_builder_prune(args: argparse.Namespace) -> int:
     from builder.cache import BuildCache
 
-    if not args.force and not _confirm(
+    if not args.force and not confirm(
         "WARNING! This will remove all build cache."
         if args.all
         else "WARNING! This will remove all dangling build cache."

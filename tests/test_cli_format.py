@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-import cli
+from commands.errors import TemplateError
+from commands.gotemplate import render_template
 
 CONTAINER = {
     "Id": "abc",
@@ -34,12 +35,12 @@ CONTAINER = {
     ],
 )
 def test_templates_print_as_docker(template: str, expected: str) -> None:
-    assert cli.render_template(template, CONTAINER) == expected
+    assert render_template(template, CONTAINER) == expected
 
 
 def test_missing_key_is_dockers_error() -> None:
-    with pytest.raises(cli.TemplateError) as exc:
-        cli.render_template("x {{.Config.Nope}}", CONTAINER)
+    with pytest.raises(TemplateError) as exc:
+        render_template("x {{.Config.Nope}}", CONTAINER)
     assert str(exc.value) == (
         'template parsing error: template: :1:11: executing "" at <.Config.Nope>: '
         'map has no entry for key "Nope"'
@@ -91,10 +92,10 @@ RUNNING = {
     ],
 )
 def test_go_template_language(template: str, expected: str) -> None:
-    assert cli.render_template(template, RUNNING) == expected
+    assert render_template(template, RUNNING) == expected
 
 
 def test_template_errors_are_dockers() -> None:
-    with pytest.raises(cli.TemplateError) as exc:
-        cli.render_template("{{nope .Name}}", RUNNING)
+    with pytest.raises(TemplateError) as exc:
+        render_template("{{nope .Name}}", RUNNING)
     assert str(exc.value) == 'template parsing error: template: :1: function "nope" not defined'

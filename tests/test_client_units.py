@@ -144,7 +144,7 @@ def test_upload_location_keeps_its_state() -> None:
 
 
 def test_progress_renders_bars_on_a_terminal_and_lines_elsewhere(capsys: pytest.CaptureFixture[str]) -> None:
-    from cli import LayerProgress
+    from commands.progress import LayerProgress
     from registry import progress as pg
 
     events = [
