@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> list[tuple[str, float, float | None]]:
         work = Path(tmp)
         store = work / "store"
         # bytecode as an installed package has it (PYTHONDONTWRITEBYTECODE may be set here)
-        packages = ["builder", "imagefmt", "runtime", "commands", "cli.py"]
+        packages = ["builder", "imagefmt", "runtime", "engine", "commands", "cli.py"]
         subprocess.run([sys.executable, "-m", "compileall", "-q", *packages],
                        cwd=REPO, check=True, stdout=subprocess.DEVNULL)  # fmt: skip
         subprocess.run(

@@ -198,6 +198,7 @@ def main() -> int:
         raise SystemExit("bench_runtime needs root")
     compileall.compile_dir(REPO / "runtime", quiet=1)
     compileall.compile_dir(REPO / "imagefmt", quiet=1)
+    compileall.compile_dir(REPO / "engine", quiet=1)
     compileall.compile_dir(REPO / "commands", quiet=1)
     compileall.compile_file(REPO / "cli.py", quiet=1)
     tar = busybox_tar()

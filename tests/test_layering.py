@@ -1,17 +1,18 @@
-"""Dependencies point one way: imagefmt <- registry, imagefmt <- runtime <- builder; commands may
-import all four; nothing imports cli, only cli imports commands."""
+"""Dependencies point one way: imagefmt <- registry, imagefmt <- runtime <- builder; engine may
+import all four, commands those and engine; nothing imports cli, only cli imports commands."""
 
 import ast
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-OURS = {"imagefmt", "registry", "runtime", "builder", "commands", "cli"}
+OURS = {"imagefmt", "registry", "runtime", "builder", "engine", "commands", "cli"}
 MAY_IMPORT = {
     "imagefmt": set(),
     "registry": {"imagefmt"},
     "runtime": {"imagefmt"},
     "builder": {"imagefmt", "runtime"},
-    "commands": {"imagefmt", "registry", "runtime", "builder"},
+    "engine": {"imagefmt", "registry", "runtime", "builder"},
+    "commands": {"imagefmt", "registry", "runtime", "builder", "engine"},
     "cli": OURS - {"cli"},
 }
 ONLY_IN = {

@@ -1,0 +1,83 @@
+"""What images, containers, volumes and the build cache take on disk: ``docker system
+df`` (with how much a prune would give back) and ``ps -s``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from builder.cache import BuildCache
+from engine.images import store_in_use
+from engine.volumes import users as volume_users
+from imagefmt import errors
+from imagefmt.catalog import tree_size
+from imagefmt.records import NamedTuple
+from imagefmt.store import Store
+from runtime.containers import Container, ContainerStore
+from runtime.volumes import VolumeStore
+
+
+class DiskUsage(NamedTuple):
+    """A line of ``docker system df``."""
+
+    type: str  # Images, Containers, Local Volumes, Build Cache
+    total: int  # how many
+    active: int  # how many are in use (running containers, images they use, …)
+    size: int  # bytes
+    reclaimable: int  # bytes a prune would free
+
+
+def disk_usage(root: Path) -> list[DiskUsage]:
+    return [images(root), containers(root), volumes(root), build_cache(root)]
+
+
+def images(root: Path) -> DiskUsage:
+    store = store_in_use(root)
+    all_images = store.images()
+    sizes = {str(i.id): store.image_size(i) for i in all_images}
+    active = [i for i in all_images if store.holders(i.id)]
+    total = sum(sizes.values())  # docker's SIZE: the images' content, not the store's files
+    used = sum(sizes[str(i.id)] for i in active)
+    return DiskUsage("Images", len(all_images), len(active), total, max(0, total - used))
+
+
+def containers(root: Path) -> DiskUsage:
+    cs = ContainerStore(root).all()
+    sizes = {c.id: tree_size(c.dir / "upper") for c in cs}
+    active = [c for c in cs if c.running]
+    stopped = sum(sizes[c.id] for c in cs if not c.running)
+    return DiskUsage("Containers", len(cs), len(active), sum(sizes.values()), stopped)
+
+
+def volumes(root: Path) -> DiskUsage:
+    vstore = VolumeStore(root)
+    users = volume_users(ContainerStore(root))
+    names = vstore.names()
+    sizes = {n: vstore.size(n) for n in names}
+    unused = sum(sizes[n] for n in names if n not in users)
+    return DiskUsage(
+        "Local Volumes", len(names), sum(1 for n in names if n in users), sum(sizes.values()), unused
+    )
+
+
+def build_cache(root: Path) -> DiskUsage:
+    count, active, size, reclaimable = BuildCache(Store(root)).usage()
+    return DiskUsage("Build Cache", count, active, size, reclaimable)
+
+
+def container_sizes(store: Store, cs: list[Container]) -> list[tuple[int, int]]:
+    """``ps -s``: what each container wrote, and that with its image (docker's "virtual")."""
+    images: dict[str, int] = {}  # each image's size once, however many containers share it
+
+    def image_size(ref: str) -> int:
+        if ref not in images:
+            try:
+                images[ref] = store.image_size(store.image(ref))
+            except errors.DockyardError:
+                images[ref] = 0
+        return images[ref]
+
+    out = []
+    for c in cs:
+        rw = tree_size(c.dir / "upper")
+        out.append((rw, rw + image_size(c.record["Image"])))
+    return out
