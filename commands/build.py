@@ -1,0 +1,203 @@
+"""``build`` (also ``image build``): the Dockerfile builder's flags and output.
+(``builder prune`` is in commands.disk.)"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from builder.build import build
+from builder.context import extract_context, looks_like_tar
+from builder.errors import BuildFailed, DockerfileError
+from builder.options import BuildOptions
+from commands.errors import UsageError
+from commands.parsing import OnlyVerb, Verbs, insecure_registry_flag
+from imagefmt import errors
+from imagefmt.reference import Reference
+from imagefmt.store import Store, StoredImage
+
+VERBS = Verbs()
+
+
+@VERBS.flags
+def _flags(sub: OnlyVerb) -> None:
+    image = sub.group("image")  # also as 'image build'
+    for p in (sub.add_parser("build", help="build an image from a Dockerfile"), image.add_parser("build")):
+        p.add_argument(
+            "context", nargs="?", help="context directory, or - for a Dockerfile (or a tar context) on stdin"
+        )
+        p.add_argument("-t", "--tag", action="append", default=[], help="name:tag (repeatable)")
+        p.add_argument(
+            "-f", "--file", default=None, help="Dockerfile (default CONTEXT/Dockerfile; - for stdin)"
+        )
+        p.add_argument("--build-arg", action="append", default=[], metavar="K=V", help="set a build-time ARG")
+        p.add_argument("--target", default=None, help="stage to build")
+        p.add_argument("--no-cache", action="store_true", help="do not use the build cache")
+        p.add_argument("--cache-from", action="append", default=[], help="images to take cached steps from")
+        p.add_argument("--pull", nargs="?", const="true", default="false", help="always pull base images")
+        p.add_argument("--label", action="append", default=[], metavar="K=V", help="label the image")
+        p.add_argument("-q", "--quiet", action="store_true", help="print only the image ID")
+        p.add_argument("--network", default="host", choices=["default", "host", "none"], help="RUN's network")
+        p.add_argument(
+            "--progress", default="auto", choices=["auto", "plain", "tty"], help="plain explains misses"
+        )
+        p.add_argument("--platform", default=None, help="target platform (os/arch)")
+        p.add_argument("--secret", action="append", default=[], help="id=ID,src=PATH or id=ID,env=VAR")
+        p.add_argument("--iidfile", default=None, help="write the image ID to this file")
+        p.add_argument(
+            "--rm", nargs="?", const="true", default="true", help="(always) remove step containers"
+        )
+        p.add_argument("--force-rm", action="store_true", help="(always) remove step containers")
+        p.add_argument("-j", "--jobs", type=int, default=2, help="stages built at once (default 2)")
+        insecure_registry_flag(p)
+
+
+def _key_values(items: list[str], what: str, from_env: bool = False) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not key:
+            raise UsageError(f"invalid {what} {item!r}: use KEY=VALUE")
+        if not eq:
+            if not from_env:
+                raise UsageError(f"invalid {what} {item!r}: use KEY=VALUE")
+            if key not in os.environ:
+                continue  # docker: --build-arg NAME takes NAME from the environment, if set
+            value = os.environ[key]
+        out[key] = value
+    return out
+
+
+def _secrets(items: list[str]) -> dict[str, bytes]:
+    out: dict[str, bytes] = {}
+    for item in items:
+        fields = dict(f.partition("=")[::2] for f in item.split(","))
+        ident = fields.get("id", "")
+        if not ident:
+            raise UsageError(f"invalid --secret {item!r}: use id=ID,src=PATH or id=ID,env=VAR")
+        if fields.get("env") or ("src" not in fields and "source" not in fields and ident in os.environ):
+            value = os.environ.get(fields.get("env") or ident)
+            if value is None:
+                raise UsageError(f"--secret {item}: environment variable not set")
+            out[ident] = value.encode()
+            continue
+        src = fields.get("src") or fields.get("source") or ""
+        try:
+            out[ident] = Path(src).read_bytes()
+        except OSError as exc:
+            raise errors.NotFound(f"--secret {item}: {exc.strerror}: {src}") from exc
+    return out
+
+
+def _build_inputs(
+    args: argparse.Namespace, stack: contextlib.ExitStack
+) -> tuple[Path | None, bytes, Path | None]:
+    """(context dir or None, Dockerfile content, Dockerfile path) as docker resolves them."""
+    if args.context == "-":
+        data = sys.stdin.buffer.read()
+        if not looks_like_tar(data):
+            return None, data, None
+        ctx = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dockyard-ctx-")))
+        extract_context(data, ctx)
+    else:
+        if args.context.startswith(("http://", "https://", "git@", "git://")):
+            raise UsageError("a URL or git build context is not supported: clone it and give the directory")
+        ctx = Path(args.context)
+        if not ctx.is_dir():
+            raise errors.NotFound(f'unable to prepare context: path "{args.context}" not found')
+    if args.file == "-":
+        return ctx, sys.stdin.buffer.read(), None
+    path = Path(args.file) if args.file else ctx / "Dockerfile"
+    try:
+        return ctx, path.read_bytes(), path
+    except OSError as exc:
+        raise errors.NotFound(
+            f"unable to prepare context: cannot read Dockerfile {path}: {exc.strerror}"
+        ) from exc
+
+
+_BOOL_WORDS = ("true", "false", "1", "0", "yes", "no", "always", "never", "missing")
+
+
+@VERBS.command("build", "image build")
+def cmd_build(args: argparse.Namespace) -> int:
+    if args.pull.lower() not in _BOOL_WORDS:  # '--pull CONTEXT': argparse took the context as --pull's value
+        if args.context is not None:
+            raise UsageError(f"invalid value {args.pull!r} for --pull: use --pull or --pull=true|false")
+        args.context, args.pull = args.pull, "true"
+    if args.context is None:
+        raise UsageError('"build" requires exactly 1 argument: the context directory, or -')
+    try:
+        tags = tuple(Reference.parse(t) for t in args.tag)
+    except errors.Invalid as exc:
+        raise UsageError(f"invalid argument for -t: {exc}") from exc
+    build_args = _key_values(args.build_arg, "--build-arg", from_env=True)
+    sde_text = build_args.get("SOURCE_DATE_EPOCH") or os.environ.get("SOURCE_DATE_EPOCH") or ""
+    if sde_text and not sde_text.isdigit():
+        raise UsageError(f"invalid SOURCE_DATE_EPOCH {sde_text!r}: use seconds since the epoch")
+    held = bytearray()
+    stdout = sys.stdout.buffer
+
+    def out(data: bytes) -> None:
+        if args.quiet:
+            held.extend(data)
+        else:
+            stdout.write(data)
+            stdout.flush()
+
+    with contextlib.ExitStack() as stack:
+        ctx, dockerfile, path = _build_inputs(args, stack)
+        opts = BuildOptions(
+            dockerfile=dockerfile,
+            context=ctx,
+            dockerfile_path=path,
+            tags=tags,
+            build_args=build_args,
+            target=args.target,
+            no_cache=args.no_cache,
+            cache_from=tuple(args.cache_from),
+            labels=_key_values(args.label, "--label"),
+            network="host" if args.network == "default" else args.network,
+            secrets=_secrets(args.secret),
+            platform=args.platform,
+            quiet=args.quiet,
+            explain=args.progress == "plain",
+            source_date_epoch=int(sde_text) if sde_text else None,
+            jobs=args.jobs,
+            pull=lambda name: _pull_base(args, name, out),
+            always_pull=args.pull.lower() in ("true", "1", "yes", "always"),
+        )
+        try:
+            image = build(Store(args.root), opts, out)
+        except BuildFailed as exc:
+            if not args.quiet:
+                stdout.flush()
+            print(exc, file=sys.stderr)
+            where = f"Dockerfile:{exc.line}" if exc.line else "Dockerfile"
+            print(f"  failed at {where}: {exc.instruction}", file=sys.stderr)
+            if args.quiet and exc.output:
+                print("  output:", file=sys.stderr)
+                for line in exc.output.rstrip("\n").splitlines()[-20:]:
+                    print(f"    {line}", file=sys.stderr)
+            return exc.exit_code
+        except DockerfileError as exc:
+            if exc.line and "line" not in str(exc):
+                raise DockerfileError(f"Dockerfile:{exc.line}: {exc}", exc.line) from exc
+            raise
+    if args.iidfile:
+        Path(args.iidfile).write_text(str(image.id))
+    if args.quiet:
+        print(image.id)
+    return 0
+
+
+def _pull_base(args: argparse.Namespace, name: str, out: Callable[[bytes], None]) -> StoredImage:
+    # the registry client (requests, ~100 ms of imports) only when a base must be pulled
+    from commands.distribution import pull_image
+
+    return pull_image(args, name, out)

@@ -1,0 +1,90 @@
+"""``exec`` (also ``container exec``): a command in a running container."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+
+from commands.container import both
+from commands.container.attach import window
+from commands.errors import UsageError
+from commands.output import err
+from commands.parsing import OnlyVerb, Verbs
+from imagefmt import errors
+from runtime import attach as A
+from runtime import execute, launch
+from runtime.containers import ContainerStore
+from runtime.create import read_env_file
+from runtime.errors import StartFailed
+
+VERBS = Verbs()
+
+
+@VERBS.flags
+def _flags(sub: OnlyVerb) -> None:
+    for p in both(sub, "exec", "run a command in a running container"):
+        p.add_argument("-d", "--detach", action="store_true")
+        p.add_argument("-i", "--interactive", action="store_true")
+        p.add_argument("-t", "--tty", action="store_true")
+        p.add_argument("-e", "--env", action="append", default=[])
+        p.add_argument("--env-file", action="append", default=[])
+        p.add_argument("-u", "--user", default="")
+        p.add_argument("-w", "--workdir", default="")
+        p.add_argument("--privileged", action="store_true")
+        p.add_argument("container")
+        p.add_argument("command", nargs=argparse.REMAINDER)
+
+
+@VERBS.command("exec", "container exec")
+def cmd_exec(args: argparse.Namespace) -> int:
+    command = list(args.command)
+    if command[:1] == ["--"]:
+        command = command[1:]
+    if not command:
+        raise UsageError('"exec" requires at least 2 arguments')
+    if args.tty and args.interactive and not args.detach and not os.isatty(0):
+        print("the input device is not a TTY", file=sys.stderr)
+        return 1
+    c = ContainerStore(args.root).get(args.container)
+    env = [e for f in args.env_file for e in read_env_file(f)] + list(args.env)
+    proc = execute.process_for(
+        c,
+        command,
+        env=env,
+        user=args.user,
+        workdir=args.workdir,
+        tty=args.tty,
+        window=window() or (24, 80),
+        privileged=args.privileged,
+    )
+    try:
+        if args.tty:
+            ours, theirs = socket.socketpair()
+            try:
+                pid = execute.spawn(c, proc, launch.Stdio(0, 0, 0, console=theirs.fileno()))
+            finally:
+                theirs.close()
+            _, fds, _, _ = socket.recv_fds(ours, 16, 1)
+            ours.close()
+            if args.detach:
+                os.close(fds[0])
+                return 0
+            return A.pty_relay(fds[0], 0 if args.interactive else None, 1, pid)
+        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        stdin = 0 if args.interactive and not args.detach else null
+        out = null if args.detach else 1
+        sys.stdout.flush()
+        pid = execute.spawn(c, proc, launch.Stdio(stdin, out, null if args.detach else 2))
+        os.close(null)
+    except StartFailed as exc:  # docker prints the runtime's refusal on stdout, unprefixed
+        print(exc, flush=True)
+        return exc.exit_code
+    except errors.DockyardError as exc:
+        err(str(exc))
+        return int(args.exit_code_for(exc))
+    if args.detach:
+        return 0
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)  # the exec helper already gives docker's code

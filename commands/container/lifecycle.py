@@ -1,0 +1,134 @@
+"""``start``, ``stop``, ``restart``, ``kill``, ``rm``, ``pause``, ``unpause``,
+``rename`` and ``wait`` (also as ``container …``)."""
+
+from __future__ import annotations
+
+import argparse
+
+from commands.container import both, each
+from commands.container.attach import attach, relay, window
+from commands.errors import UsageError
+from commands.output import err
+from commands.parsing import OnlyVerb, Verbs
+from engine.containers import release_image
+from imagefmt import errors
+from imagefmt.catalog import Catalog
+from runtime import attach as A
+from runtime import lifecycle
+from runtime.containers import Container, ContainerStore
+from runtime.monitor import Attach
+from runtime.spec import parse_signal
+
+VERBS = Verbs()
+
+
+@VERBS.flags
+def _flags(sub: OnlyVerb) -> None:
+    for p in both(sub, "start", "start stopped containers"):
+        p.add_argument("-a", "--attach", action="store_true")
+        p.add_argument("-i", "--interactive", action="store_true")
+        p.add_argument("containers", nargs="+")
+    for name in ("stop", "restart"):
+        for p in both(sub, name, f"{name} running containers"):
+            p.add_argument("-t", "--time", type=int, default=None)
+            p.add_argument("containers", nargs="+")
+    for p in both(sub, "kill", "kill running containers"):
+        p.add_argument("-s", "--signal", default="KILL")
+        p.add_argument("containers", nargs="+")
+    for p in both(sub, "rm", "remove containers", aliases=("remove",)):
+        p.add_argument("-f", "--force", action="store_true")
+        p.add_argument("-v", "--volumes", action="store_true")
+        p.add_argument("-l", "--link", action="store_true")
+        p.add_argument("containers", nargs="+")
+    for p in both(sub, "wait", "block until containers stop, then print their exit codes"):
+        p.add_argument("containers", nargs="+")
+    for p in both(sub, "rename", "rename a container"):
+        p.add_argument("container")
+        p.add_argument("new_name")
+    for name in ("pause", "unpause"):
+        for p in both(sub, name, f"{name} all processes in containers"):
+            p.add_argument("containers", nargs="+")
+
+
+@VERBS.command("start", "container start")
+def cmd_start(args: argparse.Namespace) -> int:
+    if not args.attach and not args.interactive:
+
+        def start(cstore: ContainerStore, c: Container) -> None:
+            got = lifecycle.start(cstore, c)
+            if got is not None:
+                got[0].close()
+
+        return each(args.root, args.containers, start)
+    if len(args.containers) > 1:
+        raise UsageError("you cannot start and attach multiple containers at once")
+    cstore = ContainerStore(args.root)
+    c = cstore.get(args.containers[0])
+    stdin = args.interactive and bool(c.config.get("OpenStdin"))
+    want = Attach(stdin=stdin, stdout=True, stderr=True, window=window() if c.config.get("Tty") else None)
+    try:
+        started = lifecycle.start(cstore, c, want)
+    except errors.DockyardError as exc:
+        err(str(exc))
+        return 1  # docker start's status for any failure, unlike run's 125/126/127
+    if started is None:
+        return attach(args, c, stdin)
+    try:
+        return relay(cstore, c, *started, stdin=stdin, proxy=True)
+    except A.Detached:
+        return 0
+
+
+@VERBS.command("stop", "container stop")
+def cmd_stop(args: argparse.Namespace) -> int:
+    return each(args.root, args.containers, lambda s, c: lifecycle.stop(s, c, args.time))
+
+
+@VERBS.command("restart", "container restart")
+def cmd_restart(args: argparse.Namespace) -> int:
+    return each(args.root, args.containers, lambda s, c: lifecycle.restart(s, c, args.time))
+
+
+@VERBS.command("kill", "container kill")
+def cmd_kill(args: argparse.Namespace) -> int:
+    sig = parse_signal(args.signal)
+    return each(args.root, args.containers, lambda s, c: lifecycle.kill(s, c, sig))
+
+
+@VERBS.command("rm", "container rm", "container remove")
+def cmd_rm(args: argparse.Namespace) -> int:
+    def rm(cstore: ContainerStore, c: Container) -> None:
+        lifecycle.remove(cstore, c, force=args.force, volumes=args.volumes)
+        release_image(Catalog(args.root), c)
+
+    return each(args.root, args.containers, rm, missing_ok=args.force)
+
+
+@VERBS.command("pause", "container pause")
+def cmd_pause(args: argparse.Namespace) -> int:
+    return each(args.root, args.containers, lambda s, c: lifecycle.set_paused(s, c, True))
+
+
+@VERBS.command("unpause", "container unpause")
+def cmd_unpause(args: argparse.Namespace) -> int:
+    return each(args.root, args.containers, lambda s, c: lifecycle.set_paused(s, c, False))
+
+
+@VERBS.command("rename", "container rename")
+def cmd_rename(args: argparse.Namespace) -> int:
+    cstore = ContainerStore(args.root)
+    lifecycle.rename(cstore, cstore.get(args.container), args.new_name)
+    return 0
+
+
+@VERBS.command("wait", "container wait")
+def cmd_wait(args: argparse.Namespace) -> int:
+    cstore = ContainerStore(args.root)
+    status = 0
+    for ref in args.containers:
+        try:
+            print(lifecycle.wait(cstore, cstore.get(ref)), flush=True)
+        except errors.DockyardError as exc:
+            err(str(exc))
+            status = 1
+    return status

@@ -1,0 +1,80 @@
+"""``logs`` (also ``container logs``): a container's output as its log driver kept it."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+
+from commands.container import both
+from commands.errors import UsageError
+from commands.parsing import OnlyVerb, Verbs
+from imagefmt import errors
+from runtime import logs
+from runtime.containers import ContainerStore, parse_time
+
+VERBS = Verbs()
+
+
+@VERBS.flags
+def _flags(sub: OnlyVerb) -> None:
+    for p in both(sub, "logs", "fetch the logs of a container"):
+        p.add_argument("-f", "--follow", action="store_true")
+        p.add_argument("--tail", "-n", default="all")
+        p.add_argument("--since", default="")
+        p.add_argument("--until", default="")
+        p.add_argument("-t", "--timestamps", action="store_true")
+        p.add_argument("--details", action="store_true")
+        p.add_argument("container")
+
+
+def _since(text: str, now: float) -> float:
+    """docker's --since/--until: RFC 3339, a unix timestamp, or a duration ago (10m, 1h30m)."""
+    if not text:
+        return 0.0
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    if m := re.fullmatch(r"((?:\d+(?:\.\d+)?(?:h|ms|m|s|us|ns))+)", text):
+        mult = {"h": 3600, "m": 60, "s": 1, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
+        total = sum(float(n) * mult[u] for n, u in re.findall(r"(\d+(?:\.\d+)?)(h|ms|m|s|us|ns)", m.group(1)))
+        return now - total
+    try:
+        return parse_time(text if text.endswith("Z") or "." in text else text + "Z")
+    except ValueError:
+        raise errors.Invalid(f'invalid value for "since": {text!r}') from None
+
+
+@VERBS.command("logs", "container logs")
+def cmd_logs(args: argparse.Namespace) -> int:
+    cstore = ContainerStore(args.root)
+    c = cstore.get(args.container)
+    if (c.host_config.get("LogConfig") or {}).get("Type") == "none":
+        raise errors.Unsupported("configured logging driver does not support reading")
+    now = time.time()
+    since, until = _since(args.since, now), _since(args.until, now)
+    if args.tail != "all" and not str(args.tail).lstrip("-").isdigit():
+        raise UsageError(f"invalid value for --tail: {args.tail}")
+    entries, pos = logs.read(c.log_path)
+    entries = [
+        e
+        for e in entries
+        if (not since or parse_time(e.time) >= since) and (not until or parse_time(e.time) <= until)
+    ]
+    if args.tail != "all" and int(args.tail) >= 0:
+        entries = entries[len(entries) - int(args.tail) :] if int(args.tail) else []
+    out, errout = sys.stdout.buffer, sys.stderr.buffer
+
+    def emit(e: logs.Entry) -> None:
+        stream = errout if e.stream == "stderr" else out
+        details = b" " if args.details else b""  # docker: the extra attributes (none), a space
+        stream.write((e.time.encode() + b" " if args.timestamps else b"") + details + e.line)
+        stream.flush()
+
+    for e in entries:
+        emit(e)
+    if args.follow and not until:
+        running = lambda: cstore.load(c.id).running if c.dir.exists() else False  # noqa: E731
+        for e in logs.follow(c.log_path, pos, running):
+            emit(e)
+    return 0

@@ -1,0 +1,153 @@
+"""Disk usage and reclaiming it: ``system df``, ``system prune`` and each noun's
+``prune`` (image, container, volume, network, builder).
+
+They live together, apart from their nouns' other verbs, because pruning needs the
+runtime's lifecycle, the build cache and the duration parser, which ``ps``,
+``volume ls`` and the like should not load."""
+
+from __future__ import annotations
+
+import argparse
+
+from builder.cache import BuildCache
+from commands.output import confirm, human_size, print_pruned, print_reclaimed, print_rows, print_table
+from commands.parsing import OnlyVerb, Verbs
+from engine import prune
+from engine.disk import disk_usage
+from engine.images import store_in_use
+from imagefmt.store import Store
+
+VERBS = Verbs()
+
+
+@VERBS.flags
+def _flags(sub: OnlyVerb) -> None:
+    system = sub.group("system")
+    df = system.add_parser("df", help="show disk usage")
+    df.add_argument("-v", "--verbose", action="store_true")
+    df.add_argument("--format", default="")
+    pr = system.add_parser("prune", help="remove unused data")
+    pr.add_argument("-a", "--all", action="store_true")
+    pr.add_argument("-f", "--force", action="store_true")
+    pr.add_argument("--volumes", action="store_true")
+    p = sub.group("image").add_parser("prune", help="remove unused images")
+    p.add_argument("-a", "--all", action="store_true")
+    p.add_argument("-f", "--force", action="store_true")
+    p = sub.group("container").add_parser("prune", help="remove all stopped containers")
+    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("--filter", action="append", default=[])
+    p = sub.group("volume").add_parser("prune", help="remove unused local volumes")
+    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("-a", "--all", action="store_true")
+    p.add_argument("--filter", action="append", default=[])
+    p = sub.group("network").add_parser("prune", help="remove all unused networks")
+    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("--filter", action="append", default=[])
+    p = sub.group("builder").add_parser("prune", help="remove build cache")
+    p.add_argument("-a", "--all", action="store_true", help="also remove cache mounts")
+    p.add_argument("-f", "--force", action="store_true", help="do not prompt")
+
+
+@VERBS.command("system df")
+def cmd_system_df(args: argparse.Namespace) -> int:
+    table = []
+    for row in disk_usage(args.root):
+        pct = f" ({row.reclaimable * 100 // row.size}%)" if row.size and row.type != "Containers" else ""
+        table.append(
+            {
+                "Type": row.type,
+                "TotalCount": str(row.total),
+                "Active": str(row.active),
+                "Size": human_size(row.size, 4),
+                "Reclaimable": human_size(row.reclaimable, 4) + pct,
+            }
+        )
+    if print_rows(table, args.format):
+        return 0
+    cols = ["Type", "TotalCount", "Active", "Size", "Reclaimable"]
+    print_table(["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], [[r[c] for c in cols] for r in table])
+    return 0
+
+
+@VERBS.command("system prune")
+def cmd_system_prune(args: argparse.Namespace) -> int:
+    if not args.force and not confirm(
+        "WARNING! This will remove:\n  - all stopped containers\n"
+        "  - all networks not used by at least one container\n"
+        + (
+            "  - all images without at least one container associated to them\n"
+            if args.all
+            else "  - all dangling images\n"
+        )
+        + "  - all build cache\n"
+    ):
+        return 0
+    freed = 0
+    for part in prune.prune_system(args.root, prune.SystemPruneOptions(all=args.all, volumes=args.volumes)):
+        print_pruned(part.title, part.items)
+        freed += part.freed
+    print_reclaimed(freed)
+    return 0
+
+
+@VERBS.command("image prune")
+def cmd_image_prune(args: argparse.Namespace) -> int:
+    if not args.force and not confirm(
+        "WARNING! This will remove all "
+        + ("images without at least one container associated to them." if args.all else "dangling images.")
+    ):
+        return 0
+    lines, freed = store_in_use(args.root).prune(all_images=args.all)
+    print_pruned("Deleted Images", lines)
+    print_reclaimed(freed)
+    return 0
+
+
+@VERBS.command("container prune")
+def cmd_container_prune(args: argparse.Namespace) -> int:
+    if not args.force and not confirm("WARNING! This will remove all stopped containers."):
+        return 0
+    removed, freed = prune.prune_containers(args.root, tuple(args.filter))
+    print_pruned("Deleted Containers", removed)
+    print_reclaimed(freed)
+    return 0
+
+
+@VERBS.command("volume prune")
+def cmd_volume_prune(args: argparse.Namespace) -> int:
+    if not args.force and not confirm(
+        "WARNING! This will remove all local volumes not used by at least one container."
+    ):
+        return 0
+    names, freed = prune.prune_volumes(args.root, tuple(args.filter))
+    print_pruned("Deleted Volumes", names)
+    print_reclaimed(freed)
+    return 0
+
+
+@VERBS.command("network prune")
+def cmd_network_prune(args: argparse.Namespace) -> int:
+    if not args.force and not confirm(
+        "WARNING! This will remove all custom networks not used by at least one container."
+    ):
+        return 0
+    removed = prune.prune_networks(args.root, tuple(args.filter))
+    if removed:  # docker prints no blank line and no total here
+        print("Deleted Networks:")
+        for name in removed:
+            print(name)
+    return 0
+
+
+@VERBS.command("builder prune")
+def cmd_builder_prune(args: argparse.Namespace) -> int:
+    if not args.force and not confirm(
+        "WARNING! This will remove all build cache."
+        if args.all
+        else "WARNING! This will remove all dangling build cache."
+    ):
+        return 0
+    lines, freed = BuildCache(Store(args.root)).prune(all_cache=args.all)
+    print_pruned("Deleted build cache objects", lines)
+    print_reclaimed(freed)
+    return 0

@@ -1,0 +1,135 @@
+"""``registry serve``, ``garbage-collect``, ``gen-certs`` and ``htpasswd``: running
+and maintaining dockyard's registry server."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from commands.errors import UsageError
+from commands.parsing import OnlyVerb, Verbs
+from registry import auth, config, gc, serve, tls
+from registry.storage import FilesystemStorage
+
+VERBS = Verbs()
+
+
+@VERBS.flags
+def _flags(sub: OnlyVerb) -> None:
+    rs = sub.group("registry")
+    s = rs.add_parser("serve", help="serve the registry (gunicorn), by default on 0.0.0.0:5000")
+    _common(s)
+    s.add_argument("--addr", default=None, help="host:port to listen on (default 0.0.0.0:5000)")
+    s.add_argument("--htpasswd", type=Path, default=None, help="bcrypt htpasswd file: Basic auth")
+    s.add_argument("--acl", type=Path, default=None, help="JSON ACL file (see docs/registry.md)")
+    s.add_argument("--token", action="store_true", help="bearer-token auth with the built-in /auth/token")
+    s.add_argument("--token-realm", default=None, help="token realm URL (default: this server's /auth/token)")
+    s.add_argument("--token-service", default=None, help="token service name")
+    s.add_argument("--token-key", type=Path, default=None, help="EC P-256 PEM signing key (made if missing)")
+    s.add_argument("--tls-cert", type=Path, default=None)
+    s.add_argument("--tls-key", type=Path, default=None)
+    s.add_argument("--tls-client-ca", type=Path, default=None, help="require client certificates of this CA")
+    s.add_argument("--read-only", action="store_true", default=None, help="refuse every write")
+    s.add_argument("--workers", type=int, default=None, help="worker processes (default 2)")
+    s.add_argument("--threads", type=int, default=None, help="threads per worker (default 16)")
+    s.add_argument("--access-log", default=None, help="JSON access log file, '-' stderr, '' off")
+    s.add_argument("--notify", action="append", default=[], metavar="URL", help="webhook URL (repeatable)")
+    g = rs.add_parser("garbage-collect", help="delete blobs no manifest references (safe while serving)")
+    _common(g)
+    g.add_argument("--dry-run", action="store_true", help="only print what would be deleted")
+    g.add_argument("--delete-untagged", action="store_true", help="also delete manifests without a tag")
+    g.add_argument("--grace", type=float, default=None, help="spare blobs touched in the last N seconds")
+    c = rs.add_parser("gen-certs", help="make a CA, a server and a client certificate")
+    c.add_argument("dir", type=Path)
+    c.add_argument("--host", action="append", default=[], help="server name or IP (repeatable)")
+    c.add_argument("--days", type=int, default=825)
+    h = rs.add_parser("htpasswd", help="add or replace a user in an htpasswd file (password on stdin)")
+    h.add_argument("file", type=Path)
+    h.add_argument("user")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--root", dest="registry_root", type=Path, default=None, help="storage directory")
+    p.add_argument("--config", type=Path, default=None, help="TOML or JSON config file")
+
+
+def _config(args: argparse.Namespace) -> config.Config:
+    cfg = config.load(args.config)
+    if args.registry_root is not None:
+        return cfg.with_overrides(root=args.registry_root)
+    if cfg.root == config.Config().root:
+        return cfg.with_overrides(root=args.root / "registry")
+    return cfg
+
+
+@VERBS.command("registry serve")
+def cmd_registry_serve(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    token = cfg.token
+    if args.token or args.token_realm or args.token_service or args.token_key:
+        base = token or config.TokenConfig()
+        token = base.__class__(
+            realm=args.token_realm or base.realm,
+            service=args.token_service or base.service,
+            issuer=base.issuer,
+            key=args.token_key or base.key,
+            expiration=base.expiration,
+        )
+    notifications = cfg.notifications + tuple(config.Endpoint(url) for url in args.notify)
+    cfg = cfg.with_overrides(
+        addr=args.addr,
+        htpasswd=args.htpasswd,
+        acl=args.acl,
+        token=token,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_client_ca=args.tls_client_ca,
+        read_only=args.read_only,
+        workers=args.workers,
+        threads=args.threads,
+        access_log=args.access_log,
+        notifications=notifications,
+    )
+    if cfg.token is not None and cfg.htpasswd is None and cfg.acl is None:
+        raise UsageError("--token needs --htpasswd (the accounts) or --acl (anonymous rights)")
+    serve.serve(cfg)
+    return 0
+
+
+@VERBS.command("registry garbage-collect")
+def cmd_registry_gc(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    grace = cfg.gc_grace_seconds if args.grace is None else args.grace
+    result = gc.collect(FilesystemStorage(cfg.root), args.dry_run, args.delete_untagged, grace)
+    verb = "would delete" if args.dry_run else "deleted"
+    for repo, digest in result.manifests:
+        print(f"{verb} manifest {repo}@{digest}")
+    for digest in result.blobs:
+        print(f"{verb} blob {digest}")
+    for repo, uuid in result.uploads:
+        print(f"{verb} upload {repo} {uuid}")
+    print(
+        f"{result.marked} marked, {len(result.blobs)} blobs ({result.bytes} bytes), "
+        f"{len(result.manifests)} manifests and {len(result.uploads)} uploads {verb}"
+    )
+    return 0
+
+
+@VERBS.command("registry gen-certs")
+def cmd_registry_gen_certs(args: argparse.Namespace) -> int:
+    paths = tls.gen_certs(args.dir, args.host, args.days)
+    print(f"CA:     {paths.ca_cert}")
+    print(f"server: --tls-cert {paths.server_cert} --tls-key {paths.server_key}")
+    print(f"client: {paths.client_dir} (a docker certs.d/<host:port> folder, a skopeo --cert-dir)")
+    return 0
+
+
+@VERBS.command("registry htpasswd")
+def cmd_registry_htpasswd(args: argparse.Namespace) -> int:
+    password = sys.stdin.readline().rstrip("\n")
+    if not password:
+        raise UsageError("registry htpasswd: give the password on standard input")
+    auth.set_htpasswd_user(args.file, args.user, password)
+    print(f"set user {args.user} in {args.file}")
+    return 0
