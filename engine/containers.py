@@ -1,7 +1,7 @@
-"""Containers as dockerd lists and shows them: ps's selection, filters and rows, the
-inspect document, and the image hold a removed container gives back.  (Their sizes
-are in engine.disk, pruning in engine.prune: ps loads neither the image store nor
-the runtime's lifecycle.)"""
+"""Containers as dockerd lists and shows them: ps's selection, filters and rows, and
+the inspect document.  (Their sizes are in engine.disk, pruning in engine.prune and
+the image hold a removed container gives back in engine.holds: ps loads neither the
+image store, nor the runtime's lifecycle, nor the digest parser.)"""
 
 from __future__ import annotations
 
@@ -10,14 +10,11 @@ import re
 from engine.errors import FilterInvalid
 from engine.filters import label_match
 from imagefmt import errors
-from imagefmt.digest import Digest
 from imagefmt.records import TYPE_CHECKING, NamedTuple
 from runtime.containers import Container, ContainerStore, parse_time
 
 if TYPE_CHECKING:
     from typing import Any
-
-    from imagefmt.catalog import Catalog
 
 PS_FILTERS = ("id", "name", "status", "exited", "label", "ancestor", "volume", "network", "health")
 
@@ -164,11 +161,3 @@ def inspect(cstore: ContainerStore, name: str) -> dict[str, Any] | None:
         return cstore.get(name).inspect()
     except errors.NotFound:
         return None
-
-
-def release_image(catalog: Catalog, c: Container) -> None:
-    """Give back the hold a removed container had on its image (best effort)."""
-    try:
-        catalog.remove_hold(Digest.parse(c.record["Image"]), c.id)
-    except (errors.DockyardError, OSError):
-        pass

@@ -8,9 +8,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from builder.cache import BuildCache
-from engine.containers import release_image
 from engine.errors import FilterInvalid
 from engine.filters import label_match
+from engine.holds import release_image
 from engine.images import store_in_use
 from engine.volumes import users as volume_users
 from imagefmt import errors

@@ -10,7 +10,7 @@ from commands.container.attach import attach, relay, window
 from commands.errors import UsageError
 from commands.output import err
 from commands.parsing import OnlyVerb, Verbs
-from engine.containers import release_image
+from engine.holds import release_image
 from imagefmt import errors
 from imagefmt.catalog import Catalog
 from runtime import attach as A
