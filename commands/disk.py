@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 
 from builder.cache import BuildCache
-from commands.output import confirm, human_size, print_pruned, print_reclaimed, print_rows, print_table
+from commands.formatting import print_rows, print_table
+from commands.output import confirm, human_size, print_pruned, print_reclaimed
 from commands.parsing import OnlyVerb, Verbs
 from engine import prune
 from engine.disk import disk_usage

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 
 from commands.errors import UsageError
-from commands.output import print_table
+from commands.formatting import print_table
 from commands.parsing import OnlyVerb, Verbs, insecure_registry_flag
 from commands.progress import LayerProgress
 from engine.system import arch

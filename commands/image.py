@@ -7,7 +7,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from commands.output import err, go_time, human_size, print_inspect, print_rows, print_table
+from commands.formatting import print_inspect, print_rows, print_table
+from commands.output import err, go_time, human_size
 from commands.parsing import OnlyVerb, Verbs
 from engine import images
 from imagefmt import errors

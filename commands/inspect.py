@@ -7,7 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from commands.errors import UsageError
-from commands.output import err, print_inspect
+from commands.formatting import print_inspect
+from commands.output import err
 from commands.parsing import OnlyVerb, Verbs
 from engine import containers, images, networks, volumes
 from imagefmt.records import TYPE_CHECKING

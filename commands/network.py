@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from commands.output import err, print_docker_table, print_inspect, print_rows
+from commands.formatting import print_inspect, print_rows
+from commands.output import err, print_docker_table
 from commands.parsing import OnlyVerb, Verbs
 from engine import networks
 from imagefmt import errors

@@ -1,17 +1,12 @@
 """What the commands print, as docker prints it: error lines, prompts, sizes, times,
-tables (Go's tabwriter as docker sets it up), inspect documents and prune reports."""
+tables (Go's tabwriter as docker sets it up) and prune reports.  (What --format
+templates print is in commands.formatting: it loads the template engine and json,
+which ``run`` does not need.)"""
 
 from __future__ import annotations
 
-import json
 import sys
 import time
-
-from commands.gotemplate import render_template
-from imagefmt.records import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from typing import Any
 
 IGNORING_FORMAT = "WARNING: Ignoring custom format, because both --format and --quiet are set."
 
@@ -43,40 +38,12 @@ def go_time(ts: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(ts))
 
 
-def print_table(header: list[str], rows: list[list[str]], fmt: str = "") -> None:
-    """Docker's tabwriter output (see print_docker_table), or a --format template."""
-    if fmt and not fmt.startswith("table"):
-        keys = header
-        for row in rows:
-            print(render_template(fmt, dict(zip(keys, row, strict=False))))
-        return
-    print_docker_table(header, rows)
-
-
 def print_docker_table(header: list[str], rows: list[list[str]], minwidth: int = 10) -> None:
     """Go tabwriter as docker sets it up (minwidth 10, or 20 for ``top``; padding 3):
     every column but the last is as wide as its widest cell plus 3, and at least minwidth."""
     widths = [max(minwidth, max(len(r[i]) for r in [header, *rows]) + 3) for i in range(len(header))]
     for row in [header, *rows]:
         print("".join(c.ljust(widths[i]) if i < len(row) - 1 else c for i, c in enumerate(row)).rstrip())
-
-
-def print_rows(rows: list[dict[str, str]], fmt: str) -> bool:
-    """A list verb's rows through a --format template that is not a table: True when
-    printed (the verb is done), False when the verb prints its table."""
-    if not fmt or fmt.startswith("table"):
-        return False
-    for r in rows:
-        print(render_template(fmt, r))
-    return True
-
-
-def print_inspect(docs: list[dict[str, Any]], fmt: str) -> None:
-    if fmt:
-        for d in docs:
-            print(render_template(fmt, d))
-    else:
-        print(json.dumps(docs, indent=4))
 
 
 def print_pruned(title: str, lines: list[str]) -> None:

@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from pathlib import Path
 
-from commands.container import both, each
+from commands.container import both
 from commands.container.attach import attach, relay, window
 from commands.errors import UsageError
 from commands.output import err
@@ -48,6 +50,27 @@ def _flags(sub: OnlyVerb) -> None:
     for name in ("pause", "unpause"):
         for p in both(sub, name, f"{name} all processes in containers"):
             p.add_argument("containers", nargs="+")
+
+
+def each(
+    root: Path,
+    refs: list[str],
+    action: Callable[[ContainerStore, Container], None],
+    missing_ok: bool = False,
+) -> int:
+    """Apply ``action(store, container)`` to each ref, printing it as given (docker's echo);
+    ``missing_ok``: an unknown container is said but is no failure (``rm -f``)."""
+    cstore = ContainerStore(root)
+    status = 0
+    for ref in refs:
+        try:
+            action(cstore, cstore.get(ref))
+            print(ref)
+        except errors.DockyardError as exc:
+            err(str(exc))
+            if not (missing_ok and isinstance(exc, errors.NotFound)):
+                status = 1
+    return status
 
 
 @VERBS.command("start", "container start")

@@ -10,15 +10,8 @@ import sys
 import time
 
 from commands.container import both
-from commands.output import (
-    IGNORING_FORMAT,
-    err,
-    go_time,
-    human_size,
-    print_docker_table,
-    print_inspect,
-    print_rows,
-)
+from commands.formatting import print_inspect, print_rows
+from commands.output import IGNORING_FORMAT, err, go_time, human_size, print_docker_table
 from commands.parsing import OnlyVerb, Verbs
 from engine import containers
 from engine.containers import ContainerRow, PsOptions, port_key

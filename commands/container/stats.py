@@ -6,10 +6,12 @@ import argparse
 import sys
 import time
 
-from commands.container import both, each
+from commands.container import both
+from commands.container.lifecycle import each
 from commands.container.limits import limit_flags, limits
 from commands.errors import UsageError
-from commands.output import print_docker_table, print_rows
+from commands.formatting import print_rows
+from commands.output import print_docker_table
 from commands.parsing import OnlyVerb, Verbs
 from runtime.cgroups import Limits
 from runtime.containers import Container, ContainerStore
