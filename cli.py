@@ -28,116 +28,134 @@ from imagefmt.records import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import argparse
+    from typing import Any
 
-# Each verb and the module of commands/ that declares it, in `dockyard --help`'s order; a
-# group verb's sub-verbs (with their aliases) each with its module, in `dockyard GROUP
-# --help`'s order.  Only the invoked verb's module is imported (see build_parser).
-_CONTAINER = {
-    "create": "container.run",
-    "run": "container.run",
-    "start": "container.lifecycle",
-    "stop": "container.lifecycle",
-    "restart": "container.lifecycle",
-    "kill": "container.lifecycle",
-    "rm remove": "container.lifecycle",
-    "ls ps list": "container.ps",
-    "logs": "container.logs",
-    "exec": "container.exec",
-    "wait": "container.lifecycle",
-    "rename": "container.lifecycle",
-    "attach": "container.attach",
-    "pause": "container.lifecycle",
-    "unpause": "container.lifecycle",
-    "port": "container.ps",
-    "prune": "disk",
-    "inspect": "container.ps",
-    "stats": "container.stats",
-    "top": "container.stats",
-    "update": "container.stats",
-    "commit": "container.transfer",
-    "export": "container.transfer",
-    "diff": "container.transfer",
-    "cp": "container.transfer",
+# The command tree, in `dockyard --help`'s order: each verb, the module of commands/ that
+# declares its flags and handler, and its line in that help (None: listed without one); a
+# group verb's sub-verbs ("NAME ALIAS…") likewise, in `dockyard GROUP --help`'s order.  Only
+# the module of the verb at hand is imported (see build_parser); a listing (--help, an
+# unknown verb) is built from this table alone.
+GROUP = ""  # the module of a group verb: each of its sub-verbs has its own
+VERBS: dict[str, tuple[str, str | None]] = {
+    "version": ("version", "show the version"),
+    "images": ("image", "list images"),
+    "image": (GROUP, "manage images"),
+    "rmi": ("image", "remove images"),
+    "tag": ("image", "tag an image"),
+    "history": ("image", "show the history of an image"),
+    "save": ("archive", "save images to a tar archive"),
+    "load": ("archive", "load images from a tar archive"),
+    "import": ("archive", "import a rootfs tarball as an image"),
+    "inspect": ("inspect", "low-level information on images and containers"),
+    "pull": ("distribution", "pull an image from a registry"),
+    "push": ("distribution", "push an image to a registry"),
+    "login": ("distribution", "log in to a registry"),
+    "logout": ("distribution", "log out from a registry"),
+    "search": ("distribution", "search a registry's catalog"),
+    "system": (GROUP, "manage dockyard"),
+    "info": ("system", "display system-wide information"),
+    "registry": (GROUP, "run and maintain a registry server (the OCI distribution API)"),
+    "container": (GROUP, "manage containers"),
+    "create": ("container.run", "create a new container"),
+    "run": ("container.run", "create and start a container"),
+    "start": ("container.lifecycle", "start stopped containers"),
+    "stop": ("container.lifecycle", "stop running containers"),
+    "restart": ("container.lifecycle", "restart running containers"),
+    "kill": ("container.lifecycle", "kill running containers"),
+    "rm": ("container.lifecycle", "remove containers"),
+    "ps": ("container.ps", "list containers"),
+    "logs": ("container.logs", "fetch the logs of a container"),
+    "exec": ("container.exec", "run a command in a running container"),
+    "wait": ("container.lifecycle", "block until containers stop, then print their exit codes"),
+    "rename": ("container.lifecycle", "rename a container"),
+    "attach": ("container.attach", "attach to a running container"),
+    "pause": ("container.lifecycle", "pause all processes in containers"),
+    "unpause": ("container.lifecycle", "unpause all processes in containers"),
+    "port": ("container.ps", "list port mappings of a container"),
+    "stats": ("container.stats", "live resource usage of containers"),
+    "top": ("container.stats", "the running processes of a container"),
+    "update": ("container.stats", "update the resource limits of containers"),
+    "commit": ("container.transfer", "create an image from a container's changes"),
+    "export": ("container.transfer", "export a container's filesystem as a tar archive"),
+    "diff": ("container.transfer", "inspect changes to files or directories on a container's filesystem"),
+    "cp": ("container.transfer", "copy files between a container and the host"),
+    "volume": (GROUP, "manage volumes"),
+    "network": (GROUP, "manage networks"),
+    "build": ("build", "build an image from a Dockerfile"),
+    "builder": (GROUP, "manage the build cache"),
 }
-VERBS: dict[str, str | dict[str, str]] = {
-    "version": "version",
-    "images": "image",
+GROUPS: dict[str, dict[str, tuple[str, str | None]]] = {
     "image": {
-        "ls list": "image",
-        "rm remove": "image",
-        "tag": "image",
-        "history": "image",
-        "save": "archive",
-        "load": "archive",
-        "import": "archive",
-        "inspect": "image",
-        "prune": "disk",
-        "pull": "distribution",
-        "push": "distribution",
-        "build": "build",
+        "ls list": ("image", "list images"),
+        "rm remove": ("image", None),
+        "tag": ("image", None),
+        "history": ("image", None),
+        "save": ("archive", None),
+        "load": ("archive", None),
+        "import": ("archive", None),
+        "inspect": ("image", None),
+        "prune": ("disk", "remove unused images"),
+        "pull": ("distribution", None),
+        "push": ("distribution", None),
+        "build": ("build", None),
     },
-    "rmi": "image",
-    "tag": "image",
-    "history": "image",
-    "save": "archive",
-    "load": "archive",
-    "import": "archive",
-    "inspect": "inspect",
-    "pull": "distribution",
-    "push": "distribution",
-    "login": "distribution",
-    "logout": "distribution",
-    "search": "distribution",
-    "system": {"df": "disk", "prune": "disk", "info": "system"},
-    "info": "system",
+    "system": {
+        "df": ("disk", "show disk usage"),
+        "prune": ("disk", "remove unused data"),
+        "info": ("system", "display system-wide information"),
+    },
     "registry": {
-        "serve": "registry",
-        "garbage-collect": "registry",
-        "gen-certs": "registry",
-        "htpasswd": "registry",
+        "serve": ("registry", "serve the registry (gunicorn), by default on 0.0.0.0:5000"),
+        "garbage-collect": ("registry", "delete blobs no manifest references (safe while serving)"),
+        "gen-certs": ("registry", "make a CA, a server and a client certificate"),
+        "htpasswd": ("registry", "add or replace a user in an htpasswd file (password on stdin)"),
     },
-    "container": _CONTAINER,
-    "create": "container.run",
-    "run": "container.run",
-    "start": "container.lifecycle",
-    "stop": "container.lifecycle",
-    "restart": "container.lifecycle",
-    "kill": "container.lifecycle",
-    "rm": "container.lifecycle",
-    "ps": "container.ps",
-    "logs": "container.logs",
-    "exec": "container.exec",
-    "wait": "container.lifecycle",
-    "rename": "container.lifecycle",
-    "attach": "container.attach",
-    "pause": "container.lifecycle",
-    "unpause": "container.lifecycle",
-    "port": "container.ps",
-    "stats": "container.stats",
-    "top": "container.stats",
-    "update": "container.stats",
-    "commit": "container.transfer",
-    "export": "container.transfer",
-    "diff": "container.transfer",
-    "cp": "container.transfer",
+    "container": {
+        "create": ("container.run", None),
+        "run": ("container.run", None),
+        "start": ("container.lifecycle", None),
+        "stop": ("container.lifecycle", None),
+        "restart": ("container.lifecycle", None),
+        "kill": ("container.lifecycle", None),
+        "rm remove": ("container.lifecycle", None),
+        "ls ps list": ("container.ps", None),
+        "logs": ("container.logs", None),
+        "exec": ("container.exec", None),
+        "wait": ("container.lifecycle", None),
+        "rename": ("container.lifecycle", None),
+        "attach": ("container.attach", None),
+        "pause": ("container.lifecycle", None),
+        "unpause": ("container.lifecycle", None),
+        "port": ("container.ps", None),
+        "prune": ("disk", "remove all stopped containers"),
+        "inspect": ("container.ps", "display detailed information on containers"),
+        "stats": ("container.stats", None),
+        "top": ("container.stats", None),
+        "update": ("container.stats", None),
+        "commit": ("container.transfer", None),
+        "export": ("container.transfer", None),
+        "diff": ("container.transfer", None),
+        "cp": ("container.transfer", None),
+    },
     "volume": {
-        "create": "volume",
-        "ls list": "volume",
-        "inspect": "volume",
-        "rm remove": "volume",
-        "prune": "disk",
+        "create": ("volume", "create a volume"),
+        "ls list": ("volume", "list volumes"),
+        "inspect": ("volume", "display detailed information on volumes"),
+        "rm remove": ("volume", "remove volumes"),
+        "prune": ("disk", "remove unused local volumes"),
     },
     "network": {
-        "create": "network",
-        "ls list": "network",
-        "rm remove": "network",
-        "inspect": "network",
-        "connect": "network",
-        "disconnect": "network",
-        "prune": "disk",
+        "create": ("network", "create a network"),
+        "ls list": ("network", "list networks"),
+        "rm remove": ("network", "remove networks"),
+        "inspect": ("network", "display detailed information on networks"),
+        "connect": ("network", "connect a container to a network"),
+        "disconnect": ("network", "disconnect a container to a network"),
+        "prune": ("disk", "remove all unused networks"),
     },
-    "build": "build",
-    "builder": {"prune": "disk"},
+    "builder": {
+        "prune": ("disk", "remove build cache"),
+    },
 }
 
 
@@ -162,49 +180,41 @@ def exit_code_for(exc: errors.DockyardError) -> int:
 
 
 def build_parser(argv: Sequence[str] | None = None) -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
-    """The parser and the handlers by command key: with ``argv``, only what its verb
-    needs (building every verb's flags costs more than a container start, see
-    docs/benchmarks.md), else every verb's."""
+    """The parser and the handlers by command key.  With ``argv`` naming a verb (and a
+    group's sub-verb), only its module is imported and only its parser built: building
+    every verb's flags costs more than a container start (docs/benchmarks.md).  Else a
+    listing, all that --help, an unknown verb and argparse's list of choices need: every
+    verb with its help line, or a group verb's sub-verbs with theirs."""
     p = Parser(prog="dockyard", description="A daemonless, Docker-compatible image toolchain")
     p.add_argument("--root", type=Path, default=None, help="store directory (env DOCKYARD_ROOT)")
     p.add_argument("-D", "--debug", action="store_true", help="print tracebacks")
     p.add_argument("-v", "--version", action="store_true", help="print the version and exit")
     sub = p.add_subparsers(dest="cmd", parser_class=Parser)
-    handlers: dict[str, Handler] = {}
-    for verb, subverb, module in _plan(argv):
+    verb, subverb, helped = _words(argv) if argv is not None else (None, None, True)
+    module = VERBS[verb][0] if verb is not None and verb in VERBS else None
+    if verb is not None and module == GROUP:
+        module = next((m for names, (m, _) in GROUPS[verb].items() if subverb in names.split()), None)
+    else:
+        subverb = None
+    if verb is not None and module:
         # importlib.import_module's answer, without importing importlib
         verbs = __import__(f"commands.{module}", fromlist=["VERBS"]).VERBS
         verbs.add_parsers(OnlyVerb(sub, verb, subverb))
-        handlers.update(verbs.handlers)
-    return p, handlers
+        return p, verbs.handlers
+    if verb in GROUPS:  # a group's listing: its sub-verbs
+        group = sub.add_parser(verb).add_subparsers(dest="sub", parser_class=Parser, required=True)
+        for names, (_, line) in GROUPS[verb].items():
+            first, *aliases = names.split()
+            group.add_parser(first, aliases=aliases, **_help(line))
+    elif verb is not None or helped:  # the verbs' listing
+        for name, (_, line) in VERBS.items():
+            sub.add_parser(name, **_help(line))
+    return p, {}
 
 
-def _plan(argv: Sequence[str] | None) -> list[tuple[str, str | None, str]]:
-    """(verb, sub-verb, module) of each parser to build: the invoked verb's (a group's
-    sub-verb's), a whole group for a missing or unknown sub-verb; every one for --help
-    or an unknown verb; none when there is no verb (-v, or help printed by main)."""
-    verb, subverb, helped = _words(argv) if argv is not None else (None, None, True)
-    if verb is None:
-        return _every_verb() if helped else []
-    entry = VERBS.get(verb)
-    if entry is None:  # an unknown verb: let argparse list them all
-        return _every_verb()
-    if isinstance(entry, str):
-        return [(verb, None, entry)]
-    known: list[tuple[str, str | None, str]] = [
-        (verb, subverb, m) for names, m in entry.items() if subverb in names.split()
-    ]
-    return known or [(verb, names.split()[0], m) for names, m in entry.items()]
-
-
-def _every_verb() -> list[tuple[str, str | None, str]]:
-    plan: list[tuple[str, str | None, str]] = []
-    for verb, entry in VERBS.items():
-        if isinstance(entry, str):
-            plan.append((verb, None, entry))
-        else:
-            plan += [(verb, names.split()[0], m) for names, m in entry.items()]
-    return plan
+def _help(line: str | None) -> dict[str, Any]:
+    """add_parser's help: argparse lists a verb without one only when the key is absent."""
+    return {} if line is None else {"help": line}
 
 
 def _words(argv: Sequence[str]) -> tuple[str | None, str | None, bool]:

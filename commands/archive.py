@@ -28,14 +28,14 @@ VERBS = Verbs()
 @VERBS.flags
 def _flags(sub: OnlyVerb) -> None:
     isub = sub.group("image")
-    for p in (sub.add_parser("save", help="save images to a tar archive"), isub.add_parser("save")):
+    for p in (sub.add_parser("save"), isub.add_parser("save")):
         p.add_argument("-o", "--output", default="")
         p.add_argument("images", nargs="+")
-    for p in (sub.add_parser("load", help="load images from a tar archive"), isub.add_parser("load")):
+    for p in (sub.add_parser("load"), isub.add_parser("load")):
         p.add_argument("-i", "--input", default="")
         p.add_argument("-q", "--quiet", action="store_true")
     for p in (
-        sub.add_parser("import", help="import a rootfs tarball as an image"),
+        sub.add_parser("import"),
         isub.add_parser("import"),
     ):
         p.add_argument("file")

@@ -27,7 +27,7 @@ VERBS = Verbs()
 @VERBS.flags
 def _flags(sub: OnlyVerb) -> None:
     image = sub.group("image")  # also as 'image build'
-    for p in (sub.add_parser("build", help="build an image from a Dockerfile"), image.add_parser("build")):
+    for p in (sub.add_parser("build"), image.add_parser("build")):
         p.add_argument(
             "context", nargs="?", help="context directory, or - for a Dockerfile (or a tar context) on stdin"
         )

@@ -32,28 +32,28 @@ VERBS = Verbs()
 @VERBS.flags
 def _flags(sub: OnlyVerb) -> None:
     image = sub.group("image")  # also as 'image pull' / 'image push'
-    for p in (sub.add_parser("pull", help="pull an image from a registry"), image.add_parser("pull")):
+    for p in (sub.add_parser("pull"), image.add_parser("pull")):
         p.add_argument("name", metavar="NAME[:TAG|@DIGEST]")
         p.add_argument("-a", "--all-tags", action="store_true", help="download all tags of the repository")
         p.add_argument("--platform", default="", help="os/arch[/variant] of a multi-platform image")
         p.add_argument("-q", "--quiet", action="store_true", help="print only the image name")
         p.add_argument("--max-concurrent-downloads", type=int, default=3, metavar="N")
         insecure_registry_flag(p)
-    for p in (sub.add_parser("push", help="push an image to a registry"), image.add_parser("push")):
+    for p in (sub.add_parser("push"), image.add_parser("push")):
         p.add_argument("name", metavar="NAME[:TAG]")
         p.add_argument("-a", "--all-tags", action="store_true", help="push all tags of the repository")
         p.add_argument("-q", "--quiet", action="store_true", help="print only the name pushed")
         p.add_argument("--max-concurrent-uploads", type=int, default=5, metavar="N")
         insecure_registry_flag(p)
-    p = sub.add_parser("login", help="log in to a registry")
+    p = sub.add_parser("login")
     p.add_argument("server", nargs="?", default="docker.io")
     p.add_argument("-u", "--username", default="")
     p.add_argument("-p", "--password", default="")
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     insecure_registry_flag(p)
-    p = sub.add_parser("logout", help="log out from a registry")
+    p = sub.add_parser("logout")
     p.add_argument("server", nargs="?", default="docker.io")
-    p = sub.add_parser("search", help="search a registry's catalog")
+    p = sub.add_parser("search")
     p.add_argument("term", metavar="[HOST/]TERM")
     p.add_argument("--limit", type=int, default=25, help="at most this many results (default 25)")
     p.add_argument("--no-trunc", action="store_true")

@@ -36,17 +36,17 @@ def _flags(sub: OnlyVerb) -> None:
             "-f", "--filter", action="append", default=[], help="filter output (dangling=true, reference=…)"
         )
 
-    images_flags(sub.add_parser("images", help="list images"))
+    images_flags(sub.add_parser("images"))
     isub = sub.group("image")
-    images_flags(isub.add_parser("ls", aliases=["list"], help="list images"))
-    for p in (sub.add_parser("rmi", help="remove images"), isub.add_parser("rm", aliases=["remove"])):
+    images_flags(isub.add_parser("ls", aliases=["list"]))
+    for p in (sub.add_parser("rmi"), isub.add_parser("rm", aliases=["remove"])):
         p.add_argument("-f", "--force", action="store_true")
         p.add_argument("--no-prune", action="store_true")
         p.add_argument("images", nargs="+")
-    for p in (sub.add_parser("tag", help="tag an image"), isub.add_parser("tag")):
+    for p in (sub.add_parser("tag"), isub.add_parser("tag")):
         p.add_argument("source")
         p.add_argument("target")
-    for p in (sub.add_parser("history", help="show the history of an image"), isub.add_parser("history")):
+    for p in (sub.add_parser("history"), isub.add_parser("history")):
         p.add_argument("image")
         p.add_argument("--no-trunc", action="store_true")
         p.add_argument("-q", "--quiet", action="store_true")

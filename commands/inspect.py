@@ -33,7 +33,7 @@ INSPECTORS: dict[str, Callable[[Path, str], dict[str, Any] | None]] = {
 
 @VERBS.flags
 def _flags(sub: OnlyVerb) -> None:
-    p = sub.add_parser("inspect", help="low-level information on images and containers")
+    p = sub.add_parser("inspect")
     p.add_argument("names", nargs="+")
     p.add_argument("-f", "--format", default="")
     p.add_argument("--type", default="", choices=["", "image", "container", "volume", "network"])

@@ -20,17 +20,6 @@ if TYPE_CHECKING:
 
 Handler = Callable[[argparse.Namespace], int]
 
-# The group verbs (``dockyard GROUP SUB``) and their help; several modules add to image and container.
-GROUP_HELP = {
-    "image": "manage images",
-    "system": "manage dockyard",
-    "registry": "run and maintain a registry server (the OCI distribution API)",
-    "container": "manage containers",
-    "volume": "manage volumes",
-    "network": "manage networks",
-    "builder": "manage the build cache",
-}
-
 
 class Formatter(argparse.HelpFormatter):
     """argparse's help formatter with the terminal's width looked up once: the
@@ -118,7 +107,7 @@ class OnlyVerb:
             return Null()
         groups = self.real.__dict__.setdefault("dockyard_groups", {})
         if name not in groups:
-            parser = self.real.add_parser(name, help=GROUP_HELP[name])
+            parser = self.real.add_parser(name)
             groups[name] = parser.add_subparsers(dest="sub", parser_class=Parser, required=True)
         return OnlyVerb(groups[name], self.subverb) if self.subverb else groups[name]
 

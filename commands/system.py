@@ -15,10 +15,8 @@ VERBS = Verbs()
 
 @VERBS.flags
 def _info_flags(sub: OnlyVerb) -> None:
-    sub.group("system").add_parser("info", help="display system-wide information").add_argument(
-        "-f", "--format", default=""
-    )
-    sub.add_parser("info", help="display system-wide information").add_argument("-f", "--format", default="")
+    sub.group("system").add_parser("info").add_argument("-f", "--format", default="")
+    sub.add_parser("info").add_argument("-f", "--format", default="")
 
 
 @VERBS.command("info", "system info")

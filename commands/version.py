@@ -12,7 +12,7 @@ VERBS = Verbs()
 
 @VERBS.flags
 def _version_flags(sub: OnlyVerb) -> None:
-    v = sub.add_parser("version", help="show the version")
+    v = sub.add_parser("version")
     v.add_argument("-f", "--format", default="")
 
 

@@ -12,9 +12,8 @@ if TYPE_CHECKING:
     from commands.parsing import OnlyVerb
 
 
-def both(
-    sub: OnlyVerb, name: str, help: str, aliases: tuple[str, ...] = (), add_help: bool = True
-) -> list[Any]:
-    """The parsers of ``dockyard NAME`` and ``dockyard container NAME``."""
-    top = sub.add_parser(name, help=help, add_help=add_help)
+def both(sub: OnlyVerb, name: str, aliases: tuple[str, ...] = (), add_help: bool = True) -> list[Any]:
+    """The parsers of ``dockyard NAME`` and ``dockyard container NAME`` (their help
+    lines are in cli's table of verbs)."""
+    top = sub.add_parser(name, add_help=add_help)
     return [top, sub.group("container").add_parser(name, aliases=list(aliases), add_help=add_help)]

@@ -20,7 +20,7 @@ VERBS = Verbs()
 
 @VERBS.flags
 def _flags(sub: OnlyVerb) -> None:
-    for p in both(sub, "attach", "attach to a running container"):
+    for p in both(sub, "attach"):
         p.add_argument("--no-stdin", action="store_true")
         p.add_argument("--sig-proxy", default="true")
         p.add_argument("--detach-keys", default="")

@@ -24,7 +24,7 @@ VERBS = Verbs()
 
 @VERBS.flags
 def _flags(sub: OnlyVerb) -> None:
-    for p in both(sub, "exec", "run a command in a running container"):
+    for p in both(sub, "exec"):
         p.add_argument("-d", "--detach", action="store_true")
         p.add_argument("-i", "--interactive", action="store_true")
         p.add_argument("-t", "--tty", action="store_true")

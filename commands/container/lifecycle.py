@@ -26,29 +26,29 @@ VERBS = Verbs()
 
 @VERBS.flags
 def _flags(sub: OnlyVerb) -> None:
-    for p in both(sub, "start", "start stopped containers"):
+    for p in both(sub, "start"):
         p.add_argument("-a", "--attach", action="store_true")
         p.add_argument("-i", "--interactive", action="store_true")
         p.add_argument("containers", nargs="+")
     for name in ("stop", "restart"):
-        for p in both(sub, name, f"{name} running containers"):
+        for p in both(sub, name):
             p.add_argument("-t", "--time", type=int, default=None)
             p.add_argument("containers", nargs="+")
-    for p in both(sub, "kill", "kill running containers"):
+    for p in both(sub, "kill"):
         p.add_argument("-s", "--signal", default="KILL")
         p.add_argument("containers", nargs="+")
-    for p in both(sub, "rm", "remove containers", aliases=("remove",)):
+    for p in both(sub, "rm", aliases=("remove",)):
         p.add_argument("-f", "--force", action="store_true")
         p.add_argument("-v", "--volumes", action="store_true")
         p.add_argument("-l", "--link", action="store_true")
         p.add_argument("containers", nargs="+")
-    for p in both(sub, "wait", "block until containers stop, then print their exit codes"):
+    for p in both(sub, "wait"):
         p.add_argument("containers", nargs="+")
-    for p in both(sub, "rename", "rename a container"):
+    for p in both(sub, "rename"):
         p.add_argument("container")
         p.add_argument("new_name")
     for name in ("pause", "unpause"):
-        for p in both(sub, name, f"{name} all processes in containers"):
+        for p in both(sub, name):
             p.add_argument("containers", nargs="+")
 
 

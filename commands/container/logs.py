@@ -19,7 +19,7 @@ VERBS = Verbs()
 
 @VERBS.flags
 def _flags(sub: OnlyVerb) -> None:
-    for p in both(sub, "logs", "fetch the logs of a container"):
+    for p in both(sub, "logs"):
         p.add_argument("-f", "--follow", action="store_true")
         p.add_argument("--tail", "-n", default="all")
         p.add_argument("--since", default="")

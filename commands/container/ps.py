@@ -29,7 +29,7 @@ PS_COLUMNS = [
 @VERBS.flags
 def _flags(sub: OnlyVerb) -> None:
     csub = sub.group("container")
-    for p in (sub.add_parser("ps", help="list containers"), csub.add_parser("ls", aliases=["ps", "list"])):
+    for p in (sub.add_parser("ps"), csub.add_parser("ls", aliases=["ps", "list"])):
         p.add_argument("-a", "--all", action="store_true")
         p.add_argument("-q", "--quiet", action="store_true")
         p.add_argument("--no-trunc", action="store_true")
@@ -38,10 +38,10 @@ def _flags(sub: OnlyVerb) -> None:
         p.add_argument("-n", "--last", type=int, default=-1)
         p.add_argument("-l", "--latest", action="store_true")
         p.add_argument("-s", "--size", action="store_true")
-    for p in both(sub, "port", "list port mappings of a container"):
+    for p in both(sub, "port"):
         p.add_argument("container")
         p.add_argument("port", nargs="?")
-    p = csub.add_parser("inspect", help="display detailed information on containers")
+    p = csub.add_parser("inspect")
     p.add_argument("names", nargs="+")
     p.add_argument("-f", "--format", default="")
     p.add_argument("-s", "--size", action="store_true")

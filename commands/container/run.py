@@ -15,9 +15,9 @@ VERBS = Verbs()
 
 @VERBS.flags
 def _flags(sub: OnlyVerb) -> None:
-    for p in both(sub, "create", "create a new container", add_help=False):
+    for p in both(sub, "create", add_help=False):
         container_flags(p, run=False)
-    for p in both(sub, "run", "create and start a container", add_help=False):
+    for p in both(sub, "run", add_help=False):
         container_flags(p, run=True)
 
 

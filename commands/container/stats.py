@@ -28,16 +28,16 @@ STATS_COLUMNS = [
 
 @VERBS.flags
 def _flags(sub: OnlyVerb) -> None:
-    for p in both(sub, "stats", "live resource usage of containers"):
+    for p in both(sub, "stats"):
         p.add_argument("-a", "--all", action="store_true")
         p.add_argument("--no-stream", action="store_true")
         p.add_argument("--no-trunc", action="store_true")
         p.add_argument("--format", default="")
         p.add_argument("containers", nargs="*")
-    for p in both(sub, "top", "the running processes of a container"):
+    for p in both(sub, "top"):
         p.add_argument("container")
         p.add_argument("ps_args", nargs=argparse.REMAINDER)
-    for p in both(sub, "update", "update the resource limits of containers"):
+    for p in both(sub, "update"):
         limit_flags(p)
         p.add_argument("--blkio-weight", type=int, default=0)
         p.add_argument("--restart", default="")

@@ -21,19 +21,19 @@ VERBS = Verbs()
 
 @VERBS.flags
 def _flags(sub: OnlyVerb) -> None:
-    for p in both(sub, "commit", "create an image from a container's changes"):
+    for p in both(sub, "commit"):
         p.add_argument("-a", "--author", default="")
         p.add_argument("-m", "--message", default="")
         p.add_argument("-c", "--change", action="append", default=[])
         p.add_argument("-p", "--pause", default="true")
         p.add_argument("container")
         p.add_argument("repository", nargs="?")
-    for p in both(sub, "export", "export a container's filesystem as a tar archive"):
+    for p in both(sub, "export"):
         p.add_argument("-o", "--output", default="")
         p.add_argument("container")
-    for p in both(sub, "diff", "inspect changes to files or directories on a container's filesystem"):
+    for p in both(sub, "diff"):
         p.add_argument("container")
-    for p in both(sub, "cp", "copy files between a container and the host"):
+    for p in both(sub, "cp"):
         p.add_argument("-a", "--archive", action="store_true")
         p.add_argument("-L", "--follow-link", action="store_true")
         p.add_argument("-q", "--quiet", action="store_true")
