@@ -127,7 +127,7 @@ GROUPS: dict[str, dict[str, tuple[str, str | None]]] = {
         "pause": ("container.lifecycle", None),
         "unpause": ("container.lifecycle", None),
         "port": ("container.ps", None),
-        "prune": ("disk", "remove all stopped containers"),
+        "prune": ("prune", "remove all stopped containers"),
         "inspect": ("container.ps", "display detailed information on containers"),
         "stats": ("container.stats", None),
         "top": ("container.stats", None),
@@ -142,7 +142,7 @@ GROUPS: dict[str, dict[str, tuple[str, str | None]]] = {
         "ls list": ("volume", "list volumes"),
         "inspect": ("volume", "display detailed information on volumes"),
         "rm remove": ("volume", "remove volumes"),
-        "prune": ("disk", "remove unused local volumes"),
+        "prune": ("prune", "remove unused local volumes"),
     },
     "network": {
         "create": ("network", "create a network"),
@@ -151,7 +151,7 @@ GROUPS: dict[str, dict[str, tuple[str, str | None]]] = {
         "inspect": ("network", "display detailed information on networks"),
         "connect": ("network", "connect a container to a network"),
         "disconnect": ("network", "disconnect a container to a network"),
-        "prune": ("disk", "remove all unused networks"),
+        "prune": ("prune", "remove all unused networks"),
     },
     "builder": {
         "prune": ("disk", "remove build cache"),

@@ -1,9 +1,5 @@
-"""Disk usage and reclaiming it: ``system df``, ``system prune`` and each noun's
-``prune`` (image, container, volume, network, builder).
-
-They live together, apart from their nouns' other verbs, because pruning needs the
-runtime's lifecycle, the build cache and the duration parser, which ``ps``,
-``volume ls`` and the like should not load."""
+"""``system df`` and the prunes of the store's own content: ``image prune``,
+``builder prune``, and ``system prune`` across every noun."""
 
 from __future__ import annotations
 
@@ -13,8 +9,7 @@ from builder.cache import BuildCache
 from commands.formatting import print_rows, print_table
 from commands.output import confirm, human_size, print_pruned, print_reclaimed
 from commands.parsing import OnlyVerb, Verbs
-from engine import prune
-from engine.disk import disk_usage
+from engine.disk import SystemPruneOptions, disk_usage, prune_system
 from engine.images import store_in_use
 from imagefmt.store import Store
 
@@ -34,16 +29,6 @@ def _flags(sub: OnlyVerb) -> None:
     p = sub.group("image").add_parser("prune")
     p.add_argument("-a", "--all", action="store_true")
     p.add_argument("-f", "--force", action="store_true")
-    p = sub.group("container").add_parser("prune")
-    p.add_argument("-f", "--force", action="store_true")
-    p.add_argument("--filter", action="append", default=[])
-    p = sub.group("volume").add_parser("prune")
-    p.add_argument("-f", "--force", action="store_true")
-    p.add_argument("-a", "--all", action="store_true")
-    p.add_argument("--filter", action="append", default=[])
-    p = sub.group("network").add_parser("prune")
-    p.add_argument("-f", "--force", action="store_true")
-    p.add_argument("--filter", action="append", default=[])
     p = sub.group("builder").add_parser("prune")
     p.add_argument("-a", "--all", action="store_true", help="also remove cache mounts")
     p.add_argument("-f", "--force", action="store_true", help="do not prompt")
@@ -84,7 +69,7 @@ def cmd_system_prune(args: argparse.Namespace) -> int:
     ):
         return 0
     freed = 0
-    for part in prune.prune_system(args.root, prune.SystemPruneOptions(all=args.all, volumes=args.volumes)):
+    for part in prune_system(args.root, SystemPruneOptions(all=args.all, volumes=args.volumes)):
         print_pruned(part.title, part.items)
         freed += part.freed
     print_reclaimed(freed)
@@ -101,42 +86,6 @@ def cmd_image_prune(args: argparse.Namespace) -> int:
     lines, freed = store_in_use(args.root).prune(all_images=args.all)
     print_pruned("Deleted Images", lines)
     print_reclaimed(freed)
-    return 0
-
-
-@VERBS.command("container prune")
-def cmd_container_prune(args: argparse.Namespace) -> int:
-    if not args.force and not confirm("WARNING! This will remove all stopped containers."):
-        return 0
-    removed, freed = prune.prune_containers(args.root, tuple(args.filter))
-    print_pruned("Deleted Containers", removed)
-    print_reclaimed(freed)
-    return 0
-
-
-@VERBS.command("volume prune")
-def cmd_volume_prune(args: argparse.Namespace) -> int:
-    if not args.force and not confirm(
-        "WARNING! This will remove all local volumes not used by at least one container."
-    ):
-        return 0
-    names, freed = prune.prune_volumes(args.root, tuple(args.filter))
-    print_pruned("Deleted Volumes", names)
-    print_reclaimed(freed)
-    return 0
-
-
-@VERBS.command("network prune")
-def cmd_network_prune(args: argparse.Namespace) -> int:
-    if not args.force and not confirm(
-        "WARNING! This will remove all custom networks not used by at least one container."
-    ):
-        return 0
-    removed = prune.prune_networks(args.root, tuple(args.filter))
-    if removed:  # docker prints no blank line and no total here
-        print("Deleted Networks:")
-        for name in removed:
-            print(name)
     return 0
 
 

@@ -1,5 +1,5 @@
 """``network create``, ``ls``, ``rm``, ``inspect``, ``connect`` and ``disconnect``
-(``network prune`` is in commands.disk)."""
+(``network prune`` is in commands.prune)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import argparse
 from commands.formatting import print_inspect, print_rows
 from commands.output import err, print_docker_table
 from commands.parsing import OnlyVerb, Verbs
-from engine import networks
+from engine import endpoints, networks
 from imagefmt import errors
 from runtime.containers import ContainerStore
 from runtime.network import NetworkStore
@@ -122,12 +122,12 @@ def cmd_network_inspect(args: argparse.Namespace) -> int:
 @VERBS.command("network connect")
 def cmd_network_connect(args: argparse.Namespace) -> int:
     cstore, nstore = ContainerStore(args.root), NetworkStore(args.root)
-    networks.connect(args.root, cstore, nstore, args.container, args.network, tuple(args.alias), args.ip)
+    endpoints.connect(args.root, cstore, nstore, args.container, args.network, tuple(args.alias), args.ip)
     return 0
 
 
 @VERBS.command("network disconnect")
 def cmd_network_disconnect(args: argparse.Namespace) -> int:
     cstore, nstore = ContainerStore(args.root), NetworkStore(args.root)
-    networks.disconnect(cstore, nstore, args.container, args.network, force=args.force)
+    endpoints.disconnect(cstore, nstore, args.container, args.network, force=args.force)
     return 0

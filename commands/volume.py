@@ -1,4 +1,4 @@
-"""``volume create``, ``ls``, ``inspect`` and ``rm`` (``volume prune`` is in commands.disk)."""
+"""``volume create``, ``ls``, ``inspect`` and ``rm`` (``volume prune`` is in commands.prune)."""
 
 from __future__ import annotations
 

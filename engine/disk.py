@@ -1,11 +1,14 @@
 """What images, containers, volumes and the build cache take on disk: ``docker system
-df`` (with how much a prune would give back) and ``ps -s``."""
+df`` (with how much a prune would give back), ``ps -s``, and ``system prune``, which
+gives it back across every noun."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 from builder.cache import BuildCache
+from engine import prune
 from engine.images import store_in_use
 from engine.volumes import users as volume_users
 from imagefmt import errors
@@ -81,3 +84,28 @@ def container_sizes(store: Store, cs: list[Container]) -> list[tuple[int, int]]:
         rw = tree_size(c.dir / "upper")
         out.append((rw, rw + image_size(c.record["Image"])))
     return out
+
+
+class SystemPruneOptions(NamedTuple):
+    all: bool = False  # every unused image (not only dangling ones) and the cache mounts
+    volumes: bool = False  # unused volumes too
+
+
+class Pruned(NamedTuple):
+    """One noun's part of a prune report: "Deleted Containers", the IDs or names."""
+
+    title: str
+    items: list[str]
+    freed: int  # bytes
+
+
+def prune_system(root: Path, opts: SystemPruneOptions) -> Iterator[Pruned]:
+    """``docker system prune``: stopped containers, (volumes,) unused networks, the
+    build cache, then dangling (or all unused) images; each part as it is done."""
+    removed, freed = prune.prune_containers(root)
+    yield Pruned("Deleted Containers", removed, freed)
+    if opts.volumes:
+        yield Pruned("Deleted Volumes", *prune.prune_volumes(root))
+    yield Pruned("Deleted Networks", prune.prune_networks(root), 0)
+    yield Pruned("Deleted build cache objects", *BuildCache(Store(root)).prune(all_cache=opts.all))
+    yield Pruned("Deleted Images", *store_in_use(root).prune(all_images=opts.all))

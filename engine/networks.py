@@ -1,17 +1,13 @@
-"""Networks as dockerd shows them: the inspect document, the list's filters, and
-connecting a container to one more network or disconnecting it."""
+"""Networks as dockerd shows them: the inspect document and the list's filters.
+(Connecting containers is in engine.endpoints.)"""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from engine.errors import FilterInvalid
 from engine.filters import label_match
 from imagefmt import errors
 from imagefmt.records import TYPE_CHECKING
-from runtime.containers import ContainerStore
-from runtime.network import NetworkStore, unplug
-from runtime.wiring import connect as plug
+from runtime.network import NetworkStore
 
 if TYPE_CHECKING:
     from typing import Any
@@ -57,49 +53,3 @@ def list_networks(nstore: NetworkStore, filters: tuple[str, ...]) -> list[dict[s
             raise FilterInvalid(f"invalid filter '{key}'")
     docs.sort(key=lambda d: d["Name"])
     return docs
-
-
-def connect(
-    root: Path, cstore: ContainerStore, nstore: NetworkStore, container: str, network: str,
-    aliases: tuple[str, ...] = (), ip: str = "",
-) -> None:  # fmt: skip
-    """``docker network connect``: a running container gets an interface now, any
-    container the network from its next start. Raises NotFound, Conflict."""
-    c = cstore.get(container)
-    doc = nstore.get(network)
-    if doc["Name"] in ("host", "none") or c.host_config.get("NetworkMode") in ("host", "none"):
-        raise errors.Conflict(
-            "container cannot be disconnected from host network or connected to host network"
-        )
-    with cstore.locked(c) as cur:
-        nets = cur.private.setdefault("Networks", {})
-        if doc["Name"] in nets:
-            raise errors.Conflict(f"endpoint with name {cur.name} already exists in network {doc['Name']}")
-        if cur.running:
-            entry = plug(root, cur, doc["Name"], aliases, ip)
-            live = cur.state.setdefault("Network", {}).setdefault("Networks", {})
-            live[doc["Name"]] = entry
-            cstore.save_state(cur)
-        nets[doc["Name"]] = {"Aliases": list(aliases), "IP": ip}
-        cstore.save_record(cur)
-
-
-def disconnect(
-    cstore: ContainerStore, nstore: NetworkStore, container: str, network: str, force: bool = False
-) -> None:
-    """``docker network disconnect``. Raises NotFound, Conflict (not connected, unless ``force``)."""
-    c = cstore.get(container)
-    doc = nstore.get(network)
-    with cstore.locked(c) as cur:
-        nets = cur.private.get("Networks") or {}
-        if doc["Name"] not in nets and not force:
-            raise errors.Conflict(f"container {cur.id} is not connected to network {doc['Name']}")
-        nets.pop(doc["Name"], None)
-        live = (cur.state.get("Network") or {}).get("Networks") or {}
-        entry = live.pop(doc["Name"], None)
-        if entry and entry.get("HostVeth"):
-            unplug(entry["HostVeth"])
-        nstore.release_one(doc["Name"], cur.id)
-        cstore.save_record(cur)
-        if entry:
-            cstore.save_state(cur)

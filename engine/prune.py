@@ -1,23 +1,19 @@
-"""docker's prune: which unused containers, volumes and networks go (under --filter
-``until=``, ``label=``, ``label!=``), and ``system prune`` across every noun."""
+"""docker's prune of containers, volumes and networks: which unused ones go, under
+--filter ``until=``, ``label=``, ``label!=``.  (``system prune`` is in engine.disk.)"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-from builder.cache import BuildCache
 from engine.errors import FilterInvalid
 from engine.filters import label_match
 from engine.holds import release_image
-from engine.images import store_in_use
 from engine.volumes import users as volume_users
 from imagefmt import errors
 from imagefmt.catalog import Catalog
 from imagefmt.changes import parse_duration
-from imagefmt.records import NamedTuple
-from imagefmt.store import Store
 from runtime import lifecycle
 from runtime.containers import ContainerStore, parse_time
 from runtime.network import NetworkStore
@@ -107,28 +103,3 @@ def prune_networks(root: Path, filters: tuple[str, ...] = ()) -> list[str]:
         nstore.remove(d["Name"])
         removed.append(d["Name"])
     return removed
-
-
-class SystemPruneOptions(NamedTuple):
-    all: bool = False  # every unused image (not only dangling ones) and the cache mounts
-    volumes: bool = False  # unused volumes too
-
-
-class Pruned(NamedTuple):
-    """One noun's part of a prune report: "Deleted Containers", the IDs or names."""
-
-    title: str
-    items: list[str]
-    freed: int  # bytes
-
-
-def prune_system(root: Path, opts: SystemPruneOptions) -> Iterator[Pruned]:
-    """``docker system prune``: stopped containers, (volumes,) unused networks, the
-    build cache, then dangling (or all unused) images; each part as it is done."""
-    removed, freed = prune_containers(root)
-    yield Pruned("Deleted Containers", removed, freed)
-    if opts.volumes:
-        yield Pruned("Deleted Volumes", *prune_volumes(root))
-    yield Pruned("Deleted Networks", prune_networks(root), 0)
-    yield Pruned("Deleted build cache objects", *BuildCache(Store(root)).prune(all_cache=opts.all))
-    yield Pruned("Deleted Images", *store_in_use(root).prune(all_images=opts.all))
