@@ -80,13 +80,7 @@ def err(message: str) -> None:
 
 
 def exit_code_for(exc: errors.DockyardError) -> int:
-    if isinstance(exc, errors.NotFound):
-        return 3
-    if isinstance(exc, errors.Unauthorized | errors.Denied):
-        return 4
-    if isinstance(exc, errors.Invalid):
-        return 5
-    return 1
+    return exc.exit_code
 
 
 # ---------------------------------------------------------------- parser ---
@@ -2110,8 +2104,10 @@ def _create(args: argparse.Namespace, run: bool) -> Any:
 
 def _run_error(exc: errors.DockyardError) -> int:
     """docker run's status for a failure of its own: 125, or 126/127 from the command."""
+    from runtime.errors import StartFailed
+
     err(str(exc))
-    return int(getattr(exc, "exit_code", 125) or 125)
+    return exc.exit_code if isinstance(exc, StartFailed) else 125
 
 
 def _container_group(sub: Any) -> Any:

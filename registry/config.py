@@ -50,7 +50,7 @@ from imagefmt.errors import Invalid
 
 
 class ConfigInvalid(Invalid):
-    code = "UNSUPPORTED"
+    """An unreadable config file or a bad key in it."""
 
 
 @dataclass(frozen=True)
