@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.bench_archive import dockyard, make_archive, make_tree_random, make_tree_small, start_docker
-from tests.registries import Distribution
+from support.peers import Distribution
 
 REPO = Path(__file__).resolve().parent.parent
 DOC_SECTION = "## Registry client"

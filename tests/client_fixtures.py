@@ -14,10 +14,10 @@ import pytest
 
 from imagefmt.store import Store
 from registry.client import Client, ClientOptions
+from support.peers import Distribution, Server, start_ours
 from tests.conftest import Dockyard, need
+from tests.fakes import skopeo
 from tests.oci_images import Layout, random_files, tar_bytes, write_layout
-from tests.registries import Distribution, skopeo
-from tests.registry_support import Server, start_ours
 
 
 @pytest.fixture(autouse=True)
@@ -34,8 +34,8 @@ KINDS = ["distribution", "dockyard"]
 
 @dataclass
 class Ours:
-    """Our registry server (gunicorn, tests/registry_support.py) with the shape of
-    :class:`~tests.registries.Distribution`: host, blob_file, kill, start, stop."""
+    """Our registry server (gunicorn, support/peers.py) with the shape of
+    :class:`~support.peers.Distribution`: host, blob_file, kill, start, stop."""
 
     root: Path
     extra: tuple[str, ...] = ()
@@ -88,7 +88,6 @@ def start_registry(
     """Start one registry of ``kind``: distribution takes ``auth`` (its config
     section), ours takes command-line ``extra`` arguments."""
     if kind == "distribution":
-        need("docker-registry")
         return Distribution(path, auth=auth, tls=tls).start()
     return Ours(path / "root", extra=extra, tls=tls, ca=ca).start()
 

@@ -16,7 +16,7 @@ from imagefmt.store import Store
 from registry.client import Client, ClientOptions
 from tests import client_fixtures as cf
 from tests.conftest import Dockyard
-from tests.registries import TokenServer, htpasswd_auth, make_ca, make_cert
+from tests.fakes import TokenServer, htpasswd_auth, make_ca, make_cert
 
 docker_config = cf.docker_config
 

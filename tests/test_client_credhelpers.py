@@ -22,7 +22,7 @@ from registry.credentials import Credentials
 from registry.credhelper import HelperError
 from tests import client_fixtures as cf
 from tests.conftest import Dockyard, docker, need
-from tests.registries import htpasswd_auth
+from tests.fakes import htpasswd_auth
 
 docker_config = cf.docker_config
 

@@ -18,9 +18,9 @@ from registry.pull import partial_path
 from registry.transport import Unavailable
 from tests import client_fixtures as cf
 from tests.conftest import Dockyard
+from tests.fakes import FlakyProxy
 from tests.helpers import store_state
 from tests.oci_images import random_files, tar_bytes, write_layout
-from tests.registries import FlakyProxy
 
 docker_config = cf.docker_config
 fresh_reg = cf.fresh_reg

@@ -16,8 +16,8 @@ from registry import progress as pg
 from registry.progress import Progress
 from tests import client_fixtures as cf
 from tests.conftest import Dockyard
+from tests.fakes import skopeo
 from tests.oci_images import random_files, tar_bytes, write_multiarch_layout
-from tests.registries import skopeo
 
 docker_config = cf.docker_config
 reg = cf.reg

@@ -14,7 +14,7 @@ from registry.app import create_app
 from registry.auth import Acl, Htpasswd, TokenIssuer, htpasswd_entry, load_or_create_key, set_htpasswd_user
 from registry.config import Config, TokenConfig
 from registry.protocol import Challenge, Scope
-from tests.registry_support import sha256
+from support.images import sha256
 
 ACL = [
     {"account": "alice", "name": "alice/*", "actions": ["*"]},

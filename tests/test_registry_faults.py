@@ -17,7 +17,8 @@ import requests
 from imagefmt.digest import Digest
 from registry import gc
 from registry.storage import FilesystemStorage
-from tests.registry_support import Server, need, random_image, sha256, start_ours, write_oci_layout
+from support.images import random_image, sha256, write_oci_layout
+from support.peers import Server, need, start_ours
 
 pytestmark = pytest.mark.interop
 

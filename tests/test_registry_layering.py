@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-OURS = {"imagefmt", "registry", "runtime", "builder", "cli", "tests", "bench"}
+OURS = {"imagefmt", "registry", "runtime", "builder", "cli", "tests", "bench", "support"}
 # urllib3 comes with requests: the client catches its stream errors (requests maps them
 # only in iter_content, which would also undo a Content-Encoding and so break digests).
 ALLOWED_LIBRARIES = {"flask", "werkzeug", "gunicorn", "bcrypt", "cryptography", "requests", "urllib3"}

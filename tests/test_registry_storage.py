@@ -17,7 +17,7 @@ from registry import gc, protocol
 from registry.protocol import Challenge, Scope
 from registry.storage import FilesystemStorage, Storage
 from registry.uploads import Uploads
-from tests.registry_support import make_image, random_image
+from support.images import make_image, random_image
 
 
 def D(data: bytes) -> Digest:
