@@ -1319,7 +1319,8 @@ def _client_parsers(sub: Any) -> None:
 
 
 def _client(args: argparse.Namespace, **options: Any) -> Any:
-    from registry.client import Client, ClientOptions
+    from registry.client.registry_client import ClientOptions
+    from registry.client.registry_client import RegistryClient as Client
 
     insecure = tuple(getattr(args, "insecure_registry", []) or [])
     return Client(ClientOptions.from_env(insecure_registries=insecure, **options))
@@ -1340,7 +1341,7 @@ class LayerProgress:
         self._last: dict[str, str] = {}
 
     def __call__(self, ev: Any) -> None:
-        from registry import progress as pg
+        from registry.client import progress as pg
 
         if not self.enabled:
             return
@@ -1483,9 +1484,9 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 @command("login")
 def cmd_login(args: argparse.Namespace) -> int:
-    from registry import credentials
-    from registry.client import registry_key
-    from registry.credentials import Credentials
+    from registry.client import credentials
+    from registry.client.credentials import Credentials
+    from registry.client.registry_client import registry_key
 
     host = registry_key(args.server)
     username, password = args.username, args.password
@@ -1522,8 +1523,8 @@ def cmd_login(args: argparse.Namespace) -> int:
 
 @command("logout")
 def cmd_logout(args: argparse.Namespace) -> int:
-    from registry.client import logout, registry_key
-    from registry.credentials import config_key
+    from registry.client.credentials import config_key
+    from registry.client.registry_client import logout, registry_key
 
     shown = config_key(registry_key(args.server))
     if logout(args.server):
@@ -1737,7 +1738,7 @@ def _registry_common(p: Any) -> None:
 
 
 def _registry_config(args: argparse.Namespace) -> Any:
-    from registry import config
+    from registry.server import config
 
     cfg = config.load(args.config)
     if args.registry_root is not None:
@@ -1749,7 +1750,7 @@ def _registry_config(args: argparse.Namespace) -> Any:
 
 @command("registry serve")
 def cmd_registry_serve(args: argparse.Namespace) -> int:
-    from registry import config, serve
+    from registry.server import config, serve
 
     cfg = _registry_config(args)
     token = cfg.token
@@ -1785,8 +1786,8 @@ def cmd_registry_serve(args: argparse.Namespace) -> int:
 
 @command("registry garbage-collect")
 def cmd_registry_gc(args: argparse.Namespace) -> int:
-    from registry import gc
-    from registry.storage import FilesystemStorage
+    from registry.server import gc
+    from registry.server.storage import FilesystemStorage
 
     cfg = _registry_config(args)
     grace = cfg.gc_grace_seconds if args.grace is None else args.grace
@@ -1807,7 +1808,7 @@ def cmd_registry_gc(args: argparse.Namespace) -> int:
 
 @command("registry gen-certs")
 def cmd_registry_gen_certs(args: argparse.Namespace) -> int:
-    from registry import tls
+    from registry.server import certs as tls
 
     paths = tls.gen_certs(args.dir, args.host, args.days)
     print(f"CA:     {paths.ca_cert}")
@@ -1818,7 +1819,7 @@ def cmd_registry_gen_certs(args: argparse.Namespace) -> int:
 
 @command("registry htpasswd")
 def cmd_registry_htpasswd(args: argparse.Namespace) -> int:
-    from registry import auth
+    from registry.server import htpasswd as auth
 
     password = sys.stdin.readline().rstrip("\n")
     if not password:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from imagefmt.store import Store
-from registry.client import Client, ClientOptions
+from registry.client.registry_client import ClientOptions, RegistryClient
 from support.peers import Distribution, Server, start_ours
 from tests.conftest import Dockyard, need
 from tests.fakes import skopeo
@@ -108,9 +108,9 @@ def fresh_reg(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Live]:
     r.stop()
 
 
-def quick_client(**kw: object) -> Client:
+def quick_client(**kw: object) -> RegistryClient:
     """A client that gives up fast (tests kill registries on purpose)."""
-    return Client(ClientOptions(**{"retries": 1, "backoff": 0.05, **kw}))  # type: ignore[arg-type]
+    return RegistryClient(ClientOptions(**{"retries": 1, "backoff": 0.05, **kw}))  # type: ignore[arg-type]
 
 
 def skopeo_push(layout: Layout, dest: str, all_images: bool = False, tag: str = "latest") -> None:

@@ -334,6 +334,6 @@ def registry(request: pytest.FixtureRequest) -> Server:
 @pytest.fixture
 def client(tmp_path: Path) -> FlaskClient:
     """The app in-process (werkzeug test client) over a fresh root."""
-    from registry.app import create_app
+    from registry.server.app import create_app
 
     return create_app(tmp_path / "registry").test_client()

@@ -15,8 +15,8 @@ import pytest
 import requests
 
 from imagefmt.digest import Digest
-from registry import gc
-from registry.storage import FilesystemStorage
+from registry.server import gc
+from registry.server.storage import FilesystemStorage
 from support.images import random_image, sha256, write_oci_layout
 from support.peers import Server, need, start_ours
 

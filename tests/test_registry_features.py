@@ -19,8 +19,8 @@ import requests
 from flask.testing import FlaskClient
 
 import cli
-from registry.app import create_app
-from registry.config import Config, Endpoint, load
+from registry.server.app import create_app
+from registry.server.config import Config, Endpoint, load
 from support.images import push_image, random_image, sha256
 from support.peers import ROOT, Server, start_ours, wait_http
 

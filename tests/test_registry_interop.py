@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import cli
-from registry.auth import set_htpasswd_user
+from registry.server.htpasswd import set_htpasswd_user
 from support.images import random_image, write_oci_layout
 from support.peers import REGISTRY_TESTS_DOCKERD, Server, need, start_dockerd, start_ours
 

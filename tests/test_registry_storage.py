@@ -13,10 +13,11 @@ import pytest
 
 from imagefmt import errors
 from imagefmt.digest import Digest
-from registry import gc, protocol
+from registry import protocol
 from registry.protocol import Challenge, Scope
-from registry.storage import FilesystemStorage, Storage
-from registry.uploads import Uploads
+from registry.server import gc
+from registry.server.storage import FilesystemStorage, Storage
+from registry.server.uploads import Uploads
 from support.images import make_image, random_image
 
 

@@ -14,10 +14,10 @@ from werkzeug.wsgi import wrap_file
 from imagefmt.digest import Digest
 from imagefmt.errors import BlobUnknown, DigestInvalid, NameInvalid, Unsupported
 from registry import protocol
-from registry.app import RegistryResponse, identity, publish, services
 from registry.protocol import QuotaExceeded, Scope
-from registry.storage import CHUNK, check_name
-from registry.uploads import UploadStatus
+from registry.server.app import RegistryResponse, identity, publish, services
+from registry.server.storage import CHUNK, check_name
+from registry.server.uploads import UploadStatus
 
 bp = Blueprint("blobs", __name__)
 uploads_bp = Blueprint("uploads", __name__)

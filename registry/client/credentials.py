@@ -30,7 +30,7 @@ from typing import Any
 
 from imagefmt.errors import Invalid
 from imagefmt.reference import DOCKER_HUB, DOCKER_HUB_ENDPOINT
-from registry.credhelper import TOKEN_USERNAME, Helper
+from registry.client.credhelper import TOKEN_USERNAME, Helper
 
 # The key Docker has always used for Docker Hub in ``auths``.
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"

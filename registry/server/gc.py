@@ -34,7 +34,7 @@ from pathlib import Path
 from imagefmt.digest import Digest
 from imagefmt.errors import DockyardError
 from imagefmt.manifest import Index, Manifest, parse_any
-from registry.storage import FilesystemStorage
+from registry.server.storage import FilesystemStorage
 
 
 @dataclass

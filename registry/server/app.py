@@ -17,13 +17,14 @@ from werkzeug.exceptions import HTTPException
 
 from imagefmt.digest import Digest
 from imagefmt.errors import DockyardError, Unsupported
-from registry import notify, protocol
-from registry.auth import Authorizer, ChallengeRequired, Identity
-from registry.config import Config
-from registry.notify import Notifier
+from registry import protocol
 from registry.protocol import Scope
-from registry.storage import CHUNK, FilesystemStorage, check_name
-from registry.uploads import Uploads
+from registry.server import notifications
+from registry.server.auth import Authorizer, ChallengeRequired, Identity
+from registry.server.config import Config
+from registry.server.notifications import Notifier
+from registry.server.storage import CHUNK, FilesystemStorage, check_name
+from registry.server.uploads import Uploads
 
 
 class RegistryResponse(Response):
@@ -54,7 +55,7 @@ def create_app(config: Config | Path) -> Flask:
 
     Creates the storage directories and, with token auth, the signing key if
     missing; raises Invalid for an unreadable ACL file or a key that is not P-256."""
-    from registry import routes_blobs, routes_manifests, routes_token  # they import this module
+    from registry.server import routes_blobs, routes_manifests, routes_token  # they import this module
 
     if isinstance(config, Path):
         config = Config(root=config)
@@ -117,7 +118,7 @@ def paginate(items: list[str], path: str) -> tuple[list[str], str]:
 
 
 def publish(action: str, name: str, media_type: str, digest: Digest, size: int, tag: str = "") -> None:
-    """Queue a webhook event for this request (registry/notify.py); never blocks."""
+    """Queue a webhook event for this request (registry/notifications.py); never blocks."""
     s = services()
     if not s.config.notifications:
         return
@@ -128,7 +129,7 @@ def publish(action: str, name: str, media_type: str, digest: Digest, size: int, 
         "useragent": request.user_agent.string,
         "url_root": request.host_url,
     }
-    ev = notify.event(action, name, media_type, str(digest), size, tag, req, identity().account)
+    ev = notifications.event(action, name, media_type, str(digest), size, tag, req, identity().account)
     s.notifier.publish(ev)
 
 

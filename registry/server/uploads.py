@@ -39,7 +39,7 @@ from typing import IO, Any, BinaryIO
 from imagefmt.digest import Digest
 from imagefmt.errors import BlobUploadUnknown, DigestInvalid, SizeInvalid
 from registry.protocol import RangeNotSatisfiable
-from registry.storage import CHUNK, FilesystemStorage, copy_hashing, write_atomic
+from registry.server.storage import CHUNK, FilesystemStorage, copy_hashing, write_atomic
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
