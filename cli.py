@@ -1787,7 +1787,7 @@ def cmd_registry_serve(args: argparse.Namespace) -> int:
 @command("registry garbage-collect")
 def cmd_registry_gc(args: argparse.Namespace) -> int:
     from registry.server import gc
-    from registry.server.storage import FilesystemStorage
+    from registry.server.storage.drivers import filesystem_storage as FilesystemStorage
 
     cfg = _registry_config(args)
     grace = cfg.gc_grace_seconds if args.grace is None else args.grace

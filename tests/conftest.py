@@ -17,7 +17,15 @@ import pytest
 from flask.testing import FlaskClient
 
 import cli
-from support.peers import TESTS_DOCKERD, Distribution, Server, start_distribution, start_dockerd, start_ours
+from support.peers import (
+    TESTS_DOCKERD,
+    Distribution,
+    Server,
+    start_distribution,
+    start_dockerd,
+    start_in_process,
+    start_ours,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI") == "true"
@@ -325,10 +333,27 @@ def distribution(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Distribut
     server.stop()
 
 
-@pytest.fixture(params=["dockyard", "distribution"])
+@pytest.fixture(scope="session")
+def ours_inmemory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Our registry on the inmemory storage driver, served by threads of this process."""
+    from registry.server.app import create_app
+    from registry.server.config import Config
+    from registry.server.storage.inmemory import InMemoryDriver
+
+    root = tmp_path_factory.mktemp("ours-inmemory")
+    server = start_in_process(create_app(Config(root=root), InMemoryDriver()), "dockyard-inmemory", root)
+    yield server
+    server.stop()
+
+
+REGISTRY_FIXTURES = {"dockyard": "ours", "dockyard-inmemory": "ours_inmemory", "distribution": "distribution"}
+
+
+@pytest.fixture(params=list(REGISTRY_FIXTURES))
 def registry(request: pytest.FixtureRequest) -> Server:
-    """Each live registry in turn: the conformance checks must pass on both."""
-    return request.getfixturevalue("ours" if request.param == "dockyard" else "distribution")  # type: ignore[no-any-return]
+    """Each live registry in turn (ours on each storage driver, and distribution 2.8.2):
+    the conformance checks must pass on every one."""
+    return request.getfixturevalue(REGISTRY_FIXTURES[request.param])  # type: ignore[no-any-return]
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from registry import protocol
 from registry.protocol import ManifestTooLarge, QuotaExceeded
 from registry.server.app import RegistryResponse, paginate, publish, services
 from registry.server.manifest_rules import accepted_types, negotiate, verify
-from registry.server.storage import check_tag
+from registry.server.storage.paths import check_tag
 
 bp = Blueprint("manifests", __name__)
 

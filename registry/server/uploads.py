@@ -1,45 +1,49 @@
-"""Upload sessions: a blob pushed in chunks, kept on disk so it survives a restart.
+"""Upload sessions: a blob pushed in chunks, kept in storage so it survives a
+restart and can be continued by any process on the store.
 
-A session is ``repositories/<name>/_uploads/<uuid>/`` (see registry/storage.py)
-holding ``data``, the bytes so far, and ``state.json``::
+A session is ``repositories/<name>/_uploads/<uuid>/`` (registry/server/storage/paths.py):
+``data``, the bytes so far, written through the driver's writer, and
+``state.json``::
 
-    {"offset": 1048576, "sha256": "<hex of sha256(data[:offset])>", "started_at": 1700000000.0}
+    {"offset": 1048576, "sha256": "<hex of sha256(data[:offset])>",
+     "sha256_state": "<base64 of the running hash>", "started_at": 1700000000.0}
 
-``state.json`` is the commit point of every chunk: it is replaced atomically
-only after the chunk was written whole.  Bytes of ``data`` past ``offset`` (a
-chunk cut short by a disconnect or kill -9) are truncated away on the next
-request, so a resumed upload continues from the last acknowledged byte.
+``state.json`` is the commit point of every chunk: it is replaced only after the
+chunk was written whole and its writer closed.  Bytes of ``data`` past
+``offset`` (a chunk cut short by a disconnect or kill -9) are truncated away on
+the next request, so a resumed upload continues from the last acknowledged byte.
 
-hashlib cannot persist a hash state, so each worker process keeps the running
-hasher of the sessions it served in memory; a request for a session it does
-not hold (after a restart, or on another worker) re-hashes ``data[:offset]``
-from disk once.  Finishing with an empty body needs no re-hash at all: the
-digest of ``data[:offset]`` is in ``state.json``.  A session lock (flock on
-``data``) serialises concurrent requests on one session, across workers.
+The running sha256 travels with the session (``sha256_state``,
+registry/server/storage/sha256state.py): the process that takes the next chunk,
+a gunicorn worker, a restarted server or another host, resumes the hash and
+never reads the upload back; the digest of ``data[:offset]`` is there too, so
+finishing with an empty body hashes nothing.  A session without a saved state
+(older ones, or no libcrypto to resume from) is re-hashed from ``data`` once.  A
+session lock (the driver's lock on ``lock``) serialises concurrent requests on
+one session, across processes.  Finishing commits the writer and moves
+``data`` to its blob in one driver ``move``: no byte is read again.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
-import fcntl
 import hashlib
 import json
-import os
 import re
-import shutil
-import threading
 import time
 import uuid as uuidlib
-from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import IO, Any
 
 from imagefmt.digest import Digest
 from imagefmt.errors import BlobUploadUnknown, DigestInvalid, SizeInvalid
 from registry.protocol import RangeNotSatisfiable
-from registry.server.storage import CHUNK, FilesystemStorage, copy_hashing, write_atomic
+from registry.server.storage import paths, sha256state
+from registry.server.storage.driver import FileWriter, PathNotFound
+from registry.server.storage.store import CHUNK, Storage, copy_hashing
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -57,30 +61,29 @@ class _State:
     offset: int
     sha256: str
     started_at: float
+    sha256_state: bytes | None = None  # sha256state.Sha256.state() of data[:offset]
 
     def to_json(self) -> bytes:
-        return json.dumps(
-            {"offset": self.offset, "sha256": self.sha256, "started_at": self.started_at}
-        ).encode()
+        doc: dict[str, Any] = {"offset": self.offset, "sha256": self.sha256, "started_at": self.started_at}
+        if self.sha256_state is not None:
+            doc["sha256_state"] = base64.b64encode(self.sha256_state).decode()
+        return json.dumps(doc).encode()
 
 
 class Uploads:
-    """The upload sessions of a :class:`FilesystemStorage`."""
+    """The upload sessions of a :class:`~registry.server.storage.store.Storage`."""
 
-    def __init__(self, storage: FilesystemStorage) -> None:
+    def __init__(self, storage: Storage) -> None:
         self.storage = storage
-        self.layout = storage.layout
-        self._hashers: OrderedDict[str, tuple[int, hashlib._Hash]] = OrderedDict()
-        self._lock = threading.Lock()
+        self.driver = storage.driver
 
     def start(self, name: str) -> UploadStatus:
         """Open a new empty session."""
         uuid = str(uuidlib.uuid4())
-        path = self.layout.upload(name, uuid)
-        path.mkdir(parents=True)
-        (path / "data").touch()
-        state = _State(0, hashlib.sha256().hexdigest(), time.time())
-        write_atomic(path / "state.json", state.to_json(), self.layout.tmp)
+        self.driver.writer(paths.upload_data(name, uuid)).close()
+        hasher = _new_sha256()
+        state = _State(0, hasher.hexdigest(), time.time(), _saved(hasher))
+        self.driver.put_content(paths.upload_state(name, uuid), state.to_json())
         return UploadStatus(name, uuid, 0, state.started_at)
 
     def status(self, name: str, uuid: str) -> UploadStatus:
@@ -96,8 +99,10 @@ class Uploads:
         ``start`` (from Content-Range) must equal the current size, else
         RangeNotSatisfiable; ``length`` (from Content-Length) must be what arrives,
         else SizeInvalid and the chunk is dropped whole.  BlobUploadUnknown."""
-        with self._session(name, uuid) as (f, state):
-            self._append(name, uuid, f, state, src, start, length)
+        with self._session(name, uuid) as (w, state):
+            hasher = self._append(name, uuid, w, state, src, start, length)
+            w.close()  # the chunk is stored before state.json says so
+            self._save(name, uuid, state, hasher)
             return UploadStatus(name, uuid, state.offset, state.started_at)
 
     def finish(
@@ -114,129 +119,156 @@ class Uploads:
 
         Return the blob's size.  On a digest mismatch the session is discarded and
         DigestInvalid raised: nothing unverified is ever stored."""
-        with self._session(name, uuid) as (f, state):
+        data = paths.upload_data(name, uuid)
+        with self._session(name, uuid) as (w, state):
+            hasher = None
             if src is not None and (length is None or length > 0):
-                self._append(name, uuid, f, state, src, start, length)
-            got = self._digest_of(f, state, digest.algorithm)
+                hasher = self._append(name, uuid, w, state, src, start, length)
+            w.commit()
+            if hasher is not None:
+                self._save(name, uuid, state, hasher)
+            got = self._digest_of(name, uuid, state, digest.algorithm)
             if got != digest:
-                self._forget(uuid)
-                shutil.rmtree(self.layout.upload(name, uuid), ignore_errors=True)
+                self._discard(name, uuid)
                 raise DigestInvalid(f"blob digest mismatch: expected {digest}, got {got}", str(digest))
             with self.storage.push_lock():
-                self.storage.commit_file(self.layout.upload(name, uuid) / "data", digest)
+                self.storage.store_blob(data, digest)
                 self.storage.link_blob(name, digest)
             size = state.offset
-        self.cancel(name, uuid)
+        self._discard(name, uuid)
         return size
 
     def cancel(self, name: str, uuid: str) -> None:
         """Discard a session; BlobUploadUnknown if there is none."""
-        path = self._path(name, uuid)
-        self._forget(uuid)
-        shutil.rmtree(path, ignore_errors=True)
+        self._read_state(name, uuid)
+        self._discard(name, uuid)
 
     def sessions(self, name: str) -> list[UploadStatus]:
         """Every session of ``name`` (for GC of abandoned uploads)."""
         out = []
-        for p in sorted(self.layout.uploads(name).glob("*")):
+        try:
+            found = self.driver.list(paths.uploads(name))
+        except PathNotFound:
+            return []
+        for p in found:
             with contextlib.suppress(BlobUploadUnknown):
-                out.append(self.status(name, p.name))
+                out.append(self.status(name, p.rsplit("/", 1)[1]))
         return out
 
     # ---------------------------------------------------------- internals ---
 
-    def _path(self, name: str, uuid: str) -> Path:
-        path = self.layout.upload(name, uuid)
-        if not _UUID.match(uuid) or not (path / "state.json").exists():
-            raise BlobUploadUnknown(f"blob upload {uuid} unknown to repository {name}", {"uuid": uuid})
-        return path
+    def _unknown(self, name: str, uuid: str, why: str = "") -> BlobUploadUnknown:
+        return BlobUploadUnknown(f"blob upload {uuid} unknown to repository {name}{why}", {"uuid": uuid})
 
     def _read_state(self, name: str, uuid: str) -> _State:
-        path = self._path(name, uuid)
+        if not _UUID.match(uuid):
+            raise self._unknown(name, uuid)
         try:
-            doc: dict[str, Any] = json.loads((path / "state.json").read_bytes())
-            return _State(int(doc["offset"]), str(doc["sha256"]), float(doc["started_at"]))
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            raise BlobUploadUnknown(f"blob upload {uuid}: unreadable state ({err})", {"uuid": uuid}) from err
+            doc: dict[str, Any] = json.loads(self.driver.get_content(paths.upload_state(name, uuid)))
+        except PathNotFound:
+            raise self._unknown(name, uuid) from None
+        except ValueError as err:
+            raise self._unknown(name, uuid, f": unreadable state ({err})") from err
+        try:
+            saved = doc.get("sha256_state")
+            return _State(
+                int(doc["offset"]),
+                str(doc["sha256"]),
+                float(doc["started_at"]),
+                base64.b64decode(saved, validate=True) if isinstance(saved, str) else None,
+            )
+        except (ValueError, KeyError, TypeError, binascii.Error) as err:
+            raise self._unknown(name, uuid, f": unreadable state ({err})") from err
 
     @contextlib.contextmanager
-    def _session(self, name: str, uuid: str) -> Iterator[tuple[BinaryIO, _State]]:
-        path = self._path(name, uuid)
-        try:
-            f = open(path / "data", "r+b")
-        except FileNotFoundError:
-            raise BlobUploadUnknown(f"blob upload {uuid} unknown", {"uuid": uuid}) from None
-        with f:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-            state = self._read_state(name, uuid)  # re-read under the lock
-            size = os.fstat(f.fileno()).st_size
+    def _session(self, name: str, uuid: str) -> Iterator[tuple[FileWriter, _State]]:
+        """The session locked, its state re-read under the lock, and a writer
+        continuing its data from the last acknowledged byte."""
+        self._read_state(name, uuid)  # a bad or unknown id takes no lock
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(self.driver.lock(paths.upload_lock(name, uuid), exclusive=True))
+                state = self._read_state(name, uuid)
+                w = self.driver.writer(paths.upload_data(name, uuid), append=True)
+            except PathNotFound:  # the session went away meanwhile (cancelled, finished, purged)
+                raise self._unknown(name, uuid) from None
+            stack.callback(w.close)
+            size = w.size()
             if size > state.offset:  # a chunk cut short before its commit
-                f.truncate(state.offset)
+                w.truncate(state.offset)
             elif size < state.offset:  # the state outlived its data (power loss): trust the data
-                state = _State(size, self._rehash(f, size, "sha256").hexdigest(), state.started_at)
-                self._forget(uuid)
-            yield f, state
+                hasher = self._rehash(name, uuid, size, "sha256")
+                state = _State(size, hasher.hexdigest(), state.started_at, _saved(hasher))
+            yield w, state
 
     def _append(
         self,
         name: str,
         uuid: str,
-        f: BinaryIO,
+        w: FileWriter,
         state: _State,
         src: IO[bytes],
         start: int | None,
         length: int | None,
-    ) -> None:
+    ) -> Any:
+        """Write one chunk after ``state.offset``, hashing it; advance ``state``
+        and return the hasher (the caller saves both once the chunk is stored)."""
         if start is not None and start != state.offset:
             raise RangeNotSatisfiable(
                 f"blob upload {uuid}: chunk starts at {start}, upload has {state.offset} bytes",
                 {"offset": state.offset},
             )
-        hasher = self._hasher(uuid, f, state.offset)
-        f.seek(state.offset)
+        hasher = self._hasher(name, uuid, state)
         try:
-            n = copy_hashing(src, f, hasher, length)
+            n = copy_hashing(src, w, hasher, length)
             if length is not None and n != length:
                 raise SizeInvalid(f"blob upload {uuid}: chunk of {n} bytes, Content-Length said {length}")
-            f.flush()
         except BaseException:
-            self._forget(uuid)
-            f.truncate(state.offset)
+            w.truncate(state.offset)
             raise
         state.offset += n
-        state.sha256 = hasher.copy().hexdigest()
-        write_atomic(self.layout.upload(name, uuid) / "state.json", state.to_json(), self.layout.tmp)
-        with self._lock:
-            self._hashers[uuid] = (state.offset, hasher)
-            self._hashers.move_to_end(uuid)
-            while len(self._hashers) > 256:
-                self._hashers.popitem(last=False)
+        return hasher
 
-    def _hasher(self, uuid: str, f: BinaryIO, offset: int) -> hashlib._Hash:
-        with self._lock:
-            held = self._hashers.pop(uuid, None)
-        if held is not None and held[0] == offset:
-            return held[1]
-        return self._rehash(f, offset, "sha256")
+    def _save(self, name: str, uuid: str, state: _State, hasher: Any) -> None:
+        state.sha256 = hasher.hexdigest()
+        state.sha256_state = _saved(hasher)
+        self.driver.put_content(paths.upload_state(name, uuid), state.to_json())
 
-    @staticmethod
-    def _rehash(f: BinaryIO, size: int, algorithm: str) -> hashlib._Hash:
-        h = hashlib.new(algorithm)
-        f.seek(0)
-        left = size
-        while left > 0:
-            chunk = f.read(min(CHUNK, left))
-            if not chunk:
-                break
-            h.update(chunk)
-            left -= len(chunk)
+    def _hasher(self, name: str, uuid: str, state: _State) -> Any:
+        """The sha256 of ``data[:offset]``, resumed from the state, else re-hashed."""
+        if state.sha256_state is not None and sha256state.AVAILABLE:
+            with contextlib.suppress(ValueError):
+                resumed = sha256state.Sha256.resume(state.sha256_state)
+                if resumed.length == state.offset:
+                    return resumed
+        return self._rehash(name, uuid, state.offset, "sha256")
+
+    def _rehash(self, name: str, uuid: str, size: int, algorithm: str) -> Any:
+        """Hash ``data[:size]`` as stored (needs a driver that shows uncommitted bytes)."""
+        h: Any = _new_sha256() if algorithm == "sha256" else hashlib.new(algorithm)
+        with self.driver.reader(paths.upload_data(name, uuid)) as f:
+            left = size
+            while left > 0:
+                chunk = f.read(min(CHUNK, left))
+                if not chunk:
+                    break
+                h.update(chunk)
+                left -= len(chunk)
         return h
 
-    def _digest_of(self, f: BinaryIO, state: _State, algorithm: str) -> Digest:
+    def _digest_of(self, name: str, uuid: str, state: _State, algorithm: str) -> Digest:
         if algorithm == "sha256":
             return Digest("sha256", state.sha256)
-        return Digest(algorithm, self._rehash(f, state.offset, algorithm).hexdigest())
+        return Digest(algorithm, self._rehash(name, uuid, state.offset, algorithm).hexdigest())
 
-    def _forget(self, uuid: str) -> None:
-        with self._lock:
-            self._hashers.pop(uuid, None)
+    def _discard(self, name: str, uuid: str) -> None:
+        with contextlib.suppress(PathNotFound):
+            self.driver.delete(paths.upload(name, uuid))
+
+
+def _new_sha256() -> Any:
+    return sha256state.Sha256() if sha256state.AVAILABLE else hashlib.sha256()
+
+
+def _saved(hasher: Any) -> bytes | None:
+    return hasher.state() if isinstance(hasher, sha256state.Sha256) else None
