@@ -21,7 +21,10 @@ finishing with an empty body hashes nothing.  A session without a saved state
 (older ones, or no libcrypto to resume from) is re-hashed from ``data`` once.  A
 session lock (the driver's lock on ``lock``) serialises concurrent requests on
 one session, across processes.  Finishing commits the writer and moves
-``data`` to its blob in one driver ``move``: no byte is read again.
+``data`` to its blob in one driver ``move``: no byte is read again (but for a
+digest other than sha256, hashed from the committed bytes).  The last chunk,
+sent with the closing PUT, is not acknowledged in ``state.json``: a PUT cut
+short is retried whole.
 """
 
 from __future__ import annotations
@@ -121,18 +124,18 @@ class Uploads:
         DigestInvalid raised: nothing unverified is ever stored."""
         data = paths.upload_data(name, uuid)
         with self._session(name, uuid) as (w, state):
-            hasher = None
             if src is not None and (length is None or length > 0):
-                hasher = self._append(name, uuid, w, state, src, start, length)
-            w.commit()
-            if hasher is not None:
-                self._save(name, uuid, state, hasher)
+                state.sha256 = self._append(name, uuid, w, state, src, start, length).hexdigest()
+            uncommitted: FileWriter | None = w
+            if digest.algorithm != "sha256":  # read back below: committed bytes are readable on every driver
+                w.commit()
+                uncommitted = None
             got = self._digest_of(name, uuid, state, digest.algorithm)
             if got != digest:
                 self._discard(name, uuid)
                 raise DigestInvalid(f"blob digest mismatch: expected {digest}, got {got}", str(digest))
             with self.storage.push_lock():
-                self.storage.store_blob(data, digest)
+                self.storage.store_blob(data, digest, uncommitted)
                 self.storage.link_blob(name, digest)
             size = state.offset
         self._discard(name, uuid)

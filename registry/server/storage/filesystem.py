@@ -53,6 +53,9 @@ class FilesystemDriver:
     def put_content(self, path: str, content: bytes) -> None:
         target = self.local_path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
+        if not content:  # creating or truncating a file is atomic already (a link: no rename)
+            with open(target, "wb"):
+                return
         tmp = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
         try:
             with open(tmp, "xb") as f:

@@ -24,7 +24,7 @@ from imagefmt.digest import Digest
 from imagefmt.errors import BlobUnknown, DigestInvalid, ManifestUnknown, NameUnknown, SizeInvalid
 from imagefmt.manifest import Descriptor
 from registry.server.storage import paths
-from registry.server.storage.driver import PathNotFound, StorageDriver, UnsupportedMethod
+from registry.server.storage.driver import FileWriter, PathNotFound, StorageDriver, UnsupportedMethod
 from registry.server.storage.paths import check_tag
 
 CHUNK = 1 << 20
@@ -133,22 +133,27 @@ class Storage:
         except BaseException:
             w.cancel()
             raise
-        w.commit()
-        self.store_blob(tmp, expected)
+        self.store_blob(tmp, expected, w)
         return size
 
-    def store_blob(self, path: str, digest: Digest) -> None:
-        """Move the committed, verified content at ``path`` into the blob store.
+    def store_blob(self, path: str, digest: Digest, writer: FileWriter | None = None) -> None:
+        """Make the verified content at ``path`` the blob ``digest``: commit its
+        ``writer`` (when it is not committed yet) and move it into place.
 
         The caller has checked that it hashes to ``digest``.  When the blob exists
-        already, ``path`` is dropped and the blob's mtime refreshed, so that a
-        running GC spares it (registry/server/gc.py)."""
+        already, the content is dropped uncommitted (no fsync) and the blob's mtime
+        refreshed, so that a running GC spares it (registry/server/gc.py)."""
         dest = paths.blob(digest)
         if self._exists(dest):
             self.touch_blob(digest)
-            with contextlib.suppress(PathNotFound):
-                self.driver.delete(path)
+            if writer is not None:
+                writer.cancel()
+            else:
+                with contextlib.suppress(PathNotFound):
+                    self.driver.delete(path)
             return
+        if writer is not None:
+            writer.commit()
         self.driver.move(path, dest)
 
     def has_blob(self, digest: Digest) -> bool:
