@@ -170,13 +170,7 @@ def default_root() -> Path:
 
 
 def exit_code_for(exc: errors.DockyardError) -> int:
-    if isinstance(exc, errors.NotFound):
-        return 3
-    if isinstance(exc, errors.Unauthorized | errors.Denied):
-        return 4
-    if isinstance(exc, errors.Invalid):
-        return 5
-    return 1
+    return exc.exit_code
 
 
 def build_parser(argv: Sequence[str] | None = None) -> tuple[argparse.ArgumentParser, dict[str, Handler]]:

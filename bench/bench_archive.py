@@ -21,8 +21,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from support.peers import BENCH_DOCKERD, start_dockerd
+
 REPO = Path(__file__).resolve().parent.parent
-DOCKER_DIR = Path("/tmp/dockyard-bench-docker")
 
 
 def timed(cmd: list[str], **kw: object) -> float:
@@ -172,41 +173,10 @@ def make_archive(work: Path, trees: list[Path], name: str) -> Path:
 
 
 def start_docker() -> dict[str, str] | None:
+    """The environment of a private engine for the comparison (support/peers.py), or None without dockerd."""
     if shutil.which("dockerd") is None:
         return None
-    host = f"unix://{DOCKER_DIR}/docker.sock"
-    env = {**os.environ, "DOCKER_HOST": host}
-    if subprocess.run(["docker", "version"], env=env, capture_output=True).returncode != 0:
-        DOCKER_DIR.mkdir(parents=True, exist_ok=True)
-        subprocess.Popen(
-            [
-                "dockerd",
-                "--iptables=false",
-                "--ip-masq=false",
-                "--bridge=none",
-                "--storage-driver=overlay2",
-                "--data-root",
-                str(DOCKER_DIR / "data"),
-                "--exec-root",
-                str(DOCKER_DIR / "exec"),
-                "--pidfile",
-                str(DOCKER_DIR / "pid"),
-                "-H",
-                host,
-                "--containerd-namespace",
-                "dybench",
-                "--containerd-plugins-namespace",
-                "dybench-p",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        for _ in range(150):
-            if subprocess.run(["docker", "version"], env=env, capture_output=True).returncode == 0:
-                break
-            time.sleep(0.2)
-    return env
+    return start_dockerd(BENCH_DOCKERD).env
 
 
 def bench_one(

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.bench_archive import dockyard, make_archive, make_tree_random, make_tree_small, start_docker
-from tests.registries import Distribution
+from support.peers import Distribution
 
 REPO = Path(__file__).resolve().parent.parent
 DOC_SECTION = "## Registry client"
@@ -120,8 +120,9 @@ def bench_image(
         shutil.rmtree(root, ignore_errors=True)
         code = (
             "import sys; from pathlib import Path; from imagefmt.store import Store\n"
-            "from imagefmt.reference import Reference; from registry.client import Client, ClientOptions\n"
-            "with Client(ClientOptions(unpack=False)) as c:\n"
+            "from imagefmt.reference import Reference\n"
+            "from registry.client.registry_client import ClientOptions, RegistryClient\n"
+            "with RegistryClient(ClientOptions(unpack=False)) as c:\n"
             "    c.pull(Store(Path(sys.argv[1])), Reference.parse(sys.argv[2]))\n"
         )
         secs = timed(

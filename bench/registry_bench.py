@@ -37,15 +37,8 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.registry_support import (  # noqa: E402
-    Image,
-    Server,
-    make_image,
-    sha256,
-    start_distribution,
-    start_ours,
-    write_oci_layout,
-)
+from support.images import Image, make_image, sha256, write_oci_layout  # noqa: E402
+from support.peers import Peer, start_distribution, start_ours  # noqa: E402
 
 MB = 1e6
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -71,7 +64,7 @@ def skopeo_copy(src: str, dest: str) -> float:
     return time.perf_counter() - started
 
 
-def push_pull(server: Server, layout: Path, name: str, scratch: Path) -> tuple[float, float]:
+def push_pull(server: Peer, layout: Path, name: str, scratch: Path) -> tuple[float, float]:
     """(push seconds, pull seconds) of one image into a repository of its own."""
     ref = f"docker://{server.host}/bench/{name}:v1"
     push = skopeo_copy(f"oci:{layout}:v1", ref)
@@ -82,11 +75,11 @@ def push_pull(server: Server, layout: Path, name: str, scratch: Path) -> tuple[f
     return push, pull
 
 
-def absolute(server: Server, location: str) -> str:
+def absolute(server: Peer, location: str) -> str:
     return location if location.startswith("http") else server.url + location
 
 
-def curl_upload(server: Server, name: str, path: Path, digest: str) -> float:
+def curl_upload(server: Peer, name: str, path: Path, digest: str) -> float:
     """Seconds for a streamed (chunked) PATCH of ``path`` and the closing PUT, by curl."""
     location = absolute(server, requests.post(f"{server.url}/v2/{name}/blobs/uploads/").headers["Location"])
     started = time.perf_counter()
@@ -99,7 +92,7 @@ def curl_upload(server: Server, name: str, path: Path, digest: str) -> float:
     return time.perf_counter() - started
 
 
-def latency(server: Server, method: str, url: str, n: int = 2000) -> tuple[float, float]:
+def latency(server: Peer, method: str, url: str, n: int = 2000) -> tuple[float, float]:
     s = requests.Session()
     headers = {"Accept": OCI_MANIFEST}
     for _ in range(50):
@@ -114,7 +107,7 @@ def latency(server: Server, method: str, url: str, n: int = 2000) -> tuple[float
     return times[len(times) // 2] * 1000, times[int(len(times) * 0.99)] * 1000
 
 
-def concurrent_pulls(server: Server, name: str, digest: str, size: int, n: int = 50) -> tuple[float, int]:
+def concurrent_pulls(server: Peer, name: str, digest: str, size: int, n: int = 50) -> tuple[float, int]:
     url = f"{server.url}/v2/{name}/blobs/{digest}"
     started = time.perf_counter()
     procs = [
@@ -134,7 +127,8 @@ def concurrent_pulls(server: Server, name: str, digest: str, size: int, n: int =
 class RssSampler:
     """The largest VmRSS (MB) of the server's worker processes."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: Peer) -> None:
+        assert server.proc is not None
         self.pid = server.proc.pid
         self.peak = 0.0
         self._stop = threading.Event()
@@ -170,7 +164,7 @@ class RssSampler:
         return self.peak
 
 
-def run(servers: list[Server], runs: int, scratch: Path) -> dict[str, dict[str, float]]:
+def run(servers: list[Peer], runs: int, scratch: Path) -> dict[str, dict[str, float]]:
     """Every measurement, alternating between the servers on each round so that a
     change in the machine's load (it is shared) falls on both alike."""
     samplers = {s.kind: RssSampler(s) for s in servers if s.kind == "dockyard"}
@@ -256,7 +250,7 @@ def main() -> int:
     shm = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
     work = Path(tempfile.mkdtemp(prefix="dockyard-bench-"))
     scratch = Path(tempfile.mkdtemp(prefix="dockyard-bench-", dir=shm))
-    servers: list[Server] = []
+    servers: list[Peer] = []
     try:
         servers.append(start_ours(work / "ours"))
         servers.append(start_distribution(work / "distribution"))

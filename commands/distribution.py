@@ -19,9 +19,9 @@ from imagefmt.manifest import Platform
 from imagefmt.records import TYPE_CHECKING
 from imagefmt.reference import DOCKER_HUB, Reference
 from imagefmt.store import Store, StoredImage
-from registry import credentials
-from registry.client import Client, ClientOptions, logout, registry_key
-from registry.credentials import Credentials, config_key
+from registry.client import credentials
+from registry.client.credentials import Credentials, config_key
+from registry.client.registry_client import ClientOptions, RegistryClient, logout, registry_key
 
 if TYPE_CHECKING:
     from typing import Any
@@ -61,9 +61,9 @@ def _flags(sub: OnlyVerb) -> None:
     insecure_registry_flag(p)
 
 
-def client(args: argparse.Namespace, **options: Any) -> Client:
+def client(args: argparse.Namespace, **options: Any) -> RegistryClient:
     insecure = tuple(getattr(args, "insecure_registry", []) or [])
-    return Client(ClientOptions.from_env(insecure_registries=insecure, **options))
+    return RegistryClient(ClientOptions.from_env(insecure_registries=insecure, **options))
 
 
 def platform(args: argparse.Namespace) -> Platform:

@@ -7,7 +7,7 @@ import sys
 import threading
 
 from imagefmt.records import TYPE_CHECKING
-from registry import progress as pg
+from registry.client import progress as pg
 
 if TYPE_CHECKING:
     from typing import Any

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from commands.errors import UsageError
 from commands.parsing import OnlyVerb, Verbs
-from registry import auth, config, gc, serve, tls
-from registry.storage import FilesystemStorage
+from registry.server import certs, config, gc, htpasswd, serve
+from registry.server.storage.drivers import filesystem_storage
 
 VERBS = Verbs()
 
@@ -101,7 +101,7 @@ def cmd_registry_serve(args: argparse.Namespace) -> int:
 def cmd_registry_gc(args: argparse.Namespace) -> int:
     cfg = _config(args)
     grace = cfg.gc_grace_seconds if args.grace is None else args.grace
-    result = gc.collect(FilesystemStorage(cfg.root), args.dry_run, args.delete_untagged, grace)
+    result = gc.collect(filesystem_storage(cfg.root), args.dry_run, args.delete_untagged, grace)
     verb = "would delete" if args.dry_run else "deleted"
     for repo, digest in result.manifests:
         print(f"{verb} manifest {repo}@{digest}")
@@ -118,7 +118,7 @@ def cmd_registry_gc(args: argparse.Namespace) -> int:
 
 @VERBS.command("registry gen-certs")
 def cmd_registry_gen_certs(args: argparse.Namespace) -> int:
-    paths = tls.gen_certs(args.dir, args.host, args.days)
+    paths = certs.gen_certs(args.dir, args.host, args.days)
     print(f"CA:     {paths.ca_cert}")
     print(f"server: --tls-cert {paths.server_cert} --tls-key {paths.server_key}")
     print(f"client: {paths.client_dir} (a docker certs.d/<host:port> folder, a skopeo --cert-dir)")
@@ -130,6 +130,6 @@ def cmd_registry_htpasswd(args: argparse.Namespace) -> int:
     password = sys.stdin.readline().rstrip("\n")
     if not password:
         raise UsageError("registry htpasswd: give the password on standard input")
-    auth.set_htpasswd_user(args.file, args.user, password)
+    htpasswd.set_htpasswd_user(args.file, args.user, password)
     print(f"set user {args.user} in {args.file}")
     return 0

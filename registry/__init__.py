@@ -1,2 +1,3 @@
-"""The registry: the OCI distribution API server (``create_app``), its storage,
-auth, TLS helpers and garbage collector; the wire protocol shared with the client."""
+"""The OCI distribution protocol on both ends: ``server/`` (the ``/v2/`` registry)
+and ``client/`` (push, pull, login), around ``protocol.py``, the wire details both
+import; neither side imports the other."""

@@ -1,9 +1,10 @@
 """The distribution protocol's wire details, shared by the server and the client.
 
-Error codes to HTTP statuses (as distribution's ``errcode/register.go``), the
-OCI error body ``{"errors": [{"code", "message", "detail"}]}`` in both
-directions, header names, ``Content-Range``/``Range`` of uploads, ``Link``
-pagination and ``WWW-Authenticate`` challenges.  No Flask, no requests here.
+The registry's own error classes (each declares its code and status:
+imagefmt/errors.py holds the one table), the OCI error body
+``{"errors": [{"code", "message", "detail"}]}`` in both directions, header names,
+``Content-Range``/``Range`` of uploads, ``Link`` pagination and ``WWW-Authenticate``
+challenges.  No Flask, no requests here.
 """
 
 from __future__ import annotations
@@ -25,34 +26,16 @@ OCI_FILTERS_APPLIED = "OCI-Filters-Applied"
 EVENTS_MEDIA_TYPE = "application/vnd.docker.distribution.events.v2+json"
 JSON = "application/json"
 
-# DS@v1.1.1 "Error Codes" with distribution's statuses (registry/api/v2/errors.go).
-STATUS: dict[str, int] = {
-    "BLOB_UNKNOWN": 404,
-    "BLOB_UPLOAD_INVALID": 400,
-    "BLOB_UPLOAD_UNKNOWN": 404,
-    "DIGEST_INVALID": 400,
-    "MANIFEST_BLOB_UNKNOWN": 400,
-    "MANIFEST_INVALID": 400,
-    "MANIFEST_UNKNOWN": 404,
-    "NAME_INVALID": 400,
-    "NAME_UNKNOWN": 404,
-    "SIZE_INVALID": 400,
-    "TAG_INVALID": 400,
-    "PAGINATION_NUMBER_INVALID": 400,
-    "UNAUTHORIZED": 401,
-    "DENIED": 403,
-    "UNSUPPORTED": 405,
-    "TOOMANYREQUESTS": 429,
-    "UNKNOWN": 500,
-}
-
 
 class RangeNotSatisfiable(errors.RangeInvalid):
-    """A chunk that does not start where the upload ends (416, DS end-5)."""
+    """A chunk that does not start where the upload ends (416, DS end-5); a client
+    gets RangeInvalid, the class that owns the pair, back."""
 
 
 class ManifestTooLarge(errors.SizeInvalid):
-    """A manifest over the server's size limit (413, DS end-7)."""
+    """A manifest over the server's size limit (DS end-7)."""
+
+    status = 413
 
 
 class PaginationInvalid(errors.Invalid):
@@ -65,21 +48,9 @@ class QuotaExceeded(errors.Denied):
     """A push that would take a repository over its quota (403 DENIED)."""
 
 
-# The few classes whose status differs from their code's, checked in order.
-_STATUS_BY_CLASS: tuple[tuple[type[errors.DockyardError], int], ...] = (
-    (errors.RangeInvalid, 416),
-    (ManifestTooLarge, 413),
-)
-
-
 def status_for(exc: errors.DockyardError) -> int:
-    """The HTTP status a server answers ``exc`` with."""
-    for cls, status in _STATUS_BY_CLASS:
-        if isinstance(exc, cls):
-            return status
-    if type(exc) is errors.Invalid:  # the generic base carries no precise code
-        return 400
-    return STATUS.get(exc.code, 500)
+    """The HTTP status a server answers ``exc`` with (the class's own, see imagefmt/errors.py)."""
+    return exc.status
 
 
 def error_body(exc: errors.DockyardError) -> dict[str, Any]:
@@ -90,30 +61,20 @@ def error_body(exc: errors.DockyardError) -> dict[str, Any]:
     return {"errors": [item]}
 
 
-_BY_STATUS: dict[int, type[errors.DockyardError]] = {
-    401: errors.Unauthorized,
-    403: errors.Denied,
-    404: errors.NotFound,
-    405: errors.Unsupported,
-    416: RangeNotSatisfiable,
-    429: errors.TooManyRequests,
-}
-
-
 def error_from_response(status: int, body: bytes, what: str = "") -> errors.DockyardError:
-    """The error a client raises for a failed reply: the class of the body's first
-    code (``errors.BY_CODE``), else one chosen by status.  Never raises."""
+    """The error a client raises for a failed reply: the class that owns the body's
+    first code with this status (``errors.class_for``), else one chosen by status.
+    Never raises."""
     prefix = f"{what}: " if what else ""
     try:
         items = json.loads(body)["errors"]
         first = items[0]
         code, message = str(first["code"]), str(first.get("message") or first["code"])
     except (ValueError, KeyError, IndexError, TypeError):
-        cls = _BY_STATUS.get(status, errors.DockyardError)
+        cls = errors.class_for(None, status)
         text = body[:200].decode("utf-8", "replace").strip()
         return cls(f"{prefix}HTTP {status}" + (f": {text}" if text else ""))
-    cls = errors.BY_CODE.get(code) or _BY_STATUS.get(status, errors.DockyardError)
-    return cls(prefix + message, first.get("detail"))
+    return errors.class_for(code, status)(prefix + message, first.get("detail"))
 
 
 # ------------------------------------------------------------- uploads ---

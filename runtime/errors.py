@@ -1,8 +1,9 @@
 """The runtime's leaf errors, under the one hierarchy of ``imagefmt.errors``.
 
-``exit_code`` is what ``docker run`` returns for the failure: 125 when the
-runtime itself failed, 126 when the command cannot be invoked, 127 when it
-cannot be found.
+Each class's OCI code, HTTP status and CLI exit code are its base's (the table
+is in imagefmt/errors.py).  ``docker run`` returns 125 when the runtime itself
+failed; a StartFailed carries its own ``exit_code``: 125, 126 when the command
+cannot be invoked, 127 when it cannot be found.
 """
 
 from __future__ import annotations
@@ -11,9 +12,7 @@ from imagefmt.errors import Conflict, DockyardError, Invalid, NotFound
 
 
 class RuntimeFailure(DockyardError):
-    """Setting up or running a container failed (docker: exit 125)."""
-
-    exit_code = 125
+    """Setting up or running a container failed (``run`` exits 125, other verbs 1)."""
 
 
 class StartFailed(RuntimeFailure):

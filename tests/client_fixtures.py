@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from imagefmt.store import Store
-from registry.client import Client, ClientOptions
+from registry.client.registry_client import ClientOptions, RegistryClient
+from support.peers import Distribution, Server, start_ours
 from tests.conftest import Dockyard, need
+from tests.fakes import skopeo
 from tests.oci_images import Layout, random_files, tar_bytes, write_layout
-from tests.registries import Distribution, skopeo
-from tests.registry_support import Server, start_ours
 
 
 @pytest.fixture(autouse=True)
@@ -34,8 +34,8 @@ KINDS = ["distribution", "dockyard"]
 
 @dataclass
 class Ours:
-    """Our registry server (gunicorn, tests/registry_support.py) with the shape of
-    :class:`~tests.registries.Distribution`: host, blob_file, kill, start, stop."""
+    """Our registry server (gunicorn, support/peers.py) with the shape of
+    :class:`~support.peers.Distribution`: host, blob_file, kill, start, stop."""
 
     root: Path
     extra: tuple[str, ...] = ()
@@ -88,7 +88,6 @@ def start_registry(
     """Start one registry of ``kind``: distribution takes ``auth`` (its config
     section), ours takes command-line ``extra`` arguments."""
     if kind == "distribution":
-        need("docker-registry")
         return Distribution(path, auth=auth, tls=tls).start()
     return Ours(path / "root", extra=extra, tls=tls, ca=ca).start()
 
@@ -109,9 +108,9 @@ def fresh_reg(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Live]:
     r.stop()
 
 
-def quick_client(**kw: object) -> Client:
+def quick_client(**kw: object) -> RegistryClient:
     """A client that gives up fast (tests kill registries on purpose)."""
-    return Client(ClientOptions(**{"retries": 1, "backoff": 0.05, **kw}))  # type: ignore[arg-type]
+    return RegistryClient(ClientOptions(**{"retries": 1, "backoff": 0.05, **kw}))  # type: ignore[arg-type]
 
 
 def skopeo_push(layout: Layout, dest: str, all_images: bool = False, tag: str = "latest") -> None:

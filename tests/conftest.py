@@ -1,5 +1,5 @@
 """Shared fixtures: a fresh store per test, the busybox rootfs, the CLI in-process, a private
-Docker engine, live registries (ours and distribution; see tests/registry_support.py), and
+Docker engine, live registries (ours and distribution; see support/peers.py), and
 the runtime's privilege check, container CLI and leak checks."""
 
 from __future__ import annotations
@@ -17,7 +17,15 @@ import pytest
 from flask.testing import FlaskClient
 
 import cli
-from tests.registry_support import Server, start_distribution, start_ours
+from support.peers import (
+    TESTS_DOCKERD,
+    Distribution,
+    Server,
+    start_distribution,
+    start_dockerd,
+    start_in_process,
+    start_ours,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI") == "true"
@@ -114,52 +122,16 @@ def busybox(dy: Dockyard, busybox_tar: Path) -> Iterator[str]:
     yield image_id
 
 
-DOCKER_DIR = Path("/tmp/dockyard-test-docker")
-
-
 @pytest.fixture(scope="session")
 def docker_host() -> str:
     """A private Docker engine (Debian's docker.io 20.10): no iptables, no bridge, overlay2,
-    its own data root and socket (the flags of shared/peers/start-dockerd.sh). Reused if running."""
+    its own data root and socket (support/peers.py). Reused if running, left running for later runs."""
     need("dockerd", "docker")
     need_root()
-    sock = DOCKER_DIR / "docker.sock"
-    host = f"unix://{sock}"
-    env = {**os.environ, "DOCKER_HOST": host}
-    if subprocess.run(["docker", "version"], env=env, capture_output=True).returncode != 0:
-        DOCKER_DIR.mkdir(parents=True, exist_ok=True)
-        args = [
-            "dockerd",
-            "--iptables=false",
-            "--ip-masq=false",
-            "--bridge=none",
-            "--storage-driver=overlay2",
-            "--data-root",
-            str(DOCKER_DIR / "data"),
-            "--exec-root",
-            str(DOCKER_DIR / "exec"),
-            "--pidfile",
-            str(DOCKER_DIR / "dockerd.pid"),
-            "-H",
-            host,
-            "--containerd-namespace",
-            "dockyard-test",
-            "--containerd-plugins-namespace",
-            "dockyard-test-p",
-        ]
-        import shlex
-
-        # a detached daemon (sh exits at once), shared by later test runs
-        subprocess.run(["sh", "-c", f"{shlex.join(args)} >>{DOCKER_DIR}/dockerd.log 2>&1 &"], check=True)
-        import time
-
-        for _ in range(150):
-            if subprocess.run(["docker", "version"], env=env, capture_output=True).returncode == 0:
-                break
-            time.sleep(0.2)
-        else:
-            pytest.fail(f"dockerd did not start: see {DOCKER_DIR / 'dockerd.log'}")
-    return host
+    try:
+        return start_dockerd(TESTS_DOCKERD).host
+    except RuntimeError as err:
+        pytest.fail(str(err))
 
 
 def docker(host: str, *args: str, check: bool = True, **kw: object) -> subprocess.CompletedProcess[str]:
@@ -342,7 +314,7 @@ def _check_bridges(root: Path) -> None:
     assert not [b for b in user if link_exists(b)], f"user bridges left: {user}"
 
 
-# ------------------------------------------------- registries (tests/registry_support.py) ---
+# ------------------------------------------------------- registries (support/peers.py) ---
 
 
 @pytest.fixture(scope="session")
@@ -354,22 +326,39 @@ def ours(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 @pytest.fixture(scope="session")
-def distribution(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def distribution(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Distribution]:
     """The distribution registry 2.8.2 with deletes enabled."""
     server = start_distribution(tmp_path_factory.mktemp("distribution"))
     yield server
     server.stop()
 
 
-@pytest.fixture(params=["dockyard", "distribution"])
+@pytest.fixture(scope="session")
+def ours_inmemory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Our registry on the inmemory storage driver, served by threads of this process."""
+    from registry.server.app import create_app
+    from registry.server.config import Config
+    from registry.server.storage.inmemory import InMemoryDriver
+
+    root = tmp_path_factory.mktemp("ours-inmemory")
+    server = start_in_process(create_app(Config(root=root), InMemoryDriver()), "dockyard-inmemory", root)
+    yield server
+    server.stop()
+
+
+REGISTRY_FIXTURES = {"dockyard": "ours", "dockyard-inmemory": "ours_inmemory", "distribution": "distribution"}
+
+
+@pytest.fixture(params=list(REGISTRY_FIXTURES))
 def registry(request: pytest.FixtureRequest) -> Server:
-    """Each live registry in turn: the conformance checks must pass on both."""
-    return request.getfixturevalue("ours" if request.param == "dockyard" else "distribution")  # type: ignore[no-any-return]
+    """Each live registry in turn (ours on each storage driver, and distribution 2.8.2):
+    the conformance checks must pass on every one."""
+    return request.getfixturevalue(REGISTRY_FIXTURES[request.param])  # type: ignore[no-any-return]
 
 
 @pytest.fixture
 def client(tmp_path: Path) -> FlaskClient:
     """The app in-process (werkzeug test client) over a fresh root."""
-    from registry.app import create_app
+    from registry.server.app import create_app
 
     return create_app(tmp_path / "registry").test_client()

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from support.peers import Server
 from tests.buildhelp import build, build_ok, config, created_by, image, make_context, mounts_under, read, view
 from tests.buildhelp import stat as image_stat
 from tests.conftest import Dockyard
-from tests.registry_support import Server
 
 pytestmark = pytest.mark.privileged
 

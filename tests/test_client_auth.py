@@ -13,10 +13,10 @@ import pytest
 
 from imagefmt.reference import Reference
 from imagefmt.store import Store
-from registry.client import Client, ClientOptions
+from registry.client.registry_client import ClientOptions, RegistryClient
 from tests import client_fixtures as cf
 from tests.conftest import Dockyard
-from tests.registries import TokenServer, htpasswd_auth, make_ca, make_cert
+from tests.fakes import TokenServer, htpasswd_auth, make_ca, make_cert
 
 docker_config = cf.docker_config
 
@@ -163,14 +163,17 @@ def test_tls_with_a_certs_d_ca(kind: str, tmp_path: Path, dy: Dockyard) -> None:
         ref = Reference.parse(f"{reg.host}/tls/app:1")
         certs = tmp_path / "certs.d"
         verified = ClientOptions(secure_registries=(reg.host,), certs_dirs=(certs,), retries=0)
-        with Client(verified) as client, pytest.raises(Exception, match=r"TLS error.*certs.d/") as info:
+        with (
+            RegistryClient(verified) as client,
+            pytest.raises(Exception, match=r"TLS error.*certs.d/") as info,
+        ):
             client.push(store, store.image(str(ref)), ref)
         assert f"--insecure-registry {reg.host}" in str(info.value)
         ca.write(certs / reg.host, "ca")
-        with Client(verified) as client:
+        with RegistryClient(verified) as client:
             pushed = client.push(store, store.image(str(ref)), ref)
         # a loopback registry is insecure by default: plain HTTP fails, HTTPS unverified works
-        with Client(ClientOptions(certs_dirs=())) as client:
+        with RegistryClient(ClientOptions(certs_dirs=())) as client:
             result = client.pull(Store(tmp_path / "other"), ref)
         assert result.digest == pushed.digest
     finally:

@@ -16,13 +16,13 @@ import pytest
 import requests
 
 from imagefmt.store import Store
-from registry import credentials
-from registry.client import registry_key
-from registry.credentials import Credentials
-from registry.credhelper import HelperError
+from registry.client import credentials
+from registry.client.credentials import Credentials
+from registry.client.credhelper import HelperError
+from registry.client.registry_client import registry_key
 from tests import client_fixtures as cf
 from tests.conftest import Dockyard, docker, need
-from tests.registries import htpasswd_auth
+from tests.fakes import htpasswd_auth
 
 docker_config = cf.docker_config
 

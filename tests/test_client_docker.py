@@ -11,7 +11,7 @@ import pytest
 from imagefmt.store import Store
 from tests import client_fixtures as cf
 from tests.conftest import Dockyard, docker
-from tests.registries import skopeo
+from tests.fakes import skopeo
 from tests.test_client_pull_push import validate_image
 
 docker_config = cf.docker_config

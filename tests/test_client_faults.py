@@ -12,15 +12,15 @@ from imagefmt import errors
 from imagefmt.digest import Digest
 from imagefmt.reference import Reference
 from imagefmt.store import Store
-from registry import progress as pg
-from registry.progress import Progress
-from registry.pull import partial_path
-from registry.transport import Unavailable
+from registry.client import progress as pg
+from registry.client.progress import Progress
+from registry.client.pull import partial_path
+from registry.client.transport import Unavailable
 from tests import client_fixtures as cf
 from tests.conftest import Dockyard
+from tests.fakes import FlakyProxy
 from tests.helpers import store_state
 from tests.oci_images import random_files, tar_bytes, write_layout
-from tests.registries import FlakyProxy
 
 docker_config = cf.docker_config
 fresh_reg = cf.fresh_reg

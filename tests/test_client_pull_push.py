@@ -12,12 +12,12 @@ from imagefmt import mediatypes as mt
 from imagefmt.digest import Digest, chain_ids
 from imagefmt.reference import Reference
 from imagefmt.store import Store
-from registry import progress as pg
-from registry.progress import Progress
+from registry.client import progress as pg
+from registry.client.progress import Progress
 from tests import client_fixtures as cf
 from tests.conftest import Dockyard
+from tests.fakes import skopeo
 from tests.oci_images import random_files, tar_bytes, write_multiarch_layout
-from tests.registries import skopeo
 
 docker_config = cf.docker_config
 reg = cf.reg

@@ -12,11 +12,12 @@ import pytest
 
 from imagefmt import errors
 from imagefmt.reference import Reference
-from registry import credentials, protocol
-from registry.client import Client, ClientOptions, endpoint_of, registry_key
-from registry.credentials import Credentials
-from registry.hosts import is_insecure
-from registry.remote import _with_query
+from registry import protocol
+from registry.client import credentials
+from registry.client.credentials import Credentials
+from registry.client.hosts import is_insecure
+from registry.client.registry_client import ClientOptions, RegistryClient, endpoint_of, registry_key
+from registry.client.remote import _with_query
 
 
 @pytest.fixture
@@ -129,7 +130,7 @@ def test_docker_hub_conventions() -> None:
     assert str(ref) == "docker.io/library/busybox:latest"
     assert endpoint_of("docker.io") == "registry-1.docker.io" == endpoint_of("index.docker.io")
     assert registry_key("https://index.docker.io/v1/") == "docker.io"
-    with Client() as client:
+    with RegistryClient() as client:
         repo = client.repository(ref)
         assert repo.transport.host == "registry-1.docker.io"
         assert repo.name == "library/busybox"
@@ -145,7 +146,7 @@ def test_upload_location_keeps_its_state() -> None:
 
 def test_progress_renders_bars_on_a_terminal_and_lines_elsewhere(capsys: pytest.CaptureFixture[str]) -> None:
     from commands.progress import LayerProgress
-    from registry import progress as pg
+    from registry.client import progress as pg
 
     events = [
         pg.Progress("aaaaaaaaaaaa", pg.PULLING, 0, 100),

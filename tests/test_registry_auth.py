@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
-from registry.app import create_app
-from registry.auth import Acl, Htpasswd, TokenIssuer, htpasswd_entry, load_or_create_key, set_htpasswd_user
-from registry.config import Config, TokenConfig
 from registry.protocol import Challenge, Scope
-from tests.registry_support import sha256
+from registry.server.app import create_app
+from registry.server.auth import Acl, TokenIssuer, load_or_create_key
+from registry.server.config import Config, TokenConfig
+from registry.server.htpasswd import Htpasswd, htpasswd_entry, set_htpasswd_user
+from support.images import sha256
 
 ACL = [
     {"account": "alice", "name": "alice/*", "actions": ["*"]},
@@ -217,7 +218,7 @@ def test_htpasswd_bcrypt_entries(tmp_path: Path) -> None:
 
 
 def test_acl_rules() -> None:
-    from registry.auth import Rule
+    from registry.server.auth import Rule
 
     acl = Acl([Rule(**{**r, "actions": frozenset(r["actions"])}) for r in ACL])  # type: ignore[arg-type]
     assert "*" in acl.allowed("alice", "repository", "alice/deep/name")

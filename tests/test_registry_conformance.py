@@ -15,7 +15,8 @@ import uuid
 import pytest
 import requests
 
-from tests.registry_support import Server, random_image, sha256
+from support.images import random_image, sha256
+from support.peers import Server
 
 pytestmark = pytest.mark.interop
 

@@ -15,9 +15,11 @@ import pytest
 import requests
 
 from imagefmt.digest import Digest
-from registry import gc
-from registry.storage import FilesystemStorage
-from tests.registry_support import Server, need, random_image, sha256, start_ours, write_oci_layout
+from registry.server import gc
+from registry.server.storage import paths
+from registry.server.storage.drivers import filesystem_storage
+from support.images import random_image, sha256, write_oci_layout
+from support.peers import Server, need, start_ours
 
 pytestmark = pytest.mark.interop
 
@@ -151,11 +153,11 @@ def test_wrong_digest_on_chunked_upload_discards_it(ours: Server) -> None:
 
 def test_gc_during_a_push_keeps_the_pushed_image(tmp_path: Path) -> None:
     """GC sweeps in a loop while skopeo pushes: the push succeeds whole, and an old
-    orphan is collected all the same (registry/gc.py explains why this is safe)."""
+    orphan is collected all the same (registry/server/gc.py explains why this is safe)."""
     need("skopeo")
     root = tmp_path / "root"
     server = start_ours(root)
-    storage = FilesystemStorage(root)
+    storage = filesystem_storage(root)
     try:
         orphan = os.urandom(1000)
         r = requests.post(
@@ -163,7 +165,7 @@ def test_gc_during_a_push_keeps_the_pushed_image(tmp_path: Path) -> None:
         )
         assert r.status_code == 201
         old = time.time() - 7200
-        os.utime(storage.layout.blob(Digest.parse(sha256(orphan))), (old, old))
+        os.utime(root / paths.blob(Digest.parse(sha256(orphan))).lstrip("/"), (old, old))
         image = random_image(4, 1 << 20)
         layout = write_oci_layout(tmp_path / "layout", image, "v1")
         stop = threading.Event()

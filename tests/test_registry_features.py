@@ -19,9 +19,10 @@ import requests
 from flask.testing import FlaskClient
 
 import cli
-from registry.app import create_app
-from registry.config import Config, Endpoint, load
-from tests.registry_support import ROOT, Server, push_image, random_image, sha256, start_ours, wait_http
+from registry.server.app import create_app
+from registry.server.config import Config, Endpoint, load
+from support.images import push_image, random_image, sha256
+from support.peers import ROOT, Server, start_ours, wait_http
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"

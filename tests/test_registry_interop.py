@@ -15,16 +15,9 @@ from pathlib import Path
 import pytest
 
 import cli
-from registry.auth import set_htpasswd_user
-from tests.registry_support import (
-    Server,
-    ensure_dockerd,
-    need,
-    random_image,
-    start_ours,
-    stop_dockerd,
-    write_oci_layout,
-)
+from registry.server.htpasswd import set_htpasswd_user
+from support.images import random_image, write_oci_layout
+from support.peers import REGISTRY_TESTS_DOCKERD, Server, need, start_dockerd, start_ours
 
 pytestmark = pytest.mark.interop
 
@@ -200,10 +193,10 @@ def test_skopeo_mutual_tls(tmp_path: Path, certs: Path) -> None:
 
 @pytest.fixture(scope="module")
 def docker_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    host, started = ensure_dockerd()
+    dockerd = start_dockerd(REGISTRY_TESTS_DOCKERD)
     config = tmp_path_factory.mktemp("docker-config")
-    yield {**os.environ, "DOCKER_HOST": host, "DOCKER_CONFIG": str(config)}
-    stop_dockerd(started)
+    yield {**os.environ, "DOCKER_HOST": dockerd.host, "DOCKER_CONFIG": str(config)}
+    dockerd.stop()
 
 
 def docker(

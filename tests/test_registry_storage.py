@@ -8,16 +8,23 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
 from imagefmt import errors
 from imagefmt.digest import Digest
-from registry import gc, protocol
+from registry import protocol
 from registry.protocol import Challenge, Scope
-from registry.storage import FilesystemStorage, Storage
-from registry.uploads import Uploads
-from tests.registry_support import make_image, random_image
+from registry.server import gc
+from registry.server.config import Config
+from registry.server.storage import paths
+from registry.server.storage.drivers import DRIVERS, filesystem_storage
+from registry.server.storage.filesystem import FilesystemDriver
+from registry.server.storage.inmemory import InMemoryDriver
+from registry.server.storage.store import Storage
+from registry.server.uploads import Uploads
+from support.images import make_image, random_image
 
 
 def D(data: bytes) -> Digest:
@@ -25,18 +32,24 @@ def D(data: bytes) -> Digest:
 
 
 @pytest.fixture
-def storage(tmp_path: Path) -> FilesystemStorage:
-    return FilesystemStorage(tmp_path / "root")
+def storage(tmp_path: Path) -> Storage:
+    return filesystem_storage(tmp_path / "root")
 
 
-def put(storage: FilesystemStorage, name: str, data: bytes) -> Digest:
+def local(storage: Storage, path: str) -> Path:
+    """Where the filesystem driver keeps ``path``."""
+    assert isinstance(storage.driver, FilesystemDriver)
+    return storage.driver.local_path(path)
+
+
+def put(storage: Storage, name: str, data: bytes) -> Digest:
     d = D(data)
     storage.put_blob(io.BytesIO(data), d, len(data))
     storage.link_blob(name, d)
     return d
 
 
-def push_image(storage: FilesystemStorage, name: str, image: object, tag: str | None = "latest") -> Digest:
+def push_image(storage: Storage, name: str, image: object, tag: str | None = "latest") -> Digest:
     for blob in [image.config, *image.layers]:  # type: ignore[attr-defined]
         put(storage, name, blob)
     raw = image.manifest  # type: ignore[attr-defined]
@@ -50,21 +63,21 @@ def push_image(storage: FilesystemStorage, name: str, image: object, tag: str | 
 # ----------------------------------------------------------------- blobs ---
 
 
-def test_filesystem_storage_implements_the_protocol(storage: FilesystemStorage) -> None:
+def test_filesystem_storage_implements_the_protocol(storage: Storage) -> None:
     backend: Storage = storage  # checked by mypy --strict
     assert backend.repositories() == []
 
 
-def test_put_blob_is_verified_atomic_and_idempotent(storage: FilesystemStorage) -> None:
+def test_put_blob_is_verified_atomic_and_idempotent(storage: Storage) -> None:
     data = os.urandom(3 << 20)
     with pytest.raises(errors.DigestInvalid):
         storage.put_blob(io.BytesIO(data), D(b"other"))
     with pytest.raises(errors.SizeInvalid):
         storage.put_blob(io.BytesIO(data), D(data), len(data) + 1)
-    assert not list(storage.layout.blobs().rglob("*")) or not any(
-        p.is_file() for p in storage.layout.blobs().rglob("*")
+    assert not list(local(storage, paths.BLOBS).rglob("*")) or not any(
+        p.is_file() for p in local(storage, paths.BLOBS).rglob("*")
     )
-    assert not list(storage.layout.tmp.iterdir())  # no temp file left behind
+    assert not list(local(storage, paths.TMP).iterdir())  # no temp file left behind
     assert storage.put_blob(io.BytesIO(data), D(data)) == len(data)
     assert storage.put_blob(io.BytesIO(data), D(data)) == len(data)
     with storage.open_blob(D(data)) as f:
@@ -78,7 +91,7 @@ def test_put_blob_is_verified_atomic_and_idempotent(storage: FilesystemStorage) 
         storage.unlink_blob("a", D(data))
 
 
-def test_manifests_tags_and_referrers(storage: FilesystemStorage) -> None:
+def test_manifests_tags_and_referrers(storage: Storage) -> None:
     image = random_image(1, 100)
     d = push_image(storage, "lib/app", image, "v1")
     storage.tag("lib/app", "v2", d)
@@ -107,12 +120,12 @@ def test_manifests_tags_and_referrers(storage: FilesystemStorage) -> None:
 # --------------------------------------------------------------- uploads ---
 
 
-def test_upload_resumes_in_a_new_process(storage: FilesystemStorage) -> None:
+def test_upload_resumes_in_a_new_process(storage: Storage) -> None:
     data = os.urandom(2 << 20)
     first = Uploads(storage)
     s = first.start("a")
     first.append("a", s.uuid, io.BytesIO(data[:1000]), 0, 1000)
-    # a "restart": a fresh Uploads holds no hasher, so it re-hashes the 1000 bytes
+    # a "restart": a fresh Uploads resumes the hash saved with the session
     second = Uploads(storage)
     assert second.status("a", s.uuid).offset == 1000
     with pytest.raises(protocol.RangeNotSatisfiable):
@@ -126,21 +139,70 @@ def test_upload_resumes_in_a_new_process(storage: FilesystemStorage) -> None:
         second.status("a", s.uuid)
 
 
-def test_a_cut_chunk_is_dropped_whole(storage: FilesystemStorage) -> None:
+class ReadCounting(InMemoryDriver):
+    """The in-memory driver, counting what is read back through ``reader``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads: list[str] = []
+
+    def reader(self, path: str, offset: int = 0) -> BinaryIO:
+        self.reads.append(path)
+        return super().reader(path, offset)
+
+
+def test_upload_hash_state_travels_with_the_session() -> None:
+    """Each chunk continues the hash saved in state.json (as any other process
+    would): no upload byte is read back, from the first PATCH to the blob."""
+    driver = ReadCounting()
+    storage = Storage(driver)
+    data = os.urandom(3 << 20)
+    s = Uploads(storage).start("a")
+    for i in range(0, len(data), 1 << 20):
+        Uploads(storage).append("a", s.uuid, io.BytesIO(data[i : i + (1 << 20)]), i)
+    state = json.loads(driver.get_content(paths.upload_state("a", s.uuid)))
+    assert state["offset"] == len(data) and state["sha256"] == D(data).hex and state["sha256_state"]
+    assert Uploads(storage).finish("a", s.uuid, D(data), io.BytesIO(b""), None, 0) == len(data)
+    assert driver.reads == [] and driver.get_content(paths.blob(D(data))) == data
+
+
+def test_a_session_without_hash_state_is_rehashed(storage: Storage) -> None:
+    """A session written before the hash state was kept (or where libcrypto was
+    missing) continues by hashing its data once."""
+    data = os.urandom(100_000)
+    uploads = Uploads(storage)
+    s = uploads.start("a")
+    uploads.append("a", s.uuid, io.BytesIO(data[:40_000]))
+    key = paths.upload_state("a", s.uuid)
+    doc = json.loads(storage.driver.get_content(key))
+    del doc["sha256_state"]
+    storage.driver.put_content(key, json.dumps(doc).encode())
+    uploads.append("a", s.uuid, io.BytesIO(data[40_000:]), 40_000)
+    assert uploads.finish("a", s.uuid, D(data)) == len(data)
+
+
+def test_filesystem_reader_is_a_real_file(storage: Storage) -> None:
+    """The fast path of a blob GET: gunicorn sends a real file with sendfile."""
+    d = put(storage, "a", b"bytes on disk")
+    with storage.open_blob(d, 6) as f:
+        assert os.fstat(f.fileno()).st_size == 13 and f.read() == b"on disk"
+
+
+def test_a_cut_chunk_is_dropped_whole(storage: Storage) -> None:
     uploads = Uploads(storage)
     s = uploads.start("a")
     uploads.append("a", s.uuid, io.BytesIO(b"x" * 100))
     with pytest.raises(errors.SizeInvalid):
         uploads.append("a", s.uuid, io.BytesIO(b"y" * 50), 100, 80)  # the client hung up after 50 of 80
     assert uploads.status("a", s.uuid).offset == 100
-    data_file = storage.layout.upload("a", s.uuid) / "data"
+    data_file = local(storage, paths.upload_data("a", s.uuid))
     with open(data_file, "ab") as f:
         f.write(b"garbage of a killed server")
     uploads.append("a", s.uuid, io.BytesIO(b"z" * 10), 100)
     assert data_file.read_bytes() == b"x" * 100 + b"z" * 10
 
 
-def test_finish_with_wrong_digest_stores_nothing(storage: FilesystemStorage) -> None:
+def test_finish_with_wrong_digest_stores_nothing(storage: Storage) -> None:
     uploads = Uploads(storage)
     s = uploads.start("a")
     with pytest.raises(errors.DigestInvalid):
@@ -151,7 +213,7 @@ def test_finish_with_wrong_digest_stores_nothing(storage: FilesystemStorage) -> 
         uploads.status("a", s.uuid)
 
 
-def test_sha512_uploads(storage: FilesystemStorage) -> None:
+def test_sha512_uploads(storage: Storage) -> None:
     uploads = Uploads(storage)
     s = uploads.start("a")
     d = Digest.of(b"hello", "sha512")
@@ -159,7 +221,7 @@ def test_sha512_uploads(storage: FilesystemStorage) -> None:
     assert storage.linked_blob_size("a", d) == 5
 
 
-def test_bad_upload_ids(storage: FilesystemStorage) -> None:
+def test_bad_upload_ids(storage: Storage) -> None:
     for uuid in ("../../x", "nope", "00000000-0000-0000-0000-000000000000"):
         with pytest.raises(errors.BlobUploadUnknown):
             Uploads(storage).status("a", uuid)
@@ -168,7 +230,7 @@ def test_bad_upload_ids(storage: FilesystemStorage) -> None:
 # -------------------------------------------------------------------- gc ---
 
 
-def test_gc_mark_and_sweep(storage: FilesystemStorage) -> None:
+def test_gc_mark_and_sweep(storage: Storage) -> None:
     kept = push_image(storage, "a", random_image(2, 100), "v1")
     untagged = push_image(storage, "a", random_image(1, 100), None)
     orphan = put(storage, "a", b"orphan blob")
@@ -191,7 +253,7 @@ def test_gc_mark_and_sweep(storage: FilesystemStorage) -> None:
         storage.blob_size(d)
 
 
-def test_gc_keeps_index_children_and_referrers(storage: FilesystemStorage) -> None:
+def test_gc_keeps_index_children_and_referrers(storage: Storage) -> None:
     child = push_image(storage, "a", random_image(1, 100), None)
     entry = {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": str(child), "size": 1}
     entry["platform"] = {"os": "linux", "architecture": "amd64"}
@@ -217,7 +279,7 @@ def test_gc_keeps_index_children_and_referrers(storage: FilesystemStorage) -> No
     assert {child, referrer, D(index)} <= set(storage.revisions("a"))
 
 
-def test_gc_spares_fresh_blobs_and_waits_for_pushes(storage: FilesystemStorage) -> None:
+def test_gc_spares_fresh_blobs_and_waits_for_pushes(storage: Storage) -> None:
     fresh = put(storage, "a", b"uploaded just now, manifest to come")
     assert gc.collect(storage, grace=3600).blobs == []
     storage.blob_size(fresh)
@@ -237,9 +299,25 @@ def test_gc_spares_fresh_blobs_and_waits_for_pushes(storage: FilesystemStorage) 
     assert done.is_set()
 
 
-def test_gc_purges_abandoned_uploads(storage: FilesystemStorage) -> None:
+@pytest.mark.parametrize("name", sorted(DRIVERS))
+def test_gc_on_every_driver(name: str, tmp_path: Path) -> None:
+    storage = Storage(DRIVERS[name](Config(root=tmp_path / "store")))
+    kept = push_image(storage, "a/b", random_image(1, 100), "v1")
+    orphan = put(storage, "a/b", b"orphan blob")
+    s = Uploads(storage).start("c")
+    assert storage.repositories() == ["a/b"]
+    assert gc.collect(storage, grace=3600).blobs == []  # fresh: spared
+    result = gc.collect(storage, grace=-1, upload_max_age=-1)
+    assert result.blobs == [orphan] and result.uploads == [("c", s.uuid)]
+    assert storage.manifest("a/b", "v1").digest == kept
+    assert orphan not in storage.layer_links("a/b")
+    with pytest.raises(errors.BlobUploadUnknown):
+        Uploads(storage).status("c", s.uuid)
+
+
+def test_gc_purges_abandoned_uploads(storage: Storage) -> None:
     s = Uploads(storage).start("a")
-    path = storage.layout.upload("a", s.uuid)
+    path = local(storage, paths.upload("a", s.uuid))
     old = time.time() - 30 * 86400
     for p in [path, *path.iterdir()]:
         os.utime(p, (old, old))

@@ -23,6 +23,7 @@ from runtime import lifecycle, trace
 from runtime.containers import Container, ContainerStore
 from runtime.create import CreateOptions, ImageInfo
 from runtime.create import create as create_container
+from runtime.errors import StartFailed
 from runtime.monitor import Attach
 
 
@@ -170,7 +171,7 @@ def create(args: argparse.Namespace, run: bool) -> Container:
 def run_error(exc: errors.DockyardError) -> int:
     """docker run's status for a failure of its own: 125, or 126/127 from the command."""
     err(str(exc))
-    return int(getattr(exc, "exit_code", 125) or 125)
+    return exc.exit_code if isinstance(exc, StartFailed) else 125
 
 
 def run(args: argparse.Namespace, started_hook: Callable[[], None]) -> int:

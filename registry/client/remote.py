@@ -20,7 +20,7 @@ from imagefmt import errors
 from imagefmt import mediatypes as mt
 from imagefmt.digest import Digest
 from registry import protocol
-from registry.transport import Transport
+from registry.client.transport import Transport
 
 MANIFEST_MAX = 4 << 20  # DS: registries must accept manifests of at least 4 MB; we read no more
 

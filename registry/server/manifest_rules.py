@@ -10,7 +10,7 @@ from imagefmt import mediatypes as mt
 from imagefmt.digest import Digest
 from imagefmt.errors import BlobUnknown, DigestInvalid, ManifestBlobUnknown, ManifestInvalid, ManifestUnknown
 from imagefmt.manifest import Descriptor, Index, Manifest, Platform, detect_media_type, parse_any
-from registry.storage import Storage, StoredManifest
+from registry.server.storage.store import Storage, StoredManifest
 
 DEFAULT_PLATFORM = Platform("linux", "amd64")
 

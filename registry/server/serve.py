@@ -20,9 +20,9 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 
-from registry.app import create_app
-from registry.auth import ensure_htpasswd
-from registry.config import Config, ConfigInvalid
+from registry.server.app import create_app
+from registry.server.config import Config, ConfigInvalid
+from registry.server.htpasswd import ensure_htpasswd
 
 log = logging.getLogger("dockyard.registry")
 

@@ -38,9 +38,9 @@ from imagefmt.digest import CHUNK, Digest, chain_ids
 from imagefmt.manifest import Descriptor, Index, Manifest, Platform, parse_any
 from imagefmt.reference import Reference
 from imagefmt.store import Store, StoredImage
-from registry import progress as pg
-from registry.remote import Repository
-from registry.transport import Unavailable
+from registry.client import progress as pg
+from registry.client.remote import Repository
+from registry.client.transport import Unavailable
 
 CONFIG_MAX = 8 << 20
 
@@ -67,7 +67,7 @@ class PullResult:
     updated: bool  # False when the name already pointed at this image ("Image is up to date")
 
 
-class Cancelled(errors.DockyardError):
+class PullCancelled(errors.DockyardError):
     """Another layer failed (or Ctrl-C): this transfer stopped early."""
 
 
@@ -198,7 +198,7 @@ def fetch_layers(
 
     def unpack(chain: Digest, diff_id: Digest, desc: Descriptor, fetched: bool) -> None:
         if cancel.is_set():
-            raise Cancelled("pull cancelled")
+            raise PullCancelled("pull cancelled")
         if options.unpack and not store.has_snapshot(chain):
             if fetched:
                 progress(pg.Progress(desc.digest.short, pg.EXTRACTING, 0, desc.size))
@@ -370,7 +370,7 @@ def _download(
                     raise errors.SizeInvalid(f"pull {repo}: blob {desc.digest} is over {desc.size} bytes")
                 progress(pg.Progress(short, pg.DOWNLOADING, part.offset, desc.size))
                 if cancel is not None and cancel.is_set():
-                    raise Cancelled("pull cancelled")
+                    raise PullCancelled("pull cancelled")
             if part.offset == desc.size:
                 return
             raise ConnectionError(f"the stream ended at byte {part.offset} of {desc.size}")

@@ -23,8 +23,8 @@ from typing import Any
 
 import requests
 
-from registry.config import Endpoint
 from registry.protocol import EVENTS_MEDIA_TYPE
+from registry.server.config import Endpoint
 
 log = logging.getLogger("dockyard.registry.notify")
 INSTANCE = str(uuid.uuid4())

@@ -32,10 +32,10 @@ from imagefmt.digest import CHUNK, Digest, HashingWriter
 from imagefmt.manifest import Descriptor, Manifest
 from imagefmt.reference import Reference
 from imagefmt.store import Store, StoredImage
-from registry import progress as pg
-from registry.metadata import Compressed, Metadata
-from registry.remote import Repository
-from registry.transport import Unavailable
+from registry.client import progress as pg
+from registry.client.metadata import Compressed, Metadata
+from registry.client.remote import Repository
+from registry.client.transport import Unavailable
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ one run per call, the action as the only argument::
     erase  stdin: the server URL
 
 A helper with nothing stored for the URL exits non-zero and says
-``credentials not found in native keychain``.  Only :mod:`registry.credentials` decides
+``credentials not found in native keychain``.  Only :mod:`registry.client.credentials` decides
 which helper (if any) holds a registry's secret.
 """
 

@@ -37,8 +37,8 @@ import requests
 
 from imagefmt import errors
 from registry import protocol
-from registry.credentials import Credentials
-from registry.hosts import (
+from registry.client.credentials import Credentials
+from registry.client.hosts import (
     DEFAULT_CERTS_DIRS,
     ca_bundle,
     certs_d,

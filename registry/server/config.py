@@ -16,7 +16,7 @@ Keys (every one optional; docs/registry.md has an example)::
     [auth]
     htpasswd = "/etc/dockyard/htpasswd"    # bcrypt entries; Basic auth (or users of the token endpoint)
     realm = "dockyard"                     # the Basic realm
-    acl = "/etc/dockyard/acl.json"         # per-repository rights, see registry/auth.py
+    acl = "/etc/dockyard/acl.json"         # per-repository rights, see registry/server/auth.py
     [auth.token]                           # present: bearer tokens from the built-in /auth/token
     realm = ""                             # "" = <scheme>://<Host of the request>/auth/token
     service = "dockyard-registry"
@@ -50,7 +50,7 @@ from imagefmt.errors import Invalid
 
 
 class ConfigInvalid(Invalid):
-    code = "UNSUPPORTED"
+    """An unreadable config file or a bad key in it."""
 
 
 @dataclass(frozen=True)

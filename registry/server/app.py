@@ -17,13 +17,17 @@ from werkzeug.exceptions import HTTPException
 
 from imagefmt.digest import Digest
 from imagefmt.errors import DockyardError, Unsupported
-from registry import notify, protocol
-from registry.auth import Authorizer, ChallengeRequired, Identity
-from registry.config import Config
-from registry.notify import Notifier
+from registry import protocol
 from registry.protocol import Scope
-from registry.storage import CHUNK, FilesystemStorage, check_name
-from registry.uploads import Uploads
+from registry.server import notifications
+from registry.server.auth import Authorizer, ChallengeRequired, Identity
+from registry.server.config import Config
+from registry.server.notifications import Notifier
+from registry.server.storage.driver import StorageDriver
+from registry.server.storage.drivers import open_driver
+from registry.server.storage.paths import check_name
+from registry.server.storage.store import CHUNK, Storage
+from registry.server.uploads import Uploads
 
 
 class RegistryResponse(Response):
@@ -35,7 +39,7 @@ class RegistryResponse(Response):
 @dataclass(frozen=True)
 class Services:
     config: Config
-    storage: FilesystemStorage
+    storage: Storage
     uploads: Uploads
     auth: Authorizer
     notifier: Notifier
@@ -49,16 +53,17 @@ def identity() -> Identity:
     return cast(Identity, g.get("identity") or Identity(None))
 
 
-def create_app(config: Config | Path) -> Flask:
-    """A registry app over ``config`` (or default settings with root ``config``).
+def create_app(config: Config | Path, driver: StorageDriver | None = None) -> Flask:
+    """A registry app over ``config`` (or default settings with root ``config``),
+    storing on ``driver`` (default: the filesystem driver at the config's root).
 
-    Creates the storage directories and, with token auth, the signing key if
+    Creates the storage directory and, with token auth, the signing key if
     missing; raises Invalid for an unreadable ACL file or a key that is not P-256."""
-    from registry import routes_blobs, routes_manifests, routes_token  # they import this module
+    from registry.server import routes_blobs, routes_manifests, routes_token  # they import this module
 
     if isinstance(config, Path):
         config = Config(root=config)
-    storage = FilesystemStorage(config.root, fsync=config.fsync)
+    storage = Storage(driver if driver is not None else open_driver(config))
     app = Flask("registry")
     app.response_class = RegistryResponse
     app.extensions["dockyard"] = Services(
@@ -117,7 +122,7 @@ def paginate(items: list[str], path: str) -> tuple[list[str], str]:
 
 
 def publish(action: str, name: str, media_type: str, digest: Digest, size: int, tag: str = "") -> None:
-    """Queue a webhook event for this request (registry/notify.py); never blocks."""
+    """Queue a webhook event for this request (registry/server/notifications.py); never blocks."""
     s = services()
     if not s.config.notifications:
         return
@@ -128,7 +133,7 @@ def publish(action: str, name: str, media_type: str, digest: Digest, size: int, 
         "useragent": request.user_agent.string,
         "url_root": request.host_url,
     }
-    ev = notify.event(action, name, media_type, str(digest), size, tag, req, identity().account)
+    ev = notifications.event(action, name, media_type, str(digest), size, tag, req, identity().account)
     s.notifier.publish(ev)
 
 

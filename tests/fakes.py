@@ -1,11 +1,13 @@
-"""Real registries for the client tests, on 127.0.0.1 random ports.
+"""Fakes and tools of the registry client tests, on 127.0.0.1 random ports.
 
-- :class:`Distribution`: the reference registry (Debian's ``docker-registry`` =
-  distribution 2.8.2), optionally with htpasswd or token auth and TLS.
 - :class:`TokenServer`: a Docker-Hub-like token service (distribution's token
   spec: ``GET /token?service=…&scope=…`` with optional Basic credentials,
   RS256 JWTs carrying an ``x5c`` certificate that the registry trusts).
-- :func:`make_ca` / :func:`make_cert`: a throwaway CA and server certificates.
+- :class:`FlakyProxy`: a proxy in front of a registry that fails on purpose.
+- :func:`make_ca` / :func:`make_cert`: a throwaway CA and server certificates;
+  :func:`htpasswd_auth`: distribution's htpasswd section; :func:`skopeo`.
+
+The live registries themselves are in support/peers.py.
 """
 
 from __future__ import annotations
@@ -15,8 +17,6 @@ import datetime as dt
 import ipaddress
 import json
 import os
-import signal
-import socket
 import subprocess
 import threading
 import time
@@ -32,13 +32,6 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 # ----------------------------------------------------------------- certs ---
 
@@ -94,90 +87,6 @@ def make_cert(ca: KeyPair, host: str = "127.0.0.1") -> KeyPair:
         .sign(ca.key, hashes.SHA256())
     )
     return KeyPair(key, cert)
-
-
-# ---------------------------------------------------------- distribution ---
-
-
-@dataclass
-class Distribution:
-    """``docker-registry serve`` on 127.0.0.1; ``auth`` is the config's auth section."""
-
-    root: Path
-    auth: dict[str, Any] | None = None
-    tls: tuple[Path, Path] | None = None
-    port: int = 0
-    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
-    kind: str = "distribution"
-
-    @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def data(self) -> Path:
-        return self.root / "data"
-
-    def blob_file(self, digest: str) -> Path:
-        hx = digest.removeprefix("sha256:")
-        return self.data / "docker/registry/v2/blobs/sha256" / hx[:2] / hx / "data"
-
-    def _config(self) -> str:
-        http: dict[str, Any] = {"addr": self.host, "headers": {"X-Content-Type-Options": ["nosniff"]}}
-        if self.tls:
-            http["tls"] = {"certificate": str(self.tls[0]), "key": str(self.tls[1])}
-        doc: dict[str, Any] = {
-            "version": 0.1,
-            "log": {"level": "error", "accesslog": {"disabled": True}},
-            "storage": {
-                "filesystem": {"rootdirectory": str(self.data)},
-                "delete": {"enabled": True},
-                "cache": {"blobdescriptor": "inmemory"},
-            },
-            "http": http,
-            "health": {"storagedriver": {"enabled": False}},
-        }
-        if self.auth:
-            doc["auth"] = self.auth
-        return json.dumps(doc)  # YAML is a superset of JSON
-
-    def start(self) -> Distribution:
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.data.mkdir(exist_ok=True)
-        self.port = self.port or free_port()
-        cfg = self.root / "config.yml"
-        cfg.write_text(self._config())
-        log = open(self.root / "registry.log", "ab")
-        self.proc = subprocess.Popen(["docker-registry", "serve", str(cfg)], stdout=log, stderr=log)
-        log.close()
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return self
-            except OSError:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(
-                        f"docker-registry exited: {(self.root / 'registry.log').read_text()}"
-                    ) from None
-                time.sleep(0.05)
-        raise RuntimeError("docker-registry did not start")
-
-    def kill(self) -> None:
-        """SIGKILL, as a crash would; the storage stays for a restart on the same port."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
-        self.proc = None
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
 
 
 def htpasswd_auth(root: Path, users: dict[str, str]) -> dict[str, Any]:

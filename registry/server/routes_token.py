@@ -10,8 +10,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request
 
 from imagefmt.errors import Invalid, Unauthorized, Unsupported
-from registry.app import services
 from registry.protocol import parse_scopes
+from registry.server.app import services
 
 bp = Blueprint("token", __name__)
 

@@ -1,12 +1,15 @@
 """Blobs and uploads: DS end-2, end-4 to end-6, end-10, end-11, end-13, end-14.
 
-A blob GET streams the file through ``wsgi.file_wrapper`` (gunicorn answers it
-with sendfile); Range requests are answered by werkzeug's ``make_conditional``.
+A blob GET streams the driver's reader through ``wsgi.file_wrapper`` (gunicorn
+answers a real file with sendfile); werkzeug's ``make_conditional`` decides a
+Range request and the driver reads from its first byte; a driver with URLs (S3)
+gets a 307 to one.
 """
 
 from __future__ import annotations
 
-import os
+import io
+from typing import IO, Any, cast
 
 from flask import Blueprint, Response, request
 from werkzeug.wsgi import wrap_file
@@ -14,10 +17,11 @@ from werkzeug.wsgi import wrap_file
 from imagefmt.digest import Digest
 from imagefmt.errors import BlobUnknown, DigestInvalid, NameInvalid, Unsupported
 from registry import protocol
-from registry.app import RegistryResponse, identity, publish, services
 from registry.protocol import QuotaExceeded, Scope
-from registry.storage import CHUNK, check_name
-from registry.uploads import UploadStatus
+from registry.server.app import RegistryResponse, identity, publish, services
+from registry.server.storage.paths import check_name
+from registry.server.storage.store import CHUNK
+from registry.server.uploads import UploadStatus
 
 bp = Blueprint("blobs", __name__)
 uploads_bp = Blueprint("uploads", __name__)
@@ -31,21 +35,64 @@ def get_blob(name: str, digest: str) -> Response:
     size = s.storage.linked_blob_size(name, d)
     if request.method == "HEAD":
         s.storage.touch_blob(d)  # a pusher that finds the blob skips its upload: keep GC off it (gc.py)
-        resp = RegistryResponse(content_type=OCTET)
-        resp.content_length = size
-    else:
-        f = s.storage.open_blob(d)
-        size = os.fstat(f.fileno()).st_size
-        body = wrap_file(request.environ, f, CHUNK)  # gunicorn's file_wrapper: sendfile
-        resp = RegistryResponse(body, content_type=OCTET, direct_passthrough=True)
-        resp.content_length = size
+    elif (url := s.storage.blob_url(d)) is not None:  # the driver serves it (S3: a presigned URL)
+        resp = RegistryResponse(status=307)
+        resp.headers["Location"] = url
+        resp.headers[protocol.CONTENT_DIGEST] = str(d)
+        return resp
+    resp = RegistryResponse(content_type=OCTET)
+    resp.content_length = size
     resp.headers[protocol.CONTENT_DIGEST] = str(d)
     resp.set_etag(str(d))
     resp.cache_control.max_age = 31536000
     resp.headers["Accept-Ranges"] = "bytes"
     if request.method == "GET":
         resp.make_conditional(request.environ, accept_ranges=True, complete_length=size)
+        if resp.status_code in (200, 206):
+            _attach_body(resp, d, size)
     return resp
+
+
+def _attach_body(resp: Response, d: Digest, size: int) -> None:
+    """The blob (or the range make_conditional chose) as the body, read from its
+    first byte by the driver: through ``wsgi.file_wrapper``, so gunicorn sends a
+    real file (the filesystem driver's) with sendfile, ``Content-Length`` bytes
+    from where it stands."""
+    start, length = 0, size
+    if resp.status_code == 206 and resp.content_range.stop is not None:
+        start = resp.content_range.start or 0
+        length = resp.content_range.stop - start
+    f = services().storage.open_blob(d, start)
+    body = f if start + length == size else cast(IO[bytes], _Window(f, length))
+    resp.response = wrap_file(request.environ, body, CHUNK)
+    resp.direct_passthrough = True
+
+
+class _Window(io.RawIOBase):
+    """The next ``length`` bytes of ``f``; its ``fileno`` lets sendfile send them
+    (gunicorn sends Content-Length bytes from the file's position)."""
+
+    def __init__(self, f: IO[bytes], length: int) -> None:
+        super().__init__()
+        self._f = f
+        self._left = length
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = min(len(buffer), self._left)
+        data = self._f.read(n) if n else b""
+        buffer[: len(data)] = data
+        self._left -= len(data)
+        return len(data)
+
+    def fileno(self) -> int:
+        return self._f.fileno()
+
+    def close(self) -> None:
+        self._f.close()
+        super().close()
 
 
 @bp.delete("/v2/<path:name>/blobs/<digest>")

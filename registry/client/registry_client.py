@@ -1,9 +1,9 @@
 """The registry client: ``pull``, ``push``, ``login``, ``logout``, tags and catalog.
 
-A :class:`Client` holds one :class:`~registry.transport.Transport` per
+A :class:`RegistryClient` holds one :class:`~registry.client.transport.Transport` per
 registry host (so connections and tokens are reused across calls) and the
 stored credentials for it.  The CLI verbs are compositions of these calls,
-e.g. ``Client().pull(store, Reference.parse("busybox"))``.  No Flask here: the
+e.g. ``RegistryClient().pull(store, Reference.parse("busybox"))``.  No Flask here: the
 only module shared with the server is ``registry/protocol.py``.
 """
 
@@ -18,20 +18,20 @@ from imagefmt import errors
 from imagefmt.manifest import Platform
 from imagefmt.reference import DOCKER_HUB, DOCKER_HUB_ENDPOINT, Reference
 from imagefmt.store import Store, StoredImage
-from registry import credentials, remote
-from registry import progress as pg
-from registry.credentials import Credentials
-from registry.credhelper import HelperError
-from registry.hosts import default_certs_dirs, insecure_from_env
-from registry.metadata import Metadata
-from registry.remote import Repository
-from registry.transport import Transport, TransportOptions
+from registry.client import credentials, remote
+from registry.client import progress as pg
+from registry.client.credentials import Credentials
+from registry.client.credhelper import HelperError
+from registry.client.hosts import default_certs_dirs, insecure_from_env
+from registry.client.metadata import Metadata
+from registry.client.remote import Repository
+from registry.client.transport import Transport, TransportOptions
 
 if TYPE_CHECKING:  # pull and push load their own modules (thread pools, tar): a pull needs no push
-    from registry.pull import PullResult
-    from registry.push import PushResult
+    from registry.client.pull import PullResult
+    from registry.client.push import PushResult
 
-__all__ = ["Client", "ClientOptions", "endpoint_of"]
+__all__ = ["ClientOptions", "RegistryClient", "endpoint_of"]
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ def endpoint_of(host: str) -> str:
     return DOCKER_HUB_ENDPOINT if host in (DOCKER_HUB, "index.docker.io", DOCKER_HUB_ENDPOINT) else host
 
 
-class Client:
+class RegistryClient:
     """Talks to any number of registries; close it (or use ``with``) when done."""
 
     def __init__(self, options: ClientOptions | None = None) -> None:
@@ -85,7 +85,7 @@ class Client:
             t.close()
         self._transports.clear()
 
-    def __enter__(self) -> Client:
+    def __enter__(self) -> RegistryClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -115,7 +115,7 @@ class Client:
 
     def pull(self, store: Store, ref: Reference, progress: pg.ProgressFn = pg.ignore) -> PullResult:
         """Pull ``ref`` into ``store`` (see :func:`registry.pull.pull`); remember its blobs' source."""
-        from registry.pull import PullOptions, pull
+        from registry.client.pull import PullOptions, pull
 
         o = self.options
         opts = PullOptions(
@@ -144,7 +144,7 @@ class Client:
         self, store: Store, image: StoredImage, ref: Reference, progress: pg.ProgressFn = pg.ignore
     ) -> PushResult:
         """Push ``image`` as ``ref`` (see :func:`registry.push.push`)."""
-        from registry.push import PushOptions, push
+        from registry.client.push import PushOptions, push
 
         o = self.options
         opts = PushOptions(o.max_concurrent_uploads, o.chunk_size, o.retries, o.backoff)

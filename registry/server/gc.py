@@ -4,7 +4,7 @@
    (with ``delete_untagged``: the tagged ones, the manifests their indexes list
    and, transitively, the referrers of kept manifests), and so is every blob a
    kept manifest names.  Parsed manifests are cached for step 2.
-2. Under the exclusive ``gc.lock``, mark again (cheap: only revisions new since
+2. Under the exclusive ``gc.lock`` (the driver's lock), mark again (cheap: only revisions new since
    step 1 are parsed), unlink the untagged revisions, then delete each unmarked
    blob whose mtime is older than the mark's start minus ``grace`` seconds, and
    the ``_layers`` links to deleted blobs.
@@ -20,21 +20,23 @@ a fresh mtime (each of those touches it) and so is spared for ``grace`` seconds
 (default 1 hour): the time a client has between checking or uploading its layers
 and pushing the manifest.  Upload sessions untouched for
 ``upload_max_age`` (default a week) are removed, as distribution purges them.
+
+Everything here goes through the storage driver (walk, list, stat, delete), so
+the same collection runs on any driver that keeps modification times.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from imagefmt.digest import Digest
 from imagefmt.errors import DockyardError
 from imagefmt.manifest import Index, Manifest, parse_any
-from registry.storage import FilesystemStorage
+from registry.server.storage import paths
+from registry.server.storage.driver import PathNotFound
+from registry.server.storage.store import Storage
 
 
 @dataclass
@@ -47,7 +49,7 @@ class GCResult:
 
 
 class _Marker:
-    def __init__(self, storage: FilesystemStorage) -> None:
+    def __init__(self, storage: Storage) -> None:
         self.storage = storage
         self.parsed: dict[Digest, Manifest | Index | None] = {}
 
@@ -104,7 +106,7 @@ class _Marker:
 
 
 def collect(
-    storage: FilesystemStorage,
+    storage: Storage,
     dry_run: bool = False,
     delete_untagged: bool = False,
     grace: float = 3600.0,
@@ -130,60 +132,57 @@ def collect(
             if d in marked:
                 continue
             try:
-                st = path.stat()
-            except FileNotFoundError:
+                info = storage.driver.stat(path)  # now, not when listed: a HEAD may just have touched it
+            except PathNotFound:
                 continue
-            if st.st_mtime >= cutoff:
+            if info.mtime >= cutoff:
                 continue
             result.blobs.append(d)
-            result.bytes += st.st_size
+            result.bytes += info.size
             if not dry_run:
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
+                with contextlib.suppress(PathNotFound):
+                    storage.driver.delete(path)
         if not dry_run:
             _prune_links(storage)
     _purge_uploads(storage, started - upload_max_age, dry_run, result)
     return result
 
 
-def _blob_files(storage: FilesystemStorage) -> list[tuple[Digest, Path]]:
-    out = []
-    base = storage.layout.blobs()
-    for alg in sorted(os.listdir(base)) if base.is_dir() else []:
-        for prefix in sorted(os.listdir(base / alg)):
-            for hx in sorted(os.listdir(base / alg / prefix)):
-                out.append((Digest(alg, hx), base / alg / prefix / hx))
-    return out
+def _blob_files(storage: Storage) -> list[tuple[Digest, str]]:
+    try:
+        found = [(paths.blob_digest(f.path), f.path) for f in storage.driver.walk(paths.BLOBS)]
+    except PathNotFound:
+        return []
+    return [(d, path) for d, path in found if d is not None]
 
 
-def _prune_links(storage: FilesystemStorage) -> None:
+def _prune_links(storage: Storage) -> None:
     for repo in storage.repositories():
         for d in storage.layer_links(repo):
-            if not storage.layout.blob(d).exists():
-                with contextlib.suppress(FileNotFoundError):
-                    storage.layout.layer_link(repo, d).unlink()
+            if not storage.has_blob(d):
+                with contextlib.suppress(PathNotFound):
+                    storage.driver.delete(paths.layer_link(repo, d))
 
 
-def _purge_uploads(storage: FilesystemStorage, cutoff: float, dry_run: bool, result: GCResult) -> None:
+def _purge_uploads(storage: Storage, cutoff: float, dry_run: bool, result: GCResult) -> None:
     """Remove sessions untouched since ``cutoff``.  Sessions finish and vanish while
-    we walk (os.walk skips what disappears), and a repository may hold nothing but
-    an upload yet, so this walks the tree rather than listing repositories."""
-    base = storage.layout.repositories()
-    for dirpath, dirnames, _ in os.walk(base):
-        has_uploads = "_uploads" in dirnames
-        dirnames[:] = [d for d in dirnames if not d.startswith("_")]
-        if not has_uploads:
+    we look (a vanished one is skipped), and a repository may hold nothing but an
+    upload yet, so this looks at every repository directory, not only repositories."""
+    for repo, children in sorted(storage.repository_dirs()):
+        if "_uploads" not in children:
             continue
-        repo = os.path.relpath(dirpath, base)
-        uploads = os.path.join(dirpath, "_uploads")
-        for uuid in sorted(os.listdir(uploads)) if os.path.isdir(uploads) else []:
-            session = os.path.join(uploads, uuid)
+        try:
+            sessions = storage.driver.list(paths.uploads(repo))
+        except PathNotFound:
+            continue
+        for session in sessions:
             try:
-                paths = [session, *(os.path.join(session, n) for n in os.listdir(session))]
-                newest = max(os.stat(p).st_mtime for p in paths)
-            except OSError:
+                entries = [session, *storage.driver.list(session)]
+                newest = max(storage.driver.stat(p).mtime for p in entries)
+            except PathNotFound:
                 continue
             if newest < cutoff:
-                result.uploads.append((repo, uuid))
+                result.uploads.append((repo, session.rsplit("/", 1)[1]))
                 if not dry_run:
-                    shutil.rmtree(session, ignore_errors=True)
+                    with contextlib.suppress(PathNotFound):
+                        storage.driver.delete(session)

@@ -10,10 +10,10 @@ from imagefmt import mediatypes as mt
 from imagefmt.digest import Digest
 from imagefmt.errors import Unsupported
 from registry import protocol
-from registry.app import RegistryResponse, paginate, publish, services
-from registry.manifests import accepted_types, negotiate, verify
 from registry.protocol import ManifestTooLarge, QuotaExceeded
-from registry.storage import check_tag
+from registry.server.app import RegistryResponse, paginate, publish, services
+from registry.server.manifest_rules import accepted_types, negotiate, verify
+from registry.server.storage.paths import check_tag
 
 bp = Blueprint("manifests", __name__)
 

@@ -11,7 +11,7 @@ registry's secret lives::
 
 The store of a registry is the helper ``credHelpers[key]`` names, else the one
 ``credsStore`` names, else the file itself (``auths``, base64, unencrypted); see
-:mod:`registry.credhelper` for the helper programs.  As docker cli's native_store.go
+:mod:`registry.client.credhelper` for the helper programs.  As docker cli's native_store.go
 does, a helper keeps the secret and ``auths`` gets an empty entry for the registry.
 The key is ``https://index.docker.io/v1/`` for Docker Hub, else ``host[:port]``.
 Other keys of the file (``HttpHeaders``, …) are kept untouched when we rewrite it;
@@ -30,7 +30,7 @@ from typing import Any
 
 from imagefmt.errors import Invalid
 from imagefmt.reference import DOCKER_HUB, DOCKER_HUB_ENDPOINT
-from registry.credhelper import TOKEN_USERNAME, Helper
+from registry.client.credhelper import TOKEN_USERNAME, Helper
 
 # The key Docker has always used for Docker Hub in ``auths``.
 DOCKER_HUB_KEY = "https://index.docker.io/v1/"
