@@ -200,7 +200,7 @@ def _arch() -> str:
 
 def human_duration(seconds: float) -> str:
     """Docker's units.HumanDuration ("2 minutes", "About an hour", "3 years")."""
-    from runtime.containers import human_duration as go_units_duration
+    from runtime.container.store import human_duration as go_units_duration
 
     return go_units_duration(seconds)
 
@@ -782,7 +782,7 @@ def store_of(args: argparse.Namespace) -> Any:
 def image_store_in_use(args: argparse.Namespace) -> Any:
     """The store, with the holds of containers that are gone released first, so
     that rmi, prune and df see only images that existing containers use."""
-    from runtime.containers import ContainerStore
+    from runtime.container.store import ContainerStore
 
     store = store_of(args)
     containers = ContainerStore(args.root).dir
@@ -1841,7 +1841,7 @@ IGNORING_FORMAT = "WARNING: Ignoring custom format, because both --format and --
 
 
 def containers_of(args: argparse.Namespace) -> Any:
-    from runtime.containers import ContainerStore
+    from runtime.container.store import ContainerStore
 
     return ContainerStore(args.root)
 
@@ -1934,7 +1934,7 @@ def _limit_flags(p: argparse.ArgumentParser) -> None:
 
 def _limits(args: argparse.Namespace, base: Any = None) -> Any:
     """cgroups.Limits from -m/--memory-swap/--cpus/… (unset flags keep ``base``'s)."""
-    from runtime.cgroups import Limits
+    from runtime.kernel.cgroups import Limits
     from runtime.units import nano_cpus, ram_in_bytes
 
     def bps(items: list[str], flag: str) -> tuple[tuple[str, int], ...]:
@@ -1973,7 +1973,7 @@ def _label_file(path: str) -> list[str]:
 
 
 def _create_options(args: argparse.Namespace, run: bool) -> Any:
-    from runtime.create import CreateOptions
+    from runtime.container.create import CreateOptions
 
     attach = tuple(args.attach)
     if run and not args.detach and not attach:
@@ -2043,7 +2043,7 @@ def _image_info(args: argparse.Namespace, catalog: Any, name: str) -> Any:
 
     Through the catalog when every layer is unpacked (a container start imports
     no manifest parsing), else through the full store, which unpacks."""
-    from runtime.create import ImageInfo
+    from runtime.container.create import ImageInfo
 
     pull = getattr(args, "pull", "missing")
     found = None if pull == "always" else catalog.launchable(name)
@@ -2089,7 +2089,7 @@ def _unpacked(args: argparse.Namespace, name: str, pull: str = "missing") -> Any
 def _create(args: argparse.Namespace, run: bool) -> Any:
     from imagefmt.catalog import Catalog
     from imagefmt.digest import Digest
-    from runtime.create import create
+    from runtime.container.create import create
 
     opts = _create_options(args, run)
     if opts.network == "host" and (opts.publish or opts.publish_all):
@@ -2217,7 +2217,7 @@ def cmd_create(args: argparse.Namespace) -> int:
 @command("run")
 @command("container run")
 def cmd_run(args: argparse.Namespace) -> int:
-    from runtime.cgroups import keep_migrations_warm
+    from runtime.kernel.cgroups import keep_migrations_warm
 
     warm_off = keep_migrations_warm()  # while the runtime imports and the record is made
 
@@ -2232,9 +2232,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, started_hook: Callable[[], None]) -> int:
-    from runtime import attach as A
-    from runtime import lifecycle, trace
-    from runtime.monitor import Attach
+    from runtime import trace
+    from runtime.container import attach as A
+    from runtime.container import lifecycle
+    from runtime.container.monitor import Attach
 
     if args.tty and args.interactive and not args.detach and not os.isatty(0):
         print("the input device is not a TTY", file=sys.stderr)  # docker's words, before anything is made
@@ -2270,7 +2271,7 @@ def _run(args: argparse.Namespace, started_hook: Callable[[], None]) -> int:
 
 
 def _window() -> tuple[int, int] | None:
-    from runtime.attach import window_size
+    from runtime.container.attach import window_size
 
     for fd in (0, 1, 2):
         if os.isatty(fd) and (size := window_size(fd)):
@@ -2283,7 +2284,7 @@ def _relay(
 ) -> int:
     """Stream an attached container until it exits and return its exit code;
     raises attach.Detached on Ctrl-P Ctrl-Q."""
-    from runtime import attach as A
+    from runtime.container import attach as A
 
     sys.stdout.flush()
     sys.stderr.flush()
@@ -2335,9 +2336,9 @@ def _each(
 @command("start")
 @command("container start")
 def cmd_start(args: argparse.Namespace) -> int:
-    from runtime import attach as A
-    from runtime import lifecycle
-    from runtime.monitor import Attach
+    from runtime.container import attach as A
+    from runtime.container import lifecycle
+    from runtime.container.monitor import Attach
 
     if not args.attach and not args.interactive:
 
@@ -2369,7 +2370,7 @@ def cmd_start(args: argparse.Namespace) -> int:
 @command("stop")
 @command("container stop")
 def cmd_stop(args: argparse.Namespace) -> int:
-    from runtime import lifecycle
+    from runtime.container import lifecycle
 
     return _each(args, args.containers, lambda s, c: lifecycle.stop(s, c, args.time))
 
@@ -2377,7 +2378,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
 @command("restart")
 @command("container restart")
 def cmd_restart(args: argparse.Namespace) -> int:
-    from runtime import lifecycle
+    from runtime.container import lifecycle
 
     return _each(args, args.containers, lambda s, c: lifecycle.restart(s, c, args.time))
 
@@ -2385,7 +2386,7 @@ def cmd_restart(args: argparse.Namespace) -> int:
 @command("kill")
 @command("container kill")
 def cmd_kill(args: argparse.Namespace) -> int:
-    from runtime import lifecycle
+    from runtime.container import lifecycle
     from runtime.spec import parse_signal
 
     sig = parse_signal(args.signal)
@@ -2396,7 +2397,7 @@ def cmd_kill(args: argparse.Namespace) -> int:
 @command("container rm")
 @command("container remove")
 def cmd_rm(args: argparse.Namespace) -> int:
-    from runtime import lifecycle
+    from runtime.container import lifecycle
 
     def rm(cstore: Any, c: Any) -> None:
         lifecycle.remove(cstore, c, force=args.force, volumes=args.volumes)
@@ -2417,7 +2418,7 @@ def _release_image(args: argparse.Namespace, c: Any) -> None:
 @command("pause")
 @command("container pause")
 def cmd_pause(args: argparse.Namespace) -> int:
-    from runtime import lifecycle
+    from runtime.container import lifecycle
 
     return _each(args, args.containers, lambda s, c: lifecycle.set_paused(s, c, True))
 
@@ -2425,7 +2426,7 @@ def cmd_pause(args: argparse.Namespace) -> int:
 @command("unpause")
 @command("container unpause")
 def cmd_unpause(args: argparse.Namespace) -> int:
-    from runtime import lifecycle
+    from runtime.container import lifecycle
 
     return _each(args, args.containers, lambda s, c: lifecycle.set_paused(s, c, False))
 
@@ -2433,7 +2434,7 @@ def cmd_unpause(args: argparse.Namespace) -> int:
 @command("rename")
 @command("container rename")
 def cmd_rename(args: argparse.Namespace) -> int:
-    from runtime import lifecycle
+    from runtime.container import lifecycle
 
     cstore = containers_of(args)
     lifecycle.rename(cstore, cstore.get(args.container), args.new_name)
@@ -2443,7 +2444,7 @@ def cmd_rename(args: argparse.Namespace) -> int:
 @command("wait")
 @command("container wait")
 def cmd_wait(args: argparse.Namespace) -> int:
-    from runtime import lifecycle
+    from runtime.container import lifecycle
 
     cstore = containers_of(args)
     status = 0
@@ -2465,7 +2466,7 @@ def cmd_attach(args: argparse.Namespace) -> int:
 
 
 def _attach(args: argparse.Namespace, c: Any, stdin: bool) -> int:
-    from runtime import attach as A
+    from runtime.container import attach as A
 
     if not c.running:
         raise errors.Conflict("You cannot attach to a stopped container, start it first")
@@ -2516,7 +2517,7 @@ def cmd_container_prune(args: argparse.Namespace) -> int:
 def _prune_filter(filters: list[str], until: bool = True) -> Callable[[str, dict[str, str] | None], bool]:
     """docker's prune filters as a test of (created RFC 3339 time, labels): ``until=``
     a timestamp or a duration ago (created before it), ``label=k[=v]``, ``label!=k[=v]``."""
-    from runtime.containers import parse_time
+    from runtime.container.store import parse_time
 
     cutoffs: list[float] = []
     labels_wanted: list[tuple[str, bool]] = []  # (k[=v], wanted)
@@ -2545,7 +2546,7 @@ def _until(text: str) -> float:
     import time
 
     from imagefmt.changes import parse_duration
-    from runtime.containers import parse_time
+    from runtime.container.store import parse_time
 
     try:
         return time.time() - parse_duration(text) / 1e9
@@ -2558,7 +2559,7 @@ def _until(text: str) -> float:
 
 
 def _prune_containers(args: argparse.Namespace) -> tuple[list[str], int]:
-    from runtime import lifecycle
+    from runtime.container import lifecycle
 
     cstore = containers_of(args)
     stopped = {c.id: c for c in cstore.all() if not c.running}
@@ -2624,7 +2625,7 @@ def _ellipsis(text: str, width: int) -> str:
 def _ps_row(c: Any, trunc: bool, now: float) -> dict[str, str]:
     import json
 
-    from runtime.containers import parse_time
+    from runtime.container.store import parse_time
 
     command = c.command()
     image = c.config.get("Image") or c.record["Image"]
@@ -2811,7 +2812,7 @@ def _since(text: str, now: float) -> float:
     """docker's --since/--until: RFC 3339, a unix timestamp, or a duration ago (10m, 1h30m)."""
     import re
 
-    from runtime.containers import parse_time
+    from runtime.container.store import parse_time
 
     if not text:
         return 0.0
@@ -2832,8 +2833,8 @@ def _since(text: str, now: float) -> float:
 def cmd_logs(args: argparse.Namespace) -> int:
     import time
 
-    from runtime import logs
-    from runtime.containers import parse_time
+    from runtime.container.store import parse_time
+    from runtime.logs import jsonfile as logs
 
     cstore = containers_of(args)
     c = cstore.get(args.container)
@@ -2874,10 +2875,11 @@ def cmd_logs(args: argparse.Namespace) -> int:
 @command("exec")
 @command("container exec")
 def cmd_exec(args: argparse.Namespace) -> int:
-    from runtime import attach as A
-    from runtime import execute, launch
-    from runtime.create import read_env_file
+    from runtime.container import attach as A
+    from runtime.container import execute
+    from runtime.container.create import read_env_file
     from runtime.errors import StartFailed
+    from runtime.process import launch
 
     command = list(args.command)
     if command[:1] == ["--"]:
@@ -2959,7 +2961,7 @@ def _stats_parsers(sub: Any) -> None:
 
 
 def _stats_row(c: Any, a: Any, b: Any, trunc: bool) -> dict[str, str]:
-    from runtime.stats import cpu_percent
+    from runtime.container.stats import cpu_percent
     from runtime.units import human_size as units_size
 
     mem_pct = b.mem_usage / b.mem_limit * 100 if b.mem_limit else 0.0
@@ -2987,7 +2989,7 @@ STATS_COLUMNS = [
 def cmd_stats(args: argparse.Namespace) -> int:
     import time
 
-    from runtime.stats import sample
+    from runtime.container.stats import sample
 
     cstore = containers_of(args)
     if args.containers:
@@ -3031,7 +3033,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 @command("top")
 @command("container top")
 def cmd_top(args: argparse.Namespace) -> int:
-    from runtime.stats import top
+    from runtime.container.stats import top
 
     header, rows = top(containers_of(args).get(args.container), list(args.ps_args))
     print_docker_table(header, rows, minwidth=20)
@@ -3041,8 +3043,8 @@ def cmd_top(args: argparse.Namespace) -> int:
 @command("update")
 @command("container update")
 def cmd_update(args: argparse.Namespace) -> int:
-    from runtime.cgroups import Limits
-    from runtime.stats import update
+    from runtime.container.stats import update
+    from runtime.kernel.cgroups import Limits
 
     lim = _limits(args, Limits())
     changes = {k: getattr(lim, k) for k in Limits._fields if getattr(lim, k) != getattr(Limits(), k)}
@@ -3093,7 +3095,7 @@ def _transfer_parsers(sub: Any) -> None:
 @command("container commit")
 def cmd_commit(args: argparse.Namespace) -> int:
     from imagefmt.reference import Reference
-    from runtime.transfer import commit
+    from runtime.container.transfer import commit
 
     ref = Reference.parse(args.repository) if args.repository else None
     cstore = containers_of(args)
@@ -3115,7 +3117,7 @@ def cmd_commit(args: argparse.Namespace) -> int:
 @command("diff")
 @command("container diff")
 def cmd_diff(args: argparse.Namespace) -> int:
-    from runtime.transfer import changes
+    from runtime.container.transfer import changes
 
     cstore = containers_of(args)
     for kind, path in changes(cstore, cstore.get(args.container)):
@@ -3126,7 +3128,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 @command("export")
 @command("container export")
 def cmd_export(args: argparse.Namespace) -> int:
-    from runtime.transfer import export
+    from runtime.container.transfer import export
 
     cstore = containers_of(args)
     c = cstore.get(args.container)
@@ -3152,7 +3154,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 @command("cp")
 @command("container cp")
 def cmd_cp(args: argparse.Namespace) -> int:
-    from runtime.transfer import copy_from, copy_to, split_container_path
+    from runtime.container.transfer import copy_from, copy_to, split_container_path
 
     src_ctr, src = split_container_path(args.src)
     dst_ctr, dst = split_container_path(args.dest)
@@ -3371,7 +3373,7 @@ INSPECTORS.append(_inspect_volume)
 
 
 def networks_of(args: argparse.Namespace) -> Any:
-    from runtime.network import NetworkStore
+    from runtime.network.bridge import NetworkStore
 
     return NetworkStore(args.root)
 
@@ -3525,7 +3527,7 @@ INSPECTORS.append(_inspect_network)
 
 @command("network connect")
 def cmd_network_connect(args: argparse.Namespace) -> int:
-    from runtime.wiring import connect
+    from runtime.container.wiring import connect
 
     cstore = containers_of(args)
     c = cstore.get(args.container)
@@ -3550,7 +3552,7 @@ def cmd_network_connect(args: argparse.Namespace) -> int:
 
 @command("network disconnect")
 def cmd_network_disconnect(args: argparse.Namespace) -> int:
-    from runtime.network import unplug
+    from runtime.network.bridge import unplug
 
     cstore = containers_of(args)
     c = cstore.get(args.container)

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import os
 
-from runtime import launch
-from runtime import linux as L
-from runtime.containers import Container
-from runtime.create import process_extras
+from runtime.container.create import process_extras
+from runtime.container.store import Container
 from runtime.errors import NotRunning, StartFailed
+from runtime.kernel import syscalls as L
+from runtime.process import launch
 from runtime.spec import Process, daemon_env, merge_env
 
 NAMESPACES = ("ipc", "uts", "net", "pid", "mnt")

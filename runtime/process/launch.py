@@ -23,9 +23,11 @@ import termios
 from collections.abc import Callable
 
 from imagefmt.records import TYPE_CHECKING, NamedTuple
-from runtime import linux as L
-from runtime import netlink, rootfs, trace, users
+from runtime import trace
 from runtime.errors import StartFailed, UserNotFound
+from runtime.kernel import netlink
+from runtime.kernel import syscalls as L
+from runtime.process import rootfs, users
 from runtime.spec import DEFAULT_PATH, Process, Spec, env_get
 
 if TYPE_CHECKING:

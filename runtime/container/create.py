@@ -14,14 +14,14 @@ from pathlib import Path
 
 from imagefmt.errors import DockyardError
 from imagefmt.records import TYPE_CHECKING, NamedTuple
-from runtime import etcfiles
-from runtime.cgroups import Limits, check_parent, default_parent
-from runtime.containers import Container, ContainerStore, new_state, now_rfc3339
+from runtime.container.store import Container, ContainerStore, new_state, now_rfc3339
 from runtime.errors import BadSpec, StartFailed
 from runtime.fs import rmtree
-from runtime.linux import CAP_NAMES, DEFAULT_CAPS
-from runtime.ports import PortBinding, parse_expose, parse_publish
-from runtime.rootfs import MASKED, READONLY
+from runtime.kernel.cgroups import Limits, check_parent, default_parent
+from runtime.kernel.syscalls import CAP_NAMES, DEFAULT_CAPS
+from runtime.network import etcfiles
+from runtime.network.ports import PortBinding, parse_expose, parse_publish
+from runtime.process.rootfs import MASKED, READONLY
 from runtime.spec import merge_env, parse_signal
 from runtime.units import ram_in_bytes
 from runtime.volumes import VolumeSpec, VolumeStore, parse_mount, parse_volume
@@ -240,7 +240,7 @@ def set_limits(host_config: dict[str, Any], lim: Limits) -> None:
 
 
 def random_name(store: ContainerStore) -> str:
-    from runtime.names import generate
+    from runtime.container.names import generate
 
     for _ in range(20):
         name = generate()
@@ -548,7 +548,7 @@ def _attachments(root: Path, opts: CreateOptions) -> dict[str, dict[str, Any]]:
         if opts.ip:
             raise BadSpec("user specified IP address is supported on user defined networks only")
         return {}
-    from runtime.network import DEFAULT_NETWORK, NetworkStore
+    from runtime.network.bridge import DEFAULT_NETWORK, NetworkStore
 
     name = NetworkStore(root).get(mode)["Name"]
     if name == DEFAULT_NETWORK and opts.network_aliases:
@@ -623,7 +623,7 @@ def _healthcheck(opts: CreateOptions, image: dict[str, Any] | None) -> dict[str,
     if not (given or opts.health_retries or opts.no_healthcheck):
         return image or None  # nothing to import on a plain start
     from imagefmt.changes import parse_duration
-    from runtime.health import merged
+    from runtime.container.health import merged
 
     if opts.no_healthcheck:
         if given or opts.health_retries:

@@ -17,7 +17,7 @@ import signal
 import time
 
 from imagefmt.records import TYPE_CHECKING, NamedTuple
-from runtime.containers import Container, now_rfc3339
+from runtime.container.store import Container, now_rfc3339
 
 if TYPE_CHECKING:
     from typing import Any
@@ -122,7 +122,8 @@ class Checker:
             return
         if self.pid or now < self.next_at:
             return
-        from runtime import execute, launch
+        from runtime.container import execute
+        from runtime.process import launch
 
         r, w = os.pipe2(os.O_CLOEXEC)
         null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
@@ -156,7 +157,7 @@ class Checker:
     def exited(self) -> None:
         _, status = os.waitpid(self.pid, 0)
         self.output()
-        from runtime import launch
+        from runtime.process import launch
 
         self._record(launch.exit_status(status), self.buf.decode(errors="replace"))
 

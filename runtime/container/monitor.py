@@ -25,13 +25,22 @@ from pathlib import Path
 
 from imagefmt.errors import DockyardError
 from imagefmt.records import TYPE_CHECKING, NamedTuple
-from runtime import attach as A
-from runtime import launch, trace
-from runtime.containers import STOP_MARK, Container, ContainerStore, now_rfc3339, process_start_time, purge
-from runtime.create import limits_of, process_extras
+from runtime import trace
+from runtime.container import attach as A
+from runtime.container.create import limits_of, process_extras
+from runtime.container.store import (
+    STOP_MARK,
+    Container,
+    ContainerStore,
+    now_rfc3339,
+    process_start_time,
+    purge,
+)
 from runtime.errors import NotRunning, RuntimeFailure, StartFailed
-from runtime.fs import ensure_init_layer, read_json
-from runtime.logs import JsonLog
+from runtime.fs import read_json
+from runtime.logs.jsonfile import JsonLog
+from runtime.process import launch
+from runtime.process.rootfs import ensure_init_layer
 from runtime.spec import Mount, Process, Rootfs, Spec, daemon_env
 
 if TYPE_CHECKING:
@@ -68,7 +77,7 @@ def build_spec(
     window: tuple[int, int],
     wiring: Any = None,
 ) -> Spec:
-    """The launch spec for a container record (``wiring``: its runtime.wiring.Wiring, if any)."""
+    """The launch spec for a container record (``wiring``: its runtime.container.wiring.Wiring, if any)."""
     rt = runtime_dir(store.root)
     init_layer = ensure_init_layer(rt / "init")
     target = rt / "mnt"
@@ -274,9 +283,9 @@ class Monitor:
         os.closerange(keep + 1, 1 << 16)
         for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE, signal.SIGTTOU, signal.SIGTTIN):
             signal.signal(sig, signal.SIG_IGN)
-        from runtime import linux
+        from runtime.kernel import syscalls
 
-        linux.set_process_name("dockyard-mon")
+        syscalls.set_process_name("dockyard-mon")
 
     def _start(self, announce: bool = True) -> launch.Spawned:
         c = self.c
@@ -285,8 +294,8 @@ class Monitor:
         trace.mark("cgroup")
         window = self.attach.window or (24, 80)
         if needs_wiring(c):
-            from runtime.create import write_etc_files
-            from runtime.wiring import Wiring
+            from runtime.container.create import write_etc_files
+            from runtime.container.wiring import Wiring
 
             self.wiring = Wiring(self.store.root, c)
             self.wiring.prepare()
@@ -431,7 +440,7 @@ class Monitor:
         """The container's health.Checker, or None without a health check."""
         if not self.c.config.get("Healthcheck"):
             return None
-        from runtime import health
+        from runtime.container import health
 
         probe = health.probe_of(self.c.config)
         if probe is None:
@@ -687,8 +696,8 @@ class Monitor:
 
     def _unplug_connected(self) -> None:
         """Veths that ``network connect`` added while the container ran."""
+        from runtime.container.wiring import unplug_recorded
         from runtime.fs import read_json
-        from runtime.wiring import unplug_recorded
 
         try:
             unplug_recorded(self.store.root, self.c.id, read_json(self.c.dir / "state.json"))

@@ -14,9 +14,9 @@ import signal
 from collections.abc import Callable
 
 from imagefmt.catalog import tree_size
-from runtime import attach as A
-from runtime import monitor
-from runtime.containers import STOP_MARK, Container, ContainerStore, process_start_time, purge
+from runtime.container import attach as A
+from runtime.container import monitor
+from runtime.container.store import STOP_MARK, Container, ContainerStore, process_start_time, purge
 from runtime.errors import BadSpec, ContainerRunning, NameInUse, NotRunning
 from runtime.fs import write_json
 from runtime.spec import parse_signal
@@ -43,7 +43,7 @@ def _clean_dead(store: ContainerStore, c: Container) -> None:
     if cg.exists():
         cg.remove()
     if (c.state.get("Network") or {}).get("Networks"):
-        from runtime.wiring import unplug_recorded
+        from runtime.container.wiring import unplug_recorded
 
         unplug_recorded(store.root, c.id, c.state)
 
