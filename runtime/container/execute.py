@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import os
 
-from runtime.container.create import process_extras
+from runtime.container.launchspec import process_of
 from runtime.container.store import Container
 from runtime.errors import NotRunning, StartFailed
 from runtime.kernel import syscalls as L
 from runtime.process import launch
-from runtime.spec import Process, daemon_env, merge_env
+from runtime.spec import Process
 
 NAMESPACES = ("ipc", "uts", "net", "pid", "mnt")
 
@@ -32,18 +32,10 @@ def process_for(
     window: tuple[int, int],
     privileged: bool = False,
 ) -> Process:
-    """The exec'd process: the container's environment as docker makes it (with
-    TERM for a tty), then ``-e``; every capability with ``privileged``."""
-    cfg = c.config
-    extras = process_extras({**c.host_config, "Privileged": True} if privileged else c.host_config)
-    return Process(
-        args=tuple(argv),
-        env=tuple(merge_env(daemon_env(cfg["Hostname"], tty, cfg.get("Env") or []), env)),
-        cwd=workdir or cfg.get("WorkingDir") or "/",
-        user=user or cfg.get("User") or "",
-        tty=tty,
-        window=window,
-        **extras,
+    """``docker exec``'s process: launchspec.process_of with exec's ``-e``, ``-u``,
+    ``-w`` and ``--privileged``."""
+    return process_of(
+        c, argv, env=env, user=user, workdir=workdir, tty=tty, window=window, privileged=privileged
     )
 
 

@@ -123,12 +123,13 @@ class Checker:
         if self.pid or now < self.next_at:
             return
         from runtime.container import execute
+        from runtime.container.launchspec import process_of
         from runtime.process import launch
 
         r, w = os.pipe2(os.O_CLOEXEC)
         null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         argv = list(self.probe.argv)
-        proc = execute.process_for(self.c, argv, env=[], user="", workdir="", tty=False, window=(24, 80))
+        proc = process_of(self.c, argv, tty=False, window=(24, 80))
         self.began = now_rfc3339()
         try:
             self.pid = execute.spawn(self.c, proc, launch.Stdio(null, w, w))

@@ -27,7 +27,8 @@ from imagefmt.errors import DockyardError
 from imagefmt.records import TYPE_CHECKING, NamedTuple
 from runtime import trace
 from runtime.container import attach as A
-from runtime.container.create import limits_of, process_extras
+from runtime.container.hostconfig import limits_of
+from runtime.container.launchspec import needs_wiring, spec_of, write_etc_files
 from runtime.container.store import (
     STOP_MARK,
     Container,
@@ -36,18 +37,15 @@ from runtime.container.store import (
     process_start_time,
     purge,
 )
-from runtime.errors import NotRunning, RuntimeFailure, StartFailed
+from runtime.errors import RuntimeFailure, StartFailed
 from runtime.fs import read_json
 from runtime.logs.jsonfile import JsonLog
 from runtime.process import launch
-from runtime.process.rootfs import ensure_init_layer
-from runtime.spec import Mount, Process, Rootfs, Spec, daemon_env
 
 if TYPE_CHECKING:
     from typing import Any
 
 STDIN_HIGH = 1 << 20  # bytes of stdin buffered for the container before its writers wait
-INIT_CANDIDATES = ("/usr/bin/docker-init", "/usr/bin/tini-static", "/usr/libexec/docker/docker-init")
 
 
 class Attach(NamedTuple):
@@ -57,125 +55,6 @@ class Attach(NamedTuple):
     stdout: bool = False
     stderr: bool = False
     window: tuple[int, int] | None = None
-
-
-def runtime_dir(root: Path) -> Path:
-    return root / "runtime"
-
-
-def find_init() -> str:
-    for path in INIT_CANDIDATES:
-        if os.path.exists(path):
-            return path
-    raise RuntimeFailure("--init: no docker-init (tini-static) found on this host")
-
-
-def build_spec(
-    store: ContainerStore,
-    c: Container,
-    cgroup_procs: tuple[str, ...],
-    window: tuple[int, int],
-    wiring: Any = None,
-) -> Spec:
-    """The launch spec for a container record (``wiring``: its runtime.container.wiring.Wiring, if any)."""
-    rt = runtime_dir(store.root)
-    init_layer = ensure_init_layer(rt / "init")
-    target = rt / "mnt"
-    target.mkdir(exist_ok=True)
-    priv = c.private
-    rootfs = Rootfs(
-        lowerdirs=(str(init_layer), *priv["Lowerdirs"]),
-        upperdir=str(c.dir / "upper"),
-        workdir=str(c.dir / "work"),
-        mount_cwd=priv["MountCwd"],
-        target=str(target),
-        readonly=bool(c.host_config.get("ReadonlyRootfs")),
-        volatile=bool(c.host_config.get("AutoRemove")),
-    )
-    cfg = c.config
-    proc = Process(
-        args=(c.record["Path"], *c.record["Args"]),
-        env=tuple(daemon_env(cfg["Hostname"], bool(cfg.get("Tty")), cfg.get("Env") or [])),
-        cwd=cfg.get("WorkingDir") or "/",
-        user=cfg.get("User") or "",
-        tty=bool(cfg.get("Tty")),
-        window=window,
-        init=find_init() if c.host_config.get("Init") else None,
-        **process_extras(c.host_config),
-    )
-    binds = [
-        Mount(
-            destination=m["Destination"],
-            source=m["Source"],
-            readonly=not m.get("RW", True),
-            copy_up=m["Type"] == "volume" and not m.get("NoCopy"),
-        )
-        for m in c.record.get("Mounts") or []
-        if m["Type"] != "tmpfs"
-    ]
-    tmpfs = [Mount(dest, type="tmpfs", options=o) for dest, o in (priv.get("Tmpfs") or {}).items()]
-    # parents before what is mounted inside them, as docker sorts them
-    mounts = tuple(sorted(binds + tmpfs, key=lambda m: m.destination.rstrip("/").count("/")))
-    etc = tuple((f"/etc/{n}", str(c.dir / n)) for n in ("hostname", "hosts", "resolv.conf"))
-    return Spec(
-        rootfs=rootfs,
-        process=proc,
-        hostname=cfg["Hostname"],
-        etc_files=etc,
-        mounts=mounts,
-        network="new"
-        if wiring is not None
-        else _namespace(store, c.host_config["NetworkMode"], "net", "none"),
-        cgroup_procs=cgroup_procs,
-        cgroup_views=c.cgroup().views(),
-        interfaces=wiring.interfaces if wiring is not None else (),
-        # No default route: nothing is NATed to the outside, and without a route a
-        # container cannot reach other bridges through the host's forwarding either.
-        gateway="",
-        shm_size=int(c.host_config.get("ShmSize") or 64 << 20),
-        pid_ns=_namespace(store, c.host_config.get("PidMode") or "", "pid"),
-        ipc_ns=_namespace(store, c.host_config.get("IpcMode") or "", "ipc"),
-        uts_ns="host" if c.host_config.get("UTSMode") == "host" else "new",
-        privileged=bool(c.host_config.get("Privileged")),
-        sysctls=_sysctls(c),
-    )
-
-
-def _sysctls(c: Container) -> tuple[tuple[str, str], ...]:
-    """--sysctl, refused as runc refuses a namespace the container shares with the host."""
-    items = tuple((c.host_config.get("Sysctls") or {}).items())
-    for key, _ in items:
-        shared = (key.startswith("net.") and c.host_config["NetworkMode"] == "host") or (
-            not key.startswith("net.") and c.host_config.get("IpcMode") == "host"
-        )
-        if shared:
-            kind = "network" if key.startswith("net.") else "IPC"
-            raise StartFailed(f'sysctl "{key}" not allowed in host {kind} namespace')
-    return items
-
-
-def _namespace(store: ContainerStore, mode: str, kind: str, own: str = "new") -> str:
-    """--network/--pid/--ipc: "host", a running container's /proc/<pid>/ns/<kind>
-    (container:NAME), or ``own`` for a namespace of the container's own."""
-    if mode == "host":
-        return "host"
-    if mode.startswith("container:"):
-        peer = store.get(mode.split(":", 1)[1])
-        if not peer.running or not peer.pid:
-            what = "network" if kind == "net" else f"{kind} namespace"
-            raise NotRunning(f"cannot join {what} of a non running container: {peer.id}")
-        if kind == "ipc" and peer.host_config.get("IpcMode") not in ("shareable", "host"):
-            raise StartFailed(
-                f"can't join IPC of container {peer.id}: non-shareable IPC"
-                " (hint: use IpcMode:shareable for the donor container)"
-            )
-        return f"/proc/{peer.pid}/ns/{kind}"
-    return "new"
-
-
-def needs_wiring(c: Container) -> bool:
-    mode = c.host_config["NetworkMode"]
-    return mode not in ("none", "host") and not mode.startswith("container:")
 
 
 Started = tuple[socket.socket, A.FrameReader, int]
@@ -294,14 +173,13 @@ class Monitor:
         trace.mark("cgroup")
         window = self.attach.window or (24, 80)
         if needs_wiring(c):
-            from runtime.container.create import write_etc_files
             from runtime.container.wiring import Wiring
 
             self.wiring = Wiring(self.store.root, c)
             self.wiring.prepare()
             primary = self.wiring.primary
             write_etc_files(c, primary.address if primary else None, self.wiring.dns)
-        spec = build_spec(self.store, c, procs, window, self.wiring)
+        spec = spec_of(self.store, c, procs, window, self.wiring)
         self._listen()
         trace.mark("spec")
         console = None
