@@ -32,6 +32,7 @@ from runtime.container.store import Container, ContainerStore, new_state, now_rf
 from runtime.errors import BadSpec, StartFailed
 from runtime.fs import rmtree
 from runtime.kernel.cgroups import Limits, check_parent, default_parent
+from runtime.logs import drivers
 from runtime.network.ports import PortBinding, parse_expose, parse_publish
 from runtime.process.rootfs import MASKED, READONLY
 from runtime.spec import merge_env, parse_signal
@@ -152,26 +153,6 @@ def entrypoint_and_cmd(image_cfg: dict[str, Any], opts: CreateOptions) -> tuple[
     return entrypoint, cmd
 
 
-def parse_log_opts(driver: str, opts: tuple[str, ...]) -> dict[str, str]:
-    if driver not in ("json-file", "none"):
-        raise BadSpec(f'logger: no log driver named "{driver}" is registered')
-    out: dict[str, str] = {}
-    for item in opts:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise BadSpec(f"invalid key value pair format in log options: {item}")
-        if key not in ("max-size", "max-file", "compress", "labels", "env", "tag"):
-            raise BadSpec(f"unknown log opt '{key}' for {driver} log driver")
-        if key == "max-size":
-            ram_in_bytes(value, "--log-opt max-size")
-        if key == "max-file" and (not value.isdigit() or int(value) < 1):
-            raise BadSpec("max-file cannot be less than 1")
-        out[key] = value
-    if "max-file" in out and int(out["max-file"]) > 1 and "max-size" not in out:
-        raise BadSpec("max-file cannot be set without max-size")
-    return out
-
-
 def validate(opts: CreateOptions) -> None:
     """The checks Docker makes before creating anything. Raises BadSpec."""
     if opts.name and not re.fullmatch(NAME_RE, opts.name.lstrip("/")):
@@ -237,7 +218,7 @@ def create(store: ContainerStore, image: ImageInfo, opts: CreateOptions) -> Cont
     for item in opts.env:
         env_items += _env_item(item)
     env = merge_env(list(cfg.get("Env") or []), env_items)
-    log_config = parse_log_opts(opts.log_driver, opts.log_opts)
+    log_config = drivers.parse_options(opts.log_driver, opts.log_opts)
     bindings = [b for spec in opts.publish for b in parse_publish(spec)]
     exposed = dict.fromkeys(
         list(cfg.get("ExposedPorts") or {}) + [p for e in opts.expose for p in parse_expose(e)]

@@ -1,5 +1,6 @@
 """A container record -> what launching it needs: the Spec the monitor starts, the Process
-an exec or a health probe runs, the cgroup limits and the /etc files.
+an exec or a health probe runs, the /etc files, and the log driver (and reader) its
+LogConfig names.
 
 ``create`` writes the record; everything that runs something in the container reads
 it through here (monitor, execute, health), so that the main process, ``exec`` and the
@@ -15,12 +16,16 @@ from imagefmt.records import TYPE_CHECKING
 from runtime.container.hostconfig import capabilities_of, parse_add_host, parse_security_opt
 from runtime.container.store import Container, ContainerStore
 from runtime.errors import NotRunning, RuntimeFailure, StartFailed
+from runtime.logs import drivers
+from runtime.logs.logger import LogInfo
 from runtime.network import etcfiles
 from runtime.process.rootfs import ensure_init_layer
 from runtime.spec import Mount, Process, Rootfs, Spec, daemon_env, merge_env
 
 if TYPE_CHECKING:
     from typing import Any
+
+    from runtime.logs.logger import LogDriver, LogReader
 
 INIT_CANDIDATES = ("/usr/bin/docker-init", "/usr/bin/tini-static", "/usr/libexec/docker/docker-init")
 
@@ -176,6 +181,40 @@ def write_etc_files(c: Container, address: str | None = None, dns: str | None = 
     files = {"hostname": etcfiles.hostname_file(hostname), "hosts": hosts, "resolv.conf": resolv}
     for fname, text in files.items():
         (c.dir / fname).write_text(text)
+
+
+def log_info(c: Container) -> LogInfo:
+    """What the container's log driver is told of it (moby's logger.Info)."""
+    cfg = c.config
+    return LogInfo(
+        config=dict((c.host_config.get("LogConfig") or {}).get("Config") or {}),
+        container_id=c.id,
+        container_name=c.name,
+        container_created=c.record["Created"],
+        image_id=c.record["Image"],
+        image_name=cfg.get("Image") or "",
+        entrypoint=c.record["Path"],
+        args=tuple(c.record["Args"]),
+        env=tuple(cfg.get("Env") or ()),
+        labels=dict(cfg.get("Labels") or {}),
+        log_path=c.log_path,
+    )
+
+
+def log_driver_name(c: Container) -> str:
+    """The log driver the record's LogConfig names (json-file when it names none)."""
+    return str((c.host_config.get("LogConfig") or {}).get("Type") or drivers.DEFAULT)
+
+
+def log_driver(c: Container) -> LogDriver:
+    """A new log driver for a run of the container (its monitor's). Raises BadSpec."""
+    return drivers.new_driver(log_driver_name(c), log_info(c))
+
+
+def log_reader(c: Container) -> LogReader:
+    """A reader of the container's logs (``docker logs``). Raises Unsupported, docker's
+    "configured logging driver does not support reading", when its driver cannot be read."""
+    return drivers.open_reader(log_driver_name(c), log_info(c))
 
 
 def _sysctls(c: Container) -> tuple[tuple[str, str], ...]:

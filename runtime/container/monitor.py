@@ -28,7 +28,7 @@ from imagefmt.records import TYPE_CHECKING, NamedTuple
 from runtime import trace
 from runtime.container import attach as A
 from runtime.container.hostconfig import limits_of
-from runtime.container.launchspec import needs_wiring, spec_of, write_etc_files
+from runtime.container.launchspec import log_driver, needs_wiring, spec_of, write_etc_files
 from runtime.container.store import (
     STOP_MARK,
     Container,
@@ -39,7 +39,7 @@ from runtime.container.store import (
 )
 from runtime.errors import RuntimeFailure, StartFailed
 from runtime.fs import read_json
-from runtime.logs.jsonfile import JsonLog
+from runtime.logs.logger import Copier
 from runtime.process import launch
 
 if TYPE_CHECKING:
@@ -120,8 +120,7 @@ class Monitor:
         self.listener: socket.socket | None = None
         self.wiring: Any = None
         self.backoff = 0.0  # the last restart's delay
-        opts = c.host_config.get("LogConfig") or {}
-        self.log = JsonLog(c.log_path, opts.get("Config") or {}) if opts.get("Type") != "none" else None
+        self.log: Copier | None = None  # this run's, made by _start
 
     # ------------------------------------------------------------ start ---
 
@@ -172,6 +171,7 @@ class Monitor:
         procs = self.cgroup.create(limits_of(c.host_config))
         trace.mark("cgroup")
         window = self.attach.window or (24, 80)
+        self.log = Copier(log_driver(c))
         if needs_wiring(c):
             from runtime.container.wiring import Wiring
 
@@ -261,6 +261,9 @@ class Monitor:
             pass
         if self.wiring:
             self.wiring.teardown()
+        if self.log:
+            self.log.close()
+            self.log = None
         self._close_listener()
         c = self.c
         c.state.update(Status="created", Running=False, Pid=0, ExitCode=code, Error=message, Network={})
@@ -467,6 +470,7 @@ class Monitor:
         self._drain()
         if self.log:
             self.log.close()
+            self.log = None
         if self.master is not None:
             os.close(self.master)
         trace.mark("drained")
@@ -560,14 +564,12 @@ class Monitor:
         return True
 
     def _reset_streams(self) -> None:
-        """A new run's streams: a fresh selector and log, the last run's pipes closed."""
+        """A new run's streams: a fresh selector, the last run's pipes closed (its log is _start's)."""
         self.sel.close()
         self.sel = selectors.DefaultSelector()
         for fd in [*self.outputs, self.stdin_fd]:
             if fd is not None and fd != self.master:
                 os.close(fd)
-        opts = self.c.host_config.get("LogConfig") or {}
-        self.log = JsonLog(self.c.log_path, opts.get("Config") or {}) if opts.get("Type") != "none" else None
         self.stdin_fd, self.master, self.outputs = None, None, {}
         self.stdin_buf.clear()
         self.stdin_eof = False
