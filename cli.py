@@ -2235,7 +2235,7 @@ def _run(args: argparse.Namespace, started_hook: Callable[[], None]) -> int:
     from runtime import trace
     from runtime.container import attach as A
     from runtime.container import lifecycle
-    from runtime.container.monitor import Attach
+    from runtime.container.streams import Attach
 
     if args.tty and args.interactive and not args.detach and not os.isatty(0):
         print("the input device is not a TTY", file=sys.stderr)  # docker's words, before anything is made
@@ -2338,7 +2338,7 @@ def _each(
 def cmd_start(args: argparse.Namespace) -> int:
     from runtime.container import attach as A
     from runtime.container import lifecycle
-    from runtime.container.monitor import Attach
+    from runtime.container.streams import Attach
 
     if not args.attach and not args.interactive:
 

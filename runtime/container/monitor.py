@@ -2,29 +2,28 @@
 
 ``start`` double-forks a monitor (setsid, so it outlives the CLI) connected to
 the caller by a socketpair.  The monitor creates the cgroups, spawns the
-container (``launch.spawn``), records the state, writes the json-file log,
-serves attach clients on ``attach.sock``, and when pid 1 exits records the
-exit code and OOMKilled, removes the cgroups (and the container with
-``--rm``), then tells its clients EXIT and exits.  The container's waiter
+container (``launch.spawn``) from its record's launch spec (``launchspec``),
+records the state, serves its output to the log driver and attach clients on
+``attach.sock`` (``streams``), runs its health checks, and when pid 1 exits
+records the exit code and OOMKilled, removes the cgroups (and the container
+with ``--rm``), then tells its clients EXIT and exits, or starts it again as
+its restart policy says.  The container's waiter
 and pid 1 die with their parent (PR_SET_PDEATHSIG), so a killed monitor takes
 its container with it, and ``ContainerStore`` reports it Dead, never Up.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import selectors
 import signal
 import socket
-import struct
-import termios
 import time
 from pathlib import Path
 
 from imagefmt.errors import DockyardError
-from imagefmt.records import TYPE_CHECKING, NamedTuple
+from imagefmt.records import TYPE_CHECKING
 from runtime import trace
 from runtime.container import attach as A
 from runtime.container.hostconfig import limits_of
@@ -37,6 +36,7 @@ from runtime.container.store import (
     process_start_time,
     purge,
 )
+from runtime.container.streams import Attach, Streams
 from runtime.errors import RuntimeFailure, StartFailed
 from runtime.fs import read_json
 from runtime.logs.logger import Copier
@@ -44,18 +44,6 @@ from runtime.process import launch
 
 if TYPE_CHECKING:
     from typing import Any
-
-STDIN_HIGH = 1 << 20  # bytes of stdin buffered for the container before its writers wait
-
-
-class Attach(NamedTuple):
-    """What a client wants from the container's streams."""
-
-    stdin: bool = False
-    stdout: bool = False
-    stderr: bool = False
-    window: tuple[int, int] | None = None
-
 
 Started = tuple[socket.socket, A.FrameReader, int]
 
@@ -93,15 +81,6 @@ def start(store: ContainerStore, c: Container, attach: Attach) -> Started:
     return ours, reader, int(doc["pid"])
 
 
-class Client:
-    """An attached socket: what it wants (None until its HELLO) and its partial frames."""
-
-    def __init__(self, sock: socket.socket, want: Attach | None) -> None:
-        self.sock = sock
-        self.want = want
-        self.reader = A.FrameReader()
-
-
 class Monitor:
     def __init__(self, store: ContainerStore, c: Container, first: socket.socket, attach: Attach) -> None:
         self.store = store
@@ -110,17 +89,9 @@ class Monitor:
         self.attach = attach
         self.cgroup = c.cgroup()
         self.sel: selectors.BaseSelector
-        self.clients: dict[int, Client] = {}
-        self.stdin_fd: int | None = None
-        self.stdin_buf = bytearray()  # written to the container's stdin as it reads
-        self.stdin_eof = False  # close its stdin once stdin_buf is written
-        self.paused: list[Client] = []  # writers not read while stdin_buf is above STDIN_HIGH
-        self.master: int | None = None
-        self.outputs: dict[int, str] = {}
-        self.listener: socket.socket | None = None
+        self.streams: Streams  # this run's, made by _start
         self.wiring: Any = None
         self.backoff = 0.0  # the last restart's delay
-        self.log: Copier | None = None  # this run's, made by _start
 
     # ------------------------------------------------------------ start ---
 
@@ -168,10 +139,11 @@ class Monitor:
     def _start(self, announce: bool = True) -> launch.Spawned:
         c = self.c
         trace.mark("monitor")
+        self.streams = streams = Streams(c, self.sel)
         procs = self.cgroup.create(limits_of(c.host_config))
         trace.mark("cgroup")
         window = self.attach.window or (24, 80)
-        self.log = Copier(log_driver(c))
+        streams.log = Copier(log_driver(c))
         if needs_wiring(c):
             from runtime.container.wiring import Wiring
 
@@ -180,38 +152,16 @@ class Monitor:
             primary = self.wiring.primary
             write_etc_files(c, primary.address if primary else None, self.wiring.dns)
         spec = spec_of(self.store, c, procs, window, self.wiring)
-        self._listen()
+        streams.listen()
         trace.mark("spec")
-        console = None
-        if spec.process.tty:
-            console, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-            console_fd = theirs.detach()
-            stdio = launch.Stdio(0, 0, 0, console=console_fd)
-            child_fds = [console_fd]
-        else:
-            out_r, out_w = os.pipe2(os.O_CLOEXEC)
-            err_r, err_w = os.pipe2(os.O_CLOEXEC)
-            if c.config.get("OpenStdin"):
-                in_r, in_w = os.pipe2(os.O_CLOEXEC)
-                self.stdin_fd = in_w
-            else:
-                in_r = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-            stdio = launch.Stdio(in_r, out_w, err_w)
-            child_fds = [in_r, out_w, err_w]
-            self.outputs = {out_r: "stdout", err_r: "stderr"}
+        stdio = streams.child_stdio(spec.process.tty)
         try:
             spawned = launch.spawn(spec, stdio, self.wiring.plug if self.wiring else None)
             pid = spawned.pid
             trace.mark("spawned")
         finally:
-            for fd in child_fds:
-                os.close(fd)
-        if console is not None:
-            _, fds, _, _ = socket.recv_fds(console, 16, 1)
-            console.close()
-            self.master = fds[0]
-            self.outputs = {self.master: "stdout"}
-            self.stdin_fd = self.master if c.config.get("OpenStdin") else None
+            streams.close_child_ends()
+        streams.take_console()
         if self.wiring:
             self.wiring.started(pid)
         c.state.update(
@@ -234,18 +184,6 @@ class Monitor:
             self.first.sendall(A.frame_json(A.STARTED, {"pid": pid}))
         return spawned
 
-    def _listen(self) -> None:
-        path = self.c.socket_path
-        os.chdir(self.c.dir)  # bind by a relative name: the full path may exceed sun_path
-        try:
-            os.unlink(path.name)
-        except FileNotFoundError:
-            pass
-        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.listener.bind(path.name)
-        self.listener.listen(16)
-        os.chdir("/")
-
     def _failed(self, exc: BaseException, announce: bool = True) -> None:
         """Start failed: docker leaves the container Created with the error and exit code."""
         code = exc.exit_code if isinstance(exc, StartFailed) else 125
@@ -261,10 +199,8 @@ class Monitor:
             pass
         if self.wiring:
             self.wiring.teardown()
-        if self.log:
-            self.log.close()
-            self.log = None
-        self._close_listener()
+        self.streams.close_log()
+        self.streams.close_listener()
         c = self.c
         c.state.update(Status="created", Running=False, Pid=0, ExitCode=code, Error=message, Network={})
         if c.host_config.get("AutoRemove"):
@@ -284,15 +220,7 @@ class Monitor:
         """Serve the container's streams and clients until it exits; its exit code."""
         pidfd = os.pidfd_open(waiter)
         self.sel.register(pidfd, selectors.EVENT_READ, "exit")
-        for fd in self.outputs:
-            os.set_blocking(fd, False)
-            self.sel.register(fd, selectors.EVENT_READ, "output")
-        if self.listener is not None:
-            self.sel.register(self.listener, selectors.EVENT_READ, "accept")
-        if first:
-            self._add_client(self.first, self.attach)
-        if self.stdin_fd is not None and self.stdin_fd != self.master:
-            os.set_blocking(self.stdin_fd, False)
+        self.streams.serve((self.first, self.attach) if first else None)
         checker = self._health_checker()
         exited = False
         while not exited:
@@ -303,14 +231,8 @@ class Monitor:
                     checker.output()
                 elif key.data == "probe-exit" and checker and key.fd == checker.pidfd:
                     checker.exited()
-                elif key.data == "output":
-                    self._read_output(key.fd)
-                elif key.data == "accept":
-                    self._accept()
-                elif key.data == "stdin":
-                    self._flush_stdin()
-                elif isinstance(key.data, Client):
-                    self._client_input(key.data)
+                else:
+                    self.streams.handle(key)
             if checker and not exited:
                 checker.tick()
         if checker:
@@ -328,151 +250,17 @@ class Monitor:
             return None
         return health.Checker(self.c, probe, self.sel, lambda: self.store.save_state(self.c))
 
-    def _add_client(self, sock: socket.socket, want: Attach | None) -> None:
-        sock.setblocking(True)
-        sock.settimeout(10)
-        client = Client(sock, want)
-        self.clients[sock.fileno()] = client
-        self.sel.register(sock, selectors.EVENT_READ, client)
-
-    def _drop_client(self, client: Client) -> None:
-        fd = client.sock.fileno()
-        if fd in self.clients:
-            del self.clients[fd]
-            if client in self.paused:
-                self.paused.remove(client)
-            else:
-                self.sel.unregister(client.sock)
-        if client.want and client.want.stdin and self.c.config.get("StdinOnce"):
-            self._end_stdin()
-        client.sock.close()
-
-    def _accept(self) -> None:
-        assert self.listener is not None
-        try:
-            sock, _ = self.listener.accept()
-        except OSError:
-            return
-        self._add_client(sock, None)
-
-    def _client_input(self, client: Client) -> None:
-        try:
-            data = client.sock.recv(65536)
-        except OSError:
-            data = b""
-        if not data:
-            self._drop_client(client)
-            return
-        for kind, payload in client.reader.feed(data):
-            if kind == A.HELLO:
-                doc = json.loads(payload or b"{}")
-                client.want = Attach(bool(doc.get("stdin")), bool(doc.get("stdout")), bool(doc.get("stderr")))
-            elif kind == A.STDIN and client.want and client.want.stdin and self.stdin_fd is not None:
-                self.stdin_buf += payload
-                self._flush_stdin()
-                if len(self.stdin_buf) > STDIN_HIGH:
-                    self._pause_writer(client)
-            elif kind == A.STDIN_EOF and client.want and client.want.stdin and self.master is None:
-                self._end_stdin()
-            elif kind == A.RESIZE and self.master is not None:
-                rows, cols = (int(x) for x in payload.split())
-                fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-
-    def _flush_stdin(self) -> None:
-        fd = self.stdin_fd
-        if fd is None:
-            return
-        try:
-            if self.stdin_buf:
-                del self.stdin_buf[: os.write(fd, self.stdin_buf)]
-        except BlockingIOError:
-            pass
-        except OSError:  # the container closed its stdin: what is left has nowhere to go
-            self.stdin_buf.clear()
-            self._close_stdin()
-        if len(self.stdin_buf) <= STDIN_HIGH:
-            self._resume_writers()
-        if fd == self.master or self.stdin_fd is None:
-            return  # the pty master is also an output; its writes are small enough to retry on input
-        if not self.stdin_buf and self.stdin_eof:
-            self._close_stdin()
-            return
-        registered = fd in self.sel.get_map()
-        if self.stdin_buf and not registered:
-            self.sel.register(fd, selectors.EVENT_WRITE, "stdin")
-        elif not self.stdin_buf and registered:
-            self.sel.unregister(fd)
-
-    def _end_stdin(self) -> None:
-        """EOF from the writer: close the container's stdin once what came before is written."""
-        self.stdin_eof = True
-        self._flush_stdin()
-
-    def _pause_writer(self, client: Client) -> None:
-        """Back-pressure: stop reading the writer's socket, so that its sends
-        block and it stops reading its own stdin, until the container catches up."""
-        if client not in self.paused and client in self.clients.values():
-            self.sel.unregister(client.sock)
-            self.paused.append(client)
-
-    def _resume_writers(self) -> None:
-        for client in self.paused:
-            if client in self.clients.values():
-                self.sel.register(client.sock, selectors.EVENT_READ, client)
-        self.paused.clear()
-
-    def _close_stdin(self) -> None:
-        fd = self.stdin_fd
-        if fd is None or fd == self.master:
-            return
-        if fd in self.sel.get_map():
-            self.sel.unregister(fd)
-        os.close(fd)
-        self.stdin_fd = None
-
-    def _read_output(self, fd: int) -> bool:
-        try:
-            data = os.read(fd, 65536)
-        except BlockingIOError:
-            return True
-        except OSError:  # EIO: the pty's last slave closed
-            data = b""
-        stream = self.outputs[fd]
-        if not data:
-            self.sel.unregister(fd)
-            del self.outputs[fd]
-            if fd != self.master:
-                os.close(fd)
-            return False
-        if self.log:
-            self.log.write(stream, data)
-        kind = A.STDOUT if stream == "stdout" else A.STDERR
-        msg = A.frame(kind, data)
-        for client in list(self.clients.values()):
-            want = client.want
-            if want and (want.stdout if stream == "stdout" else want.stderr):
-                try:
-                    client.sock.sendall(msg)
-                except OSError:
-                    self._drop_client(client)
-        return True
-
     # ----------------------------------------------------------- finish ---
 
     def _reap(self, waiter: int, pidfd: int) -> int:
         """The container exited: its status, output, log and cgroups settled and the
         state written (exited); returns the exit code."""
         trace.mark("exited")
-        self._close_listener()
+        self.streams.close_listener()
         _, status = os.waitpid(waiter, 0)
         os.close(pidfd)
         code = launch.exit_status(status)
-        self._drain()
-        if self.log:
-            self.log.close()
-            self.log = None
-        if self.master is not None:
-            os.close(self.master)
+        self.streams.finish()
         trace.mark("drained")
         oom = self.cgroup.oom_killed()
         if self.wiring:
@@ -503,20 +291,9 @@ class Monitor:
         """The end: --rm removes the container, then the clients hear EXIT."""
         removed = remove_files(self.store, self.c) if self.c.host_config.get("AutoRemove") else None
         trace.mark("cleaned")
-        self._tell_exit(code)
+        self.streams.tell_exit(code)
         if removed is not None:  # gone from the store already: unlink its files unwatched
             purge(removed)
-
-    def _tell_exit(self, code: int) -> None:
-        done = A.frame_json(A.EXIT, {"code": code})
-        for client in list(self.clients.values()):
-            try:
-                client.sock.sendall(done)
-            except OSError:
-                pass
-            client.sock.close()
-        self.clients.clear()
-        self.paused.clear()
 
     # ----------------------------------------------------------- restart ---
 
@@ -550,7 +327,7 @@ class Monitor:
         self.store.save_record(c)
         c.state.update(Status="restarting", Restarting=True)
         self.store.save_state(c)
-        self._tell_exit(code)
+        self.streams.tell_exit(code)
         deadline = time.monotonic() + delay
         while (left := deadline - time.monotonic()) > 0:
             if (c.dir / STOP_MARK).exists():
@@ -564,15 +341,10 @@ class Monitor:
         return True
 
     def _reset_streams(self) -> None:
-        """A new run's streams: a fresh selector, the last run's pipes closed (its log is _start's)."""
+        """Before a new run (whose streams _start makes): the last run's pipes closed, a fresh selector."""
+        self.streams.close_pipes()
         self.sel.close()
         self.sel = selectors.DefaultSelector()
-        for fd in [*self.outputs, self.stdin_fd]:
-            if fd is not None and fd != self.master:
-                os.close(fd)
-        self.stdin_fd, self.master, self.outputs = None, None, {}
-        self.stdin_buf.clear()
-        self.stdin_eof = False
 
     def _unplug_connected(self) -> None:
         """Veths that ``network connect`` added while the container ran."""
@@ -583,29 +355,6 @@ class Monitor:
             unplug_recorded(self.store.root, self.c.id, read_json(self.c.dir / "state.json"))
         except (OSError, ValueError):
             pass
-
-    def _drain(self) -> None:
-        """Read what the container wrote before it died (its pipes close with it)."""
-        import time
-
-        deadline = time.monotonic() + 2.0
-        while self.outputs and time.monotonic() < deadline:
-            for key, _ in self.sel.select(timeout=0.1):
-                if key.data == "output":
-                    self._read_output(key.fd)
-
-    def _close_listener(self) -> None:
-        if self.listener is not None:
-            try:
-                self.sel.unregister(self.listener)
-            except (KeyError, ValueError):
-                pass
-            self.listener.close()
-            self.listener = None
-            try:
-                os.unlink(self.c.socket_path)
-            except OSError:
-                pass
 
 
 def remove_files(store: ContainerStore, c: Container) -> Path:
