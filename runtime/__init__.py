@@ -1,11 +1,17 @@
 """Containers: namespaces, overlayfs, cgroups, volumes, networks, logs, and the per-container monitor.
 
-Sub-packages, each importing only those listed before it: ``kernel`` (syscalls,
-rtnetlink, cgroups), ``process`` (``launch.spawn``: a process in fresh namespaces
-on an overlay root), ``network`` (bridges and leases, ports, DNS, /etc files),
-``logs`` (the log-driver seam and its drivers), ``container`` (records, create,
-the record -> launch spec, lifecycle, the monitor, exec, health, transfer).  At the
-top: ``spec``, ``sandbox`` and ``errors``, the builder's only way in, and the
-helpers everything uses (``fs``, ``units``, ``trace``, ``volumes``).  This package
-may import only ``imagefmt``.
+Layers, each importing only those above it (no sub-package imports one below it):
+
+- ``errors``, ``fs``, ``units``, ``trace``: the leaf errors and helpers;
+- ``kernel``: syscalls (ctypes), rtnetlink, cgroups;
+- ``spec``: what one launch needs (Spec, Process, Rootfs, Mount);
+- ``process`` (``launch.spawn``: a process in fresh namespaces on an overlay root),
+  ``network`` (bridges and leases, ports, DNS, /etc files), ``logs`` (the log-driver
+  seam and its drivers), ``volumes``;
+- ``sandbox`` (``run_step``, the builder's entry) and ``container`` (records, create,
+  the record -> launch spec, lifecycle, the monitor, exec, health, transfer, stats).
+
+The builder reaches runtime only through ``sandbox``, ``spec`` and ``errors`` (and
+``fs.secure_join``, until the secure path resolvers are one).  This package may import
+only ``imagefmt``.
 """

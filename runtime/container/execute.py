@@ -16,7 +16,7 @@ from runtime.container.store import Container
 from runtime.errors import NotRunning, StartFailed
 from runtime.kernel import syscalls as L
 from runtime.process import launch
-from runtime.spec import Process
+from runtime.spec import Process, merge_env
 
 NAMESPACES = ("ipc", "uts", "net", "pid", "mnt")
 
@@ -32,11 +32,11 @@ def process_for(
     window: tuple[int, int],
     privileged: bool = False,
 ) -> Process:
-    """``docker exec``'s process: launchspec.process_of with exec's ``-e``, ``-u``,
-    ``-w`` and ``--privileged``."""
-    return process_of(
-        c, argv, env=env, user=user, workdir=workdir, tty=tty, window=window, privileged=privileged
-    )
+    """The exec'd process: the container's (launchspec.process_of, with TERM for a
+    tty and every capability with ``privileged``), then ``-e`` over its environment,
+    and ``-u``/``-w`` when given."""
+    proc = process_of(c, argv, tty=tty, window=window, privileged=privileged)
+    return proc._replace(env=tuple(merge_env(proc.env, env)), cwd=workdir or proc.cwd, user=user or proc.user)
 
 
 def spawn(c: Container, proc: Process, stdio: launch.Stdio) -> int:

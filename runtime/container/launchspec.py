@@ -20,7 +20,7 @@ from runtime.logs import drivers
 from runtime.logs.logger import LogInfo
 from runtime.network import etcfiles
 from runtime.process.rootfs import ensure_init_layer
-from runtime.spec import Mount, Process, Rootfs, Spec, daemon_env, merge_env
+from runtime.spec import Mount, Process, Rootfs, Spec, daemon_env
 
 if TYPE_CHECKING:
     from typing import Any
@@ -120,24 +120,21 @@ def process_of(
     *,
     tty: bool,
     window: tuple[int, int],
-    env: list[str] | tuple[str, ...] = (),
-    user: str = "",
-    workdir: str = "",
     privileged: bool = False,
     init: str | None = None,
 ) -> Process:
-    """A process of container ``c`` running ``args``: its environment as docker makes
-    it (PATH, HOSTNAME, TERM with a tty, the config's Env) then ``env`` (exec's
-    ``-e``); ``user``/``workdir`` or the config's; the capabilities, groups and
-    rlimits of its HostConfig (every capability with ``privileged``, exec's
-    ``--privileged``). The container's own process, an exec and a health probe."""
+    """A process of container ``c`` running ``args`` as its record says: the
+    environment as docker makes it (PATH, HOSTNAME, TERM with a tty, then the
+    config's Env), its WorkingDir and User, and the capabilities, groups and rlimits
+    of its HostConfig (every capability with ``privileged``, exec's --privileged).
+    The container's own process, a health probe, and what an exec starts from."""
     cfg = c.config
     hc = {**c.host_config, "Privileged": True} if privileged else c.host_config
     return Process(
         args=tuple(args),
-        env=tuple(merge_env(daemon_env(cfg["Hostname"], tty, cfg.get("Env") or []), env)),
-        cwd=workdir or cfg.get("WorkingDir") or "/",
-        user=user or cfg.get("User") or "",
+        env=tuple(daemon_env(cfg["Hostname"], tty, cfg.get("Env") or [])),
+        cwd=cfg.get("WorkingDir") or "/",
+        user=cfg.get("User") or "",
         tty=tty,
         window=window,
         init=init,
