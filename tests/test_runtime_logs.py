@@ -9,8 +9,8 @@ import pytest
 from imagefmt.errors import Unsupported
 from runtime.errors import BadSpec
 from runtime.logs import drivers
+from runtime.logs.drivers import PARTIAL_MAX, Copier, Driver, LogInfo, Message
 from runtime.logs.jsonfile import JsonFile, JsonFileReader
-from runtime.logs.logger import PARTIAL_MAX, Copier, Driver, LogInfo, Message
 
 
 def info(path: Path, **config: str) -> LogInfo:
@@ -18,11 +18,8 @@ def info(path: Path, **config: str) -> LogInfo:
         config=dict(config),
         container_id="c" * 64,
         container_name="box",
-        container_created="2024-01-01T00:00:00.000000000Z",
         image_id="sha256:" + "a" * 64,
         image_name="busybox",
-        entrypoint="sh",
-        args=("-c", "true"),
         env=("PATH=/bin",),
         labels={},
         log_path=path,

@@ -33,14 +33,15 @@ from runtime.errors import BadSpec, StartFailed
 from runtime.fs import rmtree
 from runtime.kernel.cgroups import Limits, check_parent, default_parent
 from runtime.logs import drivers
-from runtime.network.ports import PortBinding, parse_expose, parse_publish
 from runtime.process.rootfs import MASKED, READONLY
 from runtime.spec import merge_env, parse_signal
 from runtime.units import ram_in_bytes
-from runtime.volumes import VolumeSpec, VolumeStore, parse_mount, parse_volume
 
 if TYPE_CHECKING:
     from typing import Any
+
+    from runtime.network.ports import PortBinding
+    from runtime.volumes import MountOpt, VolumeSpec, VolumeStore
 
 NAME_RE = r"[a-zA-Z0-9][a-zA-Z0-9_.-]+"  # compiled on first use: re.compile at import costs start time
 
@@ -219,13 +220,10 @@ def create(store: ContainerStore, image: ImageInfo, opts: CreateOptions) -> Cont
         env_items += _env_item(item)
     env = merge_env(list(cfg.get("Env") or []), env_items)
     log_config = drivers.parse_options(opts.log_driver, opts.log_opts)
-    bindings = [b for spec in opts.publish for b in parse_publish(spec)]
-    exposed = dict.fromkeys(
-        list(cfg.get("ExposedPorts") or {}) + [p for e in opts.expose for p in parse_expose(e)]
-    )
+    bindings, expose = _ports(opts)
+    exposed = dict.fromkeys(list(cfg.get("ExposedPorts") or {}) + expose)
     exposed.update(dict.fromkeys(b.key for b in bindings))
-    mount_opts = [parse_mount(m) for m in opts.mounts]
-    vol_specs = [parse_volume(v) for v in opts.volumes] + [m.volume for m in mount_opts if m.volume]
+    mount_opts, vol_specs = _volume_flags(opts)
     tmpfs = _tmpfs(opts.tmpfs)
     tmpfs.update((m.doc["Target"], m.tmpfs) for m in mount_opts if not m.volume)
     from_mounts = _volumes_from(store, opts.volumes_from)
@@ -240,7 +238,7 @@ def create(store: ContainerStore, image: ImageInfo, opts: CreateOptions) -> Cont
     name = opts.name.lstrip("/") or random_name(store)
     store.reserve_name(name, cid)
     cdir = store.dir / cid
-    vstore = VolumeStore(store.root)
+    vstore = _volume_store(store.root) if vol_specs or cfg.get("Volumes") else None
     made_volumes: list[str] = []
     try:
         (cdir / "upper").mkdir(parents=True)
@@ -334,8 +332,38 @@ def create(store: ContainerStore, image: ImageInfo, opts: CreateOptions) -> Cont
         store.release_name(name, cid)
         rmtree(cdir, ignore_errors=True)
         for v in made_volumes:
+            assert vstore is not None
             vstore.remove(v, force=True)
         raise
+
+
+def _ports(opts: CreateOptions) -> tuple[list[PortBinding], list[str]]:
+    """``-p`` and ``--expose`` parsed (the parser is imported only when they are given:
+    a plain start does without it)."""
+    if not (opts.publish or opts.expose):
+        return [], []
+    from runtime.network.ports import parse_expose, parse_publish
+
+    return [b for s in opts.publish for b in parse_publish(s)], [
+        p for e in opts.expose for p in parse_expose(e)
+    ]
+
+
+def _volume_flags(opts: CreateOptions) -> tuple[list[MountOpt], list[VolumeSpec]]:
+    """``--mount`` and ``-v`` parsed (runtime.volumes is imported only when they are
+    given or the image declares volumes: a plain start does without it)."""
+    if not (opts.mounts or opts.volumes):
+        return [], []
+    from runtime.volumes import parse_mount, parse_volume
+
+    mount_opts = [parse_mount(m) for m in opts.mounts]
+    return mount_opts, [parse_volume(v) for v in opts.volumes] + [m.volume for m in mount_opts if m.volume]
+
+
+def _volume_store(root: Path) -> VolumeStore:
+    from runtime.volumes import VolumeStore
+
+    return VolumeStore(root)
 
 
 def _abs(cwd: str, d: str) -> str:
@@ -482,7 +510,7 @@ def _network_peer(store: ContainerStore, mode: str) -> str:
 
 
 def _mounts(
-    vstore: VolumeStore,
+    vstore: VolumeStore | None,
     specs: list[VolumeSpec],
     inherited: list[dict[str, Any]],
     cfg: dict[str, Any],
@@ -503,6 +531,7 @@ def _mounts(
                 "Propagation": "rprivate",
             }
             continue
+        assert vstore is not None
         name, created = vstore.create(s.source)
         if created:
             made.append(name)
@@ -514,6 +543,7 @@ def _mounts(
     for dest in cfg.get("Volumes") or {}:
         dest = os.path.normpath(dest)
         if dest not in out:
+            assert vstore is not None
             name, _ = vstore.create("")
             made.append(name)
             out[dest] = _volume_mount(vstore, name, dest, "", True, False)

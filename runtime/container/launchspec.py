@@ -17,7 +17,7 @@ from runtime.container.hostconfig import capabilities_of, parse_add_host, parse_
 from runtime.container.store import Container, ContainerStore
 from runtime.errors import NotRunning, RuntimeFailure, StartFailed
 from runtime.logs import drivers
-from runtime.logs.logger import LogInfo
+from runtime.logs.drivers import LogInfo
 from runtime.network import etcfiles
 from runtime.process.rootfs import ensure_init_layer
 from runtime.spec import Mount, Process, Rootfs, Spec, daemon_env
@@ -25,7 +25,7 @@ from runtime.spec import Mount, Process, Rootfs, Spec, daemon_env
 if TYPE_CHECKING:
     from typing import Any
 
-    from runtime.logs.logger import LogDriver, LogReader
+    from runtime.logs.drivers import LogDriver, LogReader
 
 INIT_CANDIDATES = ("/usr/bin/docker-init", "/usr/bin/tini-static", "/usr/libexec/docker/docker-init")
 
@@ -187,11 +187,8 @@ def log_info(c: Container) -> LogInfo:
         config=dict((c.host_config.get("LogConfig") or {}).get("Config") or {}),
         container_id=c.id,
         container_name=c.name,
-        container_created=c.record["Created"],
         image_id=c.record["Image"],
         image_name=cfg.get("Image") or "",
-        entrypoint=c.record["Path"],
-        args=tuple(c.record["Args"]),
         env=tuple(cfg.get("Env") or ()),
         labels=dict(cfg.get("Labels") or {}),
         log_path=c.log_path,

@@ -39,7 +39,7 @@ from runtime.container.store import (
 from runtime.container.streams import Attach, Streams
 from runtime.errors import RuntimeFailure, StartFailed
 from runtime.fs import read_json
-from runtime.logs.logger import Copier
+from runtime.logs.drivers import Copier
 from runtime.process import launch
 
 if TYPE_CHECKING:

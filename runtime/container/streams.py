@@ -22,7 +22,7 @@ import time
 from imagefmt.records import NamedTuple
 from runtime.container import attach as A
 from runtime.container.store import Container
-from runtime.logs.logger import Copier
+from runtime.logs.drivers import Copier
 from runtime.process import launch
 
 STDIN_HIGH = 1 << 20  # bytes of stdin buffered for the container before its writers wait

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from runtime.errors import BadSpec
-from runtime.logs.logger import Driver, Entry, LogInfo, Message
+from runtime.logs.drivers import Driver, Entry, LogInfo, Message
 from runtime.units import ram_in_bytes
 
 OPTIONS = ("max-size", "max-file", "compress", "labels", "env", "tag")

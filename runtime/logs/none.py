@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from runtime.logs import jsonfile
-from runtime.logs.logger import Driver, LogInfo, Message
+from runtime.logs.drivers import Driver, LogInfo, Message
 
 
 class NoLog:
