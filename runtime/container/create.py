@@ -13,7 +13,6 @@ import os
 import re
 from pathlib import Path
 
-from imagefmt.errors import DockyardError
 from imagefmt.records import TYPE_CHECKING, NamedTuple
 from runtime.container.hostconfig import (
     capabilities_of,
@@ -193,16 +192,6 @@ def validate(opts: CreateOptions) -> None:
         raise BadSpec("conflicting options: hostname and the network mode")
 
 
-def random_name(store: ContainerStore) -> str:
-    from runtime.container.names import generate
-
-    for _ in range(20):
-        name = generate()
-        if not os.path.lexists(store.names / name):
-            return name
-    return generate() + f"_{os.urandom(2).hex()}"
-
-
 def create(store: ContainerStore, image: ImageInfo, opts: CreateOptions) -> Container:
     """Validate ``opts`` against ``image`` and write the container (status
     "created"). Raises BadSpec, NameInUse, NoSuchContainer (--volumes-from,
@@ -235,10 +224,18 @@ def create(store: ContainerStore, image: ImageInfo, opts: CreateOptions) -> Cont
         labels[k] = v
 
     cid = os.urandom(32).hex()
-    name = opts.name.lstrip("/") or random_name(store)
+    name = opts.name.lstrip("/")
+    if not name:
+        from runtime.container.names import random_name
+
+        name = random_name(store)
     store.reserve_name(name, cid)
     cdir = store.dir / cid
-    vstore = _volume_store(store.root) if vol_specs or cfg.get("Volumes") else None
+    vstore = None
+    if vol_specs or cfg.get("Volumes"):
+        from runtime.volumes import VolumeStore
+
+        vstore = VolumeStore(store.root)
     made_volumes: list[str] = []
     try:
         (cdir / "upper").mkdir(parents=True)
@@ -358,12 +355,6 @@ def _volume_flags(opts: CreateOptions) -> tuple[list[MountOpt], list[VolumeSpec]
 
     mount_opts = [parse_mount(m) for m in opts.mounts]
     return mount_opts, [parse_volume(v) for v in opts.volumes] + [m.volume for m in mount_opts if m.volume]
-
-
-def _volume_store(root: Path) -> VolumeStore:
-    from runtime.volumes import VolumeStore
-
-    return VolumeStore(root)
 
 
 def _abs(cwd: str, d: str) -> str:
@@ -551,35 +542,18 @@ def _mounts(
 
 
 def _healthcheck(opts: CreateOptions, image: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Config.Healthcheck: the image's, with what ``--health-*`` sets (docker's merge),
-    or Test ["NONE"] for ``--no-healthcheck``. Raises BadSpec with docker's words."""
+    """Config.Healthcheck (health.from_flags). Raises BadSpec with docker's words."""
     given = opts.health_cmd or opts.health_interval or opts.health_timeout or opts.health_start_period
     if not (given or opts.health_retries or opts.no_healthcheck):
         return image or None  # nothing to import on a plain start
-    from imagefmt.changes import parse_duration
-    from runtime.container.health import merged
+    from runtime.container import health
 
-    if opts.no_healthcheck:
-        if given or opts.health_retries:
-            raise BadSpec("--no-healthcheck conflicts with --health-* options")
-        return {"Test": ["NONE"]}
-    durations = {}
-    for field, text in (
-        ("Interval", opts.health_interval),
-        ("Timeout", opts.health_timeout),
-        ("StartPeriod", opts.health_start_period),
-    ):
-        try:
-            durations[field] = parse_duration(text) if text else 0
-        except DockyardError:
-            raise BadSpec(f'invalid argument "{text}" for "--health-{field.lower()}" flag') from None
-        if 0 < durations[field] < 10**6 or durations[field] < 0:
-            raise BadSpec(f"{field} in Healthcheck cannot be less than 1ms")
-    if opts.health_retries < 0:
-        raise BadSpec("--health-retries cannot be negative")
-    flags: dict[str, Any] = {"Test": ["CMD-SHELL", opts.health_cmd] if opts.health_cmd else None, **durations}
-    flags["Retries"] = opts.health_retries
-    return merged(image, flags)
+    durations = {
+        "Interval": opts.health_interval,
+        "Timeout": opts.health_timeout,
+        "StartPeriod": opts.health_start_period,
+    }
+    return health.from_flags(image, opts.health_cmd, durations, opts.health_retries, opts.no_healthcheck)
 
 
 def _tmpfs(specs: tuple[str, ...]) -> dict[str, str]:
