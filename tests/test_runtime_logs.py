@@ -1,4 +1,5 @@
-"""The log-driver seam: the copier's messages, the registry, and json-file written and read back."""
+"""The log-driver seam: the copier's messages, the registry, json-file written and read back,
+and a container's logs read through the driver its record names."""
 
 import json
 from collections.abc import Iterator
@@ -7,10 +8,13 @@ from pathlib import Path
 import pytest
 
 from imagefmt.errors import Unsupported
+from runtime.container.launchspec import log_reader
+from runtime.container.store import ContainerStore
 from runtime.errors import BadSpec
 from runtime.logs import drivers
 from runtime.logs.drivers import PARTIAL_MAX, Copier, Driver, LogInfo, Message
 from runtime.logs.jsonfile import JsonFile, JsonFileReader
+from tests.conftest import Ctl
 
 
 def info(path: Path, **config: str) -> LogInfo:
@@ -132,3 +136,18 @@ def test_a_registered_driver_is_made_by_name(tmp_path: Path, recorder: None) -> 
     driver = drivers.new_driver("recorder", info(tmp_path / "log", tag="t"))
     assert isinstance(driver, Recorder) and driver.info.config == {"tag": "t"}
     assert drivers.parse_options("recorder", ("anything=goes",)) == {"anything": "goes"}
+
+
+def test_a_containers_logs_through_its_driver(ctl: Ctl) -> None:
+    ctl.ok("run", "--name", "talky", "busybox", "sh", "-c", "echo out; echo err >&2; printf tail")
+    entries = log_reader(ContainerStore(ctl.root).get("talky")).read()
+    assert sorted((e.stream, e.line) for e in entries) == [
+        ("stderr", b"err\n"),
+        ("stdout", b"out\n"),
+        ("stdout", b"tail"),
+    ]
+    ctl.ok("run", "--name", "quiet", "--log-driver", "none", "busybox", "echo", "dropped")
+    quiet = ContainerStore(ctl.root).get("quiet")
+    with pytest.raises(Unsupported):
+        log_reader(quiet)
+    assert not quiet.log_path.exists()

@@ -19,11 +19,13 @@ import struct
 import termios
 import time
 
-from imagefmt.records import NamedTuple
+from imagefmt.records import TYPE_CHECKING, NamedTuple
 from runtime.container import attach as A
 from runtime.container.store import Container
-from runtime.logs.drivers import Copier
 from runtime.process import launch
+
+if TYPE_CHECKING:
+    from runtime.logs.drivers import Copier
 
 STDIN_HIGH = 1 << 20  # bytes of stdin buffered for the container before its writers wait
 
