@@ -169,8 +169,8 @@ def host_state(root: Path) -> dict[str, list[str]]:
 def remove_bridges(root: Path) -> None:
     """The temporary store's default bridge (bridges outlive stores, like docker0)."""
     sys.path.insert(0, str(REPO))
-    from runtime.netlink import Netlink, link_exists
-    from runtime.network import NetworkStore
+    from runtime.kernel.netlink import Netlink, link_exists
+    from runtime.network.bridge import NetworkStore
 
     bridge = NetworkStore(root).default_bridge()
     if link_exists(bridge):

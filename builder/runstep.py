@@ -141,7 +141,6 @@ def execute(
     specs: list[mounts.MountSpec],
 ) -> None:
     from runtime.errors import StartFailed  # imported here: a fully cached build never runs anything
-    from runtime.fs import ensure_init_layer
     from runtime.sandbox import run_step
 
     store = st.b.store
@@ -163,7 +162,6 @@ def execute(
         prepare_mounts(st, specs, prepared, work, workdir, ins)
         points = mounts.mount_points(view, [mounts.absolute(t, workdir) for t in prepared.targets])
         lowers = store.short_lowerdirs(st.image) if st.image is not None else []
-        init = ensure_init_layer(st.b.cache.init_layer)
         try:
             code = run_step(
                 lowers,
@@ -178,7 +176,7 @@ def execute(
                 stdout=sink,
                 stderr=sink,
                 mounts=prepared.mounts,
-                init_layer=init,
+                init_layer=st.b.cache.init_layer,
             )
         except StartFailed as err:
             sink(f"{err}\n".encode())

@@ -15,7 +15,7 @@ from imagefmt import errors
 from imagefmt.records import TYPE_CHECKING
 from imagefmt.reference import Reference
 from imagefmt.store import Store
-from runtime.containers import human_duration
+from runtime.container.store import human_duration
 
 if TYPE_CHECKING:
     pass

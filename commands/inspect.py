@@ -13,8 +13,8 @@ from commands.parsing import OnlyVerb, Verbs
 from engine import containers, images, networks, volumes
 from imagefmt.records import TYPE_CHECKING
 from imagefmt.store import Store
-from runtime.containers import ContainerStore
-from runtime.network import NetworkStore
+from runtime.container.store import ContainerStore
+from runtime.network.bridge import NetworkStore
 from runtime.volumes import VolumeStore
 
 if TYPE_CHECKING:

@@ -10,8 +10,8 @@ from commands.output import err, print_docker_table
 from commands.parsing import OnlyVerb, Verbs
 from engine import endpoints, networks
 from imagefmt import errors
-from runtime.containers import ContainerStore
-from runtime.network import NetworkStore
+from runtime.container.store import ContainerStore
+from runtime.network.bridge import NetworkStore
 
 VERBS = Verbs()
 

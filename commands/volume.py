@@ -9,7 +9,7 @@ from commands.output import err, print_docker_table
 from commands.parsing import OnlyVerb, Verbs
 from engine import volumes
 from imagefmt import errors
-from runtime.containers import ContainerStore
+from runtime.container.store import ContainerStore
 from runtime.volumes import VolumeStore
 
 VERBS = Verbs()

@@ -11,7 +11,7 @@ from engine.errors import FilterInvalid
 from engine.filters import label_match
 from imagefmt import errors
 from imagefmt.records import TYPE_CHECKING, NamedTuple
-from runtime.containers import Container, ContainerStore, parse_time
+from runtime.container.store import Container, ContainerStore, parse_time
 
 if TYPE_CHECKING:
     from typing import Any

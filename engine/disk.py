@@ -15,7 +15,7 @@ from imagefmt import errors
 from imagefmt.catalog import tree_size
 from imagefmt.records import NamedTuple
 from imagefmt.store import Store
-from runtime.containers import Container, ContainerStore
+from runtime.container.store import Container, ContainerStore
 from runtime.volumes import VolumeStore
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from imagefmt import errors
-from runtime.containers import ContainerStore
-from runtime.network import NetworkStore, unplug
-from runtime.wiring import connect as plug
+from runtime.container.store import ContainerStore
+from runtime.container.wiring import connect as plug
+from runtime.network.bridge import NetworkStore, unplug
 
 
 def connect(

@@ -7,7 +7,7 @@ from __future__ import annotations
 from imagefmt import errors
 from imagefmt.catalog import Catalog
 from imagefmt.digest import Digest
-from runtime.containers import Container
+from runtime.container.store import Container
 
 
 def release_image(catalog: Catalog, c: Container) -> None:

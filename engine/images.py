@@ -12,7 +12,7 @@ from imagefmt.config import parse_time
 from imagefmt.records import TYPE_CHECKING, NamedTuple
 from imagefmt.reference import Reference
 from imagefmt.store import Store, StoredImage
-from runtime.containers import ContainerStore
+from runtime.container.store import ContainerStore
 
 if TYPE_CHECKING:
     from typing import Any

@@ -7,7 +7,7 @@ from engine.errors import FilterInvalid
 from engine.filters import label_match
 from imagefmt import errors
 from imagefmt.records import TYPE_CHECKING
-from runtime.network import NetworkStore
+from runtime.network.bridge import NetworkStore
 
 if TYPE_CHECKING:
     from typing import Any

@@ -14,9 +14,9 @@ from engine.volumes import users as volume_users
 from imagefmt import errors
 from imagefmt.catalog import Catalog
 from imagefmt.changes import parse_duration
-from runtime import lifecycle
-from runtime.containers import ContainerStore, parse_time
-from runtime.network import NetworkStore
+from runtime.container import lifecycle
+from runtime.container.store import ContainerStore, parse_time
+from runtime.network.bridge import NetworkStore
 from runtime.volumes import VolumeStore
 
 Keep = Callable[[str, dict[str, str] | None], bool]  # (created, labels) -> kept by the filters

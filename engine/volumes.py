@@ -7,7 +7,7 @@ from engine.errors import FilterInvalid
 from engine.filters import label_match
 from imagefmt import errors
 from imagefmt.records import TYPE_CHECKING
-from runtime.containers import ContainerStore
+from runtime.container.store import ContainerStore
 from runtime.volumes import VolumeStore
 
 if TYPE_CHECKING:

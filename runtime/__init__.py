@@ -1,10 +1,17 @@
-"""Containers: namespaces, overlayfs, cgroups, volumes, networks, and the per-container monitor.
+"""Containers: namespaces, overlayfs, cgroups, volumes, networks, logs, and the per-container monitor.
 
-The core primitive is ``launch.spawn(spec, stdio)``: a process in fresh
-namespaces on an overlay root (``spec``, ``rootfs``, ``users``, ``linux``).
-``sandbox.run_step`` wraps it for the builder.  Containers with state
-(``containers``, ``create``, ``lifecycle``, ``monitor``, ``attach``, ``logs``,
-``execute``, ``transfer``, ``stats``) add limits (``cgroups``), volumes
-(``volumes``) and networking (``network``, ``netlink``, ``wiring``, ``proxy``,
-``dns``).  This package may import only ``imagefmt``.
+Layers, each importing only those above it (no sub-package imports one below it):
+
+- ``errors``, ``fs``, ``units``, ``trace``: the leaf errors and helpers;
+- ``kernel``: syscalls (ctypes), rtnetlink, cgroups;
+- ``spec``: what one launch needs (Spec, Process, Rootfs, Mount);
+- ``process`` (``launch.spawn``: a process in fresh namespaces on an overlay root),
+  ``network`` (bridges and leases, ports, DNS, /etc files), ``logs`` (the log-driver
+  seam and its drivers), ``volumes``;
+- ``sandbox`` (``run_step``, the builder's entry) and ``container`` (records, create,
+  the record -> launch spec, lifecycle, the monitor, exec, health, transfer, stats).
+
+The builder reaches runtime only through ``sandbox``, ``spec`` and ``errors`` (and
+``fs.secure_join``, until the secure path resolvers are one).  This package may import
+only ``imagefmt``.
 """

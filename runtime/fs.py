@@ -1,4 +1,4 @@
-"""Filesystem helpers: paths resolved inside a root, atomic writes, the init layer.
+"""Filesystem helpers: paths resolved inside a root, atomic writes and JSON files.
 
 ``secure_join`` blocks symlink escapes: an image (or a running container) can
 plant ``/data -> /../../etc`` to make a mount or a ``cp`` land on the host.
@@ -59,7 +59,7 @@ def rmtree(path: Path | str, ignore_errors: bool = False) -> None:
     shutil.rmtree(path, ignore_errors=ignore_errors)
 
 
-def _temp_name(path: Path) -> Path:
+def temp_name(path: Path) -> Path:
     """A sibling temp name unique per process and thread (parallel build stages share a pid)."""
     return path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
 
@@ -67,7 +67,7 @@ def _temp_name(path: Path) -> Path:
 def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Write ``data`` to ``path`` through a temp file and rename: readers see the
     old or the new content, never a part."""
-    tmp = _temp_name(path)
+    tmp = temp_name(path)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
         os.write(fd, data)
@@ -83,28 +83,3 @@ def write_json(path: Path, doc: Any) -> None:
 def read_json(path: Path) -> Any:
     with open(path, "rb") as f:
         return json.loads(f.read())
-
-
-# The init layer: placeholders for what the runtime mounts over, so that the
-# container's upperdir (and so ``commit`` and the builder's layers) never holds
-# them.  Docker keeps the same in each container's "-init" layer; ours is
-# identical for every container, so one read-only copy is shared.
-INIT_DIRS = ("proc", "sys", "dev", "dev/pts", "dev/shm", "etc")
-INIT_FILES = ("etc/hostname", "etc/hosts", "etc/resolv.conf", ".dockerenv")
-
-
-def ensure_init_layer(path: Path) -> Path:
-    """Create the shared init layer at ``path`` once (idempotent, atomic by rename)."""
-    if path.is_dir():
-        return path
-    tmp = _temp_name(path)
-    tmp.mkdir(parents=True)
-    for d in INIT_DIRS:
-        (tmp / d).mkdir(mode=0o755, exist_ok=True)
-    for f in INIT_FILES:
-        (tmp / f).touch(mode=0o644)
-    try:
-        os.rename(tmp, path)
-    except OSError:  # another process won the race
-        rmtree(tmp, ignore_errors=True)
-    return path

@@ -13,9 +13,10 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from runtime import etcfiles, launch
 from runtime.errors import RuntimeFailure, StartFailed
-from runtime.fs import ensure_init_layer
+from runtime.network import etcfiles
+from runtime.process import launch
+from runtime.process.rootfs import ensure_init_layer
 from runtime.spec import Mount, Process, Rootfs, Spec
 
 Sink = Callable[[bytes], None] | int | None
@@ -45,7 +46,8 @@ def run_step(
     ``stdout``/``stderr`` are callbacks receiving chunks as they come, fds, or
     None to discard.  ``network`` is "none" or "host".  The upperdir holds only
     the command's changes: the placeholders for /etc/hosts, /proc… live in a
-    read-only init layer (``init_layer``, or a scratch one).
+    read-only init layer: the shared one at ``init_layer`` (made there on first
+    use), or a scratch one.
 
     Raises StartFailed (``exit_code`` 126/127, docker's message) when the
     command cannot be run and RuntimeFailure when the container cannot be set
@@ -91,7 +93,7 @@ def _spec(
 ) -> Spec:
     (scratch / "work").mkdir()
     (scratch / "mnt").mkdir()
-    init = init_layer or ensure_init_layer(scratch / "init")
+    init = ensure_init_layer(init_layer or scratch / "init")
     etc = {
         "/etc/hostname": etcfiles.hostname_file(hostname),
         "/etc/hosts": etcfiles.hosts_file(hostname),

@@ -1,6 +1,6 @@
 """What one container launch needs: its root filesystem, process and mounts.
 
-These frozen values are all the core primitive (``runtime.launch.spawn``) reads;
+These frozen values are all the core primitive (``runtime.process.launch.spawn``) reads;
 the container store, the builder's ``run_step`` and ``exec`` build them.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from imagefmt.records import NamedTuple
 from runtime.errors import BadSpec
-from runtime.linux import DEFAULT_CAPS
+from runtime.kernel.syscalls import DEFAULT_CAPS
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -82,7 +82,7 @@ class Spec(NamedTuple):
     ``etc_files`` maps container paths (/etc/hosts…) to host files bind-mounted
     over them.  ``cgroup_procs`` are cgroup.procs files the process joins;
     ``cgroup_views`` the (name, group dir) pairs mounted read-only under
-    /sys/fs/cgroup (see ``runtime.cgroups.Cgroup.views``)."""
+    /sys/fs/cgroup (see ``runtime.kernel.cgroups.Cgroup.views``)."""
 
     rootfs: Rootfs
     process: Process

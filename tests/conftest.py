@@ -97,8 +97,8 @@ def _drop_default_bridge(root: Path) -> None:
     """The store's default bridge (made by a build's RUN step or a container), which
     outlives containers as docker0 does: each test's store has its own, and left
     behind they would fill 10.89.0.0/16 over many runs on one machine."""
-    from runtime.netlink import Netlink, link_exists
-    from runtime.network import NetworkStore
+    from runtime.kernel.netlink import Netlink, link_exists
+    from runtime.network.bridge import NetworkStore
 
     bridge = NetworkStore(root).default_bridge()
     if link_exists(bridge):
@@ -299,8 +299,8 @@ def ctl(
 def _check_bridges(root: Path) -> None:
     """No veth left on the store's default bridge and no user bridge left; then
     the default bridge goes too (each test's store has its own)."""
-    from runtime.netlink import link_exists
-    from runtime.network import NetworkStore
+    from runtime.kernel.netlink import link_exists
+    from runtime.network.bridge import NetworkStore
 
     bridge = NetworkStore(root).default_bridge()
     ports = sorted(p.name for p in (Path("/sys/class/net") / bridge / "brif").glob("*"))

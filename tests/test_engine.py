@@ -13,7 +13,7 @@ from engine import VERSION, containers, images, networks, prune, system, volumes
 from engine.errors import FilterInvalid
 from imagefmt import errors
 from imagefmt.store import Store
-from runtime.containers import ContainerStore
+from runtime.container.store import ContainerStore
 from runtime.volumes import VolumeStore
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime.cgroups import Cgroup, Hierarchy, default_parent
+from runtime.kernel.cgroups import Cgroup, Hierarchy, default_parent
 from tests.conftest import Ctl
 
 pytestmark = pytest.mark.privileged

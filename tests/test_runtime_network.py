@@ -145,7 +145,7 @@ def test_network_verbs_and_connect(ctl: Ctl) -> None:
     assert r.code == 1 and "network with name n1 already exists" in r.err
     r = ctl("network", "create", "--subnet", "10.89.88.0/26", "n3")
     assert r.code == 1 and "overlaps" in r.err
-    from runtime.network import host_routes
+    from runtime.network.bridge import host_routes
 
     other = next(((d, n) for d, n in host_routes() if not d.startswith(("dy", "dockyard"))), None)
     if other is not None:  # a subnet the host routes elsewhere (eth0's here)

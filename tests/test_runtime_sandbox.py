@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from runtime.errors import RuntimeFailure, StartFailed
-from runtime.launch import exit_status
+from runtime.process.launch import exit_status
 from runtime.sandbox import run_step
 from runtime.spec import Mount
 

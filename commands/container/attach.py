@@ -11,9 +11,9 @@ import sys
 from commands.container import both
 from commands.parsing import OnlyVerb, Verbs
 from imagefmt import errors
-from runtime import attach as A
-from runtime.attach import window_size
-from runtime.containers import Container, ContainerStore
+from runtime.container import attach as A
+from runtime.container.attach import window_size
+from runtime.container.store import Container, ContainerStore
 
 VERBS = Verbs()
 

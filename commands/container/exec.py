@@ -13,11 +13,12 @@ from commands.errors import UsageError
 from commands.output import err
 from commands.parsing import OnlyVerb, Verbs
 from imagefmt import errors
-from runtime import attach as A
-from runtime import execute, launch
-from runtime.containers import ContainerStore
-from runtime.create import read_env_file
+from runtime.container import attach as A
+from runtime.container import execute
+from runtime.container.create import read_env_file
+from runtime.container.store import ContainerStore
 from runtime.errors import StartFailed
+from runtime.process import launch
 
 VERBS = Verbs()
 

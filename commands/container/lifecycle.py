@@ -15,10 +15,10 @@ from commands.parsing import OnlyVerb, Verbs
 from engine.holds import release_image
 from imagefmt import errors
 from imagefmt.catalog import Catalog
-from runtime import attach as A
-from runtime import lifecycle
-from runtime.containers import Container, ContainerStore
-from runtime.monitor import Attach
+from runtime.container import attach as A
+from runtime.container import lifecycle
+from runtime.container.store import Container, ContainerStore
+from runtime.container.streams import Attach
 from runtime.spec import parse_signal
 
 VERBS = Verbs()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from imagefmt import errors
-from runtime.cgroups import Limits
+from runtime.kernel.cgroups import Limits
 from runtime.units import nano_cpus, ram_in_bytes
 
 

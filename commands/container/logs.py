@@ -11,8 +11,9 @@ from commands.container import both
 from commands.errors import UsageError
 from commands.parsing import OnlyVerb, Verbs
 from imagefmt import errors
-from runtime import logs
-from runtime.containers import ContainerStore, parse_time
+from runtime.container.launchspec import log_reader
+from runtime.container.store import ContainerStore, parse_time
+from runtime.logs.drivers import Entry
 
 VERBS = Verbs()
 
@@ -49,13 +50,12 @@ def _since(text: str, now: float) -> float:
 def cmd_logs(args: argparse.Namespace) -> int:
     cstore = ContainerStore(args.root)
     c = cstore.get(args.container)
-    if (c.host_config.get("LogConfig") or {}).get("Type") == "none":
-        raise errors.Unsupported("configured logging driver does not support reading")
+    reader = log_reader(c)  # Unsupported for a driver that cannot be read back
     now = time.time()
     since, until = _since(args.since, now), _since(args.until, now)
     if args.tail != "all" and not str(args.tail).lstrip("-").isdigit():
         raise UsageError(f"invalid value for --tail: {args.tail}")
-    entries, pos = logs.read(c.log_path)
+    entries = reader.read()
     entries = [
         e
         for e in entries
@@ -65,7 +65,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
         entries = entries[len(entries) - int(args.tail) :] if int(args.tail) else []
     out, errout = sys.stdout.buffer, sys.stderr.buffer
 
-    def emit(e: logs.Entry) -> None:
+    def emit(e: Entry) -> None:
         stream = errout if e.stream == "stderr" else out
         details = b" " if args.details else b""  # docker: the extra attributes (none), a space
         stream.write((e.time.encode() + b" " if args.timestamps else b"") + details + e.line)
@@ -75,6 +75,6 @@ def cmd_logs(args: argparse.Namespace) -> int:
         emit(e)
     if args.follow and not until:
         running = lambda: cstore.load(c.id).running if c.dir.exists() else False  # noqa: E731
-        for e in logs.follow(c.log_path, pos, running):
+        for e in reader.follow(running):
             emit(e)
     return 0

@@ -16,7 +16,7 @@ from commands.parsing import OnlyVerb, Verbs
 from engine import containers
 from engine.containers import ContainerRow, PsOptions, port_key
 from imagefmt import errors
-from runtime.containers import ContainerStore, human_duration
+from runtime.container.store import ContainerStore, human_duration
 
 VERBS = Verbs()
 

@@ -8,7 +8,7 @@ import argparse
 
 from commands.container import both
 from commands.parsing import OnlyVerb, Verbs, insecure_registry_flag
-from runtime.cgroups import keep_migrations_warm
+from runtime.kernel.cgroups import keep_migrations_warm
 
 VERBS = Verbs()
 

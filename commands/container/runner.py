@@ -18,13 +18,14 @@ from imagefmt import errors
 from imagefmt.catalog import Catalog, Launchable
 from imagefmt.digest import Digest
 from imagefmt.reference import Reference
-from runtime import attach as A
-from runtime import lifecycle, trace
-from runtime.containers import Container, ContainerStore
-from runtime.create import CreateOptions, ImageInfo
-from runtime.create import create as create_container
+from runtime import trace
+from runtime.container import attach as A
+from runtime.container import lifecycle
+from runtime.container.create import CreateOptions, ImageInfo
+from runtime.container.create import create as create_container
+from runtime.container.store import Container, ContainerStore
+from runtime.container.streams import Attach
 from runtime.errors import StartFailed
-from runtime.monitor import Attach
 
 
 def create_options(args: argparse.Namespace, run: bool) -> CreateOptions:

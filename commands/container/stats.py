@@ -13,9 +13,9 @@ from commands.errors import UsageError
 from commands.formatting import print_rows
 from commands.output import print_docker_table
 from commands.parsing import OnlyVerb, Verbs
-from runtime.cgroups import Limits
-from runtime.containers import Container, ContainerStore
-from runtime.stats import Sample, cpu_percent, sample, top, update
+from runtime.container.stats import Sample, cpu_percent, sample, top, update
+from runtime.container.store import Container, ContainerStore
+from runtime.kernel.cgroups import Limits
 from runtime.units import human_size as units_size
 
 VERBS = Verbs()

@@ -13,8 +13,8 @@ from commands.parsing import OnlyVerb, Verbs
 from imagefmt import errors
 from imagefmt.reference import Reference
 from imagefmt.store import Store
-from runtime.containers import ContainerStore
-from runtime.transfer import changes, commit, copy_from, copy_to, export, split_container_path
+from runtime.container.store import ContainerStore
+from runtime.container.transfer import changes, commit, copy_from, copy_to, export, split_container_path
 
 VERBS = Verbs()
 

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import os
 
+from imagefmt.records import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from runtime.container.store import ContainerStore
+
 LEFT = (
     "admiring adoring affectionate agitated amazing angry awesome beautiful blissful bold boring brave busy "
     "charming clever cool compassionate competent condescending confident cranky crazy dazzling determined "
@@ -44,3 +49,12 @@ def generate() -> str:
 def _pick(words: list[str]) -> str:
     """A random word (os.urandom: the random module costs a millisecond to import)."""
     return words[int.from_bytes(os.urandom(4), "little") % len(words)]
+
+
+def random_name(store: ContainerStore) -> str:
+    """A name no container of ``store`` has (docker's retries, then a random suffix)."""
+    for _ in range(20):
+        name = generate()
+        if not os.path.lexists(store.names / name):
+            return name
+    return generate() + f"_{os.urandom(2).hex()}"

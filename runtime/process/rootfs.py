@@ -5,16 +5,18 @@ Everything is mounted in that private namespace, so nothing appears in the
 host's mount table and nothing can leak: the mounts die with the namespace.
 The layout follows runc's defaults for Docker: /proc, a tmpfs /dev with the
 standard nodes, devpts, /dev/shm, /dev/mqueue, read-only /sys, masked and
-read-only /proc paths.
+read-only /proc paths.  The shared init layer (``ensure_init_layer``) holds the
+placeholders of what is mounted over, so that no upperdir ever holds them.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+from pathlib import Path
 
-from runtime import linux as L
-from runtime.fs import secure_join
+from runtime.fs import rmtree, secure_join, temp_name
+from runtime.kernel import syscalls as L
 from runtime.spec import Mount, Rootfs, Spec
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -278,3 +280,28 @@ def setup(spec: Spec) -> None:
     L.pivot_root(".", ".")
     L.umount(".", L.MNT_DETACH)
     os.chdir("/")
+
+
+# The init layer: placeholders for what the runtime mounts over, so that the
+# container's upperdir (and so ``commit`` and the builder's layers) never holds
+# them.  Docker keeps the same in each container's "-init" layer; ours is
+# identical for every container, so one read-only copy is shared.
+INIT_DIRS = ("proc", "sys", "dev", "dev/pts", "dev/shm", "etc")
+INIT_FILES = ("etc/hostname", "etc/hosts", "etc/resolv.conf", ".dockerenv")
+
+
+def ensure_init_layer(path: Path) -> Path:
+    """Create the shared init layer at ``path`` once (idempotent, atomic by rename)."""
+    if path.is_dir():
+        return path
+    tmp = temp_name(path)
+    tmp.mkdir(parents=True)
+    for d in INIT_DIRS:
+        (tmp / d).mkdir(mode=0o755, exist_ok=True)
+    for f in INIT_FILES:
+        (tmp / f).touch(mode=0o644)
+    try:
+        os.rename(tmp, path)
+    except OSError:  # another process won the race
+        rmtree(tmp, ignore_errors=True)
+    return path

@@ -12,10 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from imagefmt.records import TYPE_CHECKING
-from runtime import network as N
-from runtime import proxy
-from runtime.containers import Container
-from runtime.ports import PortBinding
+from runtime.container.store import Container
+from runtime.network import bridge as N
+from runtime.network import proxy
+from runtime.network.ports import PortBinding
 
 if TYPE_CHECKING:
     from typing import Any
@@ -81,7 +81,7 @@ class Wiring:
         for ep, ifname, veth in self.endpoints:
             N.plug(ep, pid, ifname, veth)
         if self.dns:
-            from runtime import dns
+            from runtime.network import dns
 
             self.dns_sock = dns.open_in_netns(pid)
 
@@ -89,7 +89,7 @@ class Wiring:
         if self.primary is not None:
             proxy.serve(self.published, self.primary.address)
         if self.dns_sock is not None:
-            from runtime import dns
+            from runtime.network import dns
 
             dns.serve(self.dns_sock, self.lookup, dns.host_nameservers())
 
@@ -177,8 +177,8 @@ def connect(root: Path, c: Container, network: str, aliases: tuple[str, ...], ip
 def _configure_in(pid: int, ifname: str, ep: N.Endpoint) -> None:
     import os
 
-    from runtime import linux as L
-    from runtime.netlink import Netlink
+    from runtime.kernel import syscalls as L
+    from runtime.kernel.netlink import Netlink
 
     child = os.fork()
     if child == 0:

@@ -16,8 +16,10 @@ import selectors
 import signal
 import time
 
+from imagefmt.errors import DockyardError
 from imagefmt.records import TYPE_CHECKING, NamedTuple
-from runtime.containers import Container, now_rfc3339
+from runtime.container.store import Container, now_rfc3339
+from runtime.errors import BadSpec
 
 if TYPE_CHECKING:
     from typing import Any
@@ -73,6 +75,35 @@ def merged(image: dict[str, Any] | None, flags: dict[str, Any]) -> dict[str, Any
     return out
 
 
+def from_flags(
+    image: dict[str, Any] | None, cmd: str, durations: dict[str, str], retries: int, disabled: bool
+) -> dict[str, Any] | None:
+    """Config.Healthcheck from ``--health-cmd``, the ``--health-interval``/``-timeout``/
+    ``-start-period`` ``durations`` (by field), ``--health-retries`` and
+    ``--no-healthcheck`` (``disabled``): the image's merged with them, or Test ["NONE"].
+    Raises BadSpec with docker's words."""
+    from imagefmt.changes import parse_duration
+
+    given = cmd or any(durations.values())
+    if disabled:
+        if given or retries:
+            raise BadSpec("--no-healthcheck conflicts with --health-* options")
+        return {"Test": ["NONE"]}
+    parsed = {}
+    for field, text in durations.items():
+        try:
+            parsed[field] = parse_duration(text) if text else 0
+        except DockyardError:
+            raise BadSpec(f'invalid argument "{text}" for "--health-{field.lower()}" flag') from None
+        if 0 < parsed[field] < 10**6 or parsed[field] < 0:
+            raise BadSpec(f"{field} in Healthcheck cannot be less than 1ms")
+    if retries < 0:
+        raise BadSpec("--health-retries cannot be negative")
+    flags: dict[str, Any] = {"Test": ["CMD-SHELL", cmd] if cmd else None, **parsed}
+    flags["Retries"] = retries
+    return merged(image, flags)
+
+
 def go_duration(seconds: float) -> str:
     """Go's Duration.String for the timeout message: ``30s``, ``1m0s``, ``500ms``."""
     ns = round(seconds * SECOND)
@@ -122,12 +153,14 @@ class Checker:
             return
         if self.pid or now < self.next_at:
             return
-        from runtime import execute, launch
+        from runtime.container import execute
+        from runtime.container.launchspec import process_of
+        from runtime.process import launch
 
         r, w = os.pipe2(os.O_CLOEXEC)
         null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         argv = list(self.probe.argv)
-        proc = execute.process_for(self.c, argv, env=[], user="", workdir="", tty=False, window=(24, 80))
+        proc = process_of(self.c, argv, tty=False, window=(24, 80))
         self.began = now_rfc3339()
         try:
             self.pid = execute.spawn(self.c, proc, launch.Stdio(null, w, w))
@@ -156,7 +189,7 @@ class Checker:
     def exited(self) -> None:
         _, status = os.waitpid(self.pid, 0)
         self.output()
-        from runtime import launch
+        from runtime.process import launch
 
         self._record(launch.exit_status(status), self.buf.decode(errors="replace"))
 

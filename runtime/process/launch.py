@@ -23,9 +23,10 @@ import termios
 from collections.abc import Callable
 
 from imagefmt.records import TYPE_CHECKING, NamedTuple
-from runtime import linux as L
-from runtime import netlink, rootfs, trace, users
+from runtime import trace
 from runtime.errors import StartFailed, UserNotFound
+from runtime.kernel import syscalls as L
+from runtime.process import rootfs, users
 from runtime.spec import DEFAULT_PATH, Process, Spec, env_get
 
 if TYPE_CHECKING:
@@ -281,7 +282,11 @@ def _setup_and_exec(spec: Spec, stdio: Stdio, err_w: int, hs: Handshake) -> NoRe
     if spec.uts_ns == "new":
         L.sethostname(spec.hostname)
     if spec.interfaces:
-        netlink.configure_inside(spec.interfaces, spec.gateway)
+        # imported here, before pivot_root hides our modules: only a container on a
+        # bridge needs it, and then its monitor has it loaded already (wiring)
+        from runtime.kernel.netlink import configure_inside
+
+        configure_inside(spec.interfaces, spec.gateway)
     elif flags & L.CLONE_NEWNET:
         loopback_up()
     rootfs.setup(spec)

@@ -15,7 +15,7 @@ Each container gets a veth pair: ``vethXXXXXXX`` on the bridge, ``eth0``
 scheme.  Nothing is routed or NATed to the outside, and containers get no
 default route (unlike Docker): only their own subnet and its gateway (the
 host) are reachable, which also keeps user networks apart without firewall
-rules.  A published port is served by a userspace proxy (runtime.proxy), as
+rules.  A published port is served by a userspace proxy (runtime.network.proxy), as
 docker-proxy does.  Leases are taken under an flock on the networks directory.
 """
 
@@ -33,7 +33,7 @@ from imagefmt.errors import Conflict
 from imagefmt.records import TYPE_CHECKING, NamedTuple
 from runtime.errors import BadSpec, NameInUse, NoSuchNetwork, RuntimeFailure
 from runtime.fs import read_json, write_json
-from runtime.netlink import Netlink, link_exists, mac_for
+from runtime.kernel.netlink import Netlink, link_exists, mac_for
 
 if TYPE_CHECKING:
     from typing import Any

@@ -6,8 +6,8 @@ import os
 import subprocess
 
 from imagefmt.records import NamedTuple
-from runtime.containers import Container, ContainerStore
-from runtime.create import limits_of, set_limits, validate_limits
+from runtime.container.hostconfig import limits_of, restart_policy, set_limits, validate_limits
+from runtime.container.store import Container, ContainerStore
 from runtime.errors import BadSpec, NotRunning, RuntimeFailure
 
 
@@ -96,8 +96,6 @@ def update(store: ContainerStore, c: Container, changes: dict[str, object], rest
     """``docker update``: merge ``changes`` (Limits field names) into the
     container's limits, save them and apply them live if it runs; ``restart``
     replaces its restart policy (its monitor reads it at the next exit).  Raises BadSpec."""
-    from runtime.create import restart_policy
-
     policy = restart_policy(restart) if restart else None
     with store.locked(c) as cur:
         if policy is not None:

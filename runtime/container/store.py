@@ -27,9 +27,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from imagefmt.records import TYPE_CHECKING
-from runtime.cgroups import PARENT, Cgroup
 from runtime.errors import NameInUse, NoSuchContainer
 from runtime.fs import read_json, rmtree, write_json
+from runtime.kernel.cgroups import PARENT, Cgroup
 
 if TYPE_CHECKING:
     from typing import Any

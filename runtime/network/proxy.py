@@ -13,7 +13,7 @@ import threading
 
 from imagefmt.records import NamedTuple
 from runtime.errors import RuntimeFailure
-from runtime.ports import PortBinding
+from runtime.network.ports import PortBinding
 
 
 class Published(NamedTuple):

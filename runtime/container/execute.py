@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import os
 
-from runtime import launch
-from runtime import linux as L
-from runtime.containers import Container
-from runtime.create import process_extras
+from runtime.container.launchspec import process_of
+from runtime.container.store import Container
 from runtime.errors import NotRunning, StartFailed
-from runtime.spec import Process, daemon_env, merge_env
+from runtime.kernel import syscalls as L
+from runtime.process import launch
+from runtime.spec import Process, merge_env
 
 NAMESPACES = ("ipc", "uts", "net", "pid", "mnt")
 
@@ -32,19 +32,11 @@ def process_for(
     window: tuple[int, int],
     privileged: bool = False,
 ) -> Process:
-    """The exec'd process: the container's environment as docker makes it (with
-    TERM for a tty), then ``-e``; every capability with ``privileged``."""
-    cfg = c.config
-    extras = process_extras({**c.host_config, "Privileged": True} if privileged else c.host_config)
-    return Process(
-        args=tuple(argv),
-        env=tuple(merge_env(daemon_env(cfg["Hostname"], tty, cfg.get("Env") or []), env)),
-        cwd=workdir or cfg.get("WorkingDir") or "/",
-        user=user or cfg.get("User") or "",
-        tty=tty,
-        window=window,
-        **extras,
-    )
+    """The exec'd process: the container's (launchspec.process_of, with TERM for a
+    tty and every capability with ``privileged``), then ``-e`` over its environment,
+    and ``-u``/``-w`` when given."""
+    proc = process_of(c, argv, tty=tty, window=window, privileged=privileged)
+    return proc._replace(env=tuple(merge_env(proc.env, env)), cwd=workdir or proc.cwd, user=user or proc.user)
 
 
 def spawn(c: Container, proc: Process, stdio: launch.Stdio) -> int:

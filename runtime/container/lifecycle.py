@@ -14,9 +14,10 @@ import signal
 from collections.abc import Callable
 
 from imagefmt.catalog import tree_size
-from runtime import attach as A
-from runtime import monitor
-from runtime.containers import STOP_MARK, Container, ContainerStore, process_start_time, purge
+from runtime.container import attach as A
+from runtime.container import monitor
+from runtime.container.store import STOP_MARK, Container, ContainerStore, process_start_time, purge
+from runtime.container.streams import Attach
 from runtime.errors import BadSpec, ContainerRunning, NameInUse, NotRunning
 from runtime.fs import write_json
 from runtime.spec import parse_signal
@@ -24,9 +25,7 @@ from runtime.spec import parse_signal
 NAME_CHARS = "[a-zA-Z0-9][a-zA-Z0-9_.-]"
 
 
-def start(
-    store: ContainerStore, c: Container, attach: monitor.Attach | None = None
-) -> monitor.Started | None:
+def start(store: ContainerStore, c: Container, attach: Attach | None = None) -> monitor.Started | None:
     """Start a created or stopped container; None if it already runs (docker
     start is then a no-op). Raises StartFailed, NotRunning (container:X)."""
     with store.locked(c) as cur:
@@ -34,7 +33,7 @@ def start(
             return None
         _clean_dead(store, cur)
         (cur.dir / STOP_MARK).unlink(missing_ok=True)  # started by hand: the restart policy applies again
-        return monitor.start(store, cur, attach or monitor.Attach())
+        return monitor.start(store, cur, attach or Attach())
 
 
 def _clean_dead(store: ContainerStore, c: Container) -> None:
@@ -43,7 +42,7 @@ def _clean_dead(store: ContainerStore, c: Container) -> None:
     if cg.exists():
         cg.remove()
     if (c.state.get("Network") or {}).get("Networks"):
-        from runtime.wiring import unplug_recorded
+        from runtime.container.wiring import unplug_recorded
 
         unplug_recorded(store.root, c.id, c.state)
 

@@ -1,9 +1,9 @@
-"""The json-file log driver: one JSON object per line, rotated by size.
+"""The json-file log driver: one JSON object per line, rotated by size, and read back.
 
 Each line is ``{"log": "hello\\n", "stream": "stdout", "time": "…Z"}`` as
 Docker writes it; ``max-size``/``max-file`` rotate ``<id>-json.log`` to
-``.1``, ``.2`` …  Output is split at newlines; a line without one is written
-when 16 KiB accumulate or the stream ends, as Docker does.
+``.1``, ``.2`` …  A partial message (a piece of a long line, or the last
+output without a newline) is written without one, as Docker does.
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from imagefmt.records import NamedTuple
+from runtime.errors import BadSpec
+from runtime.logs.drivers import Driver, Entry, LogInfo, Message
 from runtime.units import ram_in_bytes
 
-PARTIAL_MAX = 16 * 1024
+OPTIONS = ("max-size", "max-file", "compress", "labels", "env", "tag")
 
 
 def timestamp(ns: int | None = None) -> str:
@@ -27,39 +28,24 @@ def timestamp(ns: int | None = None) -> str:
     )
 
 
-class JsonLog:
-    """Writer; the file is created on the first line (a silent container costs no file)."""
+class JsonFile:
+    """The writer; the file is created on the first message (a silent container costs no file)."""
 
-    def __init__(self, path: Path, opts: dict[str, str]) -> None:
-        self.path = path
+    def __init__(self, info: LogInfo) -> None:
+        opts = info.config
+        self.path = info.log_path
         self.max_size = ram_in_bytes(opts["max-size"]) if opts.get("max-size") else 0
         self.max_file = int(opts.get("max-file") or 1)
         self.fd: int | None = None
         self.size = 0
-        self.partial: dict[str, bytes] = {}
 
-    def write(self, stream: str, data: bytes) -> None:
-        buf = self.partial.pop(stream, b"") + data
-        lines = buf.split(b"\n")
-        rest = lines.pop()
-        for line in lines:
-            self._emit(stream, line + b"\n")
-        while len(rest) >= PARTIAL_MAX:
-            self._emit(stream, rest[:PARTIAL_MAX])
-            rest = rest[PARTIAL_MAX:]
-        if rest:
-            self.partial[stream] = rest
-
-    def close(self) -> None:
-        for stream, rest in list(self.partial.items()):
-            self._emit(stream, rest)
-        self.partial.clear()
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-
-    def _emit(self, stream: str, line: bytes) -> None:
-        entry = {"log": line.decode("utf-8", errors="replace"), "stream": stream, "time": timestamp()}
+    def log(self, msg: Message) -> None:
+        line = msg.line if msg.partial else msg.line + b"\n"
+        entry = {
+            "log": line.decode("utf-8", errors="replace"),
+            "stream": msg.source,
+            "time": timestamp(msg.timestamp),
+        }
         raw = (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
         if self.fd is None:
             self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
@@ -68,6 +54,11 @@ class JsonLog:
             self._rotate()
         os.write(self.fd, raw)
         self.size += len(raw)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
     def _rotate(self) -> None:
         assert self.fd is not None
@@ -84,10 +75,36 @@ class JsonLog:
         self.size = 0
 
 
-class Entry(NamedTuple):
-    stream: str
-    time: str
-    line: bytes
+def check_options(opts: dict[str, str], driver: str) -> None:
+    """json-file's ``--log-opt`` keys and values. Raises BadSpec with docker's words."""
+    for key, value in opts.items():
+        if key not in OPTIONS:
+            raise BadSpec(f"unknown log opt '{key}' for {driver} log driver")
+        if key == "max-size":
+            ram_in_bytes(value, "--log-opt max-size")
+        if key == "max-file" and (not value.isdigit() or int(value) < 1):
+            raise BadSpec("max-file cannot be less than 1")
+    if "max-file" in opts and int(opts["max-file"]) > 1 and "max-size" not in opts:
+        raise BadSpec("max-file cannot be set without max-size")
+
+
+def validate(opts: dict[str, str]) -> None:
+    check_options(opts, "json-file")
+
+
+class JsonFileReader:
+    """Reads a container's json-file log: ``read``, then ``follow`` from where it ended."""
+
+    def __init__(self, info: LogInfo) -> None:
+        self.path = info.log_path
+        self.pos = (0, 0)
+
+    def read(self) -> list[Entry]:
+        entries, self.pos = read(self.path)
+        return entries
+
+    def follow(self, running: Callable[[], bool]) -> Iterator[Entry]:
+        return follow(self.path, self.pos, running)
 
 
 def files(path: Path) -> list[Path]:
@@ -156,3 +173,6 @@ def follow(
             if not alive:
                 return
             time.sleep(interval)
+
+
+DRIVER = Driver("json-file", JsonFile, validate, JsonFileReader)

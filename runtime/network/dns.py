@@ -16,7 +16,7 @@ import struct
 import threading
 from collections.abc import Callable
 
-from runtime import linux as L
+from runtime.kernel import syscalls as L
 
 Lookup = Callable[[str], list[str] | None]
 TYPE_A, TYPE_AAAA, CLASS_IN = 1, 28, 1
@@ -33,7 +33,7 @@ def open_in_netns(pid: int, address: str = "127.0.0.11", port: int = 53) -> sock
                 L.setns(fd, L.CLONE_NEWNET)
             finally:
                 os.close(fd)
-            from runtime.netlink import Netlink
+            from runtime.kernel.netlink import Netlink
 
             with Netlink() as nl:  # 127.0.0.0/8 exists once lo is up
                 nl.set_up("lo")

@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO
 
 from imagefmt.errors import DockyardError, NotFound
-from runtime import linux as L
-from runtime import rootfs
-from runtime.containers import Container, ContainerStore
+from runtime.container.store import Container, ContainerStore
 from runtime.errors import BadSpec, RuntimeFailure
-from runtime.fs import ensure_init_layer
+from runtime.kernel import syscalls as L
+from runtime.process import rootfs
+from runtime.process.rootfs import ensure_init_layer
 from runtime.spec import Mount, Rootfs
 
 # --------------------------------------------------------------- views ---
@@ -123,8 +123,6 @@ def changes(store: ContainerStore, c: Container) -> list[tuple[str, str]]:
     overlay whiteout of an entry below, or an entry below hidden by an opaque
     directory, is D; a directory with any change under it is C before them.
     Docker prints these in map order; we print them in name order."""
-    from runtime.fs import ensure_init_layer
-
     upper = str(c.dir / "upper")
     cwd = c.private["MountCwd"]
     lowers = [os.path.join(cwd, d) for d in c.private["Lowerdirs"]]  # the top layer first

@@ -3,7 +3,8 @@
 Every flag is checked before anything is written, so bad input leaves nothing
 behind; a failure half-way (a name taken by a racing create) undoes itself.
 ENTRYPOINT/CMD, Env, WorkingDir, User, volumes and ports merge image config
-and options exactly as Docker does.
+and options exactly as Docker does.  The HostConfig flags are parsed in
+``hostconfig``; what a start makes of the record is ``launchspec``'s.
 """
 
 from __future__ import annotations
@@ -12,25 +13,36 @@ import os
 import re
 from pathlib import Path
 
-from imagefmt.errors import DockyardError
 from imagefmt.records import TYPE_CHECKING, NamedTuple
-from runtime import etcfiles
-from runtime.cgroups import Limits, check_parent, default_parent
-from runtime.containers import Container, ContainerStore, new_state, now_rfc3339
+from runtime.container.hostconfig import (
+    capabilities_of,
+    normalize_caps,
+    parse_add_host,
+    parse_security_opt,
+    parse_sysctl,
+    parse_ulimit,
+    restart_policy,
+    set_limits,
+    ulimit_doc,
+    validate_limits,
+)
+from runtime.container.launchspec import write_etc_files
+from runtime.container.store import Container, ContainerStore, new_state, now_rfc3339
 from runtime.errors import BadSpec, StartFailed
 from runtime.fs import rmtree
-from runtime.linux import CAP_NAMES, DEFAULT_CAPS
-from runtime.ports import PortBinding, parse_expose, parse_publish
-from runtime.rootfs import MASKED, READONLY
+from runtime.kernel.cgroups import Limits, check_parent, default_parent
+from runtime.logs import drivers
+from runtime.process.rootfs import MASKED, READONLY
 from runtime.spec import merge_env, parse_signal
 from runtime.units import ram_in_bytes
-from runtime.volumes import VolumeSpec, VolumeStore, parse_mount, parse_volume
 
 if TYPE_CHECKING:
     from typing import Any
 
+    from runtime.network.ports import PortBinding
+    from runtime.volumes import MountOpt, VolumeSpec, VolumeStore
+
 NAME_RE = r"[a-zA-Z0-9][a-zA-Z0-9_.-]+"  # compiled on first use: re.compile at import costs start time
-MIN_MEMORY = 6 * 1024 * 1024
 
 
 class ImageInfo(NamedTuple):
@@ -141,26 +153,6 @@ def entrypoint_and_cmd(image_cfg: dict[str, Any], opts: CreateOptions) -> tuple[
     return entrypoint, cmd
 
 
-def parse_log_opts(driver: str, opts: tuple[str, ...]) -> dict[str, str]:
-    if driver not in ("json-file", "none"):
-        raise BadSpec(f'logger: no log driver named "{driver}" is registered')
-    out: dict[str, str] = {}
-    for item in opts:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise BadSpec(f"invalid key value pair format in log options: {item}")
-        if key not in ("max-size", "max-file", "compress", "labels", "env", "tag"):
-            raise BadSpec(f"unknown log opt '{key}' for {driver} log driver")
-        if key == "max-size":
-            ram_in_bytes(value, "--log-opt max-size")
-        if key == "max-file" and (not value.isdigit() or int(value) < 1):
-            raise BadSpec("max-file cannot be less than 1")
-        out[key] = value
-    if "max-file" in out and int(out["max-file"]) > 1 and "max-size" not in out:
-        raise BadSpec("max-file cannot be set without max-size")
-    return out
-
-
 def validate(opts: CreateOptions) -> None:
     """The checks Docker makes before creating anything. Raises BadSpec."""
     if opts.name and not re.fullmatch(NAME_RE, opts.name.lstrip("/")):
@@ -200,55 +192,6 @@ def validate(opts: CreateOptions) -> None:
         raise BadSpec("conflicting options: hostname and the network mode")
 
 
-def validate_limits(lim: Limits) -> None:
-    """Docker's checks of resource limits (create and update). Raises BadSpec."""
-    if lim.memory and lim.memory < MIN_MEMORY:
-        raise BadSpec("Minimum memory limit allowed is 6MB")
-    if lim.memory_swap and not lim.memory:
-        raise BadSpec("You should always set the Memory limit when using Memoryswap limit, see usage")
-    if lim.memory_swap > 0 and lim.memory_swap < lim.memory:
-        raise BadSpec("Minimum memoryswap limit should be larger than memory limit, see usage")
-    if lim.nano_cpus and (lim.cpu_period or lim.cpu_quota):
-        raise BadSpec("Conflicting options: Nano CPUs and CPU Period cannot both be set")
-    n = os.cpu_count() or 1
-    if lim.nano_cpus < 0 or lim.nano_cpus > n * 1_000_000_000:
-        raise BadSpec(f"Range of CPUs is from 0.01 to {n}.00, as there are only {n} CPUs available")
-    if lim.cpu_period and not 1000 <= lim.cpu_period <= 1_000_000:
-        raise BadSpec("CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)")
-    if lim.cpu_quota and 0 < lim.cpu_quota < 1000:
-        raise BadSpec("CPU cfs quota can not be less than 1ms (i.e. 1000)")
-    if lim.cpuset_cpus and not re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", lim.cpuset_cpus):
-        raise BadSpec(f"Invalid value {lim.cpuset_cpus} for cpuset cpus")
-    if lim.pids_limit < -1:
-        raise BadSpec("invalid pids limit")
-
-
-def set_limits(host_config: dict[str, Any], lim: Limits) -> None:
-    """Write ``lim`` into a record's HostConfig (the inverse of limits_of)."""
-    host_config.update(
-        Memory=lim.memory,
-        MemorySwap=lim.memory_swap,
-        NanoCpus=lim.nano_cpus,
-        CpuShares=lim.cpu_shares,
-        CpusetCpus=lim.cpuset_cpus,
-        CpuPeriod=lim.cpu_period,
-        CpuQuota=lim.cpu_quota,
-        PidsLimit=lim.pids_limit or None,
-        BlkioDeviceReadBps=[{"Path": p, "Rate": r} for p, r in lim.read_bps],
-        BlkioDeviceWriteBps=[{"Path": p, "Rate": r} for p, r in lim.write_bps],
-    )
-
-
-def random_name(store: ContainerStore) -> str:
-    from runtime.names import generate
-
-    for _ in range(20):
-        name = generate()
-        if not os.path.lexists(store.names / name):
-            return name
-    return generate() + f"_{os.urandom(2).hex()}"
-
-
 def create(store: ContainerStore, image: ImageInfo, opts: CreateOptions) -> Container:
     """Validate ``opts`` against ``image`` and write the container (status
     "created"). Raises BadSpec, NameInUse, NoSuchContainer (--volumes-from,
@@ -265,14 +208,11 @@ def create(store: ContainerStore, image: ImageInfo, opts: CreateOptions) -> Cont
     for item in opts.env:
         env_items += _env_item(item)
     env = merge_env(list(cfg.get("Env") or []), env_items)
-    log_config = parse_log_opts(opts.log_driver, opts.log_opts)
-    bindings = [b for spec in opts.publish for b in parse_publish(spec)]
-    exposed = dict.fromkeys(
-        list(cfg.get("ExposedPorts") or {}) + [p for e in opts.expose for p in parse_expose(e)]
-    )
+    log_config = drivers.parse_options(opts.log_driver, opts.log_opts)
+    bindings, expose = _ports(opts)
+    exposed = dict.fromkeys(list(cfg.get("ExposedPorts") or {}) + expose)
     exposed.update(dict.fromkeys(b.key for b in bindings))
-    mount_opts = [parse_mount(m) for m in opts.mounts]
-    vol_specs = [parse_volume(v) for v in opts.volumes] + [m.volume for m in mount_opts if m.volume]
+    mount_opts, vol_specs = _volume_flags(opts)
     tmpfs = _tmpfs(opts.tmpfs)
     tmpfs.update((m.doc["Target"], m.tmpfs) for m in mount_opts if not m.volume)
     from_mounts = _volumes_from(store, opts.volumes_from)
@@ -284,10 +224,18 @@ def create(store: ContainerStore, image: ImageInfo, opts: CreateOptions) -> Cont
         labels[k] = v
 
     cid = os.urandom(32).hex()
-    name = opts.name.lstrip("/") or random_name(store)
+    name = opts.name.lstrip("/")
+    if not name:
+        from runtime.container.names import random_name
+
+        name = random_name(store)
     store.reserve_name(name, cid)
     cdir = store.dir / cid
-    vstore = VolumeStore(store.root)
+    vstore = None
+    if vol_specs or cfg.get("Volumes"):
+        from runtime.volumes import VolumeStore
+
+        vstore = VolumeStore(store.root)
     made_volumes: list[str] = []
     try:
         (cdir / "upper").mkdir(parents=True)
@@ -381,31 +329,36 @@ def create(store: ContainerStore, image: ImageInfo, opts: CreateOptions) -> Cont
         store.release_name(name, cid)
         rmtree(cdir, ignore_errors=True)
         for v in made_volumes:
+            assert vstore is not None
             vstore.remove(v, force=True)
         raise
 
 
+def _ports(opts: CreateOptions) -> tuple[list[PortBinding], list[str]]:
+    """``-p`` and ``--expose`` parsed (the parser is imported only when they are given:
+    a plain start does without it)."""
+    if not (opts.publish or opts.expose):
+        return [], []
+    from runtime.network.ports import parse_expose, parse_publish
+
+    return [b for s in opts.publish for b in parse_publish(s)], [
+        p for e in opts.expose for p in parse_expose(e)
+    ]
+
+
+def _volume_flags(opts: CreateOptions) -> tuple[list[MountOpt], list[VolumeSpec]]:
+    """``--mount`` and ``-v`` parsed (runtime.volumes is imported only when they are
+    given or the image declares volumes: a plain start does without it)."""
+    if not (opts.mounts or opts.volumes):
+        return [], []
+    from runtime.volumes import parse_mount, parse_volume
+
+    mount_opts = [parse_mount(m) for m in opts.mounts]
+    return mount_opts, [parse_volume(v) for v in opts.volumes] + [m.volume for m in mount_opts if m.volume]
+
+
 def _abs(cwd: str, d: str) -> str:
     return d if d.startswith("/") else os.path.join(cwd, d)
-
-
-def write_etc_files(c: Container, address: str | None = None, dns: str | None = None) -> None:
-    """hostname, hosts and resolv.conf in the container's directory (bind-mounted at start)."""
-    hc = c.host_config
-    hostname = c.config["Hostname"]
-    host_mode = hc["NetworkMode"] == "host"
-    extra = tuple(parse_add_host(h) for h in hc.get("ExtraHosts") or ())
-    if host_mode:
-        hosts = Path("/etc/hosts").read_text() + "".join(f"{a}\t{n}\n" for n, a in extra)
-    else:
-        hosts = etcfiles.hosts_file(hostname, address, extra)
-    resolv = etcfiles.resolv_conf("host" if host_mode else "private", dns=dns)
-    if not host_mode and (hc.get("Dns") or hc.get("DnsSearch") or hc.get("DnsOptions")):
-        servers = [] if dns else hc.get("Dns") or []  # a user network keeps its embedded server
-        resolv = etcfiles.with_dns(resolv, servers, hc.get("DnsSearch") or [], hc.get("DnsOptions") or [])
-    files = {"hostname": etcfiles.hostname_file(hostname), "hosts": hosts, "resolv.conf": resolv}
-    for fname, text in files.items():
-        (c.dir / fname).write_text(text)
 
 
 def _host_config(
@@ -486,7 +439,7 @@ def _host_config(
         Dns=list(opts.dns),
         DnsSearch=list(opts.dns_search),
         DnsOptions=list(opts.dns_options),
-        Ulimits=[_ulimit_doc(u) for u in opts.ulimits],
+        Ulimits=[ulimit_doc(u) for u in opts.ulimits],
         ShmSize=ram_in_bytes(opts.shm_size, "--shm-size") if opts.shm_size else 64 << 20,
         RestartPolicy=restart_policy(opts.restart),
         Sysctls=dict(parse_sysctl(item) for item in opts.sysctls) or None,
@@ -504,23 +457,6 @@ def _host_config(
         host_config["Tmpfs"] = {d: o for d, _, o in (t.partition(":") for t in opts.tmpfs)}
     set_limits(host_config, opts.limits)
     return host_config
-
-
-def limits_of(host_config: dict[str, Any]) -> Limits:
-    """The cgroup limits a record's HostConfig asks for."""
-    hc = host_config
-    return Limits(
-        memory=hc.get("Memory") or 0,
-        memory_swap=hc.get("MemorySwap") or 0,
-        nano_cpus=hc.get("NanoCpus") or 0,
-        cpu_shares=hc.get("CpuShares") or 0,
-        cpuset_cpus=hc.get("CpusetCpus") or "",
-        cpu_period=hc.get("CpuPeriod") or 0,
-        cpu_quota=hc.get("CpuQuota") or 0,
-        pids_limit=hc.get("PidsLimit") or 0,
-        read_bps=tuple((d["Path"], d["Rate"]) for d in hc.get("BlkioDeviceReadBps") or []),
-        write_bps=tuple((d["Path"], d["Rate"]) for d in hc.get("BlkioDeviceWriteBps") or []),
-    )
 
 
 def _volumes_from(store: ContainerStore, refs: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -548,7 +484,7 @@ def _attachments(root: Path, opts: CreateOptions) -> dict[str, dict[str, Any]]:
         if opts.ip:
             raise BadSpec("user specified IP address is supported on user defined networks only")
         return {}
-    from runtime.network import DEFAULT_NETWORK, NetworkStore
+    from runtime.network.bridge import DEFAULT_NETWORK, NetworkStore
 
     name = NetworkStore(root).get(mode)["Name"]
     if name == DEFAULT_NETWORK and opts.network_aliases:
@@ -565,7 +501,7 @@ def _network_peer(store: ContainerStore, mode: str) -> str:
 
 
 def _mounts(
-    vstore: VolumeStore,
+    vstore: VolumeStore | None,
     specs: list[VolumeSpec],
     inherited: list[dict[str, Any]],
     cfg: dict[str, Any],
@@ -586,6 +522,7 @@ def _mounts(
                 "Propagation": "rprivate",
             }
             continue
+        assert vstore is not None
         name, created = vstore.create(s.source)
         if created:
             made.append(name)
@@ -597,189 +534,26 @@ def _mounts(
     for dest in cfg.get("Volumes") or {}:
         dest = os.path.normpath(dest)
         if dest not in out:
+            assert vstore is not None
             name, _ = vstore.create("")
             made.append(name)
             out[dest] = _volume_mount(vstore, name, dest, "", True, False)
     return list(out.values())
 
 
-def process_extras(host_config: dict[str, Any]) -> dict[str, Any]:
-    """The Process fields a record's HostConfig sets: capabilities (--cap-add,
-    --cap-drop), more groups (--group-add) and rlimits (--ulimit)."""
-    add = ["ALL"] if host_config.get("Privileged") else host_config.get("CapAdd") or []
-    security = dict(parse_security_opt(o) for o in host_config.get("SecurityOpt") or ())
-    return {
-        "no_new_privs": security.get("no-new-privileges", "true") == "true",
-        "capabilities": capabilities_of(add, host_config.get("CapDrop") or []),
-        "groups": tuple(host_config.get("GroupAdd") or ()),
-        "rlimits": tuple((u["Name"], u["Soft"], u["Hard"]) for u in host_config.get("Ulimits") or ()),
-    }
-
-
 def _healthcheck(opts: CreateOptions, image: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Config.Healthcheck: the image's, with what ``--health-*`` sets (docker's merge),
-    or Test ["NONE"] for ``--no-healthcheck``. Raises BadSpec with docker's words."""
+    """Config.Healthcheck (health.from_flags). Raises BadSpec with docker's words."""
     given = opts.health_cmd or opts.health_interval or opts.health_timeout or opts.health_start_period
     if not (given or opts.health_retries or opts.no_healthcheck):
         return image or None  # nothing to import on a plain start
-    from imagefmt.changes import parse_duration
-    from runtime.health import merged
+    from runtime.container import health
 
-    if opts.no_healthcheck:
-        if given or opts.health_retries:
-            raise BadSpec("--no-healthcheck conflicts with --health-* options")
-        return {"Test": ["NONE"]}
-    durations = {}
-    for field, text in (
-        ("Interval", opts.health_interval),
-        ("Timeout", opts.health_timeout),
-        ("StartPeriod", opts.health_start_period),
-    ):
-        try:
-            durations[field] = parse_duration(text) if text else 0
-        except DockyardError:
-            raise BadSpec(f'invalid argument "{text}" for "--health-{field.lower()}" flag') from None
-        if 0 < durations[field] < 10**6 or durations[field] < 0:
-            raise BadSpec(f"{field} in Healthcheck cannot be less than 1ms")
-    if opts.health_retries < 0:
-        raise BadSpec("--health-retries cannot be negative")
-    flags: dict[str, Any] = {"Test": ["CMD-SHELL", opts.health_cmd] if opts.health_cmd else None, **durations}
-    flags["Retries"] = opts.health_retries
-    return merged(image, flags)
-
-
-# docker's ValidateSysctl: the sysctls a container's own namespaces hold
-SYSCTLS = (
-    "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall", "kernel.shmmax",
-    "kernel.shmmni", "kernel.shm_rmid_forced",
-)  # fmt: skip
-SYSCTL_PREFIXES = ("fs.mqueue.", "net.")
-
-
-def parse_sysctl(text: str) -> tuple[str, str]:
-    """``net.ipv4.ip_forward=1``, one that lives in the container's namespaces. Raises BadSpec."""
-    key, sep, value = text.partition("=")
-    if not sep or not (key in SYSCTLS or key.startswith(SYSCTL_PREFIXES)) or "/" in key or ".." in key:
-        raise BadSpec(f'invalid argument "{text}" for "--sysctl" flag: sysctl \'{text}\' is not allowed')
-    return key, value
-
-
-def parse_security_opt(text: str) -> tuple[str, str]:
-    """``no-new-privileges[:true|false]``, ``seccomp=unconfined``, ``apparmor=…``, ``label=…``:
-    dockyard has no seccomp or AppArmor profiles to load, so only what turns them off (or
-    does not need them) is accepted. Raises BadSpec."""
-    key, sep, value = text.replace(":", "=", 1).partition("=")
-    if key == "no-new-privileges":
-        if value not in ("", "true", "false"):
-            raise BadSpec(f'invalid --security-opt 2: "{text}"')
-        return key, value or "true"
-    if key == "seccomp" and sep:
-        if value != "unconfined":
-            raise BadSpec(
-                f"--security-opt {text}: dockyard loads no seccomp profiles; use seccomp=unconfined"
-            )
-        return key, value
-    if key in ("apparmor", "label") and sep:
-        return key, value  # no AppArmor or SELinux here: nothing to confine, as on such a docker host
-    raise BadSpec(f'Invalid --security-opt: "{text}"')
-
-
-def restart_policy(text: str) -> dict[str, Any]:
-    """``--restart``: docker's HostConfig.RestartPolicy, checked as docker does. Raises BadSpec."""
-    name, _, count = text.partition(":")
-    if text.count(":") > 1:
-        raise BadSpec("invalid restart policy format")
-    try:
-        retries = int(count) if count else 0
-    except ValueError:
-        raise BadSpec("invalid restart policy format: maximum retry count must be an integer") from None
-    name = name or "no"
-    if name in ("always", "unless-stopped", "no") and retries:
-        raise BadSpec(f"maximum retry count cannot be used with restart policy '{name}'")
-    if name == "on-failure" and retries < 0:
-        raise BadSpec("maximum retry count cannot be negative")
-    if name not in ("always", "unless-stopped", "no", "on-failure"):
-        raise BadSpec(f"invalid restart policy '{name}'")
-    return {"Name": name, "MaximumRetryCount": retries}
-
-
-def normalize_caps(names: tuple[str, ...], field: str) -> list[str]:
-    """``net_admin``, ``CAP_NET_ADMIN`` or ``ALL`` as docker records them. Raises BadSpec."""
-    out = []
-    for name in names:
-        cap = name.upper()
-        if cap != "ALL":
-            cap = cap if cap.startswith("CAP_") else f"CAP_{cap}"
-            if cap[4:] not in CAP_NAMES:
-                raise BadSpec(f'invalid {field}: unknown capability: "{cap}"')
-        if cap not in out:
-            out.append(cap)
-    return out
-
-
-def capabilities_of(add: list[str], drop: list[str]) -> frozenset[int]:
-    """Docker's TweakCapabilities: the default set, or every one with ALL added,
-    or none with ALL dropped, then ``add`` and less ``drop``."""
-    if "ALL" in add:
-        base = set(CAP_NAMES.values())
-    elif "ALL" in drop:
-        base = set()
-    else:
-        base = set(DEFAULT_CAPS)
-    base |= {CAP_NAMES[c[4:]] for c in add if c != "ALL"}
-    if "ALL" not in add:
-        base -= {CAP_NAMES[c[4:]] for c in drop if c != "ALL"}
-    return frozenset(base)
-
-
-def parse_add_host(text: str) -> tuple[str, str]:
-    """``name:ip`` (an IPv6 address may hold colons). Raises BadSpec with docker's words."""
-    import ipaddress
-
-    name, sep, address = text.partition(":")
-    if not sep or not name:
-        raise BadSpec(f'invalid argument "{text}" for "--add-host" flag: bad format for add-host: "{text}"')
-    try:
-        ipaddress.ip_address(address)
-    except ValueError:
-        why = f'invalid IP address in add-host: "{address}"'
-        raise BadSpec(f'invalid argument "{text}" for "--add-host" flag: {why}') from None
-    return name, address
-
-
-ULIMITS = (
-    "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc",
-    "rss", "rtprio", "rttime", "sigpending", "stack",
-)  # fmt: skip
-
-
-def parse_ulimit(text: str) -> tuple[str, int, int]:
-    """``nofile=1024[:2048]`` as (name, soft, hard). Raises BadSpec with docker's words."""
-
-    def bad(why: str) -> BadSpec:
-        return BadSpec(f'invalid argument "{text}" for "--ulimit" flag: {why}')
-
-    name, sep, limits = text.partition("=")
-    if not sep:
-        raise bad(f"invalid ulimit argument: {text}")
-    if name not in ULIMITS:
-        raise bad(f"invalid ulimit type: {name}")
-    soft_text, _, hard_text = limits.partition(":")
-    values = []
-    for part in (soft_text, hard_text or soft_text):
-        try:
-            values.append(int(part))
-        except ValueError:
-            raise bad(f'strconv.ParseInt: parsing "{part}": invalid syntax') from None
-    soft, hard = values
-    if soft > hard:
-        raise bad(f"ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}")
-    return name, soft, hard
-
-
-def _ulimit_doc(text: str) -> dict[str, Any]:
-    name, soft, hard = parse_ulimit(text)
-    return {"Hard": hard, "Name": name, "Soft": soft}
+    durations = {
+        "Interval": opts.health_interval,
+        "Timeout": opts.health_timeout,
+        "StartPeriod": opts.health_start_period,
+    }
+    return health.from_flags(image, opts.health_cmd, durations, opts.health_retries, opts.no_healthcheck)
 
 
 def _tmpfs(specs: tuple[str, ...]) -> dict[str, str]:
