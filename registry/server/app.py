@@ -8,49 +8,25 @@ as an OCI error body with the status ``registry.protocol`` maps its code to.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
+from flask import Blueprint, Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from imagefmt.digest import Digest
 from imagefmt.errors import DockyardError, Unsupported
 from registry import protocol
 from registry.protocol import Scope
-from registry.server import notifications
-from registry.server.auth import Authorizer, ChallengeRequired, Identity
+from registry.server import routes_blobs, routes_manifests, routes_token
+from registry.server.auth import Authorizer, ChallengeRequired
 from registry.server.config import Config
 from registry.server.notifications import Notifier
+from registry.server.services import RegistryResponse, Services, paginate, services
 from registry.server.storage.driver import StorageDriver
 from registry.server.storage.drivers import open_driver
 from registry.server.storage.paths import check_name
 from registry.server.storage.store import CHUNK, Storage
 from registry.server.uploads import Uploads
-
-
-class RegistryResponse(Response):
-    """No ``text/html`` on the many empty 201/202/204 replies: a body sets its own type."""
-
-    default_mimetype = None
-
-
-@dataclass(frozen=True)
-class Services:
-    config: Config
-    storage: Storage
-    uploads: Uploads
-    auth: Authorizer
-    notifier: Notifier
-
-
-def services() -> Services:
-    return cast(Services, current_app.extensions["dockyard"])
-
-
-def identity() -> Identity:
-    return cast(Identity, g.get("identity") or Identity(None))
 
 
 def create_app(config: Config | Path, driver: StorageDriver | None = None) -> Flask:
@@ -59,8 +35,6 @@ def create_app(config: Config | Path, driver: StorageDriver | None = None) -> Fl
 
     Creates the storage directory and, with token auth, the signing key if
     missing; raises Invalid for an unreadable ACL file or a key that is not P-256."""
-    from registry.server import routes_blobs, routes_manifests, routes_token  # they import this module
-
     if isinstance(config, Path):
         config = Config(root=config)
     storage = Storage(driver if driver is not None else open_driver(config))
@@ -99,42 +73,6 @@ def catalog() -> Response:
     if link:
         resp.headers["Link"] = link
     return resp
-
-
-def paginate(items: list[str], path: str) -> tuple[list[str], str]:
-    """Apply ``n``/``last`` (DS end-8b): items after ``last``, at most ``n``, and
-    a ``Link`` to the next page when more remain."""
-    last = request.args.get("last", "")
-    if last:
-        items = [i for i in items if i > last]
-    raw_n = request.args.get("n")
-    if raw_n is None:
-        return items, ""
-    try:
-        n = int(raw_n)
-        if n < 0:
-            raise ValueError(raw_n)
-    except ValueError as err:
-        raise protocol.PaginationInvalid(f"invalid n={raw_n!r}: expected a non-negative integer") from err
-    page = items[:n]
-    link = protocol.next_link(path, n, page[-1]) if n and len(items) > n else ""
-    return page, link
-
-
-def publish(action: str, name: str, media_type: str, digest: Digest, size: int, tag: str = "") -> None:
-    """Queue a webhook event for this request (registry/server/notifications.py); never blocks."""
-    s = services()
-    if not s.config.notifications:
-        return
-    req = {
-        "addr": request.remote_addr or "",
-        "host": request.host,
-        "method": request.method,
-        "useragent": request.user_agent.string,
-        "url_root": request.host_url,
-    }
-    ev = notifications.event(action, name, media_type, str(digest), size, tag, req, identity().account)
-    s.notifier.publish(ev)
 
 
 # ------------------------------------------------------------ the hooks ---

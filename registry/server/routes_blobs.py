@@ -18,7 +18,7 @@ from imagefmt.digest import Digest
 from imagefmt.errors import BlobUnknown, DigestInvalid, NameInvalid, Unsupported
 from registry import protocol
 from registry.protocol import QuotaExceeded, Scope
-from registry.server.app import RegistryResponse, identity, publish, services
+from registry.server.services import RegistryResponse, identity, publish, services
 from registry.server.storage.paths import check_name
 from registry.server.storage.store import CHUNK
 from registry.server.uploads import UploadStatus

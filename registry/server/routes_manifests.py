@@ -11,8 +11,8 @@ from imagefmt.digest import Digest
 from imagefmt.errors import Unsupported
 from registry import protocol
 from registry.protocol import ManifestTooLarge, QuotaExceeded
-from registry.server.app import RegistryResponse, paginate, publish, services
 from registry.server.manifest_rules import accepted_types, negotiate, verify
+from registry.server.services import RegistryResponse, paginate, publish, services
 from registry.server.storage.paths import check_tag
 
 bp = Blueprint("manifests", __name__)

@@ -11,7 +11,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from imagefmt.errors import Invalid, Unauthorized, Unsupported
 from registry.protocol import parse_scopes
-from registry.server.app import services
+from registry.server.services import services
 
 bp = Blueprint("token", __name__)
 
