@@ -3730,6 +3730,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     from builder.errors import BuildFailed, DockerfileError
     from builder.options import BuildOptions
     from imagefmt.reference import Reference
+    from registry.fetch import fetch
 
     if args.pull.lower() not in _BOOL_WORDS:  # '--pull CONTEXT': argparse took the context as --pull's value
         if args.context is not None:
@@ -3776,6 +3777,7 @@ def cmd_build(args: argparse.Namespace) -> int:
             jobs=args.jobs,
             pull=lambda name: _pull_base(args, name, out),
             always_pull=args.pull.lower() in ("true", "1", "yes", "always"),
+            fetch=fetch,
         )
         try:
             image = build(store_of(args), opts, out)

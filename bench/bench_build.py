@@ -108,7 +108,8 @@ def run(args: argparse.Namespace) -> list[tuple[str, float, float | None]]:
         work = Path(tmp)
         store = work / "store"
         # bytecode as an installed package has it (PYTHONDONTWRITEBYTECODE may be set here)
-        subprocess.run([sys.executable, "-m", "compileall", "-q", "builder", "imagefmt", "runtime", "cli.py"],
+        packages = ["builder", "imagefmt", "runtime", "registry", "cli.py"]  # registry: build's fetch
+        subprocess.run([sys.executable, "-m", "compileall", "-q", *packages],
                        cwd=REPO, check=True, stdout=subprocess.DEVNULL)  # fmt: skip
         subprocess.run(
             [*DOCKYARD, "--root", str(store), "import", "-c", 'CMD ["sh"]', tar, "busybox"],

@@ -270,28 +270,30 @@ class Build:
         return None
 
     def download(self, url: str, ins: Instruction, dest_is_dir: bool) -> Source:
-        """ADD <url>: fetch it (mode 0600, Last-Modified as mtime), checking --checksum."""
+        """ADD <url>: fetch it through ``opts.fetch`` (mode 0600, Last-Modified as mtime),
+        checking --checksum."""
         import email.utils
         import hashlib
         import posixpath
         import time
         import urllib.parse
 
-        import requests
-
+        fetch = self.opts.fetch
+        if fetch is None:
+            raise DockerfileError(
+                f"ADD {url}: this build has no way to download (no fetch callback)", ins.line
+            )
         want = ins.flag("checksum")
         path, out = self.store.temp_file()
         self.temp_files.append(path)
         h = hashlib.sha256()
         try:
-            with out, requests.get(url, stream=True, timeout=60) as resp:
-                if resp.status_code >= 400:
-                    raise DockerfileError(f"ADD {url}: HTTP {resp.status_code}", ins.line)
-                for chunk in resp.iter_content(1 << 20):
+            with out, contextlib.closing(fetch(url, {})) as resp:
+                while chunk := resp.read(1 << 20):
                     h.update(chunk)
                     out.write(chunk)
-                modified = resp.headers.get("Last-Modified")
-        except requests.RequestException as err:
+                modified = resp.last_modified
+        except DockyardError as err:
             raise DockerfileError(f"ADD {url}: {err}", ins.line) from err
         if want and want.removeprefix("sha256:") != h.hexdigest():
             raise DockerfileError(
