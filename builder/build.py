@@ -18,6 +18,7 @@ from builder.commit import NewLayer, commit
 from builder.context import BuildContext, Item
 from builder.copier import Source
 from builder.errors import DockerfileError
+from builder.flags import CopyFlags, RunFlags, mount_from_refs
 from builder.lexer import SubstitutionError, expand, split_words
 from builder.options import PROXY_ARGS, BuildOptions, Output, parse_platform, platform_args
 from builder.parser import Dockerfile, Instruction, Stage, parse
@@ -121,14 +122,11 @@ class Build:
         env = self.global_env()
         refs = [stage.base]
         for ins in stage.instructions:
-            f = ins.flag("from")
+            f = ins.flags_as(CopyFlags).from_
             if f:
                 refs.append(f)
-            for m in ins.flag_all("mount"):
-                for part in m.split(","):
-                    key, _, value = part.partition("=")
-                    if key.strip().lower() == "from" and value:
-                        refs.append(value)
+            for m in ins.flags_as(RunFlags).mounts:
+                refs.extend(mount_from_refs(m))
         deps = set()
         for ref in refs:
             with contextlib.suppress(SubstitutionError):
@@ -283,7 +281,7 @@ class Build:
             raise DockerfileError(
                 f"ADD {url}: this build has no way to download (no fetch callback)", ins.line
             )
-        want = ins.flag("checksum")
+        want = ins.flags_as(CopyFlags).checksum
         path, out = self.store.temp_file()
         self.temp_files.append(path)
         h = hashlib.sha256()

@@ -12,7 +12,6 @@ removed from the step's upperdir afterwards, so they never reach the layer.
 from __future__ import annotations
 
 import contextlib
-import csv
 import fcntl
 import hashlib
 import os
@@ -24,95 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from builder.errors import DockerfileError
+from builder.flags import MountSpec
 from builder.rootview import RootView
 from runtime.spec import Mount
-
-MOUNT_TYPES = ("bind", "cache", "tmpfs", "secret", "ssh")
-
-
-@dataclass(frozen=True, slots=True)
-class MountSpec:
-    """One ``--mount=`` flag, parsed (not yet expanded against the build)."""
-
-    type: str
-    target: str
-    source: str = ""
-    from_: str = ""
-    id: str = ""
-    sharing: str = "shared"
-    readonly: bool = False
-    mode: int | None = None
-    uid: int | None = None
-    gid: int | None = None
-    size: str = ""
-    required: bool = False
-    env: str = ""
-
-
-def _bool(value: str) -> bool:
-    return value.lower() in ("", "true", "1", "yes")
-
-
-def parse_mount(text: str, line: int = 0) -> MountSpec:
-    """Parse ``type=cache,target=/root/.cache,sharing=locked`` (CSV, as BuildKit)."""
-    fields = next(csv.reader([text]), [])
-    values: dict[str, str] = {}
-    flags: set[str] = set()
-    for f in fields:
-        key, eq, value = f.strip().partition("=")
-        key = key.lower()
-        if eq:
-            values[key] = value
-        else:
-            flags.add(key)
-    kind = values.get("type", "bind")
-    if kind not in MOUNT_TYPES:
-        raise DockerfileError(f"unsupported mount type {kind!r}", line)
-    if kind == "ssh":
-        raise DockerfileError("RUN --mount=type=ssh is not supported by dockyard", line)
-    target = values.get("target") or values.get("dst") or values.get("destination") or ""
-    ident = values.get("id", "")
-    if kind == "secret":
-        ident = ident or posixpath.basename(target)
-        if not ident:
-            raise DockerfileError("secret mount needs an id or a target", line)
-        if not target and "env" not in values:
-            target = f"/run/secrets/{ident}"
-    if not target and kind != "secret":
-        raise DockerfileError(f"mount type {kind} needs a target", line)
-    ro_default = kind in ("bind", "secret")
-    readonly = ro_default
-    if "ro" in flags or "readonly" in flags or _bool(values.get("ro", "false")) and "ro" in values:
-        readonly = True
-    if "rw" in flags or "readwrite" in flags or ("rw" in values and _bool(values["rw"])):
-        readonly = False
-    sharing = values.get("sharing", "shared")
-    if sharing not in ("shared", "private", "locked"):
-        raise DockerfileError(f"invalid sharing {sharing!r}: use shared, private or locked", line)
-
-    def num(key: str, base: int = 10) -> int | None:
-        if key not in values:
-            return None
-        try:
-            return int(values[key], base)
-        except ValueError:
-            raise DockerfileError(f"invalid {key} {values[key]!r} in --mount", line) from None
-
-    return MountSpec(
-        kind,
-        target,
-        values.get("source") or values.get("src") or "",
-        values.get("from", ""),
-        ident,
-        sharing,
-        readonly,
-        num("mode", 8),
-        num("uid"),
-        num("gid"),
-        values.get("size", ""),
-        "required" in flags or _bool(values.get("required", "false")) and "required" in values,
-        values.get("env", ""),
-    )
 
 
 @dataclass

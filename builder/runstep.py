@@ -18,6 +18,7 @@ from builder import history, mounts
 from builder.commit import NewLayer
 from builder.context import checksum
 from builder.errors import BuildFailed, DockerfileError
+from builder.flags import RUN_NETWORKS, MountSpec, RunFlags, network_problem, parse_run_mount
 from builder.options import PROXY_ARGS
 from builder.parser import Instruction, heredoc_name
 from imagefmt.layer import write_layer
@@ -33,14 +34,13 @@ def run(st: StageRun, ins: Instruction) -> None:
     shown_args = [a for a in args if a.split("=", 1)[0] in st.args]
     created_by = history.run(argv if not heredoc_script(st, ins) else [*st.shell, ins.args], shown_args)
     env = run_env(st, args)
-    network = ins.flag("network") or "default"
-    if network == "default":
-        network = st.b.opts.network
-    if network not in ("none", "host"):
-        raise DockerfileError(f"RUN --network={network}: use default, none or host", ins.line)
-    if ins.flag("security") not in (None, "sandbox"):
-        raise DockerfileError("RUN --security=insecure is not supported by dockyard", ins.line)
-    specs = [mounts.parse_mount(st.expand(m, ins), ins.line) for m in ins.flag_all("mount")]
+    flags = ins.flags_as(RunFlags)
+    flags.check("network", ins.line)
+    network = flags.network if flags.network != "default" else st.b.opts.network
+    if network not in RUN_NETWORKS:  # the build's --network
+        raise DockerfileError(network_problem(network), ins.line)
+    flags.check("security", ins.line)
+    specs = [parse_run_mount(st.expand(m, ins), ins.line) for m in flags.mounts]
     user = st.cfg.get("User") or ""
     workdir = st.cfg.get("WorkingDir") or "/"
     mount_inputs = [mount_key(st, s, ins) for s in specs]
@@ -101,7 +101,7 @@ def run_env(st: StageRun, args: list[str]) -> list[str]:
     return env
 
 
-def mount_key(st: StageRun, spec: mounts.MountSpec, ins: Instruction) -> dict[str, Any]:
+def mount_key(st: StageRun, spec: MountSpec, ins: Instruction) -> dict[str, Any]:
     key: dict[str, Any] = {
         "type": spec.type,
         "target": spec.target,
@@ -138,7 +138,7 @@ def execute(
     user: str,
     workdir: str,
     network: str,
-    specs: list[mounts.MountSpec],
+    specs: list[MountSpec],
 ) -> None:
     from runtime.errors import StartFailed  # imported here: a fully cached build never runs anything
     from runtime.fs import ensure_init_layer
@@ -209,7 +209,7 @@ def execute(
 
 def prepare_mounts(
     st: StageRun,
-    specs: list[mounts.MountSpec],
+    specs: list[MountSpec],
     prepared: mounts.Prepared,
     work: Path,
     workdir: str,
@@ -244,7 +244,7 @@ def prepare_mounts(
 
 
 def cache_mount(
-    st: StageRun, spec: mounts.MountSpec, target: str, prepared: mounts.Prepared, work: Path, n: int
+    st: StageRun, spec: MountSpec, target: str, prepared: mounts.Prepared, work: Path, n: int
 ) -> Mount:
     ident = spec.id or target
     base = mounts.cache_dir(st.b.cache.mounts, ident)
@@ -269,9 +269,7 @@ def cache_mount(
     return Mount(target, str(source), "bind", spec.readonly)
 
 
-def bind_mount(
-    st: StageRun, spec: mounts.MountSpec, target: str, work: Path, n: int, ins: Instruction
-) -> Mount:
+def bind_mount(st: StageRun, spec: MountSpec, target: str, work: Path, n: int, ins: Instruction) -> Mount:
     if spec.from_:
         image = st.b.from_image(spec.from_, st.stage, ins.line)
         view = st.view(image)

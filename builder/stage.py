@@ -18,10 +18,11 @@ from builder import copier, history
 from builder.cache import step_key
 from builder.commit import NewLayer, base_doc, commit
 from builder.errors import BuildFailed, DockerfileError
+from builder.flags import CopyFlags, HealthcheckFlags
 from builder.lexer import SubstitutionError, expand, expand_raw, expand_words, split_words
 from builder.parser import Instruction, Stage, heredoc_name, parse_line
 from builder.rootview import RootView
-from imagefmt.changes import parse_healthcheck, set_env
+from imagefmt.changes import command_form, set_env
 from imagefmt.config import rfc3339
 from imagefmt.errors import Invalid
 from imagefmt.store import StoredImage
@@ -381,8 +382,18 @@ class StageRun:
         self.metadata(ins, f"STOPSIGNAL {sig}", lambda: self.cfg.__setitem__("StopSignal", sig))
 
     def do_healthcheck(self, ins: Instruction) -> None:
-        hc = parse_healthcheck(ins.args)
-        assert hc is not None
+        flags = ins.flags_as(HealthcheckFlags)
+        flags.check("healthcheck", ins.line)
+        kind, _, command = ins.args.partition(" ")
+        hc: dict[str, Any]
+        if kind.upper() == "NONE":
+            hc = {"Test": ["NONE"]}
+        elif kind.upper() != "CMD" or not command.strip():
+            raise DockerfileError("HEALTHCHECK: HEALTHCHECK needs CMD <command> or NONE", ins.line)
+        else:
+            command = command.strip()
+            form = command_form(command, shell=[])
+            hc = flags.config(["CMD", *form] if form != [command] else ["CMD-SHELL", command])
         self.metadata(ins, history.healthcheck(hc), lambda: self.cfg.__setitem__("Healthcheck", hc))
 
     def do_onbuild(self, ins: Instruction) -> None:
@@ -454,12 +465,9 @@ class StageRun:
             raise DockerfileError(f"{ins.keyword} requires at least two arguments", ins.line)
         dest_raw = self.expand(words[-1], ins)
         srcs = words[:-1]
-        from_flag = ins.flag("from")
-        chown = ins.flag("chown")
-        chmod = ins.flag("chmod")
-        link = ins.flag("link") is not None and ins.flag("link") != "false"
-        if ins.flag("parents") is not None:
-            raise DockerfileError("COPY --parents is not supported by dockyard", ins.line)
+        flags = ins.flags_as(CopyFlags)
+        from_flag, chown, chmod, link = flags.from_, flags.chown, flags.chmod, flags.link
+        flags.check("parents", ins.line)
         view = self.view(self.image)
         owner = copier.parse_chown(self.expand(chown, ins), view, ins.line) if chown else None
         chmod_fn = copier.chmod_function(self.expand(chmod, ins), ins.line) if chmod else None
@@ -489,9 +497,8 @@ class StageRun:
                     sources += copier.context_sources(self.b.ctx, local, ins.line, archives=add)
                 except DockerfileError as err:
                     raise DockerfileError(f"{ins.keyword} failed: {err}", ins.line) from None
-            excludes = ins.flag_all("exclude")
-            if excludes:
-                sources = _exclude(sources, excludes)
+            if flags.exclude:
+                sources = _exclude(sources, list(flags.exclude))
         dest_is_dir = dest_raw.endswith("/") or dest_raw in (".", "..") or dest_raw.endswith("/.")
         dest = posixpath.normpath(posixpath.join(self.cfg.get("WorkingDir") or "/", dest_raw))
         where = copier.Placement(
