@@ -11,12 +11,12 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 from builder.cache import BuildCache
 from builder.commit import NewLayer, commit
-from builder.context import BuildContext, Item
-from builder.copier import Source
+from builder.context import BuildContext
 from builder.errors import DockerfileError
 from builder.flags import CopyFlags, RunFlags, mount_from_refs
 from builder.lexer import SubstitutionError, expand, split_words
@@ -25,10 +25,9 @@ from builder.parser import Dockerfile, Instruction, Stage, parse
 from builder.stage import StageRun
 from imagefmt.errors import DockyardError, NotFound
 from imagefmt.store import Store, StoredImage
-from imagefmt.tario import TarEntry
 
 
-class Cancelled(DockyardError):
+class StageCancelled(DockyardError):
     """Another stage failed: this one stops at its next step."""
 
 
@@ -88,7 +87,7 @@ class Build:
         self.consumed: set[str] = set()
         self.global_args: dict[str, str | None] = {}
         self.results: dict[int, StoredImage] = {}
-        self.temp_files: list[Any] = []
+        self.temp_files: list[Path] = []
         self.failed = threading.Event()
         self._pulled: dict[str, StoredImage] = {}
         self._lock = threading.Lock()
@@ -267,50 +266,17 @@ class Build:
             return image
         return None
 
-    def download(self, url: str, ins: Instruction, dest_is_dir: bool) -> Source:
-        """ADD <url>: fetch it through ``opts.fetch`` (mode 0600, Last-Modified as mtime),
-        checking --checksum."""
-        import email.utils
-        import hashlib
-        import posixpath
-        import time
-        import urllib.parse
-
-        fetch = self.opts.fetch
-        if fetch is None:
-            raise DockerfileError(
-                f"ADD {url}: this build has no way to download (no fetch callback)", ins.line
-            )
-        want = ins.flags_as(CopyFlags).checksum
+    def temp_file(self) -> tuple[Path, IO[bytes]]:
+        """A file in the store's tmp/, removed when the build ends (a layer tar, a download)."""
         path, out = self.store.temp_file()
         self.temp_files.append(path)
-        h = hashlib.sha256()
-        try:
-            with out, contextlib.closing(fetch(url, {})) as resp:
-                while chunk := resp.read(1 << 20):
-                    h.update(chunk)
-                    out.write(chunk)
-                modified = resp.last_modified
-        except DockyardError as err:
-            raise DockerfileError(f"ADD {url}: {err}", ins.line) from err
-        if want and want.removeprefix("sha256:") != h.hexdigest():
-            raise DockerfileError(
-                f"ADD {url}: checksum mismatch: expected {want}, got sha256:{h.hexdigest()}", ins.line
-            )
-        mtime = time.time()
-        if modified:
-            with contextlib.suppress(TypeError, ValueError):
-                mtime = email.utils.parsedate_to_datetime(modified).timestamp()
-        name = posixpath.basename(urllib.parse.urlparse(url).path) or "download"
-        size = os.path.getsize(path)
-        entry = TarEntry("", "file", 0o600, 0, 0, size, mtime)
-        return Source(name, (Item("", entry, os.fsencode(path)),))
+        return path, out
 
     # ------------------------------------------------------------------ output ---
 
     def header(self, stage: int, ins: Instruction, number: int | None = None) -> None:
         if self.failed.is_set():
-            raise Cancelled("build cancelled: another stage failed")
+            raise StageCancelled("build cancelled: another stage failed")
         if number is None:
             with self._lock:
                 self._global_step = getattr(self, "_global_step", 0) + 1
@@ -378,7 +344,7 @@ class Build:
                         self.printer.finish(i)
         if errors:
             self.printer.flush_all()
-            real = {i: e for i, e in errors.items() if not isinstance(e, Cancelled)} or errors
+            real = {i: e for i, e in errors.items() if not isinstance(e, StageCancelled)} or errors
             raise real[min(real)]
 
     def _stage(self, index: int, first_step: int) -> StoredImage:
