@@ -54,6 +54,12 @@ class Instruction:
         """The flags as the parser typed them for this keyword (``kind()`` when it has none)."""
         return self.flags if isinstance(self.flags, kind) else kind()
 
+    def check_flag(self, name: str) -> None:
+        """Raise the problem the parser found with ``--name`` (DockerfileError), if any."""
+        for flag, message in self.flags.problems:
+            if flag == name:
+                raise DockerfileError(message, self.line)
+
     def json_args(self) -> list[str] | None:
         """The exec (JSON array of strings) form of ``args``, or None for the shell form."""
         text = self.args.strip()

@@ -44,7 +44,7 @@ def _plan(state: StepState, ins: Instruction, add: bool) -> Plan:
     if len(words) < 2:
         raise DockerfileError(f"{ins.keyword} requires at least two arguments", ins.line)
     dest_raw = state.expand(words[-1], ins)
-    flags.check("parents", ins.line)
+    ins.check_flag("parents")
     view = state.view(state.image)
     owner = copier.parse_chown(state.expand(flags.chown, ins), view, ins.line) if flags.chown else None
     chmod_fn = copier.chmod_function(state.expand(flags.chmod, ins), ins.line) if flags.chmod else None

@@ -15,7 +15,7 @@ from imagefmt.changes import command_form
 
 def healthcheck(state: StepState, ins: Instruction) -> Plan:
     flags = ins.flags_as(HealthcheckFlags)
-    flags.check("healthcheck", ins.line)
+    ins.check_flag("healthcheck")
     kind, _, command = ins.args.partition(" ")
     hc: dict[str, Any]
     if kind.upper() == "NONE":

@@ -34,11 +34,11 @@ def run(state: StepState, ins: Instruction) -> Plan:
     heredoc_script = bool(ins.heredocs) and ins.json_args() is None
     created_by = history.run(argv if not heredoc_script else [*state.shell, ins.args], shown_args)
     env = _env(state, args)
-    flags.check("network", ins.line)
+    ins.check_flag("network")
     network = flags.network if flags.network != "default" else state.options.network
     if network not in RUN_NETWORKS:  # the build's --network
         raise DockerfileError(network_problem(network), ins.line)
-    flags.check("security", ins.line)
+    ins.check_flag("security")
     specs = [parse_run_mount(state.expand(m, ins), ins.line) for m in flags.mounts]
     user = state.config.get("User") or ""
     workdir = state.config.get("WorkingDir") or "/"

@@ -20,7 +20,6 @@ import shutil
 import stat
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +32,14 @@ from builder.rootview import RootView
 from runtime.spec import Mount
 
 
-@dataclass
 class Prepared:
     """What one RUN's mounts need: runtime mounts, extra env, their targets, held locks."""
 
-    mounts: list[Mount] = field(default_factory=list)
-    env: list[str] = field(default_factory=list)
-    targets: list[str] = field(default_factory=list)
-    stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)  # cache mount locks
+    def __init__(self) -> None:
+        self.mounts: list[Mount] = []
+        self.env: list[str] = []
+        self.targets: list[str] = []
+        self.stack = contextlib.ExitStack()  # cache mount locks
 
     def close(self) -> None:
         self.stack.close()

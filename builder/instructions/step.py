@@ -12,9 +12,8 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from builder import copier
 from builder.commit import NewLayer
@@ -93,18 +92,18 @@ class StepState(Protocol):
         """A file in the store's tmp/ that the build removes when it ends."""
 
 
-@dataclass
 class LayerJob:
     """What ``make_layer`` gets: the stage, the step's output, its container and cleanups.
 
     ``stack`` closes after the step was committed (or failed); ``on_commit``
     callbacks get the new image."""
 
-    state: StepState
-    write: Callable[[bytes], None]
-    stack: contextlib.ExitStack
-    container: str | None = None
-    committed: list[Callable[[StoredImage], None]] = field(default_factory=list)
+    def __init__(self, state: StepState, write: Callable[[bytes], None], stack: contextlib.ExitStack) -> None:
+        self.state = state
+        self.write = write
+        self.stack = stack
+        self.container: str | None = None
+        self.committed: list[Callable[[StoredImage], None]] = []
 
     def start_container(self) -> str:
         """Print docker's `` ---> Running in <id>`` (once) and return the id."""
@@ -117,18 +116,18 @@ class LayerJob:
         self.committed.append(callback)
 
 
-@dataclass(frozen=True)
-class Plan:
+class Plan(NamedTuple):
     """One instruction, evaluated against its stage before the cache is consulted.
 
     The cache key is made of the parent image, the instruction as written,
     ``created_by``, ``key`` and the config after ``change``.  ``make_layer``
     None is a metadata-only step (an empty layer); a ``container`` step
     prints docker's "Running in" and "Removing intermediate container" lines
-    (a step without one prints only the new image's ID)."""
+    (a step without one prints only the new image's ID).  (A NamedTuple, as
+    the flags: cheap to define at every build's start.)"""
 
     created_by: str  # the history line, as docker writes it
-    key: Mapping[str, Any] = field(default_factory=dict)
+    key: Mapping[str, Any]
     change: Callable[[dict[str, Any]], None] | None = None  # edits the config document
     make_layer: Callable[[LayerJob], NewLayer | None] | None = None
     container: bool = True
