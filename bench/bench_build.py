@@ -108,7 +108,15 @@ def run(args: argparse.Namespace) -> list[tuple[str, float, float | None]]:
         work = Path(tmp)
         store = work / "store"
         # bytecode as an installed package has it (PYTHONDONTWRITEBYTECODE may be set here)
-        packages = ["builder", "imagefmt", "runtime", "engine", "commands", "cli.py"]
+        packages = [
+            "builder",
+            "imagefmt",
+            "runtime",
+            "registry",
+            "engine",
+            "commands",
+            "cli.py",
+        ]  # registry: build's fetch
         subprocess.run([sys.executable, "-m", "compileall", "-q", *packages],
                        cwd=REPO, check=True, stdout=subprocess.DEVNULL)  # fmt: skip
         subprocess.run(

@@ -11,23 +11,23 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 from builder.cache import BuildCache
 from builder.commit import NewLayer, commit
-from builder.context import BuildContext, Item
-from builder.copier import Source
+from builder.context import BuildContext
 from builder.errors import DockerfileError
+from builder.flags import CopyFlags, RunFlags, mount_from_refs
 from builder.lexer import SubstitutionError, expand, split_words
 from builder.options import PROXY_ARGS, BuildOptions, Output, parse_platform, platform_args
 from builder.parser import Dockerfile, Instruction, Stage, parse
 from builder.stage import StageRun
 from imagefmt.errors import DockyardError, NotFound
 from imagefmt.store import Store, StoredImage
-from imagefmt.tario import TarEntry
 
 
-class Cancelled(DockyardError):
+class StageCancelled(DockyardError):
     """Another stage failed: this one stops at its next step."""
 
 
@@ -87,7 +87,7 @@ class Build:
         self.consumed: set[str] = set()
         self.global_args: dict[str, str | None] = {}
         self.results: dict[int, StoredImage] = {}
-        self.temp_files: list[Any] = []
+        self.temp_files: list[Path] = []
         self.failed = threading.Event()
         self._pulled: dict[str, StoredImage] = {}
         self._lock = threading.Lock()
@@ -121,14 +121,11 @@ class Build:
         env = self.global_env()
         refs = [stage.base]
         for ins in stage.instructions:
-            f = ins.flag("from")
+            f = ins.flags_as(CopyFlags).from_
             if f:
                 refs.append(f)
-            for m in ins.flag_all("mount"):
-                for part in m.split(","):
-                    key, _, value = part.partition("=")
-                    if key.strip().lower() == "from" and value:
-                        refs.append(value)
+            for m in ins.flags_as(RunFlags).mounts:
+                refs.extend(mount_from_refs(m))
         deps = set()
         for ref in refs:
             with contextlib.suppress(SubstitutionError):
@@ -269,48 +266,17 @@ class Build:
             return image
         return None
 
-    def download(self, url: str, ins: Instruction, dest_is_dir: bool) -> Source:
-        """ADD <url>: fetch it (mode 0600, Last-Modified as mtime), checking --checksum."""
-        import email.utils
-        import hashlib
-        import posixpath
-        import time
-        import urllib.parse
-
-        import requests
-
-        want = ins.flag("checksum")
+    def temp_file(self) -> tuple[Path, IO[bytes]]:
+        """A file in the store's tmp/, removed when the build ends (a layer tar, a download)."""
         path, out = self.store.temp_file()
         self.temp_files.append(path)
-        h = hashlib.sha256()
-        try:
-            with out, requests.get(url, stream=True, timeout=60) as resp:
-                if resp.status_code >= 400:
-                    raise DockerfileError(f"ADD {url}: HTTP {resp.status_code}", ins.line)
-                for chunk in resp.iter_content(1 << 20):
-                    h.update(chunk)
-                    out.write(chunk)
-                modified = resp.headers.get("Last-Modified")
-        except requests.RequestException as err:
-            raise DockerfileError(f"ADD {url}: {err}", ins.line) from err
-        if want and want.removeprefix("sha256:") != h.hexdigest():
-            raise DockerfileError(
-                f"ADD {url}: checksum mismatch: expected {want}, got sha256:{h.hexdigest()}", ins.line
-            )
-        mtime = time.time()
-        if modified:
-            with contextlib.suppress(TypeError, ValueError):
-                mtime = email.utils.parsedate_to_datetime(modified).timestamp()
-        name = posixpath.basename(urllib.parse.urlparse(url).path) or "download"
-        size = os.path.getsize(path)
-        entry = TarEntry("", "file", 0o600, 0, 0, size, mtime)
-        return Source(name, (Item("", entry, os.fsencode(path)),))
+        return path, out
 
     # ------------------------------------------------------------------ output ---
 
     def header(self, stage: int, ins: Instruction, number: int | None = None) -> None:
         if self.failed.is_set():
-            raise Cancelled("build cancelled: another stage failed")
+            raise StageCancelled("build cancelled: another stage failed")
         if number is None:
             with self._lock:
                 self._global_step = getattr(self, "_global_step", 0) + 1
@@ -378,7 +344,7 @@ class Build:
                         self.printer.finish(i)
         if errors:
             self.printer.flush_all()
-            real = {i: e for i, e in errors.items() if not isinstance(e, Cancelled)} or errors
+            real = {i: e for i, e in errors.items() if not isinstance(e, StageCancelled)} or errors
             raise real[min(real)]
 
     def _stage(self, index: int, first_step: int) -> StoredImage:

@@ -1,4 +1,5 @@
-"""What a build is asked to do, and the platform and ARG values it starts from."""
+"""What a build is asked to do, the callbacks it reaches the network through, and the
+platform and ARG values it starts from."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import platform as _platform
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from imagefmt.reference import Reference
 from imagefmt.store import StoredImage
@@ -20,6 +22,38 @@ PROXY_ARGS = frozenset(
 _ARCHES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386", "ppc64le": "ppc64le"}
 
 
+class Fetched(Protocol):
+    """An HTTP(S) response being read (``ADD <url>``); ``close`` ends it.
+
+    ``read`` returns the body, decoded as served (Content-Encoding undone), at
+    most ``size`` bytes at a time and ``b""`` at its end; it and ``fetch``
+    raise DockyardError (whose text names the failure: ``HTTP 404``, a
+    connection error).  A status of 400 or more is raised, never returned."""
+
+    @property
+    def url(self) -> str:
+        """The final URL, after redirects."""
+
+    @property
+    def status(self) -> int:
+        """200, or 304 for a request that sent If-Modified-Since and got Not Modified."""
+
+    @property
+    def length(self) -> int | None:
+        """Content-Length, when the server sent it."""
+
+    @property
+    def last_modified(self) -> str | None:
+        """The Last-Modified header as sent (an HTTP date)."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+Fetch = Callable[[str, Mapping[str, str]], Fetched]  # (url, request headers) -> response
+
+
 @dataclass(frozen=True)
 class BuildOptions:
     """``dockyard build``'s flags, as the builder takes them.
@@ -29,6 +63,8 @@ class BuildOptions:
     from the environment, as ``--build-arg NAME`` does.  ``pull`` fetches a
     base image missing from the store (None: a missing base is an error);
     with ``always_pull`` (``--pull``) every base image is pulled again.
+    ``fetch`` downloads ``ADD <url>`` sources (None: such an ADD fails): the
+    builder itself does no HTTP.
     ``source_date_epoch`` clamps file times in layers and sets every
     ``created`` time, so that two builds give the same image ID.  ``jobs``
     independent stages run at once."""
@@ -49,6 +85,7 @@ class BuildOptions:
     explain: bool = False
     pull: Callable[[str], StoredImage] | None = None
     always_pull: bool = False
+    fetch: Fetch | None = None
     source_date_epoch: int | None = None
     jobs: int = 2
 

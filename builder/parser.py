@@ -4,8 +4,9 @@ dockerfile-parse splits the file into instructions (line continuations,
 comments, the ``# escape=`` directive).  It knows nothing of heredocs
 (containerbuildsystem/dockerfile-parse#145), so ``parse`` first lifts every
 heredoc body out of the text (leaving blank lines, so that line numbers stay
-right) and attaches it to its instruction.  Arguments are not expanded here:
-that needs the build's ARG and ENV values, known only while building.
+right) and attaches it to its instruction.  Each instruction's ``--flags``
+are typed by ``builder.flags``.  Arguments are not expanded here: that needs
+the build's ARG and ENV values, known only while building.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import re
 from dataclasses import dataclass, field
 
 from builder.errors import DockerfileError
+from builder.flags import NO_FLAGS, F, Flags, FromFlags, parse_flags
 
 KEYWORDS = frozenset(
     "ADD ARG CMD COPY ENTRYPOINT ENV EXPOSE FROM HEALTHCHECK LABEL MAINTAINER ONBUILD "
@@ -38,26 +40,25 @@ class Heredoc:
 @dataclass(frozen=True, slots=True)
 class Instruction:
     """One instruction as written: ``args`` is the text after the keyword and
-    its ``--flags``; ``original`` is what ``Step N/M :`` prints."""
+    its ``--flags`` (typed in ``flags``); ``original`` is what ``Step N/M :`` prints."""
 
     keyword: str
     args: str
     line: int
     original: str
-    flags: tuple[tuple[str, str | None], ...] = ()
+    flags: Flags = NO_FLAGS
     heredocs: tuple[Heredoc, ...] = ()
     end_line: int = 0
 
-    def flag(self, name: str) -> str | None:
-        """The last value of ``--name`` (``""`` for a bare ``--name``), None if absent."""
-        found = None
-        for key, value in self.flags:
-            if key == name:
-                found = "" if value is None else value
-        return found
+    def flags_as(self, kind: type[F]) -> F:
+        """The flags as the parser typed them for this keyword (``kind()`` when it has none)."""
+        return self.flags if isinstance(self.flags, kind) else kind()
 
-    def flag_all(self, name: str) -> list[str]:
-        return ["" if v is None else v for k, v in self.flags if k == name]
+    def check_flag(self, name: str) -> None:
+        """Raise the problem the parser found with ``--name`` (DockerfileError), if any."""
+        for flag, message in self.flags.problems:
+            if flag == name:
+                raise DockerfileError(message, self.line)
 
     def json_args(self) -> list[str] | None:
         """The exec (JSON array of strings) form of ``args``, or None for the shell form."""
@@ -198,31 +199,6 @@ def heredoc_name(word: str) -> str | None:
 # ------------------------------------------------------------------------- parsing ---
 
 
-def split_flags(rest: str) -> tuple[list[tuple[str, str | None]], str]:
-    """Leading ``--name[=value]`` words (values may be quoted) and the remaining text."""
-    flags: list[tuple[str, str | None]] = []
-    text = rest.lstrip()
-    while text.startswith("--"):
-        m = re.match(r"--([A-Za-z][A-Za-z0-9\-]*)(=(\"[^\"]*\"|'[^']*'|\S*))?(\s+|$)", text)
-        if not m:
-            break
-        value = m.group(3)
-        if value is not None and len(value) >= 2 and value[0] in "'\"" and value[-1] == value[0]:
-            value = value[1:-1]
-        flags.append((m.group(1).lower(), value))
-        text = text[m.end() :]
-    return flags, text.strip()
-
-
-ALLOWED_FLAGS = {
-    "ADD": {"chown", "chmod", "checksum", "link", "keep-git-dir", "exclude", "unpack"},
-    "COPY": {"chown", "chmod", "from", "link", "parents", "exclude"},
-    "FROM": {"platform"},
-    "RUN": {"mount", "network", "security"},
-    "HEALTHCHECK": {"interval", "timeout", "start-period", "start-interval", "retries"},
-}
-
-
 def make_instruction(
     keyword_raw: str, value: str, line: int, end_line: int = 0, heredocs: tuple[Heredoc, ...] = ()
 ) -> Instruction:
@@ -232,15 +208,11 @@ def make_instruction(
         raise DockerfileError(f"dockerfile parse error line {line}: unknown instruction: {keyword_raw}", line)
     value = value.strip()
     original = f"{keyword_raw} {value}".rstrip()
-    flags: list[tuple[str, str | None]] = []
-    if keyword in ALLOWED_FLAGS and keyword != "HEALTHCHECK":
-        flags, value = split_flags(value)
-        for name, _ in flags:
-            if name not in ALLOWED_FLAGS[keyword]:
-                raise DockerfileError(f"unknown flag: {name}", line)
-    if not value and keyword not in ("RUN",) and not heredocs:
+    flags, args = parse_flags(keyword, value, line)
+    # HEALTHCHECK's flags count as arguments here: a lone "--interval=5s" fails when the step runs
+    if not (value if keyword == "HEALTHCHECK" else args) and keyword != "RUN" and not heredocs:
         raise DockerfileError(f"{keyword} requires at least one argument", line)
-    return Instruction(keyword, value, line, original, tuple(flags), heredocs, end_line or line)
+    return Instruction(keyword, args, line, original, flags, heredocs, end_line or line)
 
 
 def parse_line(text: str, line: int = 0) -> Instruction:
@@ -300,7 +272,7 @@ def _stages(instructions: list[Instruction], escape: str, directives: dict[str, 
             names.add(name)
         elif len(words) != 1:
             raise DockerfileError("FROM requires either one or three arguments", current.line)
-        platform = current.flag("platform") or None
+        platform = current.flags_as(FromFlags).platform
         stages.append(Stage(len(stages), name, words[0], platform, current, tuple(body)))
 
     for ins in instructions:

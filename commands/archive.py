@@ -18,6 +18,7 @@ from imagefmt.records import TYPE_CHECKING
 from imagefmt.reference import Reference
 from imagefmt.rootfs import import_rootfs
 from imagefmt.store import Store, StoredImage
+from registry.client.fetch import fetch
 
 if TYPE_CHECKING:
     from typing import Any
@@ -125,15 +126,10 @@ def cmd_import(args: argparse.Namespace) -> int:
 def _import_url(
     store: Store, args: argparse.Namespace, ref: Reference | None, architecture: str
 ) -> StoredImage:
-    import requests  # only for a URL: requests takes ~100 ms to import
-
     try:
-        with requests.get(args.file, stream=True, timeout=60) as resp:
-            resp.raise_for_status()
-            resp.raw.decode_content = True
-            raw: Any = resp.raw
-            return import_rootfs(
-                store, raw, ref, args.change, args.message, args.file, architecture=architecture
-            )
-    except requests.RequestException as exc:
+        download = fetch(args.file)
+    except errors.DockyardError as exc:
         raise errors.NotFound(f"import {args.file}: {exc}") from exc
+    with download:
+        raw: Any = download  # a stream with read(), what import_rootfs reads
+        return import_rootfs(store, raw, ref, args.change, args.message, args.file, architecture=architecture)

@@ -20,6 +20,7 @@ from commands.parsing import OnlyVerb, Verbs, insecure_registry_flag
 from imagefmt import errors
 from imagefmt.reference import Reference
 from imagefmt.store import Store, StoredImage
+from registry.client.fetch import fetch
 
 VERBS = Verbs()
 
@@ -170,6 +171,7 @@ def cmd_build(args: argparse.Namespace) -> int:
             source_date_epoch=int(sde_text) if sde_text else None,
             jobs=args.jobs,
             pull=lambda name: _pull_base(args, name, out),
+            fetch=fetch,
             always_pull=args.pull.lower() in ("true", "1", "yes", "always"),
         )
         try:

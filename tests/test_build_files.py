@@ -323,3 +323,18 @@ def test_missing_base_is_pulled(dy: Dockyard, busybox: str, tmp_path: Path, ours
     assert read(fresh, "onpulled", "/p") == "on-pulled\n"
     out = build_ok(fresh, ctx, "--pull")
     assert "Status: Image is up to date for" in out and "Using cache" in out
+
+
+def test_fetch_callback_streams_and_raises_our_errors(web: str) -> None:
+    from imagefmt.errors import NotFound
+    from registry.client.fetch import fetch
+
+    with fetch(f"{web}/file.txt", {}) as resp:
+        assert resp.status == 200 and resp.length == 7 and resp.url == f"{web}/file.txt"
+        assert resp.read(3) == b"ser" and resp.read() == b"ved\n" and resp.read(1) == b""
+        modified = resp.last_modified
+    assert modified
+    with fetch(f"{web}/file.txt", {"If-Modified-Since": modified}) as resp:
+        assert resp.status == 304 and resp.read() == b""
+    with pytest.raises(NotFound, match="^HTTP 404$"):
+        fetch(f"{web}/missing", {})

@@ -6,6 +6,7 @@ import pytest
 
 from builder.dockerignore import Matcher, glob_match, read_patterns
 from builder.errors import DockerfileError
+from builder.flags import CopyFlags
 from builder.lexer import SubstitutionError, expand, expand_words, split_words
 from builder.parser import parse
 
@@ -70,7 +71,7 @@ def test_parse_stages_flags_lines_and_continuations() -> None:
     assert [s.name for s in df.stages] == ["build", None]
     run, copy = df.stages[0].instructions
     assert run.line == 4 and run.args == "echo a     b"
-    assert copy.flag("from") == "build" and copy.flag("chown") == "1:2" and copy.args == "a /b"
+    assert copy.flags == CopyFlags(from_="build", chown="1:2") and copy.args == "a /b"
     assert df.stages[1].platform == "linux/amd64"
     assert df.stages[1].instructions[0].json_args() == ["sh"]
     assert df.directives == {"syntax": "docker/dockerfile:1"}
