@@ -22,8 +22,8 @@ from pathlib import Path
 from builder.dockerignore import Matcher, glob_match, has_magic, read_patterns
 from builder.errors import DockerfileError
 from imagefmt.errors import DockyardError
+from imagefmt.securepath import secure_join
 from imagefmt.tario import TarEntry
-from runtime.fs import secure_join
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,8 @@
 """Writing layer tar entries inside a target directory, and never outside it.
 
 Every parent directory is resolved inside the target as if the target were
-``/``: by openat2(RESOLVE_IN_ROOT) where the kernel has it (Linux 5.6+), else
-by the same walk done one component at a time with O_NOFOLLOW (umoci's
-SecureJoin, with fds instead of strings). The entry itself is then made
+``/``, by imagefmt.securepath's Root (openat2 RESOLVE_IN_ROOT, or its walk with
+O_NOFOLLOW, umoci's SecureJoin with fds). The entry itself is then made
 relative to its parent's fd with *at() calls that never follow a final
 symlink, so neither ``..``, nor absolute names, nor symlinks planted by this
 layer or a lower one can lead a write out of the target.
@@ -11,7 +10,6 @@ layer or a lower one can lead a write out of the target.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import io
 import math
@@ -23,6 +21,8 @@ from pathlib import Path
 from typing import BinaryIO, TypeVar, cast
 
 from imagefmt.errors import Invalid, UnsafeLayer
+from imagefmt.securepath import DIR_FLAGS as _DIR_FLAGS
+from imagefmt.securepath import Root, components
 from imagefmt.tario import TarEntry
 
 WHITEOUT_PREFIX = ".wh."
@@ -30,132 +30,10 @@ OPAQUE_MARKER = ".wh..wh..opq"
 OVERLAY_OPAQUE = "trusted.overlay.opaque"
 CHUNK = 1 << 20
 SMALL_CONTENT = 256 << 10  # read at once; larger files stream through a reused buffer
-MAX_SYMLINKS = 40  # the kernel's limit too
 
-_SYS_OPENAT2 = 437  # the same number on every architecture
-_RESOLVE_NO_MAGICLINKS = 0x02
-_RESOLVE_IN_ROOT = 0x10
-_DIR_FLAGS = os.O_DIRECTORY | os.O_CLOEXEC
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _IGNORED_XATTR_ERRORS = (errno.ENOTSUP, errno.EOPNOTSUPP)
 T = TypeVar("T")
-
-
-class _OpenHow(ctypes.Structure):
-    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
-
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_syscall = _libc.syscall
-_syscall.restype = ctypes.c_long
-
-openat2_usable: bool | None = None
-"""Whether openat2 works here; probed on first use. False forces the walk (tests set it)."""
-
-
-def _openat2(dirfd: int, path: str, flags: int) -> int:
-    how = _OpenHow(flags, 0, _RESOLVE_IN_ROOT | _RESOLVE_NO_MAGICLINKS)
-    raw = os.fsencode(path)
-    fd = int(
-        _syscall(
-            ctypes.c_long(_SYS_OPENAT2), ctypes.c_long(dirfd), ctypes.c_char_p(raw),
-            ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how)),
-        )
-    )  # fmt: skip
-    if fd < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err), path)
-    return fd
-
-
-def _probe_openat2(dirfd: int) -> bool:
-    global openat2_usable
-    if openat2_usable is None:
-        try:
-            os.close(_openat2(dirfd, ".", os.O_PATH | _DIR_FLAGS))
-            openat2_usable = True
-        except OSError:  # ENOSYS before 5.6, EPERM under some seccomp profiles
-            openat2_usable = False
-    return openat2_usable
-
-
-class Root:
-    """A directory fd standing for ``/`` while resolving paths."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-
-    def open_dir(self, parts: Sequence[str], flags: int = os.O_PATH) -> int:
-        """A new fd of the directory ``parts`` resolved inside the root.
-
-        Symlinks on the way are followed with the root as ``/``; ``..`` stops at
-        the root. Raises FileNotFoundError, NotADirectoryError or OSError(ELOOP)."""
-        if not parts:
-            return os.open(".", flags | _DIR_FLAGS, dir_fd=self.fd)
-        if _probe_openat2(self.fd):
-            for _ in range(16):
-                try:
-                    return _openat2(self.fd, "/".join(parts), flags | _DIR_FLAGS)
-                except BlockingIOError:  # EAGAIN: a rename raced the lookup; retry
-                    continue
-        return self._walk(parts, flags)
-
-    def _walk(self, parts: Sequence[str], flags: int) -> int:
-        fds = [self.fd]
-        todo = list(reversed(parts))
-        links = 0
-        try:
-            while todo:
-                comp = todo.pop()
-                if comp in ("", "."):
-                    continue
-                if comp == "..":
-                    if len(fds) > 1:
-                        os.close(fds.pop())
-                    continue
-                fd = os.open(comp, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fds[-1])
-                mode = os.fstat(fd).st_mode
-                if stat.S_ISDIR(mode):
-                    fds.append(fd)
-                    continue
-                os.close(fd)
-                if not stat.S_ISLNK(mode):
-                    raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), comp)
-                links += 1
-                if links > MAX_SYMLINKS:
-                    raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), comp)
-                link = os.readlink(comp, dir_fd=fds[-1])
-                if link.startswith("/"):
-                    while len(fds) > 1:  # an absolute link starts again at the root
-                        os.close(fds.pop())
-                todo.extend(reversed(link.split("/")))
-            return os.open(".", flags | _DIR_FLAGS, dir_fd=fds[-1])
-        finally:
-            for fd in fds[1:]:
-                os.close(fd)
-
-
-def components(name: str, entry: str) -> tuple[str, ...]:
-    """The path ``name`` as components below the root, cleaned lexically.
-
-    A leading ``/`` is dropped (GNU tar does the same); a ``..`` that would
-    climb above the root raises UnsafeLayer."""
-    if "\0" in name:
-        raise Invalid(f"layer entry {entry!r}: NUL byte in a path")
-    split = name.split("/")
-    if "" not in split and "." not in split and ".." not in split:
-        return tuple(split)  # already clean: the usual case
-    parts: list[str] = []
-    for part in split:
-        if part in ("", "."):
-            continue
-        if part != "..":
-            parts.append(part)
-        elif parts:
-            parts.pop()
-        else:
-            raise UnsafeLayer(f"layer entry {entry!r}: path escapes the layer root")
-    return tuple(parts)
 
 
 def _write_all(fd: int, data: bytes | memoryview) -> None:

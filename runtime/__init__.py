@@ -11,7 +11,6 @@ Layers, each importing only those above it (no sub-package imports one below it)
 - ``sandbox`` (``run_step``, the builder's entry) and ``container`` (records, create,
   the record -> launch spec, lifecycle, the monitor, exec, health, transfer, stats).
 
-The builder reaches runtime only through ``sandbox``, ``spec`` and ``errors`` (and
-``fs.secure_join``, until the secure path resolvers are one).  This package may import
+The builder reaches runtime only through ``sandbox``, ``spec`` and ``errors``.  This package may import
 only ``imagefmt``.
 """

@@ -1,55 +1,18 @@
-"""Filesystem helpers: paths resolved inside a root, atomic writes and JSON files.
+"""Filesystem helpers: atomic writes, JSON files, temp names, rmtree.
 
-``secure_join`` blocks symlink escapes: an image (or a running container) can
-plant ``/data -> /../../etc`` to make a mount or a ``cp`` land on the host.
+Paths inside a container's root are resolved by imagefmt.securepath, never here.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import stat
 from pathlib import Path
 
 from imagefmt.records import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from typing import Any
-
-_MAX_LINKS = 255
-
-
-def secure_join(root: str, unsafe: str) -> str:
-    """``root`` + ``unsafe`` with every symlink resolved as if ``root`` were "/".
-
-    The result is always inside ``root`` (like filepath-securejoin); missing
-    components are kept as they are.  Never raises for a dangling or looping
-    link: a loop of more than 255 links stops resolution there."""
-    root = os.path.abspath(root)
-    parts = [p for p in unsafe.split("/") if p not in ("", ".")]
-    resolved: list[str] = []
-    links = 0
-    while parts:
-        part = parts.pop(0)
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        candidate = os.path.join(root, *resolved, part)
-        try:
-            st = os.lstat(candidate)
-        except OSError:
-            resolved.append(part)
-            continue
-        if stat.S_ISLNK(st.st_mode) and links < _MAX_LINKS:
-            links += 1
-            target = os.readlink(candidate)
-            if target.startswith("/"):
-                resolved = []
-            parts = [p for p in target.split("/") if p not in ("", ".")] + parts
-            continue
-        resolved.append(part)
-    return os.path.join(root, *resolved)
 
 
 def rmtree(path: Path | str, ignore_errors: bool = False) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from imagefmt import extractor
+from imagefmt import securepath
 from imagefmt.compress import open_reader
 from imagefmt.digest import HashingReader, HashingWriter
 from imagefmt.errors import Invalid, UnsafeLayer, Unsupported
@@ -31,17 +31,17 @@ GNU_X = ["tar", "--xattrs", "--xattrs-include=*", "--numeric-owner", "-xpf"]
 @pytest.fixture(params=["openat2", "walk"])
 def resolver(request: pytest.FixtureRequest) -> Iterator[str]:
     """Run a test with the kernel's RESOLVE_IN_ROOT and with the component walk."""
-    saved = extractor.openat2_usable
-    extractor.openat2_usable = None if request.param == "openat2" else False
+    saved = securepath.openat2_usable
+    securepath.openat2_usable = None if request.param == "openat2" else False
     if request.param == "openat2":
         fd = os.open("/", os.O_PATH)
         try:
-            if not extractor._probe_openat2(fd):
+            if not securepath.probe_openat2(fd):
                 pytest.skip("openat2 is not available on this kernel")
         finally:
             os.close(fd)
     yield request.param
-    extractor.openat2_usable = saved
+    securepath.openat2_usable = saved
 
 
 def tar_of(*members: TarEntry | tuple[TarEntry, bytes]) -> bytes:

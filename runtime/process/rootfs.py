@@ -15,7 +15,8 @@ import os
 import stat
 from pathlib import Path
 
-from runtime.fs import rmtree, secure_join, temp_name
+from imagefmt.securepath import Root
+from runtime.fs import rmtree, temp_name
 from runtime.kernel import syscalls as L
 from runtime.spec import Mount, Rootfs, Spec
 
@@ -231,20 +232,38 @@ def tmpfs_options(options: str) -> tuple[int, str]:
     return flags, ",".join(data)
 
 
-def bind(root: str, m: Mount) -> None:
-    """Mount ``m`` at its destination resolved inside ``root`` (no symlink escape)."""
-    dest = secure_join(root, m.destination)
-    if m.type == "tmpfs":
-        _ensure(dest, True)
-        flags, data = tmpfs_options(m.options)
-        L.mount("tmpfs", dest, "tmpfs", flags, data or None)
-    else:
-        _ensure(dest, os.path.isdir(m.source))
-        if m.copy_up:
-            copy_up(dest, m.source)
-        L.mount(m.source, dest, None, L.MS_BIND | L.MS_REC)
+def bind(root: str | Root, m: Mount) -> None:
+    """Mount ``m`` at its destination resolved inside ``root`` (no symlink escape: the
+    mount goes onto the fd the resolution ended on, as runc's does)."""
+    if isinstance(root, str):
+        with Root.open(root) as r:
+            bind(r, m)
+        return
+    is_dir = m.type == "tmpfs" or os.path.isdir(m.source)
+    fd = root.make(m.destination, is_dir)
+    try:
+        dest = root.host_path(fd)  # for the remount below: a mount point is reached by path
+        on = f"/proc/self/fd/{fd}"
+        if m.type == "tmpfs":
+            flags, data = tmpfs_options(m.options)
+            L.mount("tmpfs", on, "tmpfs", flags, data or None)
+        else:
+            if m.copy_up:
+                copy_up(on, m.source)
+            L.mount(m.source, on, None, L.MS_BIND | L.MS_REC)
+    finally:
+        os.close(fd)
     if m.readonly:
         L.mount(None, dest, None, L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY)
+
+
+def _bind_file(root: Root, dest: str, src: str) -> None:
+    """Bind the host file ``src`` over ``dest`` inside ``root`` (made if missing)."""
+    fd = root.make(dest, False)
+    try:
+        L.mount(src, f"/proc/self/fd/{fd}", None, L.MS_BIND)
+    finally:
+        os.close(fd)
 
 
 def setup(spec: Spec) -> None:
@@ -264,16 +283,13 @@ def setup(spec: Spec) -> None:
         host_devices(root)
     elif spec.masked:
         mask_paths(root)
-    for dest, src in spec.etc_files:
-        path = secure_join(root, dest)
-        _ensure(path, False)
-        L.mount(src, path, None, L.MS_BIND)
-    for m in spec.mounts:
-        bind(root, m)
-    if spec.process.init:  # where docker puts it: `diff` shows it, and ps names pid 1 docker-init
-        path = secure_join(root, INIT_PATH)
-        _ensure(path, False)
-        L.mount(spec.process.init, path, None, L.MS_BIND)
+    with Root.open(root) as inside:
+        for dest, src in spec.etc_files:
+            _bind_file(inside, dest, src)
+        for m in spec.mounts:
+            bind(inside, m)
+        if spec.process.init:  # where docker puts it: `diff` shows it, and ps names pid 1 docker-init
+            _bind_file(inside, INIT_PATH, spec.process.init)
     if spec.rootfs.readonly:
         L.mount(None, root, None, L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY)
     os.chdir(root)
