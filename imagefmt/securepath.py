@@ -216,18 +216,7 @@ class Root:
             for i, name in enumerate(missing):
                 last = i == len(missing) - 1
                 if last and not is_dir:
-                    try:
-                        os.close(
-                            os.open(
-                                name,
-                                os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
-                                0o644,
-                                dir_fd=fd,
-                            )
-                        )
-                    except IsADirectoryError:
-                        pass
-                    nxt = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+                    nxt = self._make_file(fd, name)
                 else:
                     try:
                         os.mkdir(name, mode if last else 0o755, dir_fd=fd)
@@ -240,6 +229,28 @@ class Root:
         except BaseException:
             os.close(fd)
             raise
+
+    @staticmethod
+    def _make_file(dirfd: int, name: str) -> int:
+        """An O_PATH fd of the file (or whatever is there) ``name`` under ``dirfd``, an
+        empty file made if nothing is.  What exists is never opened for writing: on an
+        overlay that would copy it up into the container's layer."""
+        try:
+            return os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dirfd)
+        except FileNotFoundError:
+            pass
+        try:
+            os.close(
+                os.open(
+                    name,
+                    os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                    0o644,
+                    dir_fd=dirfd,
+                )
+            )
+        except FileExistsError:
+            pass  # made since
+        return os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dirfd)
 
     def host_path(self, fd: int) -> str:
         """Where the kernel says the fd ``fd`` (resolved under this root) is."""
