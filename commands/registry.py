@@ -76,7 +76,7 @@ def cmd_registry_serve(args: argparse.Namespace) -> int:
             key=args.token_key or base.key,
             expiration=base.expiration,
         )
-    notifications = cfg.notifications + tuple(config.Endpoint(url) for url in args.notify)
+    notifications = cfg.notifications + tuple(config.WebhookEndpoint(url) for url in args.notify)
     cfg = cfg.with_overrides(
         addr=args.addr,
         htpasswd=args.htpasswd,

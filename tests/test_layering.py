@@ -225,6 +225,17 @@ def loops_in(graph: dict[str, set[str]]) -> list[str]:
     return loops
 
 
+def test_no_two_classes_share_a_name() -> None:
+    """A class name says which one is meant (no two ``Client``, ``Cancelled``...):
+    among the installed code, every public class name is defined once."""
+    where: dict[str, list[str]] = {}
+    for path in source_files():
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+                where.setdefault(node.name, []).append(module_of(path))
+    assert {n: m for n, m in where.items() if len(m) > 1} == {}
+
+
 def test_protocol_and_storage_know_no_http() -> None:
     web = {"flask", "werkzeug", "gunicorn", "requests", "urllib3"}
     protocol = imports(REPO / "registry" / "protocol.py")

@@ -20,7 +20,7 @@ from flask.testing import FlaskClient
 
 import cli
 from registry.server.app import create_app
-from registry.server.config import Config, Endpoint, load
+from registry.server.config import Config, WebhookEndpoint, load
 from support.images import push_image, random_image, sha256
 from support.peers import ROOT, Server, start_ours, wait_http
 
@@ -170,7 +170,7 @@ def receiver() -> Iterator[Receiver]:
 
 
 def test_webhooks_are_retried_with_backoff(tmp_path: Path, receiver: Receiver) -> None:
-    cfg = Config(root=tmp_path, notifications=(Endpoint(receiver.url, attempts=4, backoff=0.05),))
+    cfg = Config(root=tmp_path, notifications=(WebhookEndpoint(receiver.url, attempts=4, backoff=0.05),))
     c = create_app(cfg).test_client()
     raw = push_test_image(c, "hooks/app", "v1")
     receiver.wait(3)  # config + layer + manifest; the first event needed three attempts
@@ -189,7 +189,9 @@ def test_webhooks_are_retried_with_backoff(tmp_path: Path, receiver: Receiver) -
 def test_a_slow_webhook_never_blocks_a_push(tmp_path: Path) -> None:
     slow = Receiver(delay=2.0)
     try:
-        c = create_app(Config(root=tmp_path, notifications=(Endpoint(slow.url, timeout=5),))).test_client()
+        c = create_app(
+            Config(root=tmp_path, notifications=(WebhookEndpoint(slow.url, timeout=5),))
+        ).test_client()
         started = time.time()
         push_test_image(c, "hooks/slow", "v1")
         assert time.time() - started < 1.0

@@ -63,7 +63,7 @@ class TokenConfig:
 
 
 @dataclass(frozen=True)
-class Endpoint:
+class WebhookEndpoint:
     url: str
     timeout: float = 5.0
     attempts: int = 5
@@ -91,7 +91,7 @@ class Config:
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
     quotas: tuple[tuple[str, int], ...] = ()
-    notifications: tuple[Endpoint, ...] = ()
+    notifications: tuple[WebhookEndpoint, ...] = ()
 
     def quota_for(self, name: str) -> int | None:
         """The byte quota of a repository, or None."""
@@ -150,5 +150,5 @@ def from_mapping(doc: dict[str, Any]) -> Config:
         if tls.get(key):
             kw[f"tls_{key}"] = Path(tls[key])
     kw["quotas"] = tuple((str(k), int(v)) for k, v in (doc.get("quotas") or {}).items())
-    kw["notifications"] = tuple(Endpoint(**e) for e in doc.get("notifications") or ())
+    kw["notifications"] = tuple(WebhookEndpoint(**e) for e in doc.get("notifications") or ())
     return Config(**kw)

@@ -24,7 +24,7 @@ from typing import Any
 import requests
 
 from registry.protocol import EVENTS_MEDIA_TYPE
-from registry.server.config import Endpoint
+from registry.server.config import WebhookEndpoint
 
 log = logging.getLogger("dockyard.registry.notify")
 INSTANCE = str(uuid.uuid4())
@@ -67,7 +67,7 @@ def event(
 class Notifier:
     """Non-blocking delivery of events to the endpoints."""
 
-    def __init__(self, endpoints: tuple[Endpoint, ...], maxsize: int = 10000) -> None:
+    def __init__(self, endpoints: tuple[WebhookEndpoint, ...], maxsize: int = 10000) -> None:
         self.endpoints = endpoints
         self._queue: queue.Queue[dict[str, Any]] = queue.Queue(maxsize)
         self._thread: threading.Thread | None = None
@@ -100,7 +100,7 @@ class Notifier:
             for ep in self.endpoints:
                 self._deliver(session, ep, body)
 
-    def _deliver(self, session: requests.Session, ep: Endpoint, body: bytes) -> bool:
+    def _deliver(self, session: requests.Session, ep: WebhookEndpoint, body: bytes) -> bool:
         headers = {"Content-Type": EVENTS_MEDIA_TYPE, **ep.headers}
         delay = ep.backoff
         for attempt in range(1, max(ep.attempts, 1) + 1):
