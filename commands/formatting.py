@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 
 from commands.gotemplate import render_template
-from commands.output import print_docker_table
+from commands.output import err, print_docker_table
+from imagefmt.errors import NotFound
 from imagefmt.records import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
     from typing import Any
 
 
@@ -39,3 +41,25 @@ def print_inspect(docs: list[dict[str, Any]], fmt: str) -> None:
             print(render_template(fmt, d))
     else:
         print(json.dumps(docs, indent=4))
+
+
+def inspect_each(names: Iterable[str], lookup: Callable[[str], dict[str, Any]], fmt: str) -> int:
+    """The inspect verbs: each name's document (``lookup`` raises NotFound for a
+    missing one, which is reported on stderr as docker does, the others printed
+    still), as one JSON array or through ``fmt``; 1 if any was missing, else 0."""
+    docs, status = [], 0
+    for name in names:
+        try:
+            docs.append(lookup(name))
+        except NotFound as exc:
+            err(str(exc))
+            status = 1
+    print_inspect(docs, fmt)
+    return status
+
+
+def found(doc: dict[str, Any] | None, what: str, name: str) -> dict[str, Any]:
+    """``doc``, or NotFound with docker's "No such WHAT: NAME"."""
+    if doc is None:
+        raise NotFound(f"No such {what}: {name}")
+    return doc

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from commands.formatting import print_inspect, print_rows, print_table
+from commands.formatting import found, inspect_each, print_rows, print_table
 from commands.output import err, go_time, human_size
 from commands.parsing import OnlyVerb, Verbs
 from engine import images
@@ -122,16 +122,7 @@ def cmd_rmi(args: argparse.Namespace) -> int:
 @VERBS.command("image inspect")
 def cmd_image_inspect(args: argparse.Namespace) -> int:
     store = Store(args.root)
-    docs, status = [], 0
-    for name in args.names:
-        doc = images.inspect(store, name)
-        if doc is None:
-            err(f"No such image: {name}")
-            status = 1
-        else:
-            docs.append(doc)
-    print_inspect(docs, args.format)
-    return status
+    return inspect_each(args.names, lambda n: found(images.inspect(store, n), "image", n), args.format)
 
 
 @VERBS.command("history", "image history")

@@ -7,8 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from commands.errors import UsageError
-from commands.formatting import print_inspect
-from commands.output import err
+from commands.formatting import found, inspect_each
 from commands.parsing import OnlyVerb, Verbs
 from engine import containers, images, networks, volumes
 from imagefmt.records import TYPE_CHECKING
@@ -46,13 +45,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     inspectors = [f for k, f in INSPECTORS.items() if not kind or k == kind]
     if not inspectors:
         raise UsageError(f'"{kind}" is not a valid value for --type')
-    docs, status = [], 0
-    for name in args.names:
+
+    def lookup(name: str) -> dict[str, Any]:
         doc = next((d for f in inspectors if (d := f(args.root, name)) is not None), None)
-        if doc is None:
-            err(f"No such {kind or 'object'}: {name}")
-            status = 1
-        else:
-            docs.append(doc)
-    print_inspect(docs, args.format)
-    return status
+        return found(doc, kind or "object", name)
+
+    return inspect_each(args.names, lookup, args.format)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from commands.formatting import print_inspect, print_rows
+from commands.formatting import inspect_each, print_rows
 from commands.output import err, print_docker_table
 from commands.parsing import OnlyVerb, Verbs
 from engine import endpoints, networks
@@ -108,15 +108,7 @@ def cmd_network_rm(args: argparse.Namespace) -> int:
 @VERBS.command("network inspect")
 def cmd_network_inspect(args: argparse.Namespace) -> int:
     nstore = NetworkStore(args.root)
-    docs, status = [], 0
-    for name in args.names:
-        try:
-            docs.append(networks.inspect_doc(nstore.get(name)))
-        except errors.NotFound as exc:
-            err(str(exc))
-            status = 1
-    print_inspect(docs, args.format)
-    return status
+    return inspect_each(args.names, lambda n: networks.inspect_doc(nstore.get(n)), args.format)
 
 
 @VERBS.command("network connect")

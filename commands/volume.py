@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from commands.formatting import print_inspect, print_rows
+from commands.formatting import inspect_each, print_rows
 from commands.output import err, print_docker_table
 from commands.parsing import OnlyVerb, Verbs
 from engine import volumes
@@ -75,15 +75,7 @@ def cmd_volume_ls(args: argparse.Namespace) -> int:
 @VERBS.command("volume inspect")
 def cmd_volume_inspect(args: argparse.Namespace) -> int:
     vstore = VolumeStore(args.root)
-    docs, status = [], 0
-    for name in args.names:
-        try:
-            docs.append(vstore.get(name))
-        except errors.NotFound as exc:
-            err(str(exc))
-            status = 1
-    print_inspect(docs, args.format)
-    return status
+    return inspect_each(args.names, vstore.get, args.format)
 
 
 @VERBS.command("volume rm", "volume remove")

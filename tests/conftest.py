@@ -80,6 +80,24 @@ class Dockyard:
         )
 
 
+@pytest.fixture(params=["openat2", "walk"])
+def resolver(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run a test with the kernel's RESOLVE_IN_ROOT and with imagefmt.securepath's walk."""
+    from imagefmt import securepath
+
+    saved = securepath.openat2_usable
+    securepath.openat2_usable = None if request.param == "openat2" else False
+    if request.param == "openat2":
+        fd = os.open("/", os.O_PATH)
+        try:
+            if not securepath.probe_openat2(fd):
+                pytest.skip("openat2 is not available on this kernel")
+        finally:
+            os.close(fd)
+    yield request.param
+    securepath.openat2_usable = saved
+
+
 @pytest.fixture
 def store_root(tmp_path: Path) -> Path:
     root = tmp_path / "store"

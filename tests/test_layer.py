@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from imagefmt import securepath
 from imagefmt.compress import open_reader
 from imagefmt.digest import HashingReader, HashingWriter
 from imagefmt.errors import Invalid, UnsafeLayer, Unsupported
@@ -26,22 +25,6 @@ needs_root = pytest.mark.skipif(
     not IS_ROOT, reason="needs root: chown, mknod, trusted.* xattrs, overlay mounts"
 )
 GNU_X = ["tar", "--xattrs", "--xattrs-include=*", "--numeric-owner", "-xpf"]
-
-
-@pytest.fixture(params=["openat2", "walk"])
-def resolver(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Run a test with the kernel's RESOLVE_IN_ROOT and with the component walk."""
-    saved = securepath.openat2_usable
-    securepath.openat2_usable = None if request.param == "openat2" else False
-    if request.param == "openat2":
-        fd = os.open("/", os.O_PATH)
-        try:
-            if not securepath.probe_openat2(fd):
-                pytest.skip("openat2 is not available on this kernel")
-        finally:
-            os.close(fd)
-    yield request.param
-    securepath.openat2_usable = saved
 
 
 def tar_of(*members: TarEntry | tuple[TarEntry, bytes]) -> bytes:

@@ -5,28 +5,11 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from imagefmt import securepath
 from imagefmt.securepath import Root, secure_join
-
-
-@pytest.fixture(params=["openat2", "walk"])
-def mode(request: pytest.FixtureRequest) -> Iterator[str]:
-    saved = securepath.openat2_usable
-    securepath.openat2_usable = None if request.param == "openat2" else False
-    if request.param == "openat2":
-        fd = os.open("/", os.O_PATH)
-        try:
-            if not securepath.probe_openat2(fd):
-                pytest.skip("openat2 is not available on this kernel")
-        finally:
-            os.close(fd)
-    yield request.param
-    securepath.openat2_usable = saved
 
 
 @pytest.fixture
@@ -70,7 +53,7 @@ def test_secure_join_never_leaves_the_root(tree: tuple[Path, Path]) -> None:
         assert not got.startswith(str(outside))
 
 
-def test_make_creates_inside_the_root_through_escaping_links(tree: tuple[Path, Path], mode: str) -> None:
+def test_make_creates_inside_the_root_through_escaping_links(tree: tuple[Path, Path], resolver: str) -> None:
     root, outside = tree
     with Root.open(root) as r:
         for link in ("abs", "rel"):
@@ -99,7 +82,7 @@ def test_make_uses_what_exists(tree: tuple[Path, Path]) -> None:
             r.make("file", is_dir=True)
 
 
-def test_open_dir_follows_links_inside_and_refuses_the_rest(tree: tuple[Path, Path], mode: str) -> None:
+def test_open_dir_follows_links_inside_and_refuses_the_rest(tree: tuple[Path, Path], resolver: str) -> None:
     root, outside = tree
     (root / str(outside).lstrip("/")).mkdir(parents=True)
     with Root.open(root) as r:

@@ -10,8 +10,8 @@ import sys
 import time
 
 from commands.container import both
-from commands.formatting import print_inspect, print_rows
-from commands.output import IGNORING_FORMAT, err, go_time, human_size, print_docker_table
+from commands.formatting import found, inspect_each, print_rows
+from commands.output import IGNORING_FORMAT, go_time, human_size, print_docker_table
 from commands.parsing import OnlyVerb, Verbs
 from engine import containers
 from engine.containers import ContainerRow, PsOptions, port_key
@@ -111,16 +111,9 @@ def _ellipsis(text: str, width: int) -> str:
 @VERBS.command("container inspect")
 def cmd_container_inspect(args: argparse.Namespace) -> int:
     cstore = ContainerStore(args.root)
-    docs, status = [], 0
-    for name in args.names:
-        doc = containers.inspect(cstore, name)
-        if doc is None:
-            err(f"No such container: {name}")
-            status = 1
-        else:
-            docs.append(doc)
-    print_inspect(docs, args.format)
-    return status
+    return inspect_each(
+        args.names, lambda n: found(containers.inspect(cstore, n), "container", n), args.format
+    )
 
 
 @VERBS.command("port", "container port")
