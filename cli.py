@@ -54,6 +54,7 @@ VERBS: dict[str, tuple[str, str | None]] = {
     "search": ("distribution", "search a registry's catalog"),
     "system": (GROUP, "manage dockyard"),
     "info": ("system", "display system-wide information"),
+    "events": ("events", "get real time events from the store"),
     "registry": (GROUP, "run and maintain a registry server (the OCI distribution API)"),
     "container": (GROUP, "manage containers"),
     "create": ("container.run", "create a new container"),
@@ -103,6 +104,7 @@ GROUPS: dict[str, dict[str, tuple[str, str | None]]] = {
         "df": ("disk", "show disk usage"),
         "prune": ("disk", "remove unused data"),
         "info": ("system", "display system-wide information"),
+        "events": ("events", "get real time events from the store"),
     },
     "registry": {
         "serve": ("registry", "serve the registry (gunicorn), by default on 0.0.0.0:5000"),

@@ -85,6 +85,7 @@ def import_rootfs(
         history = {"created": created, "comment": message or f"Imported from {source}"}
         image = store.commit_image(None, path, doc, history, ref)
         store.ensure_snapshots(image)  # as docker import does: runnable, and sized by its content
+        store.event("import", image, str(image.id))
         return image
     finally:
         path.unlink(missing_ok=True)

@@ -86,6 +86,7 @@ def push(
         digest = repo.put_manifest(tag, manifest.raw, manifest.media_type)
         metadata.save()
         store.add_image(image.manifest, [], repo_digest=ref.with_tag(None).with_digest(digest))
+    store.event("push", image, ref.familiar_repository, actor=ref.with_tag(tag).familiar())
     return PushResult(ref.with_tag(tag), digest, len(manifest.raw), manifest)
 
 
