@@ -101,7 +101,10 @@ def test_json_file_is_created_on_the_first_message(tmp_path: Path) -> None:
 
 def test_options_are_checked_with_dockers_words() -> None:
     cases = {
-        ("nope", ()): 'logger: no log driver named "nope" is registered',
+        ("nope", ()): (
+            'error looking up logging plugin nope: plugin "nope" not found'
+            " (log drivers: fluentd, journald, json-file, local, none, syslog)"
+        ),
         ("json-file", ("max-size",)): "invalid key value pair format in log options: max-size",
         ("json-file", ("colour=red",)): "unknown log opt 'colour' for json-file log driver",
         ("none", ("colour=red",)): "unknown log opt 'colour' for none log driver",

@@ -63,7 +63,7 @@ def container_flags(p: argparse.ArgumentParser, run: bool) -> None:
     a("--pids-limit", type=int, default=0)
     a("--device-read-bps", action="append", default=[])
     a("--device-write-bps", action="append", default=[])
-    a("--log-driver", default="json-file")
+    a("--log-driver", default="")
     a("--log-opt", action="append", default=[])
     a("--cap-add", action="append", default=[], help="add Linux capabilities (or ALL)")
     a("--cap-drop", action="append", default=[], help="drop Linux capabilities (or ALL)")

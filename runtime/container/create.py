@@ -87,7 +87,7 @@ class CreateOptions(NamedTuple):
     network_aliases: tuple[str, ...] = ()
     ip: str = ""
     limits: Limits = Limits()
-    log_driver: str = "json-file"
+    log_driver: str = ""  # "": the store's default (daemon.json's log-driver, else json-file)
     log_opts: tuple[str, ...] = ()
     stop_signal: str = ""
     stop_timeout: int | None = None
@@ -209,7 +209,8 @@ def create(store: ContainerStore, image: ImageInfo, opts: CreateOptions) -> Cont
     for item in opts.env:
         env_items += _env_item(item)
     env = merge_env(list(cfg.get("Env") or []), env_items)
-    log_config = drivers.parse_options(opts.log_driver, opts.log_opts)
+    log_type, log_config = drivers.resolve(store.root, opts.log_driver, opts.log_opts)
+    opts = opts._replace(log_driver=log_type)
     bindings, expose = _ports(opts)
     exposed = dict.fromkeys(list(cfg.get("ExposedPorts") or {}) + expose)
     exposed.update(dict.fromkeys(b.key for b in bindings))

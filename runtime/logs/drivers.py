@@ -14,6 +14,7 @@ are plain classes with slots (a quarter of a namedtuple's definition cost, which
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -59,15 +60,29 @@ class LogInfo:
 class Message:
     """One line of output without its newline (moby's logger.Message); ``partial``
     when no newline ended it: a piece of a line longer than PARTIAL_MAX, or what the
-    container wrote last without one."""
+    container wrote last without one.  The pieces of one line share a ``partial_id``
+    (moby's PartialLogMetaData: ID, Ordinal from 1, Last on the piece the newline
+    ended) and the first piece's timestamp; a whole line has no ``partial_id``."""
 
-    __slots__ = ("line", "source", "timestamp", "partial")
+    __slots__ = ("line", "source", "timestamp", "partial", "partial_id", "ordinal", "last")
 
-    def __init__(self, line: bytes, source: str, timestamp: int, partial: bool = False) -> None:
+    def __init__(
+        self,
+        line: bytes,
+        source: str,
+        timestamp: int,
+        partial: bool = False,
+        partial_id: str = "",
+        ordinal: int = 0,
+        last: bool = False,
+    ) -> None:
         self.line = line
         self.source = source  # "stdout" or "stderr"
         self.timestamp = timestamp  # nanoseconds since the epoch
         self.partial = partial
+        self.partial_id = partial_id
+        self.ordinal = ordinal
+        self.last = last
 
 
 class Entry:
@@ -82,7 +97,7 @@ class Entry:
 
 
 if TYPE_CHECKING:
-    from typing import Protocol
+    from typing import Any, Protocol
 
     class LogDriver(Protocol):
         """Stores a container's messages; ``log`` is called from one thread, in order."""
@@ -126,18 +141,24 @@ class Driver:
 
 class Copier:
     """Cuts a container's output into Messages for its driver (moby's logger.Copier):
-    at newlines; a line without one is sent in PARTIAL_MAX pieces as it grows, and
-    whatever is left when the output ends, as docker does."""
+    at newlines; a line longer than PARTIAL_MAX is sent in PARTIAL_MAX pieces (as it
+    grows, when no newline has come yet), and whatever is left when the output ends,
+    as docker does."""
 
     def __init__(self, driver: LogDriver) -> None:
         self.driver = driver
         self.partial: dict[str, bytes] = {}
+        # a stream's line sent in pieces so far: (its id, the next ordinal, the first piece's time)
+        self.pieces: dict[str, tuple[str, int, int]] = {}
 
     def write(self, stream: str, data: bytes) -> None:
         buf = self.partial.pop(stream, b"") + data
         lines = buf.split(b"\n")
         rest = lines.pop()
         for line in lines:
+            while len(line) >= PARTIAL_MAX:  # docker's 16 KiB buffer filled before the newline came
+                self._send(stream, line[:PARTIAL_MAX], True)
+                line = line[PARTIAL_MAX:]
             self._send(stream, line, False)
         while len(rest) >= PARTIAL_MAX:
             self._send(stream, rest[:PARTIAL_MAX], True)
@@ -153,15 +174,28 @@ class Copier:
         self.driver.close()
 
     def _send(self, stream: str, line: bytes, partial: bool) -> None:
-        self.driver.log(Message(line, stream, time.time_ns(), partial))
+        piece = self.pieces.pop(stream, None)
+        if piece is None and not partial:
+            self.driver.log(Message(line, stream, time.time_ns()))
+            return
+        if piece is None:
+            piece = (os.urandom(32).hex(), 1, time.time_ns())
+        pid, ordinal, ts = piece
+        if partial:
+            self.pieces[stream] = (pid, ordinal + 1, ts)
+        self.driver.log(Message(line, stream, ts, partial, pid, ordinal, last=not partial))
 
 
 # ------------------------------------------------------------ the drivers by name ---
 
 # name -> the module that defines its DRIVER
 BUILTIN = {
+    "fluentd": "runtime.logs.fluentd",
+    "journald": "runtime.logs.journald",
     "json-file": "runtime.logs.jsonfile",
+    "local": "runtime.logs.local",
     "none": "runtime.logs.none",
+    "syslog": "runtime.logs.syslog",
 }
 DEFAULT = "json-file"
 
@@ -180,8 +214,11 @@ def get(name: str) -> Driver:
         # __import__ rather than importlib.import_module: a start imports no importlib
         driver = __import__(BUILTIN[name], fromlist=("DRIVER",)).DRIVER
         register(driver)
-    if driver is None:
-        raise BadSpec(f'logger: no log driver named "{name}" is registered')
+    if driver is None:  # dockerd's words, then the names that would do
+        raise BadSpec(
+            f'error looking up logging plugin {name}: plugin "{name}" not found'
+            f" (log drivers: {', '.join(names())})"
+        )
     return driver
 
 
@@ -205,6 +242,37 @@ def parse_options(name: str, opts: tuple[str, ...] | list[str]) -> dict[str, str
     return out
 
 
+def daemon_config(root: Path) -> dict[str, Any]:
+    """The store's ``daemon.json`` (``<root>/daemon.json``, the keys of dockerd's
+    /etc/docker/daemon.json): {} when there is none. Raises BadSpec when it is not a
+    JSON object."""
+    import json
+
+    path = Path(root) / "daemon.json"
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as err:
+        raise BadSpec(f"unable to configure the Docker daemon with file {path}: {err}") from err
+    if not isinstance(doc, dict):
+        raise BadSpec(f"unable to configure the Docker daemon with file {path}: not a JSON object")
+    return doc
+
+
+def resolve(root: Path, name: str, opts: tuple[str, ...] | list[str]) -> tuple[str, dict[str, str]]:
+    """A container's LogConfig (Type, Config): ``--log-driver NAME --log-opt …``, or
+    without a name the store's daemon-wide ``log-driver`` and ``log-opts``
+    (daemon.json; json-file without one) with the container's options over them, as
+    dockerd merges them. Raises BadSpec."""
+    if name:
+        return name, parse_options(name, opts)
+    cfg = daemon_config(root)
+    name = str(cfg.get("log-driver") or DEFAULT)
+    base = [f"{k}={v}" for k, v in (cfg.get("log-opts") or {}).items()]
+    return name, parse_options(name, [*base, *opts])
+
+
 def new_driver(name: str, info: LogInfo) -> LogDriver:
     """A ``name`` driver for the container ``info`` describes. Raises BadSpec."""
     return get(name).new(info)
@@ -222,3 +290,58 @@ def open_reader(name: str, info: LogInfo) -> LogReader:
     if reader is None:
         raise Unsupported("configured logging driver does not support reading")
     return reader(info)
+
+
+# ------------------------------------------------------------- shared options ---
+
+# the --log-opt keys every driver that tags or annotates takes (moby's loggerutils)
+TAG_OPTIONS = ("tag", "labels", "labels-regex", "env", "env-regex")
+
+
+def check_keys(opts: dict[str, str], driver: str, allowed: tuple[str, ...]) -> None:
+    """Raises BadSpec, docker's words, for a key the driver does not take."""
+    for key in opts:
+        if key not in allowed:
+            raise BadSpec(f"unknown log opt '{key}' for {driver} log driver")
+
+
+def tag(info: LogInfo, default: str = "{{.ID}}") -> str:
+    """The ``tag`` option as moby's loggerutils.ParseLogTag renders it (``{{.ID}}``, the
+    short ID, by default): the fields {{.ID}}, {{.FullID}}, {{.Name}}, {{.ImageID}},
+    {{.ImageFullID}}, {{.ImageName}} and {{.DaemonName}}."""
+    template = info.config.get("tag") or default
+    image_hex = info.image_id.removeprefix("sha256:")
+    fields = {
+        "ID": info.container_id[:12],
+        "FullID": info.container_id,
+        "Name": info.container_name,
+        "ImageID": image_hex[:12],
+        "ImageFullID": info.image_id,
+        "ImageName": info.image_name,
+        "DaemonName": "docker",
+    }
+    for key, value in fields.items():
+        template = template.replace(f"{{{{.{key}}}}}", value).replace(f"{{{{ .{key} }}}}", value)
+    return template
+
+
+def extra_attributes(info: LogInfo) -> dict[str, str]:
+    """The ``labels``/``labels-regex``/``env``/``env-regex`` options' attributes
+    (moby's Info.ExtraAttributes): the container's labels and environment variables
+    they name or match."""
+    import re
+
+    cfg = info.config
+    out: dict[str, str] = {}
+    wanted = {k for k in (cfg.get("labels") or "").split(",") if k}
+    pattern = re.compile(cfg["labels-regex"]) if cfg.get("labels-regex") else None
+    for key, value in info.labels.items():
+        if key in wanted or (pattern and pattern.search(key)):
+            out[key] = value
+    env = dict(item.partition("=")[::2] for item in info.env)
+    wanted = {k for k in (cfg.get("env") or "").split(",") if k}
+    pattern = re.compile(cfg["env-regex"]) if cfg.get("env-regex") else None
+    for key, value in env.items():
+        if key in wanted or (pattern and pattern.search(key)):
+            out[key] = value
+    return out
