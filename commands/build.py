@@ -15,8 +15,9 @@ from builder.build import build
 from builder.context import extract_context, looks_like_tar
 from builder.errors import BuildFailed, DockerfileError
 from builder.options import BuildOptions
-from commands.errors import UsageError
+from commands.errors import FlagError, UsageError
 from commands.parsing import OnlyVerb, Verbs, insecure_registry_flag
+from commands.paths import check_writable_dir, path_error
 from imagefmt import errors
 from imagefmt.reference import Reference
 from imagefmt.store import Store, StoredImage
@@ -63,10 +64,10 @@ def _key_values(items: list[str], what: str, from_env: bool = False) -> dict[str
     for item in items:
         key, eq, value = item.partition("=")
         if not key:
-            raise UsageError(f"invalid {what} {item!r}: use KEY=VALUE")
+            raise FlagError(f"invalid {what} {item!r}: use KEY=VALUE")
         if not eq:
             if not from_env:
-                raise UsageError(f"invalid {what} {item!r}: use KEY=VALUE")
+                raise FlagError(f"invalid {what} {item!r}: use KEY=VALUE")
             if key not in os.environ:
                 continue  # docker: --build-arg NAME takes NAME from the environment, if set
             value = os.environ[key]
@@ -80,7 +81,7 @@ def _secrets(items: list[str]) -> dict[str, bytes]:
         fields = dict(f.partition("=")[::2] for f in item.split(","))
         ident = fields.get("id", "")
         if not ident:
-            raise UsageError(f"invalid --secret {item!r}: use id=ID,src=PATH or id=ID,env=VAR")
+            raise FlagError(f"invalid --secret {item!r}: use id=ID,src=PATH or id=ID,env=VAR")
         if fields.get("env") or ("src" not in fields and "source" not in fields and ident in os.environ):
             value = os.environ.get(fields.get("env") or ident)
             if value is None:
@@ -91,7 +92,7 @@ def _secrets(items: list[str]) -> dict[str, bytes]:
         try:
             out[ident] = Path(src).read_bytes()
         except OSError as exc:
-            raise errors.NotFound(f"--secret {item}: {exc.strerror}: {src}") from exc
+            raise path_error(f"--secret {item}: open", src, exc) from None
     return out
 
 
@@ -117,9 +118,7 @@ def _build_inputs(
     try:
         return ctx, path.read_bytes(), path
     except OSError as exc:
-        raise errors.NotFound(
-            f"unable to prepare context: cannot read Dockerfile {path}: {exc.strerror}"
-        ) from exc
+        raise path_error("unable to prepare context: cannot read Dockerfile", str(path), exc) from None
 
 
 _BOOL_WORDS = ("true", "false", "1", "0", "yes", "no", "always", "never", "missing")
@@ -129,14 +128,16 @@ _BOOL_WORDS = ("true", "false", "1", "0", "yes", "no", "always", "never", "missi
 def cmd_build(args: argparse.Namespace) -> int:
     if args.pull.lower() not in _BOOL_WORDS:  # '--pull CONTEXT': argparse took the context as --pull's value
         if args.context is not None:
-            raise UsageError(f"invalid value {args.pull!r} for --pull: use --pull or --pull=true|false")
+            raise FlagError(f"invalid value {args.pull!r} for --pull: use --pull or --pull=true|false")
         args.context, args.pull = args.pull, "true"
     if args.context is None:
         raise UsageError('"build" requires exactly 1 argument: the context directory, or -')
+    if args.iidfile:
+        check_writable_dir(args.iidfile)  # before the build, not after it
     try:
         tags = tuple(Reference.parse(t) for t in args.tag)
     except errors.Invalid as exc:
-        raise UsageError(f"invalid argument for -t: {exc}") from exc
+        raise FlagError(f"invalid argument for -t: {exc}") from exc
     build_args = _key_values(args.build_arg, "--build-arg", from_env=True)
     sde_text = build_args.get("SOURCE_DATE_EPOCH") or os.environ.get("SOURCE_DATE_EPOCH") or ""
     if sde_text and not sde_text.isdigit():
@@ -192,7 +193,10 @@ def cmd_build(args: argparse.Namespace) -> int:
                 raise DockerfileError(f"Dockerfile:{exc.line}: {exc}", exc.line) from exc
             raise
     if args.iidfile:
-        Path(args.iidfile).write_text(str(image.id))
+        try:
+            Path(args.iidfile).write_text(str(image.id))
+        except OSError as err:
+            raise path_error("open", args.iidfile, err) from None
     if args.quiet:
         print(image.id)
     return 0
