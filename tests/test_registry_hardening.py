@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import socket
+import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +20,7 @@ import requests
 from imagefmt.errors import Invalid
 from registry.server.htpasswd import set_htpasswd_user
 from support.images import sha256
-from support.peers import Distribution, Peer, Server, start_ours
+from support.peers import PYTHON, ROOT, Distribution, Peer, Server, start_ours
 
 pytestmark = pytest.mark.interop
 
@@ -220,3 +224,59 @@ def test_token_mode_malformed_jwt_is_401(token_server: Server, token: str) -> No
     r = requests.get(f"{token_server.url}/v2/", headers={"Authorization": f"Bearer {token}"}, timeout=30)
     assert (r.status_code, error_code(r)) == (401, "UNAUTHORIZED"), r.text
     assert r.headers["WWW-Authenticate"].startswith("Bearer ")
+
+
+# ------------------------------------------------------------ 9. busy port ---
+
+
+def test_serve_on_a_busy_port_fails_at_once_with_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        addr = f"127.0.0.1:{taken.getsockname()[1]}"
+        argv = [PYTHON, "-m", "cli", "registry", "serve", "--addr", addr, "--root", str(tmp_path / "root")]
+        done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"Error: cannot listen on {addr}: Address already in use: another server listens there; "
+        "choose another with --addr"
+    ]
+
+
+# ------------------------------------------------------------- 8. access log ---
+
+
+def access_entries(log: Path, count: int) -> list[dict[str, Any]]:
+    """The first ``count`` JSON lines of the access log, waiting for the workers to write them."""
+    deadline = time.monotonic() + 20
+    while True:
+        lines = log.read_text().splitlines() if log.exists() else []
+        if len(lines) >= count or time.monotonic() > deadline:
+            return [json.loads(line) for line in lines]
+        time.sleep(0.05)
+
+
+def test_access_log_counts_the_bytes_sendfile_sent(tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    server = start_ours(tmp_path / "root", "--access-log", str(log))
+    data = os.urandom(300_000)
+    digest = sha256(data)
+    url = f"{server.url}/v2/hard/log/blobs/{digest}"
+    try:
+        r = requests.post(f"{server.url}/v2/hard/log/blobs/uploads/", params={"digest": digest}, data=data)
+        assert r.status_code == 201, r.text
+        assert requests.get(url, timeout=30).content == data
+        r = requests.get(url, headers={"Range": "bytes=10-1009"}, timeout=30)
+        assert r.status_code == 206 and r.content == data[10:1010]
+        r = requests.get(url, headers={"Range": "bytes=299000-"}, timeout=30)
+        assert r.status_code == 206 and r.content == data[299000:]
+        assert requests.head(url, timeout=30).status_code == 200
+    finally:
+        server.stop()
+    blob = [
+        (e["method"], e["status"], e["bytes"])
+        for e in access_entries(log, 6)
+        if "/blobs/sha256:" in e["path"]
+    ]
+    assert blob == [("GET", 200, 300_000), ("GET", 206, 1000), ("GET", 206, 1000), ("HEAD", 200, 0)]
