@@ -59,19 +59,26 @@ def _flags(sub: OnlyVerb) -> None:
         insecure_registry_flag(p)
 
 
-def _key_values(items: list[str], what: str, from_env: bool = False) -> dict[str, str]:
+def _labels(items: list[str]) -> dict[str, str]:
+    """``--label K=V``; a bare ``--label K`` is an empty value, as docker sets it."""
     out: dict[str, str] = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        if not key:
+            raise FlagError(f"invalid --label {item!r}: use KEY=VALUE")
+        out[key] = value
+    return out
+
+
+def _build_args(items: list[str]) -> dict[str, str | None]:
+    """``--build-arg K=V``; a bare ``--build-arg K`` takes K from the environment, and
+    is None (set nothing, yet named if unused) when the environment lacks it, as docker."""
+    out: dict[str, str | None] = {}
     for item in items:
         key, eq, value = item.partition("=")
         if not key:
-            raise FlagError(f"invalid {what} {item!r}: use KEY=VALUE")
-        if not eq:
-            if not from_env:
-                raise FlagError(f"invalid {what} {item!r}: use KEY=VALUE")
-            if key not in os.environ:
-                continue  # docker: --build-arg NAME takes NAME from the environment, if set
-            value = os.environ[key]
-        out[key] = value
+            raise FlagError(f"invalid --build-arg {item!r}: use KEY=VALUE")
+        out[key] = value if eq else os.environ.get(key)
     return out
 
 
@@ -138,7 +145,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         tags = tuple(Reference.parse(t) for t in args.tag)
     except errors.Invalid as exc:
         raise FlagError(f"invalid argument for -t: {exc}") from exc
-    build_args = _key_values(args.build_arg, "--build-arg", from_env=True)
+    build_args = _build_args(args.build_arg)
     sde_text = build_args.get("SOURCE_DATE_EPOCH") or os.environ.get("SOURCE_DATE_EPOCH") or ""
     if sde_text and not sde_text.isdigit():
         raise UsageError(f"invalid SOURCE_DATE_EPOCH {sde_text!r}: use seconds since the epoch")
@@ -163,7 +170,7 @@ def cmd_build(args: argparse.Namespace) -> int:
             target=args.target,
             no_cache=args.no_cache,
             cache_from=tuple(args.cache_from),
-            labels=_key_values(args.label, "--label"),
+            labels=_labels(args.label),
             network="host" if args.network == "default" else args.network,
             secrets=_secrets(args.secret),
             platform=args.platform,
@@ -191,6 +198,9 @@ def cmd_build(args: argparse.Namespace) -> int:
         except DockerfileError as exc:
             if exc.line and "line" not in str(exc):
                 raise DockerfileError(f"Dockerfile:{exc.line}: {exc}", exc.line) from exc
+            raise
+        except errors.DockyardError as exc:
+            exc.exit_code = 1  # docker: any build failure but a RUN's exits 1 (a missing base image)
             raise
     if args.iidfile:
         try:
