@@ -10,17 +10,22 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from builder.build import build
 from builder.context import extract_context, looks_like_tar
 from builder.errors import BuildFailed, DockerfileError
 from builder.options import BuildOptions
+from commands import buildcache
 from commands.errors import UsageError
 from commands.parsing import OnlyVerb, Verbs, insecure_registry_flag
 from imagefmt import errors
 from imagefmt.reference import Reference
 from imagefmt.store import Store, StoredImage
 from registry.client.fetch import fetch
+
+if TYPE_CHECKING:  # requests is imported only when a build reaches a registry
+    from registry.client.registry_client import RegistryClient
 
 VERBS = Verbs()
 
@@ -39,7 +44,15 @@ def _flags(sub: OnlyVerb) -> None:
         p.add_argument("--build-arg", action="append", default=[], metavar="K=V", help="set a build-time ARG")
         p.add_argument("--target", default=None, help="stage to build")
         p.add_argument("--no-cache", action="store_true", help="do not use the build cache")
-        p.add_argument("--cache-from", action="append", default=[], help="images to take cached steps from")
+        p.add_argument(
+            "--cache-from",
+            action="append",
+            default=[],
+            help="images to take cached steps from, or type=registry,ref=HOST/REPO:TAG",
+        )
+        p.add_argument(
+            "--cache-to", action="append", default=[], help="type=registry,ref=HOST/REPO:TAG[,mode=max]"
+        )
         p.add_argument("--pull", nargs="?", const="true", default="false", help="always pull base images")
         p.add_argument("--label", action="append", default=[], metavar="K=V", help="label the image")
         p.add_argument("-q", "--quiet", action="store_true", help="print only the image ID")
@@ -153,6 +166,9 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     with contextlib.ExitStack() as stack:
         ctx, dockerfile, path = _build_inputs(args, stack)
+        store = Store(args.root)
+        registry = _LazyClient(args, stack)
+        cache_fields = buildcache.setup(args, store, registry, out)
         opts = BuildOptions(
             dockerfile=dockerfile,
             context=ctx,
@@ -161,7 +177,6 @@ def cmd_build(args: argparse.Namespace) -> int:
             build_args=build_args,
             target=args.target,
             no_cache=args.no_cache,
-            cache_from=tuple(args.cache_from),
             labels=_key_values(args.label, "--label"),
             network="host" if args.network == "default" else args.network,
             secrets=_secrets(args.secret),
@@ -173,9 +188,10 @@ def cmd_build(args: argparse.Namespace) -> int:
             pull=lambda name: _pull_base(args, name, out),
             fetch=fetch,
             always_pull=args.pull.lower() in ("true", "1", "yes", "always"),
+            **cache_fields,  # type: ignore[arg-type]
         )
         try:
-            image = build(Store(args.root), opts, out)
+            image = build(store, opts, out)
         except BuildFailed as exc:
             if not args.quiet:
                 stdout.flush()
@@ -196,6 +212,22 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.quiet:
         print(image.id)
     return 0
+
+
+class _LazyClient:
+    """One registry client for the build, made when first needed, closed at its end."""
+
+    def __init__(self, args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
+        self.args = args
+        self.stack = stack
+        self.client: RegistryClient | None = None
+
+    def __call__(self) -> RegistryClient:
+        if self.client is None:
+            from commands.distribution import client
+
+            self.client = self.stack.enter_context(client(self.args))
+        return self.client
 
 
 def _pull_base(args: argparse.Namespace, name: str, out: Callable[[bytes], None]) -> StoredImage:
