@@ -16,6 +16,7 @@ from builder.build import build
 from builder.context import extract_context, looks_like_tar
 from builder.errors import BuildFailed, DockerfileError
 from builder.options import BuildOptions
+from builder.output import OutputSpec, export
 from commands import buildcache
 from commands.errors import UsageError
 from commands.parsing import OnlyVerb, Verbs, insecure_registry_flag
@@ -28,6 +29,7 @@ if TYPE_CHECKING:  # requests is imported only when a build reaches a registry
     from registry.client.registry_client import RegistryClient
 
 VERBS = Verbs()
+Out = Callable[[bytes], None]
 
 
 @VERBS.flags
@@ -53,6 +55,14 @@ def _flags(sub: OnlyVerb) -> None:
         p.add_argument(
             "--cache-to", action="append", default=[], help="type=registry,ref=HOST/REPO:TAG[,mode=max]"
         )
+        p.add_argument(
+            "-o",
+            "--output",
+            action="append",
+            default=[],
+            help="type=local|tar|oci|docker,dest=PATH (also: DIR, or - for a tar on stdout)",
+        )
+        p.add_argument("--push", action="store_true", help="push the tags after the build")
         p.add_argument("--pull", nargs="?", const="true", default="false", help="always pull base images")
         p.add_argument("--label", action="append", default=[], metavar="K=V", help="label the image")
         p.add_argument("-q", "--quiet", action="store_true", help="print only the image ID")
@@ -154,8 +164,17 @@ def cmd_build(args: argparse.Namespace) -> int:
     sde_text = build_args.get("SOURCE_DATE_EPOCH") or os.environ.get("SOURCE_DATE_EPOCH") or ""
     if sde_text and not sde_text.isdigit():
         raise UsageError(f"invalid SOURCE_DATE_EPOCH {sde_text!r}: use seconds since the epoch")
+    try:
+        outputs = [OutputSpec.parse(o) for o in args.output]
+    except errors.Invalid as exc:
+        raise UsageError(str(exc)) from exc
+    if args.push and not tags:
+        raise UsageError("tag is needed when pushing to registry: give -t HOST/REPO:TAG")
     held = bytearray()
-    stdout = sys.stdout.buffer
+    # a tar on stdout takes stdout: the build's own lines go to stderr, as buildx's do
+    stdout = (
+        sys.stderr.buffer if any(o.dest == "-" and o.kind != "local" for o in outputs) else sys.stdout.buffer
+    )
 
     def out(data: bytes) -> None:
         if args.quiet:
@@ -207,6 +226,10 @@ def cmd_build(args: argparse.Namespace) -> int:
             if exc.line and "line" not in str(exc):
                 raise DockerfileError(f"Dockerfile:{exc.line}: {exc}", exc.line) from exc
             raise
+        for spec in outputs:
+            export(store, image, spec, tags)
+        if args.push:
+            _push(registry(), store, image, tags, out)
     if args.iidfile:
         Path(args.iidfile).write_text(str(image.id))
     if args.quiet:
@@ -228,6 +251,16 @@ class _LazyClient:
 
             self.client = self.stack.enter_context(client(self.args))
         return self.client
+
+
+def _push(
+    client: RegistryClient, store: Store, image: StoredImage, tags: tuple[Reference, ...], out: Out
+) -> None:
+    """``--push``: each tag, as ``dockyard push`` would push it."""
+    for ref in tags:
+        out(f"The push refers to repository [{ref.repository}]\n".encode())
+        result = client.push(store, image, ref)
+        out(f"{result.ref.tag}: digest: {result.digest} size: {result.size}\n".encode())
 
 
 def _pull_base(args: argparse.Namespace, name: str, out: Callable[[bytes], None]) -> StoredImage:

@@ -4,7 +4,12 @@ remote contexts, COPY --parents and --ssh, against our registry, distribution
 
 from __future__ import annotations
 
+import io
 import json
+import re
+import subprocess
+import tarfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +18,7 @@ import pytest
 from imagefmt.store import Store
 from support.peers import Distribution, Server
 from tests.buildhelp import build, build_ok, make_context, read
-from tests.conftest import Dockyard
+from tests.conftest import Dockyard, docker, need
 
 pytestmark = pytest.mark.privileged
 
@@ -118,3 +123,74 @@ def test_cache_flags_are_checked(dy: Dockyard, busybox: str, tmp_path: Path) -> 
     assert r.code in USAGE and "ref=HOST/REPO:TAG is required" in r.err
     r = build(dy, ctx, "--cache-to", "type=registry,ref=127.0.0.1:1/x,mode=all")
     assert r.code in USAGE and "mode=all" in r.err
+
+
+# ------------------------------------------------------------------ --output ---
+
+SMALL = """\
+FROM busybox
+COPY a.txt /a.txt
+RUN echo made > /b.txt && rm /bin/true
+"""
+
+
+def test_output_local_dir_and_tar(dy: Dockyard, busybox: str, tmp_path: Path) -> None:
+    ctx = make_context(tmp_path / "ctx", SMALL, {"a.txt": "alpha\n"})
+    out_dir = tmp_path / "out"
+    build_ok(dy, ctx, "-o", str(out_dir))
+    assert (out_dir / "a.txt").read_text() == "alpha\n"
+    assert (out_dir / "b.txt").read_text() == "made\n"
+    assert (out_dir / "bin/sh").exists() and not (out_dir / "bin/true").exists()  # the RUN's whiteout applied
+    tar = tmp_path / "fs.tar"
+    build_ok(dy, ctx, "--output", f"type=tar,dest={tar}")
+    with tarfile.open(tar) as t:
+        names = set(t.getnames())
+        assert t.extractfile("b.txt").read() == b"made\n"  # type: ignore[union-attr]
+    assert {"a.txt", "bin/sh"} <= names and "bin/true" not in names
+    assert not any(n.startswith(".wh.") or "/.wh." in n for n in names)
+    piped = dy.run("build", "-o", "-", str(ctx), text=False)  # buildx: a tar on stdout, the log on stderr
+    assert piped.returncode == 0, piped.stderr
+    assert b"Successfully built" in piped.stderr
+    with tarfile.open(fileobj=io.BytesIO(piped.stdout)) as t:
+        assert t.extractfile("a.txt").read() == b"alpha\n"  # type: ignore[union-attr]
+    r = build(dy, ctx, "--output", "type=registry,dest=x")
+    assert r.code in USAGE and "type=registry is not supported" in r.err
+
+
+def test_output_oci_and_docker_tarballs_load_in_skopeo_and_docker(
+    dy: Dockyard, busybox: str, tmp_path: Path, docker_host: str
+) -> None:
+    need("skopeo")
+    ctx = make_context(tmp_path / "ctx", SMALL, {"a.txt": "alpha\n"})
+    oci, dock = tmp_path / "img.oci.tar", tmp_path / "img.docker.tar"
+    tag = f"ci-output-{uuid.uuid4().hex[:8]}:1"
+    build_ok(dy, ctx, "-t", tag, "-o", f"type=oci,dest={oci}", "--output", f"type=docker,dest={dock}")
+    ours = Store(dy.root).image(tag)
+    for transport, path in (("oci-archive", oci), ("docker-archive", dock)):
+        got = subprocess.run(["skopeo", "inspect", f"{transport}:{path}"], capture_output=True, text=True)
+        assert got.returncode == 0, got.stderr
+        doc = json.loads(got.stdout)
+        assert len(doc["Layers"]) == len(ours.manifest.layers) == 3
+    loaded = docker(docker_host, "load", "-i", str(dock)).stdout
+    assert f"Loaded image: {tag}" in loaded
+    try:
+        their_id = docker(docker_host, "image", "inspect", "-f", "{{.Id}}", tag).stdout.strip()
+        assert their_id == str(ours.id)
+        made = docker(docker_host, "run", "--rm", "--network", "none", tag, "cat", "/b.txt", check=False)
+        assert made.stdout == "made\n", made.stderr
+    finally:
+        docker(docker_host, "rmi", "-f", tag, check=False)
+
+
+def test_push_after_the_build(dy: Dockyard, busybox: str, ours: Server, tmp_path: Path) -> None:
+    ctx = make_context(tmp_path / "ctx", SMALL, {"a.txt": "alpha\n"})
+    ref = f"{ours.host}/ci/pushed:v1"
+    out = build_ok(dy, ctx, "-t", ref, "--push")
+    assert f"The push refers to repository [{ours.host}/ci/pushed]" in out
+    assert re.search(r"v1: digest: sha256:[0-9a-f]{64} size: \d+", out), out
+    image_id = Store(dy.root).image(ref).id
+    dy.ok("rmi", ref)
+    dy.ok("pull", ref)
+    assert Store(dy.root).image(ref).id == image_id
+    r = build(dy, ctx, "--push")
+    assert r.code in USAGE and "tag is needed when pushing to registry" in r.err
