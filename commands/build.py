@@ -17,7 +17,7 @@ from builder.context import extract_context, looks_like_tar
 from builder.errors import BuildFailed, DockerfileError
 from builder.options import BuildOptions
 from builder.output import OutputSpec, export
-from commands import buildcache
+from commands import buildcache, remotecontext
 from commands.errors import UsageError
 from commands.parsing import OnlyVerb, Verbs, insecure_registry_flag
 from imagefmt import errors
@@ -129,9 +129,14 @@ def _build_inputs(
         ctx = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dockyard-ctx-")))
         extract_context(data, ctx)
     else:
-        if args.context.startswith(("http://", "https://", "git@", "git://")):
-            raise UsageError("a URL or git build context is not supported: clone it and give the directory")
         ctx = Path(args.context)
+        if not ctx.is_dir() and remotecontext.is_remote(args.context):
+            remote, served = remotecontext.remote_context(args.context, stack)
+            if remote is None:  # the URL served a Dockerfile: no context files
+                return None, served or b"", None
+            ctx = remote
+            if args.file and args.file != "-":  # docker: -f is inside a remote context
+                args.file = str(remotecontext.inside(ctx, args.file))
         if not ctx.is_dir():
             raise errors.NotFound(f'unable to prepare context: path "{args.context}" not found')
     if args.file == "-":
