@@ -140,24 +140,30 @@ def start(req: Request) -> Result:
         client, rfile = req.hijack()
         _relay_tty(e, client, rfile, bool(b.get("AttachStdin")))
         return HIJACKED
-    stdin_r, stdin_w = os.pipe2(os.O_CLOEXEC) if b.get("AttachStdin") else (None, None)
+    # stdin is a socket: the exec helper (a fork that waits for the process) holds a
+    # copy of our end too, so the end of input is a shutdown, which reaches the
+    # process whoever holds copies, where a pipe's close would not
+    stdin_pair = socket.socketpair() if b.get("AttachStdin") else None
     out_r, out_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    stdin_fd = stdin_pair[1].fileno() if stdin_pair else null
     try:
-        e.pid = execute.spawn(c, proc, launch.Stdio(stdin_r if stdin_r is not None else null, out_w, err_w))
+        e.pid = execute.spawn(c, proc, launch.Stdio(stdin_fd, out_w, err_w))
     except BaseException:
-        for fd in (stdin_r, stdin_w, out_r, err_r):
-            if fd is not None:
-                os.close(fd)
+        for fd in (out_r, err_r):
+            os.close(fd)
+        if stdin_pair:
+            stdin_pair[0].close()
         raise
     finally:
-        for fd in (stdin_r, out_w, err_w, null):
-            if fd is not None:
-                os.close(fd)
+        for fd in (out_w, err_w, null):
+            os.close(fd)
+        if stdin_pair:
+            stdin_pair[1].close()
     e.running = True
     client, rfile = req.hijack()
-    _relay_pipes(e, client, rfile, stdin_w, out_r, err_r)
+    _relay_pipes(e, client, rfile, stdin_pair[0] if stdin_pair else None, out_r, err_r)
     return HIJACKED
 
 
@@ -192,8 +198,19 @@ def _copy_in(rfile: IO[bytes], write_fd: int) -> None:
         os.close(write_fd)
 
 
+def _copy_to_socket(rfile: IO[bytes], sock: socket.socket) -> None:
+    try:
+        while data := rfile.read1(65536):  # type: ignore[attr-defined]
+            sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+    except (OSError, ValueError):
+        pass
+    finally:
+        sock.close()
+
+
 def _relay_pipes(
-    e: Exec, client: socket.socket, rfile: IO[bytes], stdin_w: int | None, out_r: int, err_r: int
+    e: Exec, client: socket.socket, rfile: IO[bytes], stdin: socket.socket | None, out_r: int, err_r: int
 ) -> None:
     lock = threading.Lock()
 
@@ -208,8 +225,8 @@ def _relay_pipes(
                     except OSError:
                         alive = False
 
-    if stdin_w is not None:
-        threading.Thread(target=_copy_in, args=(rfile, stdin_w), daemon=True).start()
+    if stdin is not None:
+        threading.Thread(target=_copy_to_socket, args=(rfile, stdin), daemon=True).start()
     t = threading.Thread(target=copy_out, args=(err_r, STDERR), daemon=True)
     t.start()
     copy_out(out_r, STDOUT)
