@@ -53,6 +53,7 @@ VERBS: dict[str, tuple[str, str | None]] = {
     "logout": ("distribution", "log out from a registry"),
     "search": ("distribution", "search a registry's catalog"),
     "system": (GROUP, "manage dockyard"),
+    "daemon": ("daemon", "serve the Docker Engine API (as 'system service')"),
     "info": ("system", "display system-wide information"),
     "registry": (GROUP, "run and maintain a registry server (the OCI distribution API)"),
     "container": (GROUP, "manage containers"),
@@ -103,6 +104,8 @@ GROUPS: dict[str, dict[str, tuple[str, str | None]]] = {
         "df": ("disk", "show disk usage"),
         "prune": ("disk", "remove unused data"),
         "info": ("system", "display system-wide information"),
+        "service": ("daemon", "serve the Docker Engine API on a unix socket or TCP (mutual TLS)"),
+        "gen-certs": ("daemon", "make the service's CA, server and client certificates"),
     },
     "registry": {
         "serve": ("registry", "serve the registry (gunicorn), by default on 0.0.0.0:5000"),

@@ -34,6 +34,6 @@ fi
 scripts/write-launcher.sh "$PWD/.venv/bin/python" .venv/bin/dockyard
 # Byte-compile our modules: where PYTHONDONTWRITEBYTECODE is set, every command would
 # otherwise recompile them (it doubles the start-up of `dockyard run`).
-.venv/bin/python -m compileall -q cli.py imagefmt registry runtime builder engine commands
+.venv/bin/python -m compileall -q cli.py imagefmt registry runtime builder engine api commands
 fixtures/make-busybox-rootfs.sh >/dev/null
 echo "setup: ok ($(.venv/bin/dockyard --version))"
