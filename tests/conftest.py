@@ -19,8 +19,11 @@ from flask.testing import FlaskClient
 import cli
 from support.peers import (
     TESTS_DOCKERD,
+    Ceph,
     Distribution,
     Server,
+    ceph_unavailable,
+    start_ceph,
     start_distribution,
     start_dockerd,
     start_in_process,
@@ -362,6 +365,37 @@ def ours_inmemory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server = start_in_process(create_app(Config(root=root), InMemoryDriver()), "dockyard-inmemory", root)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def ceph() -> Iterator[Ceph]:
+    """A single-node Ceph with radosgw (scripts/start-s3.sh, once a session), stopped at
+    the end if this session started it.  Skipped only where it cannot be installed."""
+    reason = ceph_unavailable()
+    if reason is not None:
+        if IN_CI:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    cluster = start_ceph()
+    yield cluster
+    cluster.stop()
+
+
+def s3_settings(ceph: Ceph, prefix: str | None = None, **kw: Any) -> Any:
+    """An S3Config for ``ceph``'s bucket under a fresh (or the given) prefix."""
+    import uuid
+
+    from registry.server.config import S3Config
+
+    return S3Config(
+        endpoint=ceph.endpoint,
+        region=ceph.region,
+        bucket=ceph.bucket,
+        prefix=prefix or f"test-{uuid.uuid4().hex[:12]}",
+        access_key=ceph.access_key,
+        secret_key=ceph.secret_key,
+        **kw,
+    )
 
 
 REGISTRY_FIXTURES = {"dockyard": "ours", "dockyard-inmemory": "ours_inmemory", "distribution": "distribution"}
