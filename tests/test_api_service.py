@@ -269,7 +269,13 @@ def _tls_service(tmp_path: Path, root: Path) -> tuple[Service, Path]:
         capture_output=True,
     )
     port = free_port()
-    tls = ("--tlsverify", "--tlscacert", str(certs / "ca.pem"), "--tlscert", str(certs / "server-cert.pem"))
+    tls: tuple[str, ...] = (
+        "--tlsverify",
+        "--tlscacert",
+        str(certs / "ca.pem"),
+        "--tlscert",
+        str(certs / "server-cert.pem"),
+    )
     tls += ("--tlskey", str(certs / "server-key.pem"))
     return start_service(root, f"tcp://127.0.0.1:{port}", extra=tls), certs
 
