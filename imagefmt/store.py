@@ -47,7 +47,7 @@ from imagefmt.catalog import Catalog, tree_size
 from imagefmt.config import ImageConfig, rfc3339
 from imagefmt.digest import CHUNK, Digest, chain_ids
 from imagefmt.errors import Conflict, DigestInvalid, Invalid, ManifestInvalid, NotFound
-from imagefmt.manifest import Descriptor, Manifest
+from imagefmt.manifest import Descriptor, Manifest, Platform
 from imagefmt.records import NamedTuple
 from imagefmt.reference import Reference
 
@@ -186,6 +186,45 @@ class Store(Catalog):
             raise NotFound(f"No such image: {_shown(name)}")
         return self._load(found, doc)
 
+    def image_for_platform(self, name: str, platform: Platform) -> StoredImage:
+        """``name`` for ``platform``: the member a multi-platform build recorded for it,
+        or the image itself when its config is of that platform.  NotFound as docker
+        says it, for a missing image or one of another platform."""
+        doc = self._read_index()
+        found = self._find(name, doc)
+        if found is None:
+            raise NotFound(f"No such image: {_shown(name)}")
+        members: dict[str, str] = doc["images"][found].get("platforms") or {}
+        for text, image_id in members.items():
+            if Platform.parse(text).matches(platform) and image_id in doc["images"]:
+                return self._load(image_id, doc)
+        img = self._load(found, doc)
+        actual = image_platform(img)
+        if not actual.matches(platform):
+            raise PlatformMismatch(
+                f"image with reference {_shown(name)} was found but does not match the specified "
+                f"platform: wanted {platform}, actual: {actual}"
+            )
+        return img
+
+    def platform_images(self, image: StoredImage) -> list[StoredImage]:
+        """The images of the multi-platform build recorded on ``image`` (none for others)."""
+        doc = self._read_index()
+        members: dict[str, str] = image.record.get("platforms") or {}
+        return [self._load(i, doc) for i in members.values() if i in doc["images"]]
+
+    def set_platforms(self, primary: StoredImage, members: Sequence[StoredImage], index: Descriptor) -> None:
+        """Record a multi-platform build on its tagged image: the image of each platform
+        (kept while ``primary`` is, hidden from ``images`` unless -a) and the OCI index
+        listing them, which ``push`` sends under the tag."""
+        with self.lock():
+            doc = self._read_index()
+            rec = doc["images"][str(primary.id)]
+            rec["platforms"] = {str(image_platform(m)): str(m.id) for m in members}
+            rec["index"] = str(index.digest)
+            rec["extra_blobs"] = sorted({*rec.get("extra_blobs", []), index.digest.hex})
+            self._write_index(doc)
+
     def add_image(
         self,
         manifest: Manifest,
@@ -289,8 +328,16 @@ class Store(Catalog):
                 self._write_index(doc)
                 return lines
             del doc["images"][image_id]
-            self._write_index(doc)
             lines.append(f"Deleted: {image_id}")
+            for member in (rec.get("platforms") or {}).values():  # a multi-platform build's other images
+                if (
+                    member in doc["images"]
+                    and member not in doc["tags"].values()
+                    and not self.holders(Digest.parse(member))
+                ):
+                    del doc["images"][member]
+                    lines.append(f"Deleted: {member}")
+            self._write_index(doc)
             lines += self._sweep(doc)
         return lines
 
@@ -339,6 +386,7 @@ class Store(Catalog):
         with self.removing(), self.lock():
             doc = self._read_index()
             tagged = set(doc["tags"].values())
+            tagged |= {m for i in tagged for m in (doc["images"].get(i, {}).get("platforms") or {}).values()}
             for image_id in list(doc["images"]):
                 if self.holders(Digest.parse(image_id)):
                     continue
@@ -573,3 +621,14 @@ def _shown(name: str) -> str:
         return Reference.parse(name).familiar()
     except Invalid:
         return name
+
+
+class PlatformMismatch(NotFound):
+    """The image exists, of another platform than the one asked for."""
+
+
+def image_platform(img: StoredImage) -> Platform:
+    """The platform an image's config declares (linux/amd64 when it says nothing)."""
+    return Platform(
+        img.config.os or "linux", img.config.architecture or "amd64", img.config.doc.get("variant") or ""
+    )
