@@ -27,7 +27,7 @@ from runtime.container.create import CreateOptions, ImageInfo
 from runtime.container.create import create as create_container
 from runtime.container.store import Container, ContainerStore
 from runtime.container.streams import Attach
-from runtime.errors import BadSpec, StartFailed
+from runtime.errors import BadSpec, SpecRefused, StartFailed
 
 
 def create_options(args: argparse.Namespace, run: bool) -> CreateOptions:
@@ -236,10 +236,10 @@ def run_error(exc: errors.DockyardError) -> int:
 
 
 def create_error(exc: errors.DockyardError) -> int:
-    """docker create's status for a failure: 125 for a bad option (refused while
-    parsing, as run), else 1 (the daemon's refusal)."""
+    """docker create's status for a failure: 125 for a malformed option (its CLI
+    refuses it while parsing), else 1 (what its daemon refuses, SpecRefused too)."""
     err(str(exc))
-    return 125 if isinstance(exc, BadSpec) else exc.exit_code
+    return 125 if isinstance(exc, BadSpec) and not isinstance(exc, SpecRefused) else exc.exit_code
 
 
 def run(args: argparse.Namespace, started_hook: Callable[[], None]) -> int:
