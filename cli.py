@@ -103,6 +103,7 @@ GROUPS: dict[str, dict[str, tuple[str, str | None]]] = {
         "df": ("disk", "show disk usage"),
         "prune": ("disk", "remove unused data"),
         "info": ("system", "display system-wide information"),
+        "check": ("check", "check the store after a crash (--repair fixes it)"),
     },
     "registry": {
         "serve": ("registry", "serve the registry (gunicorn), by default on 0.0.0.0:5000"),
