@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -155,3 +156,29 @@ def test_the_check_is_in_the_verb_table(loaded: Dockyard) -> None:
 
 def _id(dy: Dockyard, name: str) -> str:
     return dy.ok("image", "inspect", "--format", "{{.Id}}", name).strip()
+
+
+def test_temp_owners_are_told_apart_by_pid_start_time_boot_and_namespace() -> None:
+    from imagefmt import tempstate
+
+    name = owned_name("blob", ".part")
+    pid, start, boot, ns = tempstate.owner().split("-")
+    assert tempstate.owner_alive(name) is True
+    assert tempstate.owner_alive("blob-0123.part") is None  # no owner in the name
+    reused = name.replace(f"-{pid}-{start}-", f"-{pid}-{int(start) + 1}-", 1)
+    assert tempstate.owner_alive(reused) is False  # same pid, another process: the pid was reused
+    rebooted = name.replace(f"-{boot}-", "-ffffffff-" if boot != "ffffffff" else "-00000000-", 1)
+    assert tempstate.owner_alive(rebooted) is False  # written before the last reboot
+    elsewhere = name.replace(f"-{ns}-", "-1-", 1)
+    assert tempstate.owner_alive(elsewhere) is True  # another pid namespace: cannot tell, so kept
+
+    child = subprocess.Popen(["true"])
+    try:
+        stat = Path(f"/proc/{child.pid}/stat")
+        while stat.read_text().rsplit(")", 1)[1].split()[0] != "Z":  # exited, not yet reaped
+            time.sleep(0.001)
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+        zombie = name.replace(f"-{pid}-{start}-", f"-{child.pid}-{fields[19]}-", 1)
+        assert tempstate.owner_alive(zombie) is False
+    finally:
+        child.wait()
