@@ -104,6 +104,7 @@ GROUPS: dict[str, dict[str, tuple[str, str | None]]] = {
         "df": ("disk", "show disk usage"),
         "prune": ("disk", "remove unused data"),
         "info": ("system", "display system-wide information"),
+        "check": ("check", "check the store after a crash (--repair fixes it)"),
         "service": ("daemon", "serve the Docker Engine API on a unix socket or TCP (mutual TLS)"),
         "gen-certs": ("daemon", "make the service's CA, server and client certificates"),
     },

@@ -90,11 +90,12 @@ class Store(Catalog):
 
     Opening it reclaims (once per process) the temp state of processes that died
     writing it, e.g. a ``pull`` or ``build`` killed with SIGKILL; never a live
-    process's (imagefmt.tempstate tells them apart)."""
+    process's (imagefmt.tempstate tells them apart); ``reclaim=False`` leaves it
+    for ``system check`` to report."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, reclaim: bool = True) -> None:
         super().__init__(root)
-        if self.root not in _swept:
+        if reclaim and self.root not in _swept:
             _swept.add(self.root)
             tempstate.reclaim(self.tmp, self.snapshots, owned_only=True)
 
