@@ -59,7 +59,7 @@ class CopyFlags(NamedTuple):
     chmod: str | None = None  # octal or u+x,go-w
     link: bool = False  # --link, --link=true (any value but "false")
     exclude: tuple[str, ...] = ()  # patterns, as .dockerignore's
-    parents: bool = False  # COPY --parents: refused (a problem)
+    parents: bool = False  # COPY --parents: sources keep their parent directories (copyparents)
     checksum: str | None = None  # ADD --checksum=sha256:… of a URL's content
     keep_git_dir: bool = False  # ADD --keep-git-dir: accepted; dockyard has no git sources
     unpack: bool | None = None  # ADD --unpack: accepted and ignored
@@ -160,9 +160,10 @@ def _all(pairs: Pairs, name: str) -> tuple[str, ...]:
 def _parse_copy(pairs: Pairs) -> CopyFlags:
     link = _last(pairs, "link")
     unpack = _last(pairs, "unpack")
-    parents = _last(pairs, "parents") is not None
+    parents_value = _last(pairs, "parents")
+    parents = parents_value is not None and parents_value != "false"
     return CopyFlags(
-        problems=(("parents", "COPY --parents is not supported by dockyard"),) if parents else (),
+        problems=(),
         from_=_last(pairs, "from"),
         chown=_last(pairs, "chown"),
         chmod=_last(pairs, "chmod"),

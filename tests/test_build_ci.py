@@ -313,3 +313,34 @@ def test_tarball_and_dockerfile_urls(
     assert "FROM_URL=yes" in Store(dy.root).image("u:df").config.config["Env"]
     r = dy("build", f"{url}/missing.tar")
     assert r.code != 0 and "unable to download remote context" in r.err
+
+
+# ------------------------------------------------------------ COPY --parents ---
+
+PARENTS = """\
+FROM busybox AS first
+COPY --parents x/a.txt y/*/b.txt /p/
+COPY --parents x/dir /d/
+COPY --parents ./x/./y/z.txt /pv/
+COPY --parents=false x/a.txt /flat/
+FROM busybox
+COPY --from=first --parents /p/y/*/b.txt /from/
+"""
+
+
+def test_copy_parents_keeps_the_source_paths(dy: Dockyard, busybox: str, tmp_path: Path) -> None:
+    files = {"x/a.txt": "a", "y/s1/b.txt": "b1", "y/s2/b.txt": "b2", "x/dir/c.txt": "c", "x/y/z.txt": "z"}
+    ctx = make_context(tmp_path / "ctx", PARENTS, files)
+    build_ok(dy, ctx, "--target", "first", "-t", "parents:first")
+    got = {p: read(dy, "parents:first", p) for p in ("/p/x/a.txt", "/p/y/s1/b.txt", "/p/y/s2/b.txt")}
+    assert got == {"/p/x/a.txt": "a", "/p/y/s1/b.txt": "b1", "/p/y/s2/b.txt": "b2"}
+    assert read(dy, "parents:first", "/d/x/dir/c.txt") == "c"  # a directory keeps its own path
+    assert read(dy, "parents:first", "/pv/y/z.txt") == "z"  # only what follows the /./ pivot
+    assert read(dy, "parents:first", "/flat/a.txt") == "a"
+    build_ok(dy, ctx, "-t", "parents:last")
+    assert read(dy, "parents:last", "/from/p/y/s2/b.txt") == "b2"  # --from keeps the image's paths
+    # the kept paths are in the key: moving a file to another parent is a miss
+    (ctx / "y/s3").mkdir()
+    (ctx / "y/s2/b.txt").rename(ctx / "y/s3/b.txt")
+    out = build_ok(dy, ctx, "--target", "first", "-t", "parents:moved")
+    assert out.count("Using cache") == 0 and read(dy, "parents:moved", "/p/y/s3/b.txt") == "b2"
