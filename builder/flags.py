@@ -276,17 +276,17 @@ def parse_run_mount(text: str, line: int = 0) -> MountSpec:
     kind = values.get("type", "bind")
     if kind not in MOUNT_TYPES:
         raise DockerfileError(f"unsupported mount type {kind!r}", line)
-    if kind == "ssh":
-        raise DockerfileError("RUN --mount=type=ssh is not supported by dockyard", line)
     target = values.get("target") or values.get("dst") or values.get("destination") or ""
     ident = values.get("id", "")
+    if kind == "ssh":  # BuildKit: the "default" agent, at /run/buildkit/ssh_agent.N unless a target is given
+        ident = ident or "default"
     if kind == "secret":
         ident = ident or posixpath.basename(target)
         if not ident:
             raise DockerfileError("secret mount needs an id or a target", line)
         if not target and "env" not in values:
             target = f"/run/secrets/{ident}"
-    if not target and kind != "secret":
+    if not target and kind not in ("secret", "ssh"):
         raise DockerfileError(f"mount type {kind} needs a target", line)
     readonly = kind in ("bind", "secret")
     if "ro" in flags or "readonly" in flags or _bool(values.get("ro", "false")) and "ro" in values:

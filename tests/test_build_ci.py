@@ -8,7 +8,9 @@ import functools
 import http.server
 import io
 import json
+import os
 import re
+import shutil
 import socket
 import subprocess
 import tarfile
@@ -329,7 +331,13 @@ COPY --from=first --parents /p/y/*/b.txt /from/
 
 
 def test_copy_parents_keeps_the_source_paths(dy: Dockyard, busybox: str, tmp_path: Path) -> None:
-    files = {"x/a.txt": "a", "y/s1/b.txt": "b1", "y/s2/b.txt": "b2", "x/dir/c.txt": "c", "x/y/z.txt": "z"}
+    files: dict[str, str | bytes] = {
+        "x/a.txt": "a",
+        "y/s1/b.txt": "b1",
+        "y/s2/b.txt": "b2",
+        "x/dir/c.txt": "c",
+        "x/y/z.txt": "z",
+    }
     ctx = make_context(tmp_path / "ctx", PARENTS, files)
     build_ok(dy, ctx, "--target", "first", "-t", "parents:first")
     got = {p: read(dy, "parents:first", p) for p in ("/p/x/a.txt", "/p/y/s1/b.txt", "/p/y/s2/b.txt")}
@@ -344,3 +352,73 @@ def test_copy_parents_keeps_the_source_paths(dy: Dockyard, busybox: str, tmp_pat
     (ctx / "y/s2/b.txt").rename(ctx / "y/s3/b.txt")
     out = build_ok(dy, ctx, "--target", "first", "-t", "parents:moved")
     assert out.count("Using cache") == 0 and read(dy, "parents:moved", "/p/y/s3/b.txt") == "b2"
+
+
+# ------------------------------------------------------------------- --ssh ---
+
+
+@pytest.fixture
+def ssh_agent(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A real ssh-agent holding one new key: (its socket, the key's fingerprint line)."""
+    need("ssh-agent", "ssh-add", "ssh-keygen")
+    sock, key = tmp_path / "agent.sock", tmp_path / "id_ed25519"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL)
+    try:
+        for _ in range(200):
+            if sock.exists():
+                break
+            time.sleep(0.02)
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ci-key", "-f", str(key)], check=True
+        )
+        env = {**os.environ, "SSH_AUTH_SOCK": str(sock)}
+        subprocess.run(["ssh-add", "-q", str(key)], env=env, check=True, capture_output=True)
+        listed = subprocess.run(["ssh-add", "-l"], env=env, check=True, capture_output=True, text=True)
+        yield sock, listed.stdout.strip()
+    finally:
+        agent.terminate()
+        agent.wait(10)
+
+
+def _ssh_add_kit(ctx: Path) -> None:
+    """The host's ssh-add with its loader and libraries under ctx/kit (busybox has no ssh)."""
+    kit = ctx / "kit"
+    kit.mkdir(parents=True)
+    libs = subprocess.run(["ldd", "/usr/bin/ssh-add"], check=True, capture_output=True, text=True).stdout
+    for path in re.findall(r"(/\S+\.so[.\d]*)", libs):
+        shutil.copy(path, kit / Path(path).name)
+    shutil.copy("/usr/bin/ssh-add", kit / "ssh-add")
+
+
+SSH = """\
+FROM busybox
+RUN --mount=type=bind,source=kit,target=/kit \\
+    --mount=type=ssh \\
+    /kit/ld-linux-x86-64.so.2 --library-path /kit /kit/ssh-add -l > /keys.txt; \\
+    echo "$SSH_AUTH_SOCK" > /sock.txt
+RUN --mount=type=ssh,id=other,target=/agent,required=false test ! -e /agent && echo absent > /other.txt
+"""
+
+
+def test_ssh_agent_forwarded_into_run(
+    dy: Dockyard, busybox: str, ssh_agent: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not Path("/lib64/ld-linux-x86-64.so.2").exists():
+        pytest.skip("the ssh-add kit is made for x86_64 glibc")
+    sock, fingerprint = ssh_agent
+    ctx = make_context(tmp_path / "ctx", SSH)
+    _ssh_add_kit(ctx)
+    monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
+    build_ok(dy, ctx, "--ssh", "default", "-t", "ssh:1")
+    assert read(dy, "ssh:1", "/keys.txt") == fingerprint + "\n"  # the key the host agent holds
+    assert read(dy, "ssh:1", "/sock.txt") == "/run/buildkit/ssh_agent.0\n"
+    assert read(dy, "ssh:1", "/other.txt") == "absent\n"  # an id not forwarded: no mount (not required)
+    # the socket is neither in the layer nor left on the host
+    assert read(dy, "ssh:1", "/run/buildkit/ssh_agent.0") is None
+    assert not list(Path("/tmp").glob("dockyard-ssh-*"))
+    required = make_context(tmp_path / "req", "FROM busybox\nRUN --mount=type=ssh,required=true true\n")
+    r = build(dy, required)
+    assert r.code != 0 and "no SSH key 'default' forwarded" in r.err
+    monkeypatch.delenv("SSH_AUTH_SOCK")
+    r = build(dy, ctx, "--ssh", "default")
+    assert r.code in USAGE and "make sure SSH_AUTH_SOCK is set" in r.err
