@@ -19,7 +19,7 @@ from builder.commit import NewLayer, commit
 from builder.context import BuildContext
 from builder.errors import DockerfileError
 from builder.flags import CopyFlags, RunFlags, mount_from_refs
-from builder.lexer import SubstitutionError, expand, split_words
+from builder.lexer import SubstitutionError, expand, failed_to_process, split_words
 from builder.options import PROXY_ARGS, BuildOptions, Output, parse_platform, platform_args
 from builder.parser import Dockerfile, Instruction, Stage, parse
 from builder.remotecache import ExportedStep, step_layer
@@ -83,7 +83,7 @@ class Build:
         self.ctx = BuildContext.open(opts.context, opts.dockerfile_path)
         self.platform = parse_platform(opts.platform)
         self.auto_args = platform_args(self.platform)
-        self.build_args = {k: v for k, v in opts.build_args.items()}
+        self.build_args = {k: v for k, v in opts.build_args.items() if v is not None}
         self.sde = opts.source_date_epoch
         self.consumed: set[str] = set()
         self.global_args: dict[str, str | None] = {}
@@ -170,7 +170,7 @@ class Build:
                     try:
                         value = expand(default, self.global_env(), self.df.escape)
                     except SubstitutionError as err:
-                        raise DockerfileError(f"ARG: {err}", ins.line) from None
+                        raise DockerfileError(failed_to_process(default, err), ins.line) from None
                 else:
                     value = None
                 self.consumed.add(name)
@@ -379,7 +379,7 @@ class Build:
     def _finish(self, image: StoredImage) -> None:
         unused = sorted(
             k
-            for k in self.build_args
+            for k in self.opts.build_args
             if k not in self.consumed and k not in PROXY_ARGS and k != "SOURCE_DATE_EPOCH"
         )
         if unused:

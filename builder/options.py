@@ -62,8 +62,9 @@ class BuildOptions:
     """``dockyard build``'s flags, as the builder takes them.
 
     ``dockerfile`` is the Dockerfile's content; ``context`` None means no
-    context (``build -``).  ``build_args`` values of None take the variable
-    from the environment, as ``--build-arg NAME`` does.  ``pull`` fetches a
+    context (``build -``).  A ``build_args`` value of None is docker's nil
+    (``--build-arg NAME`` with NAME not in the environment): it sets nothing,
+    but an unused one is still named in the "not consumed" warning.  ``pull`` fetches a
     base image missing from the store (None: a missing base is an error);
     with ``always_pull`` (``--pull``) every base image is pulled again.
     ``fetch`` downloads ``ADD <url>`` sources (None: such an ADD fails): the
@@ -80,7 +81,7 @@ class BuildOptions:
     context: Path | None = None
     dockerfile_path: Path | None = None
     tags: tuple[Reference, ...] = ()
-    build_args: Mapping[str, str] = field(default_factory=dict)
+    build_args: Mapping[str, str | None] = field(default_factory=dict)
     target: str | None = None
     no_cache: bool = False
     cache_from: tuple[str, ...] = ()

@@ -19,8 +19,9 @@ from builder.errors import BuildFailed, DockerfileError
 from builder.options import BuildOptions
 from builder.output import OutputSpec, export
 from commands import buildcache, remotecontext
-from commands.errors import UsageError
+from commands.errors import FlagError, UsageError
 from commands.parsing import OnlyVerb, Verbs, insecure_registry_flag
+from commands.paths import check_writable_dir, path_error
 from imagefmt import errors
 from imagefmt.reference import Reference
 from imagefmt.store import Store, StoredImage
@@ -85,19 +86,26 @@ def _flags(sub: OnlyVerb) -> None:
         insecure_registry_flag(p)
 
 
-def _key_values(items: list[str], what: str, from_env: bool = False) -> dict[str, str]:
+def _labels(items: list[str]) -> dict[str, str]:
+    """``--label K=V``; a bare ``--label K`` is an empty value, as docker sets it."""
     out: dict[str, str] = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        if not key:
+            raise FlagError(f"invalid --label {item!r}: use KEY=VALUE")
+        out[key] = value
+    return out
+
+
+def _build_args(items: list[str]) -> dict[str, str | None]:
+    """``--build-arg K=V``; a bare ``--build-arg K`` takes K from the environment, and
+    is None (set nothing, yet named if unused) when the environment lacks it, as docker."""
+    out: dict[str, str | None] = {}
     for item in items:
         key, eq, value = item.partition("=")
         if not key:
-            raise UsageError(f"invalid {what} {item!r}: use KEY=VALUE")
-        if not eq:
-            if not from_env:
-                raise UsageError(f"invalid {what} {item!r}: use KEY=VALUE")
-            if key not in os.environ:
-                continue  # docker: --build-arg NAME takes NAME from the environment, if set
-            value = os.environ[key]
-        out[key] = value
+            raise FlagError(f"invalid --build-arg {item!r}: use KEY=VALUE")
+        out[key] = value if eq else os.environ.get(key)
     return out
 
 
@@ -107,7 +115,7 @@ def _secrets(items: list[str]) -> dict[str, bytes]:
         fields = dict(f.partition("=")[::2] for f in item.split(","))
         ident = fields.get("id", "")
         if not ident:
-            raise UsageError(f"invalid --secret {item!r}: use id=ID,src=PATH or id=ID,env=VAR")
+            raise FlagError(f"invalid --secret {item!r}: use id=ID,src=PATH or id=ID,env=VAR")
         if fields.get("env") or ("src" not in fields and "source" not in fields and ident in os.environ):
             value = os.environ.get(fields.get("env") or ident)
             if value is None:
@@ -118,7 +126,7 @@ def _secrets(items: list[str]) -> dict[str, bytes]:
         try:
             out[ident] = Path(src).read_bytes()
         except OSError as exc:
-            raise errors.NotFound(f"--secret {item}: {exc.strerror}: {src}") from exc
+            raise path_error(f"--secret {item}: open", src, exc) from None
     return out
 
 
@@ -169,9 +177,7 @@ def _build_inputs(
     try:
         return ctx, path.read_bytes(), path
     except OSError as exc:
-        raise errors.NotFound(
-            f"unable to prepare context: cannot read Dockerfile {path}: {exc.strerror}"
-        ) from exc
+        raise path_error("unable to prepare context: cannot read Dockerfile", str(path), exc) from None
 
 
 _BOOL_WORDS = ("true", "false", "1", "0", "yes", "no", "always", "never", "missing")
@@ -181,15 +187,17 @@ _BOOL_WORDS = ("true", "false", "1", "0", "yes", "no", "always", "never", "missi
 def cmd_build(args: argparse.Namespace) -> int:
     if args.pull.lower() not in _BOOL_WORDS:  # '--pull CONTEXT': argparse took the context as --pull's value
         if args.context is not None:
-            raise UsageError(f"invalid value {args.pull!r} for --pull: use --pull or --pull=true|false")
+            raise FlagError(f"invalid value {args.pull!r} for --pull: use --pull or --pull=true|false")
         args.context, args.pull = args.pull, "true"
     if args.context is None:
         raise UsageError('"build" requires exactly 1 argument: the context directory, or -')
+    if args.iidfile:
+        check_writable_dir(args.iidfile)  # before the build, not after it
     try:
         tags = tuple(Reference.parse(t) for t in args.tag)
     except errors.Invalid as exc:
-        raise UsageError(f"invalid argument for -t: {exc}") from exc
-    build_args = _key_values(args.build_arg, "--build-arg", from_env=True)
+        raise FlagError(f"invalid argument for -t: {exc}") from exc
+    build_args = _build_args(args.build_arg)
     sde_text = build_args.get("SOURCE_DATE_EPOCH") or os.environ.get("SOURCE_DATE_EPOCH") or ""
     if sde_text and not sde_text.isdigit():
         raise UsageError(f"invalid SOURCE_DATE_EPOCH {sde_text!r}: use seconds since the epoch")
@@ -225,7 +233,7 @@ def cmd_build(args: argparse.Namespace) -> int:
             build_args=build_args,
             target=args.target,
             no_cache=args.no_cache,
-            labels=_key_values(args.label, "--label"),
+            labels=_labels(args.label),
             network="host" if args.network == "default" else args.network,
             secrets=_secrets(args.secret),
             ssh=_ssh(args.ssh),
@@ -256,12 +264,18 @@ def cmd_build(args: argparse.Namespace) -> int:
             if exc.line and "line" not in str(exc):
                 raise DockerfileError(f"Dockerfile:{exc.line}: {exc}", exc.line) from exc
             raise
+        except errors.DockyardError as exc:
+            exc.exit_code = 1  # docker: any build failure but a RUN's exits 1 (a missing base image)
+            raise
         for spec in outputs:
             export(store, image, spec, tags)
         if args.push:
             _push(registry(), store, image, tags, out)
     if args.iidfile:
-        Path(args.iidfile).write_text(str(image.id))
+        try:
+            Path(args.iidfile).write_text(str(image.id))
+        except OSError as err:
+            raise path_error("open", args.iidfile, err) from None
     if args.quiet:
         print(image.id)
     return 0
