@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Callable
@@ -74,6 +75,9 @@ def _flags(sub: OnlyVerb) -> None:
         )
         p.add_argument("--platform", default=None, help="target platform (os/arch)")
         p.add_argument("--secret", action="append", default=[], help="id=ID,src=PATH or id=ID,env=VAR")
+        p.add_argument(
+            "--ssh", action="append", default=[], help="default|ID[=SOCKET]: agent for RUN --mount=type=ssh"
+        )
         p.add_argument("--iidfile", default=None, help="write the image ID to this file")
         p.add_argument(
             "--rm", nargs="?", const="true", default="true", help="(always) remove step containers"
@@ -124,6 +128,26 @@ def _secrets(items: list[str]) -> dict[str, bytes]:
             out[ident] = Path(src).read_bytes()
         except OSError as exc:
             raise path_error(f"--secret {item}: open", src, exc) from None
+    return out
+
+
+def _ssh(items: list[str]) -> dict[str, Path]:
+    """``--ssh default`` ($SSH_AUTH_SOCK) or ``--ssh ID=SOCKET``: the agents RUN may use."""
+    out: dict[str, Path] = {}
+    for item in items:
+        ident, eq, where = item.partition("=")
+        if not ident:
+            raise UsageError(f"invalid --ssh {item!r}: use default or ID=SOCKET")
+        sock = where.split(",")[0] if eq else os.environ.get("SSH_AUTH_SOCK", "")
+        if not sock:
+            raise UsageError("invalid empty ssh agent socket: make sure SSH_AUTH_SOCK is set")
+        try:
+            is_socket = stat.S_ISSOCK(os.stat(sock).st_mode)
+        except OSError as exc:
+            raise errors.NotFound(f"--ssh {item}: {exc.strerror}: {sock}") from exc
+        if not is_socket:
+            raise errors.Invalid(f"--ssh {item}: {sock} is not an agent socket (key files are not supported)")
+        out[ident] = Path(sock)
     return out
 
 
@@ -219,6 +243,7 @@ def cmd_build(args: argparse.Namespace) -> int:
             labels=_labels(args.label),
             network="host" if args.network == "default" else args.network,
             secrets=_secrets(args.secret),
+            ssh=_ssh(args.ssh),
             platform=platforms[0] if platforms else None,
             quiet=args.quiet,
             explain=args.progress == "plain",
