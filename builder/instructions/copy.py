@@ -47,7 +47,8 @@ def _plan(state: StepState, ins: Instruction, add: bool) -> Plan:
     ins.check_flag("parents")
     view = state.view(state.image)
     owner = copier.parse_chown(state.expand(flags.chown, ins), view, ins.line) if flags.chown else None
-    chmod_fn = copier.chmod_function(state.expand(flags.chmod, ins), ins.line) if flags.chmod else None
+    chmod = state.expand(flags.chmod, ins) if flags.chmod else None
+    chmod_fn = copier.chmod_function(chmod, ins.line) if chmod else None
     from_id, sources = _sources(state, ins, flags, words[:-1], add)
     dest_is_dir = dest_raw.endswith("/") or dest_raw in (".", "..") or dest_raw.endswith("/.")
     dest = posixpath.normpath(posixpath.join(state.config.get("WorkingDir") or "/", dest_raw))
@@ -66,7 +67,8 @@ def _plan(state: StepState, ins: Instruction, add: bool) -> Plan:
     created_by = history.nop(
         state.shell, f"{ins.keyword} {chown_part}{summary[0]}:{summary[1]} in {dest_raw} "
     )
-    key = {"from": from_id, "dest": dest, "owner": owner, "chmod": flags.chmod, "link": flags.link}
+    # --from: keyed by what is copied (in created_by's checksum), not by the stage's image
+    key = {"from": bool(from_id), "dest": dest, "owner": owner, "chmod": chmod, "link": flags.link}
 
     def make_layer(job: LayerJob) -> NewLayer:
         if not flags.link:

@@ -153,7 +153,7 @@ def _bind_mount(
     if context.root is None:
         raise DockerfileError("RUN --mount=type=bind needs a build context", ins.line)
     rel = context.select(spec.source or ".", ins.line)[0]
-    host = os.fsdecode(context.host(rel))
+    host = os.fsdecode(context.source(rel))  # a link is followed inside the context, never out
     if spec.readonly:
         return Mount(target, host, "bind", True)
     copy_to = work / f"bind-{n}"
