@@ -23,6 +23,7 @@ from builder.flags import CopyFlags, RunFlags, mount_from_refs
 from builder.lexer import SubstitutionError, expand, failed_to_process, split_words
 from builder.options import PROXY_ARGS, BuildOptions, Output, parse_platform, platform_args
 from builder.parser import Dockerfile, Instruction, Stage, parse
+from builder.remotecache import ExportedStep, step_layer
 from builder.stage import StageRun
 from imagefmt.errors import DockyardError, NotFound
 from imagefmt.store import Store, StoredImage
@@ -97,6 +98,7 @@ class Build:
         self.order = self._needed(self.target_index)
         self.printer = _Printer(out, self.order)
         self.cache_from = [self._cache_from_image(n) for n in opts.cache_from]
+        self.steps: list[tuple[int, str, StoredImage]] = []  # (stage, key, image), for --cache-to
 
     # ---------------------------------------------------------------- planning ---
 
@@ -276,6 +278,27 @@ class Build:
         with lock:
             yield
 
+    def remote_hit(self, run: StageRun, key: str, descriptor: dict[str, Any]) -> StoredImage | None:
+        """A step found in an imported registry cache (``--cache-from type=registry``)."""
+        for remote in self.opts.cache_imports:
+            image = remote.image_for(self.store, key, run.image)
+            if image is not None:
+                self.cache.put(key, image, run.parent_id, descriptor)
+                return image
+        return None
+
+    def note_step(self, stage: int, key: str, image: StoredImage) -> None:
+        with self._lock:
+            self.steps.append((stage, key, image))
+
+    def exported_steps(self) -> list[ExportedStep]:
+        """The steps ``--cache-to`` exports: the target stage's ("min"), or all ("max")."""
+        with self._lock:
+            steps = list(self.steps)
+        if self.opts.cache_mode != "max":
+            steps = [s for s in steps if s[0] == self.target_index]
+        return [ExportedStep(key, image, step_layer(image)) for _, key, image in steps]
+
     def temp_file(self) -> tuple[Path, IO[bytes]]:
         """A file in the store's tmp/, removed when the build ends (a layer tar, a download)."""
         path, out = self.store.temp_file()
@@ -318,6 +341,8 @@ class Build:
                     os.unlink(p)
         image = self.results[self.target_index]
         self._finish(image)
+        if self.opts.export_cache is not None:
+            self.opts.export_cache(self.exported_steps())
         return image
 
     def _run_stages(self, first: dict[int, int]) -> None:

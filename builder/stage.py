@@ -216,6 +216,7 @@ class StageRun:
             descriptor = {"created_by": plan.created_by, **plan.key, "config": self.config}
             key, hit = self.cached(ins, descriptor)
             if hit is not None:
+                self.b.note_step(self.stage.index, key, hit)
                 self.use(hit)
                 return
             with contextlib.ExitStack() as stack:
@@ -225,6 +226,7 @@ class StageRun:
                     stack.enter_context(self.b.key_lock(key))
                     hit = self.b.cache.get(key)
                     if hit is not None:
+                        self.b.note_step(self.stage.index, key, hit)
                         self.use(hit)
                         return
                 job = LayerJob(self, self.say_raw, stack)
@@ -232,6 +234,7 @@ class StageRun:
                 if plan.container:  # docker ran even a metadata step in a container
                     job.start_container()
                 image = self.save(ins, key, descriptor, layer)
+                self.b.note_step(self.stage.index, key, image)
                 for callback in job.committed:
                     callback(image)
                 self.finish(job.container)
@@ -251,7 +254,11 @@ class StageRun:
         key = step_key(self.parent_id, descriptor)
         if self.b.opts.no_cache:
             return key, None
-        hit = self.b.cache.get(key) or self.b.cache_from_match(self, key, descriptor)
+        hit = (
+            self.b.cache.get(key)
+            or self.b.cache_from_match(self, key, descriptor)
+            or self.b.remote_hit(self, key, descriptor)
+        )
         if hit is None and self.b.opts.explain:
             self.say(self.b.cache.explain(self.parent_id, {"instruction": ins.original, **descriptor}))
         return key, hit

@@ -11,7 +11,6 @@ afterwards.
 from __future__ import annotations
 
 import shutil
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from builder.instructions import run_mounts
 from builder.instructions.step import LayerJob, Plan, StepState
 from builder.options import PROXY_ARGS
 from builder.parser import Instruction, heredoc_name
+from imagefmt.tempstate import owned_name
 from runtime.spec import DEFAULT_PATH
 
 
@@ -137,7 +137,7 @@ def _execute(
 
     state = job.state
     store = state.store
-    work = store.tmp / f"build-{uuid.uuid4().hex}"
+    work = store.tmp / owned_name("build")  # reclaimed by the next store open if this build is killed
     upper = work / "upper"
     upper.mkdir(parents=True)
     job.stack.callback(shutil.rmtree, work, ignore_errors=True)
