@@ -139,6 +139,11 @@ def parse_flags(keyword: str, text: str, line: int) -> tuple[Flags, str]:
             raise DockerfileError(f"dockerfile parse error line {line}: Unknown flag: {name}", line)
     pairs = [(name.lower(), value) for name, value in written]
     if keyword == "RUN":
+        for mount in _all(pairs, "mount"):
+            if any("$" in ref for ref in mount_from_refs(mount)):  # BuildKit's rule and words
+                raise DockerfileError(
+                    "'from' doesn't support variable expansion, define alias stage instead", line
+                )
         return _parse_run(pairs), rest
     if keyword == "FROM":
         return FromFlags((), _last(pairs, "platform") or None), rest

@@ -449,3 +449,30 @@ def test_cache_hits_as_docker(
     _both(dy, docker_host, ctx, ours=("-j", "2"))
     theirs, ours = _both(dy, docker_host, ctx, ours=("-j", "2"))
     assert ours == theirs and all(hit for text, hit in ours if not text.startswith("FROM"))
+
+
+def test_copy_to_an_empty_destination_as_docker(
+    dy: Dockyard, busybox: str, busybox_tar: Path, tmp_path: Path, docker_host: str
+) -> None:
+    """``COPY f $empty`` under a WORKDIR copies into the WORKDIR (docker's result), with
+    ``--link`` too: the WORKDIR is never replaced by the file."""
+    text = "FROM busybox\nARG E\nWORKDIR /w\nCOPY{link} f $E\nRUN touch /w/ran\n"
+    ctx = make_context(tmp_path / "ctx", text.format(link=""), {"f": "x\n"})
+    _docker_busybox(docker_host, busybox_tar)
+    tag = f"dockyard-cmp-{uuid.uuid4().hex[:8]}"
+    docker(docker_host, "build", "-q", "-t", tag, str(ctx))
+    cid = docker(docker_host, "create", tag).stdout.strip()
+    exported = subprocess.run(
+        ["docker", "export", cid],
+        env={**os.environ, "DOCKER_HOST": docker_host},
+        capture_output=True,
+        check=True,
+    ).stdout
+    docker(docker_host, "rm", cid)
+    docker(docker_host, "rmi", tag)
+    theirs = {k: v for k, v in _listing_of_tar(exported).items() if k.startswith("w")}
+    assert theirs["w/f"][0] == "f"
+    for link in ("", " --link"):
+        (ctx / "Dockerfile").write_text(text.format(link=link))
+        build_ok(dy, ctx, "-t", "empty")
+        assert {k: v for k, v in _listing_of_ours(dy, "empty").items() if k.startswith("w")} == theirs

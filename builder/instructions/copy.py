@@ -22,7 +22,7 @@ from builder.context import Item
 from builder.errors import DockerfileError
 from builder.flags import CopyFlags
 from builder.instructions.step import LayerJob, Plan, StepState, mtime_now, write_copy_plan
-from builder.lexer import expand_raw
+from builder.lexer import expand_heredoc
 from builder.parser import Instruction, heredoc_name
 from imagefmt.errors import DockyardError
 from imagefmt.store import StoredImage
@@ -50,7 +50,8 @@ def _plan(state: StepState, ins: Instruction, add: bool) -> Plan:
     chmod = state.expand(flags.chmod, ins) if flags.chmod else None
     chmod_fn = copier.chmod_function(chmod, ins.line) if chmod else None
     from_id, sources = _sources(state, ins, flags, words[:-1], add)
-    dest_is_dir = dest_raw.endswith("/") or dest_raw in (".", "..") or dest_raw.endswith("/.")
+    # "" (an empty variable) is the WORKDIR itself: a directory, as "." is
+    dest_is_dir = dest_raw.endswith("/") or dest_raw in ("", ".", "..") or dest_raw.endswith("/.")
     dest = posixpath.normpath(posixpath.join(state.config.get("WorkingDir") or "/", dest_raw))
     where = copier.Placement(
         dest,
@@ -100,7 +101,7 @@ def _sources(
         name = heredoc_name(s)
         if name is not None and name in heredocs:
             doc = heredocs[name]
-            data = expand_raw(doc.content, state.subst_env()) if doc.expand else doc.content
+            data = expand_heredoc(doc.content, state.subst_env(), state.escape) if doc.expand else doc.content
             sources.append(copier.data_source(name, data.encode(), 0o644, mtime_now(state)))
     plain = [state.expand(s, ins) for s in srcs if heredoc_name(s) not in heredocs]
     if flags.from_:

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from builder import copier
 from builder.context import checksum
 from builder.errors import DockerfileError
 from builder.flags import MountSpec
@@ -47,7 +48,7 @@ class Prepared:
 
 def mount_key(state: StepState, spec: MountSpec, ins: Instruction) -> dict[str, Any]:
     """What a mount adds to the RUN's cache key: a bind of the context by content, of a
-    stage by its image ID, a secret by id (never by value).  Refuses a missing
+    stage by the mounted content, a secret by id (never by value).  Refuses a missing
     required secret."""
     key: dict[str, Any] = {
         "type": spec.type,
@@ -60,9 +61,11 @@ def mount_key(state: StepState, spec: MountSpec, ins: Instruction) -> dict[str, 
         "gid": spec.gid,
     }
     if spec.type == "bind":
-        if spec.from_:
-            key["from"] = str(state.from_image(spec.from_, ins.line).id)
+        if spec.from_:  # by what is mounted, not by the stage's image (as COPY --from)
+            view = state.view(state.from_image(spec.from_, ins.line))
+            found = copier.view_sources(view, [spec.source or "/"], "mount", ins.line)
             key["source"] = spec.source
+            key["content"] = checksum([it for s in found for it in s.items], "", state.cache.sums)
         else:
             context = state.context
             items = context.items(context.select(spec.source or ".", ins.line)[0])
