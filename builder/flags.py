@@ -1,6 +1,6 @@
 """Instruction flags (``--name=value`` before the arguments), parsed into one dataclass per keyword.
 
-The parser refuses a flag its keyword does not take (``unknown flag: bogus``)
+The parser refuses a flag its keyword does not take (docker's ``Unknown flag: bogus``, the name as written)
 and builds ``CopyFlags`` (COPY and ADD), ``RunFlags``, ``FromFlags`` or
 ``HealthcheckFlags``.  Values that may hold variables (``--from``,
 ``--chown``, ``--chmod``, ``--mount``) are kept as written: the step expands
@@ -110,7 +110,7 @@ NO_FLAGS = NoFlags()
 
 
 def split_flags(rest: str) -> tuple[Pairs, str]:
-    """Leading ``--name[=value]`` words (values may be quoted) and the remaining text."""
+    """Leading ``--name[=value]`` words (names as written, values may be quoted) and the remaining text."""
     flags: Pairs = []
     text = rest.lstrip()
     while text.startswith("--"):
