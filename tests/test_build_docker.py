@@ -261,12 +261,15 @@ def test_accepted_as_docker(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """What docker builds: a last line ending in a continuation (with or without a newline),
-    a bare CMD and ENTRYPOINT, ``LABEL k v``, ``--label bar``, and an unused
-    ``--build-arg FOO9`` without a value named in the warning."""
+    empty lines and comments inside a continued instruction, a bare CMD and ENTRYPOINT,
+    ``LABEL k v``, ``--label bar``, and an unused ``--build-arg FOO9`` without a value
+    named in the warning."""
     _docker_busybox(docker_host, busybox_tar)
     cases = [
         ("FROM busybox\nLABEL a=b \\\n", ()),
         ("FROM busybox\nLABEL a=b c=d \\", ()),
+        ("FROM busybox\nLABEL a=b \\\n\n\n", ()),
+        ("FROM busybox\nRUN echo a \\\n\n# c\n\n  b > /x\nLABEL a=b \\\n\n  c=d\n", ()),
         ("FROM busybox\nCMD\n", ()),
         ('FROM busybox\nENTRYPOINT ["sh"]\nENTRYPOINT\n', ()),
         ("FROM busybox\nLABEL k v w\n", ("--label", "bar", "--label", "baz=1")),
