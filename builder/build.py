@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
@@ -94,6 +95,7 @@ class Build:
         self.failed = threading.Event()
         self._pulled: dict[str, StoredImage] = {}
         self._lock = threading.Lock()
+        self._key_locks: dict[str, threading.Lock] = {}
         self.target_index = self._target()
         self.order = self._needed(self.target_index)
         self.printer = _Printer(out, self.order)
@@ -289,6 +291,14 @@ class Build:
             self.cache.put(key, image, run.parent_id, descriptor)
             return image
         return None
+
+    @contextlib.contextmanager
+    def key_lock(self, key: str) -> Iterator[None]:
+        """Held while one stage makes the step of ``key`` (stages run in threads)."""
+        with self._lock:
+            lock = self._key_locks.setdefault(key, threading.Lock())
+        with lock:
+            yield
 
     def remote_hit(self, run: StageRun, key: str, descriptor: dict[str, Any]) -> StoredImage | None:
         """A step found in an imported registry cache (``--cache-from type=registry``)."""

@@ -221,6 +221,15 @@ class StageRun:
                 self.use(hit)
                 return
             with contextlib.ExitStack() as stack:
+                if not self.b.opts.no_cache:
+                    # a stage running the same step at the same time makes it once: the other waits
+                    # and reuses it, or its later steps would be keyed on an image no build keeps
+                    stack.enter_context(self.b.key_lock(key))
+                    hit = self.b.cache.get(key)
+                    if hit is not None:
+                        self.b.note_step(self.stage.index, key, hit)
+                        self.use(hit)
+                        return
                 job = LayerJob(self, self.say_raw, stack)
                 layer = plan.make_layer(job) if plan.make_layer is not None else None
                 if plan.container:  # docker ran even a metadata step in a container
@@ -236,8 +245,11 @@ class StageRun:
             raise DockerfileError(f"{ins.keyword}: {err}", ins.line) from err
 
     def cached(self, ins: Instruction, descriptor: dict[str, Any]) -> tuple[str, StoredImage | None]:
-        """The step's key and its cached image (None on a miss or with --no-cache)."""
-        descriptor = {"instruction": ins.original, **descriptor}
+        """The step's key and its cached image (None on a miss or with --no-cache).
+
+        As in docker, the key is what the step does, not how it was written:
+        ``LABEL k v`` hits the image of ``LABEL k=v``.  (The instruction is kept
+        beside the key, for ``explain``.)"""
         if self.b.sde is not None:  # it sets the created times and clamps the layers' mtimes
             descriptor["source_date_epoch"] = self.b.sde
         key = step_key(self.parent_id, descriptor)
@@ -249,7 +261,7 @@ class StageRun:
             or self.b.remote_hit(self, key, descriptor)
         )
         if hit is None and self.b.opts.explain:
-            self.say(self.b.cache.explain(self.parent_id, descriptor))
+            self.say(self.b.cache.explain(self.parent_id, {"instruction": ins.original, **descriptor}))
         return key, hit
 
     def use(self, image: StoredImage) -> None:
