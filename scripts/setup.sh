@@ -4,7 +4,7 @@
 # Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PKGS=(skopeo docker-registry busybox-static umoci docker.io runc tmux iproute2 curl python3-venv)
+PKGS=(skopeo docker-registry busybox-static umoci docker.io runc tmux iproute2 curl python3-venv docker-compose podman)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

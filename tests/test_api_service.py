@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,6 +41,22 @@ class Service:
         if check and r.returncode != 0:
             raise AssertionError(f"docker {' '.join(args)} exited {r.returncode}: {r.stderr}\n{self.tail()}")
         return r  # type: ignore[no-any-return]
+
+    def docker_compose(self, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "DOCKER_HOST": self.host, "COMPOSE_INTERACTIVE_NO_CLI": "1"}
+        r = subprocess.run(
+            ["docker-compose", "--no-ansi", *args],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if r.returncode != 0:
+            raise AssertionError(
+                f"docker-compose {' '.join(args)} exited {r.returncode}: {r.stderr}\n{self.tail()}"
+            )
+        return r
 
     def dockyard(self, *args: str) -> subprocess.CompletedProcess[str]:
         argv = [sys.executable, str(REPO / "cli.py"), "--root", str(self.root), *args]
@@ -314,3 +331,82 @@ def test_tcp_with_mutual_tls_refuses_a_client_without_a_certificate(svc: Service
         assert r.returncode != 0 and "Server:" not in r.stdout
     finally:
         tcp.stop()
+
+
+def test_run_it_exec_it_detach_and_attach_on_a_terminal(svc: Service) -> None:
+    pexpect = pytest.importorskip("pexpect")
+    env = {**os.environ, "DOCKER_HOST": svc.host}
+
+    def spawn(*args: str, dimensions: tuple[int, int] = (24, 80)) -> Any:
+        return pexpect.spawn(
+            "docker", list(args), env=env, encoding="utf-8", timeout=20, dimensions=dimensions
+        )
+
+    child = spawn("run", "-it", "--rm", "busybox", "sh", dimensions=(33, 101))
+    child.expect("# ")
+    child.sendline("tty; stty size; echo $TERM")
+    child.expect("xterm")
+    assert "/dev/pts/0" in child.before and "33 101" in child.before  # the CLI's resize reached the pty
+    child.sendline("exit 5")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 5
+    child = spawn("run", "-it", "--name", "tty2", "busybox", "sh")
+    child.expect("# ")
+    child.send("\x10\x11")  # Ctrl-P Ctrl-Q: detached, the container runs on
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert svc.docker("inspect", "-f", "{{.State.Running}}", "tty2").stdout == "true\n"
+    child = spawn("attach", "tty2")
+    time.sleep(0.3)  # the attach is made before the line is typed (not a timing assertion)
+    child.sendline("echo back-$((40+2))")
+    child.expect("back-42")
+    child.sendline("exit 4")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 4
+    svc.docker("run", "-d", "--name", "bg", "busybox", "sleep", "60")
+    child = spawn("exec", "-it", "bg", "sh", dimensions=(40, 120))
+    child.expect("# ")
+    child.sendline("tty; stty size; exit 6")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert "/dev/pts/0" in child.before and "40 120" in child.before and child.exitstatus == 6
+    svc.docker("rm", "-f", "tty2", "bg")
+
+
+COMPOSE = """\
+version: "3"
+services:
+  web:
+    image: busybox
+    command:
+      - sh
+      - -c
+      - "echo web up; while :; do printf 'HTTP/1.0 200 OK\\\\r\\\\n\\\\r\\\\nhello\\\\n' | nc -lp 8080; done"
+  client:
+    image: busybox
+    command: ["sh", "-c", "until wget -qO- http://web:8080/; do sleep 0.2; done; echo client done; sleep 60"]
+    depends_on: [web]
+"""
+
+
+def test_docker_compose_up_ps_logs_down(svc: Service, tmp_path: Path) -> None:
+    need("docker-compose")
+    (tmp_path / "docker-compose.yml").write_text(COMPOSE)
+
+    def compose(*args: str) -> subprocess.CompletedProcess[str]:
+        return svc.docker_compose(tmp_path, *args)
+
+    compose("-p", "demo", "up", "-d")
+    ps = compose("-p", "demo", "ps").stdout
+    assert "demo_web_1" in ps and "demo_client_1" in ps and ps.count(" Up ") == 2
+    # the client reaches the web service by its name on the project's network
+    deadline = time.monotonic() + 30
+    while "client done" not in (logs := compose("-p", "demo", "logs").stdout) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "web_1     | web up" in logs and "client_1  | hello" in logs and "client done" in logs
+    compose("-p", "demo", "down")
+    assert svc.docker("ps", "-aq").stdout == ""
+    assert "demo_default" not in svc.docker("network", "ls").stdout
