@@ -19,9 +19,10 @@ from builder.commit import NewLayer, commit
 from builder.context import BuildContext
 from builder.errors import DockerfileError
 from builder.flags import CopyFlags, RunFlags, mount_from_refs
-from builder.lexer import SubstitutionError, expand, split_words
+from builder.lexer import SubstitutionError, expand, failed_to_process, split_words
 from builder.options import PROXY_ARGS, BuildOptions, Output, parse_platform, platform_args
 from builder.parser import Dockerfile, Instruction, Stage, parse
+from builder.remotecache import ExportedStep, step_layer
 from builder.stage import StageRun
 from imagefmt.errors import DockyardError, NotFound
 from imagefmt.store import Store, StoredImage
@@ -82,7 +83,7 @@ class Build:
         self.ctx = BuildContext.open(opts.context, opts.dockerfile_path)
         self.platform = parse_platform(opts.platform)
         self.auto_args = platform_args(self.platform)
-        self.build_args = {k: v for k, v in opts.build_args.items()}
+        self.build_args = {k: v for k, v in opts.build_args.items() if v is not None}
         self.sde = opts.source_date_epoch
         self.consumed: set[str] = set()
         self.global_args: dict[str, str | None] = {}
@@ -95,6 +96,7 @@ class Build:
         self.order = self._needed(self.target_index)
         self.printer = _Printer(out, self.order)
         self.cache_from = [self._cache_from_image(n) for n in opts.cache_from]
+        self.steps: list[tuple[int, str, StoredImage]] = []  # (stage, key, image), for --cache-to
 
     # ---------------------------------------------------------------- planning ---
 
@@ -168,7 +170,7 @@ class Build:
                     try:
                         value = expand(default, self.global_env(), self.df.escape)
                     except SubstitutionError as err:
-                        raise DockerfileError(f"ARG: {err}", ins.line) from None
+                        raise DockerfileError(failed_to_process(default, err), ins.line) from None
                 else:
                     value = None
                 self.consumed.add(name)
@@ -266,6 +268,27 @@ class Build:
             return image
         return None
 
+    def remote_hit(self, run: StageRun, key: str, descriptor: dict[str, Any]) -> StoredImage | None:
+        """A step found in an imported registry cache (``--cache-from type=registry``)."""
+        for remote in self.opts.cache_imports:
+            image = remote.image_for(self.store, key, run.image)
+            if image is not None:
+                self.cache.put(key, image, run.parent_id, descriptor)
+                return image
+        return None
+
+    def note_step(self, stage: int, key: str, image: StoredImage) -> None:
+        with self._lock:
+            self.steps.append((stage, key, image))
+
+    def exported_steps(self) -> list[ExportedStep]:
+        """The steps ``--cache-to`` exports: the target stage's ("min"), or all ("max")."""
+        with self._lock:
+            steps = list(self.steps)
+        if self.opts.cache_mode != "max":
+            steps = [s for s in steps if s[0] == self.target_index]
+        return [ExportedStep(key, image, step_layer(image)) for _, key, image in steps]
+
     def temp_file(self) -> tuple[Path, IO[bytes]]:
         """A file in the store's tmp/, removed when the build ends (a layer tar, a download)."""
         path, out = self.store.temp_file()
@@ -308,6 +331,8 @@ class Build:
                     os.unlink(p)
         image = self.results[self.target_index]
         self._finish(image)
+        if self.opts.export_cache is not None:
+            self.opts.export_cache(self.exported_steps())
         return image
 
     def _run_stages(self, first: dict[int, int]) -> None:
@@ -354,7 +379,7 @@ class Build:
     def _finish(self, image: StoredImage) -> None:
         unused = sorted(
             k
-            for k in self.build_args
+            for k in self.opts.build_args
             if k not in self.consumed and k not in PROXY_ARGS and k != "SOURCE_DATE_EPOCH"
         )
         if unused:

@@ -120,7 +120,7 @@ def split_flags(rest: str) -> tuple[Pairs, str]:
         value = m.group(3)
         if value is not None and len(value) >= 2 and value[0] in "'\"" and value[-1] == value[0]:
             value = value[1:-1]
-        flags.append((m.group(1).lower(), value))
+        flags.append((m.group(1), value))
         text = text[m.end() :]
     return flags, text.strip()
 
@@ -133,10 +133,11 @@ def parse_flags(keyword: str, text: str, line: int) -> tuple[Flags, str]:
         return _parse_healthcheck(text)
     if keyword not in ALLOWED:
         return NO_FLAGS, text
-    pairs, rest = split_flags(text)
-    for name, _ in pairs:
-        if name not in ALLOWED[keyword]:
-            raise DockerfileError(f"unknown flag: {name}", line)
+    written, rest = split_flags(text)
+    for name, _ in written:
+        if name.lower() not in ALLOWED[keyword]:
+            raise DockerfileError(f"dockerfile parse error line {line}: Unknown flag: {name}", line)
+    pairs = [(name.lower(), value) for name, value in written]
     if keyword == "RUN":
         return _parse_run(pairs), rest
     if keyword == "FROM":

@@ -21,6 +21,13 @@ class SubstitutionError(Invalid):
     """A malformed ``${…}`` or an unterminated quote."""
 
 
+def failed_to_process(word: str, err: SubstitutionError) -> str:
+    """docker's message for a word it could not expand: ``failed to process "…": …``."""
+    import json
+
+    return f"failed to process {json.dumps(word, ensure_ascii=False)}: {err}"
+
+
 class _Words:
     """moby's wordsStruct: collects words, splitting on whitespace outside quotes."""
 

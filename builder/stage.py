@@ -21,7 +21,7 @@ from builder.context import BuildContext
 from builder.errors import BuildFailed, DockerfileError
 from builder.instructions.onbuild import trigger
 from builder.instructions.step import LayerJob, config_of
-from builder.lexer import SubstitutionError, expand, expand_words
+from builder.lexer import SubstitutionError, expand, expand_words, failed_to_process
 from builder.options import BuildOptions
 from builder.parser import Instruction, Stage
 from builder.rootview import RootView
@@ -105,13 +105,13 @@ class StageRun:
         try:
             return expand(text, self.subst_env(), self.escape)
         except SubstitutionError as err:
-            raise DockerfileError(f"{ins.keyword}: {err}", ins.line) from None
+            raise DockerfileError(failed_to_process(text, err), ins.line) from None
 
     def expand_words(self, text: str, ins: Instruction) -> list[str]:
         try:
             return expand_words(text, self.subst_env(), self.escape)
         except SubstitutionError as err:
-            raise DockerfileError(f"{ins.keyword}: {err}", ins.line) from None
+            raise DockerfileError(failed_to_process(text, err), ins.line) from None
 
     def declare_arg(self, name: str, default: str | None) -> str | None:
         return self.b.arg_value(name, default)
@@ -186,7 +186,7 @@ class StageRun:
         try:
             base = expand(stage.base, self.b.global_env(), self.escape)
         except SubstitutionError as err:
-            raise DockerfileError(f"FROM: {err}", stage.instruction.line) from None
+            raise DockerfileError(failed_to_process(stage.base, err), stage.instruction.line) from None
         if not base:
             raise DockerfileError("base name (${...}) should not be blank", stage.instruction.line)
         self.image = self.b.base_image(base, stage)
@@ -216,6 +216,7 @@ class StageRun:
             descriptor = {"created_by": plan.created_by, **plan.key, "config": self.config}
             key, hit = self.cached(ins, descriptor)
             if hit is not None:
+                self.b.note_step(self.stage.index, key, hit)
                 self.use(hit)
                 return
             with contextlib.ExitStack() as stack:
@@ -224,6 +225,7 @@ class StageRun:
                 if plan.container:  # docker ran even a metadata step in a container
                     job.start_container()
                 image = self.save(ins, key, descriptor, layer)
+                self.b.note_step(self.stage.index, key, image)
                 for callback in job.committed:
                     callback(image)
                 self.finish(job.container)
@@ -240,7 +242,11 @@ class StageRun:
         key = step_key(self.parent_id, descriptor)
         if self.b.opts.no_cache:
             return key, None
-        hit = self.b.cache.get(key) or self.b.cache_from_match(self, key, descriptor)
+        hit = (
+            self.b.cache.get(key)
+            or self.b.cache_from_match(self, key, descriptor)
+            or self.b.remote_hit(self, key, descriptor)
+        )
         if hit is None and self.b.opts.explain:
             self.say(self.b.cache.explain(self.parent_id, descriptor))
         return key, hit

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.buildhelp import build_ok, config, created_by, make_context, view
+from tests.buildhelp import build, build_ok, config, created_by, make_context, read, view
 from tests.conftest import Dockyard, docker
 
 pytestmark = [pytest.mark.interop, pytest.mark.privileged]
@@ -151,3 +151,168 @@ def test_docker_runs_what_we_built(dy: Dockyard, busybox: str, tmp_path: Path, d
         assert "group" not in r.stdout.split() and "passwd" in r.stdout.split()
     finally:
         docker(docker_host, "rmi", name, check=False)
+
+
+# ------------------------------------------------ failures, as docker reports them ---
+
+FAILURES = {
+    "copy-one-argument": (
+        "FROM busybox\nCOPY f\n",
+        "dockerfile parse error line 2: COPY requires at least two arguments, but only one was provided. "
+        "Destination could not be determined",
+    ),
+    "bare-copy-at-eof": (
+        "FROM busybox\n   COPY",
+        "dockerfile parse error line 2: COPY requires at least two arguments, but only one was provided.",
+    ),
+    "add-json-one": ('FROM busybox\nADD ["f"]\n', "dockerfile parse error line 2: ADD requires at least two"),
+    "user-none": (
+        "FROM busybox\nUSER\n",
+        "dockerfile parse error line 2: USER requires exactly one argument",
+    ),
+    "workdir-none": ("FROM busybox\nWORKDIR\n", "line 2: WORKDIR requires exactly one argument"),
+    "maintainer-none": ("FROM busybox\nMAINTAINER\n", "line 2: MAINTAINER requires exactly one argument"),
+    "stopsignal-none": ("FROM busybox\nSTOPSIGNAL\n", "line 2: STOPSIGNAL requires exactly one argument"),
+    "env-none": ("FROM busybox\nENV\n", "dockerfile parse error line 2: ENV requires at least one argument"),
+    "healthcheck-none-args": (
+        "FROM busybox\nHEALTHCHECK NONE x\n",
+        "line 2: HEALTHCHECK NONE takes no arguments",
+    ),
+    "unknown-flag": (
+        "FROM busybox\nCOPY --user=x f /\n",
+        "dockerfile parse error line 2: Unknown flag: user",
+    ),
+    "unknown-flag-case": ("FROM --Foo=x busybox\n", "dockerfile parse error line 1: Unknown flag: Foo"),
+    "stage-name": (
+        "FROM busybox AS 1\n",
+        'dockerfile parse error line 1: invalid name for build stage: "1", name can\'t start with a number '
+        "or contain symbols",
+    ),
+    "unknown-instruction": (
+        "FROM busybox\nfoo bar\n",
+        "dockerfile parse error line 2: unknown instruction: FOO",
+    ),
+    "onbuild-heredoc": (
+        "FROM busybox\nONBUILD RUN <<EOF\necho hi\nEOF\n",
+        "dockerfile parse error line 3: unknown instruction: ECHO",
+    ),
+    "arg-blank-name": (
+        "FROM busybox\nARG =foo\n",
+        "dockerfile parse error line 2: ARG names can not be blank",
+    ),
+    "arg-expansion": ("FROM busybox\nARG A=${B:?oops}\n", 'failed to process "${B:?oops}": B: oops'),
+    "env-expansion": ("FROM busybox\nENV A=${B:?noB}\n", 'failed to process "${B:?noB}": B: noB'),
+    "missing-source": (
+        "FROM busybox\nCOPY nope /\n",
+        "COPY failed: file not found in build context or excluded by .dockerignore: "
+        "stat nope: file does not exist",
+    ),
+    "bad-signal": ("FROM busybox\nSTOPSIGNAL a b\n", "Invalid signal: a b"),
+    "missing-base": ("FROM dockyard-no-such-base:1\n", ""),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FAILURES))
+def test_build_failure_as_docker(
+    name: str, dy: Dockyard, busybox: str, busybox_tar: Path, tmp_path: Path, docker_host: str
+) -> None:
+    """docker's classic builder exits 1 for every failure but a RUN's, with these messages."""
+    dockerfile, message = FAILURES[name]
+    ctx = make_context(tmp_path / "ctx", dockerfile, {"f": "x\n"})
+    _docker_busybox(docker_host, busybox_tar)
+    theirs = docker(docker_host, "build", str(ctx), check=False)
+    ours = build(dy, ctx)
+    assert theirs.returncode == 1, theirs.stderr
+    assert ours.code == 1, ours.err
+    assert message in theirs.stdout + theirs.stderr
+    assert message in ours.err and ours.err.count("\n") == 1, ours.err
+
+
+def test_run_failure_exit_code_as_docker(
+    dy: Dockyard, busybox: str, busybox_tar: Path, tmp_path: Path, docker_host: str
+) -> None:
+    """A failing RUN exits with its command's code; a bare RUN is docker's '/bin/sh -c' (2)."""
+    _docker_busybox(docker_host, busybox_tar)
+    for text, code in (("RUN exit 3", 3), ("RUN", 2)):
+        ctx = make_context(tmp_path / f"ctx{code}", f"FROM busybox\n{text}\n")
+        theirs = docker(docker_host, "build", str(ctx), check=False)
+        ours = build(dy, ctx)
+        assert theirs.returncode == ours.code == code, (theirs.stderr, ours.err)
+        assert f"returned a non-zero code: {code}" in theirs.stderr and f"non-zero code: {code}" in ours.err
+
+
+def _docker_config_and_history(host: str, ctx: Path, *args: str) -> tuple[dict[str, Any], list[str], str]:
+    tag = f"dockyard-cmp-{uuid.uuid4().hex[:8]}"
+    r = docker(host, "build", "-t", tag, *args, str(ctx))
+    try:
+        cfg = json.loads(docker(host, "image", "inspect", "-f", "{{json .Config}}", tag).stdout)
+        hist = docker(host, "history", "--no-trunc", "--format", "{{.CreatedBy}}", tag).stdout
+    finally:
+        docker(host, "rmi", tag, check=False)
+    return cfg, list(reversed(hist.split("\n")[:-1])), r.stdout
+
+
+def test_accepted_as_docker(
+    dy: Dockyard,
+    busybox: str,
+    busybox_tar: Path,
+    tmp_path: Path,
+    docker_host: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What docker builds: a last line ending in a continuation (with or without a newline),
+    a bare CMD and ENTRYPOINT, ``LABEL k v``, ``--label bar``, and an unused
+    ``--build-arg FOO9`` without a value named in the warning."""
+    _docker_busybox(docker_host, busybox_tar)
+    cases = [
+        ("FROM busybox\nLABEL a=b \\\n", ()),
+        ("FROM busybox\nLABEL a=b c=d \\", ()),
+        ("FROM busybox\nCMD\n", ()),
+        ('FROM busybox\nENTRYPOINT ["sh"]\nENTRYPOINT\n', ()),
+        ("FROM busybox\nLABEL k v w\n", ("--label", "bar", "--label", "baz=1")),
+    ]
+    for n, (text, args) in enumerate(cases):
+        ctx = make_context(tmp_path / f"ctx{n}", text)
+        their_cfg, their_hist, _ = _docker_config_and_history(docker_host, ctx, *args)
+        build_ok(dy, ctx, "-t", f"ok{n}", *args)
+        ours = config(dy, f"ok{n}")
+        for key in ("Labels", "Cmd", "Entrypoint"):
+            assert ours.get(key) == their_cfg.get(key), (text, key)
+        assert created_by(dy, f"ok{n}")[1:] == their_hist[1:], text
+    ctx = make_context(tmp_path / "args", "FROM busybox\nARG USED\n")
+    monkeypatch.delenv("FOO9", raising=False)
+    monkeypatch.delenv("USED", raising=False)
+    args = ("--build-arg", "FOO9", "--build-arg", "USED", "--build-arg", "BAR=1")
+    theirs = docker(docker_host, "build", *args, str(ctx)).stdout
+    warning = "[Warning] One or more build-args [BAR FOO9] were not consumed"
+    assert warning in theirs
+    assert warning in build_ok(dy, ctx, *args)
+
+
+def test_run_environment_as_docker(
+    dy: Dockyard, busybox: str, busybox_tar: Path, tmp_path: Path, docker_host: str
+) -> None:
+    """A RUN sees HOSTNAME, the step container's id (its host name), after PATH; and
+    ``RUN []`` runs the image's own CMD, with an empty history line."""
+    _docker_busybox(docker_host, busybox_tar)
+    text = (
+        "FROM busybox\nENV A=1\n"
+        "RUN env | cut -d= -f1 > /names\n"
+        'RUN [ "$HOSTNAME" = "$(hostname)" ] && echo -n $HOSTNAME | wc -c > /len\n'
+        'CMD ["sh", "-c", "echo from-cmd > /made"]\nRUN []\n'
+    )
+    ctx = make_context(tmp_path / "ctx", text)
+    tag = f"dockyard-cmp-{uuid.uuid4().hex[:8]}"
+    docker(docker_host, "build", "-t", tag, str(ctx))
+    try:
+        theirs = {
+            p: docker(docker_host, "run", "--rm", tag, "cat", p).stdout for p in ("/names", "/len", "/made")
+        }
+        their_hist = docker(docker_host, "history", "--no-trunc", "--format", "{{.CreatedBy}}", tag).stdout
+    finally:
+        docker(docker_host, "rmi", tag, check=False)
+    build_ok(dy, ctx, "-t", "env")
+    ours = {p: read(dy, "env", p) for p in ("/names", "/len", "/made")}
+    assert theirs["/len"].strip() == "12" and theirs["/made"] == "from-cmd\n"
+    assert ours == theirs
+    assert created_by(dy, "env")[-1] == their_hist.split("\n")[0] == ""

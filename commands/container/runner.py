@@ -10,10 +10,12 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
+from typing import TextIO
 
 from commands.container.attach import relay, window
 from commands.container.limits import limits
 from commands.output import err
+from commands.paths import go_strerror
 from imagefmt import errors
 from imagefmt.catalog import Catalog, Launchable
 from imagefmt.digest import Digest
@@ -25,7 +27,7 @@ from runtime.container.create import CreateOptions, ImageInfo
 from runtime.container.create import create as create_container
 from runtime.container.store import Container, ContainerStore
 from runtime.container.streams import Attach
-from runtime.errors import StartFailed
+from runtime.errors import BadSpec, StartFailed
 
 
 def create_options(args: argparse.Namespace, run: bool) -> CreateOptions:
@@ -99,7 +101,7 @@ def label_file(path: str) -> list[str]:
         with open(path, encoding="utf-8") as f:
             lines = [ln.lstrip() for ln in f.read().splitlines()]
     except OSError as err:
-        raise errors.Invalid(f"open {path}: {(err.strerror or str(err)).lower()}") from None
+        raise BadSpec(f"open {path}: {(err.strerror or str(err)).lower()}") from None
     return [ln for ln in lines if ln and not ln.startswith("#")]
 
 
@@ -155,24 +157,61 @@ def create(args: argparse.Namespace, run: bool) -> Container:
     opts = create_options(args, run)
     if opts.network == "host" and (opts.publish or opts.publish_all):
         print("WARNING: Published ports are discarded when using host network mode", file=sys.stderr)
-    if args.cidfile and os.path.exists(args.cidfile):
-        raise errors.Invalid(
-            f"Container ID file found, make sure the other container isn't running or delete {args.cidfile}"
-        )
-    catalog = Catalog(args.root)
-    info = image_info(args, catalog, args.image)
-    c = create_container(ContainerStore(args.root), info, opts)
-    catalog.add_hold(Digest.parse(info.id), c.id)
-    if args.cidfile:
-        with open(args.cidfile, "x") as f:
-            f.write(c.id)
+    cidfile = open_cidfile(args.cidfile) if args.cidfile else None
+    try:
+        catalog = Catalog(args.root)
+        info = image_info(args, catalog, args.image)
+        c = create_container(ContainerStore(args.root), info, opts)
+        catalog.add_hold(Digest.parse(info.id), c.id)
+        if cidfile is not None:
+            cidfile.write(c.id)
+            cidfile.close()
+    except BaseException:
+        if cidfile is not None:
+            cidfile.close()
+            os.unlink(args.cidfile)
+        raise
     return c
 
 
+def open_cidfile(path: str) -> TextIO:
+    """``--cidfile``, made before the container as docker's CLI makes it (so a path
+    that cannot be written creates nothing), removed again if the create fails."""
+    try:
+        return open(path, "x")
+    except FileExistsError:
+        raise errors.Invalid(
+            f"Container ID file found, make sure the other container isn't running or delete {path}"
+        ) from None
+    except OSError as err:
+        raise errors.DockyardError(
+            f"failed to create the container ID file: open {path}: {go_strerror(err)}"
+        ) from None
+
+
 def run_error(exc: errors.DockyardError) -> int:
-    """docker run's status for a failure of its own: 125, or 126/127 from the command."""
+    """docker run's status for a failure of its own: the runtime's 126/127 for the
+    command; 125 for a bad option (docker's CLI refuses it while parsing); else what
+    docker's toStatusError (cli/command/container/run.go) reads in the error's text,
+    127 for a missing file, 126 for a permission, else 125."""
     err(str(exc))
-    return exc.exit_code if isinstance(exc, StartFailed) else 125
+    if isinstance(exc, StartFailed):
+        return exc.exit_code
+    text = str(exc)
+    if isinstance(exc, BadSpec):
+        return 125
+    if "executable file not found" in text or "no such file or directory" in text:
+        return 127
+    if "permission denied" in text or "is a directory" in text:
+        return 126
+    return 125
+
+
+def create_error(exc: errors.DockyardError) -> int:
+    """docker create's status for a failure: 125 for a bad option (refused while
+    parsing, as run), else 1 (the daemon's refusal)."""
+    err(str(exc))
+    return 125 if isinstance(exc, BadSpec) else exc.exit_code
 
 
 def run(args: argparse.Namespace, started_hook: Callable[[], None]) -> int:

@@ -13,7 +13,7 @@ import re
 
 from imagefmt.records import TYPE_CHECKING
 from runtime.errors import BadSpec
-from runtime.kernel.cgroups import Limits
+from runtime.kernel.cgroups import Limits, available_cpus
 from runtime.kernel.syscalls import CAP_NAMES, DEFAULT_CAPS
 
 if TYPE_CHECKING:
@@ -40,10 +40,43 @@ def validate_limits(lim: Limits) -> None:
         raise BadSpec("CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)")
     if lim.cpu_quota and 0 < lim.cpu_quota < 1000:
         raise BadSpec("CPU cfs quota can not be less than 1ms (i.e. 1000)")
-    if lim.cpuset_cpus and not re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", lim.cpuset_cpus):
-        raise BadSpec(f"Invalid value {lim.cpuset_cpus} for cpuset cpus")
+    if lim.cpuset_cpus:
+        check_cpuset(lim.cpuset_cpus)
     if lim.pids_limit < -1:
         raise BadSpec("invalid pids limit")
+
+
+MAX_CPUSET = 8192  # docker's sysinfo.IsCpusetCpusAvailable maximum
+
+
+def parse_cpu_list(text: str) -> set[int]:
+    """A cpuset list (``0-2,5``), as docker's parsers.ParseUintList reads it. Raises
+    ValueError with docker's reason."""
+    cpus: set[int] = set()
+    for part in text.split(","):
+        low, dash, high = part.partition("-")
+        if not re.fullmatch(r"\d+", low) or (dash and not re.fullmatch(r"\d+", high)):
+            raise ValueError(f"invalid format: {text}")
+        first, last = int(low), int(high) if dash else int(low)
+        if last < first:
+            raise ValueError(f"invalid format: {text}")
+        if last > MAX_CPUSET:
+            raise ValueError(f"value of out range, maximum is {MAX_CPUSET}")
+        cpus.update(range(first, last + 1))
+    return cpus
+
+
+def check_cpuset(text: str) -> None:
+    """``--cpuset-cpus``: a well-formed list of CPUs the host has, checked at create
+    (the kernel's ERANGE at start would leave a container made). Raises BadSpec
+    with docker's words."""
+    try:
+        wanted = parse_cpu_list(text)
+    except ValueError as err:
+        raise BadSpec(f"Invalid value {text} for cpuset cpus: {err}") from None
+    available = available_cpus()
+    if not wanted <= parse_cpu_list(available):
+        raise BadSpec(f"Requested CPUs are not available - requested {text}, available: {available}")
 
 
 def set_limits(host_config: dict[str, Any], lim: Limits) -> None:
