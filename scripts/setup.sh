@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 # qemu-user-static: another CPU's RUN steps and containers (build/run --platform linux/arm64)
 # ceph-* and radosgw: the S3 the registry's s3 driver is tested on (scripts/start-s3.sh starts it when a test needs it)
 PKGS=(skopeo docker-registry busybox-static umoci docker.io runc tmux iproute2 curl python3-venv
-      ceph-mon ceph-mgr ceph-osd radosgw ceph-common uuid-runtime qemu-user-static)
+      ceph-mon ceph-mgr ceph-osd radosgw ceph-common uuid-runtime qemu-user-static
+      docker-compose podman)  # the API service's tests and bench drive compose; podman is its bench peer
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
