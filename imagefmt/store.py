@@ -41,8 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from imagefmt import journal, space, tempstate
 from imagefmt import mediatypes as mt
-from imagefmt import space, tempstate
 from imagefmt.catalog import Catalog, tree_size
 from imagefmt.config import ImageConfig, rfc3339
 from imagefmt.digest import CHUNK, Digest, chain_ids
@@ -277,6 +277,7 @@ class Store(Catalog):
             doc["tags"][str(ref)] = str(image.id)
             doc["images"][str(image.id)]["last_tag_time"] = rfc3339()
             self._write_index(doc)
+        self.event("tag", image, ref.familiar())
 
     def set_record(self, image: StoredImage, **values: Any) -> None:
         with self.lock():
@@ -308,6 +309,7 @@ class Store(Catalog):
                 ref = str(Reference.parse(name))
                 del doc["tags"][ref]
                 self._write_index(doc)
+                journal.emit(self.root, "image", "untag", image_id, {"name": image_id})
                 return [f"Untagged: {Reference.parse(ref).familiar()}"]
             if len(tags) > 1 and not force:
                 raise Conflict(
@@ -325,6 +327,8 @@ class Store(Catalog):
                 lines.append(f"Untagged: {Reference.parse(t).familiar()}")
             for rd in rec.get("repo_digests", []):
                 lines.append(f"Untagged: {Reference.parse(rd).familiar()}")
+            for _ in range(len(tags) + len(rec.get("repo_digests", []))):  # docker names the ID in each
+                journal.emit(self.root, "image", "untag", image_id, {"name": image_id})
             if holders:  # forced while in use: docker keeps the image, untagged
                 self._write_index(doc)
                 return lines
@@ -339,6 +343,7 @@ class Store(Catalog):
                     del doc["images"][member]
                     lines.append(f"Deleted: {member}")
             self._write_index(doc)
+            journal.emit(self.root, "image", "delete", image_id, {"name": image_id})
             lines += self._sweep(doc)
         return lines
 
@@ -613,7 +618,20 @@ class Store(Catalog):
             if unpack:
                 self.ensure_snapshots(StoredImage(cdesc.digest, manifest, config), chains)
             image, _ = self.add_image(manifest, [tag] if tag else [])
+            if tag is not None:
+                self.event("tag", image, tag.familiar())
             return image
+
+    # ----------------------------------------------------------- events ---
+
+    def event(self, action: str, image: StoredImage | None, name: str, actor: str = "") -> None:
+        """An image event in the store's journal as docker's LogImageEvent makes it:
+        the image's labels and ``name``; its actor the image ID (or ``actor``: pull
+        and push name the reference)."""
+        labels = dict((image.config.config.get("Labels") or {}) if image is not None else {})
+        journal.emit(
+            self.root, "image", action, actor or (str(image.id) if image else name), {**labels, "name": name}
+        )
 
 
 def _shown(name: str) -> str:

@@ -105,6 +105,7 @@ def push_platforms(
     docker = all(e.media_type == mt.DOCKER_MANIFEST for e in entries)
     index = Index.build(entries, mt.DOCKER_MANIFEST_LIST if docker else mt.OCI_INDEX)
     digest = repo.put_manifest(tag, index.raw, index.media_type)
+    store.event("push", None, ref.familiar_repository, actor=ref.with_tag(tag).familiar())
     return PushResult(ref.with_tag(tag), digest, len(index.raw), manifest)
 
 
@@ -124,6 +125,8 @@ def _push_image(
         digest = repo.put_manifest(tag or str(manifest.digest), manifest.raw, manifest.media_type)
         pusher.metadata.save()
         store.add_image(image.manifest, [], repo_digest=ref.with_tag(None).with_digest(digest))
+    if tag is not None:  # a multi-platform build's entries go by digest: its index is the push
+        store.event("push", image, ref.familiar_repository, actor=ref.with_tag(tag).familiar())
     return manifest, digest
 
 
