@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from imagefmt import mediatypes as mt
+from imagefmt import space
 from imagefmt.config import ImageConfig
 from imagefmt.digest import Digest
-from imagefmt.errors import DigestInvalid, DockyardError, Invalid, ManifestInvalid
+from imagefmt.errors import DigestInvalid, DiskFull, DockyardError, Invalid, ManifestInvalid
 from imagefmt.manifest import Descriptor, Index, Manifest, Platform, parse_any
 from imagefmt.reference import Reference
 from imagefmt.store import Store, StoredImage
@@ -143,6 +144,8 @@ def load(store: Store, src: BinaryIO, progress: Progress | None = None) -> list[
             raise
         except (OSError, EOFError, ValueError) as err:
             store.discard(members.added, snapshots)
+            if isinstance(err, OSError) and err.errno in space.FULL:  # a full disk is no bad archive
+                raise DiskFull(space.full_message(store.root, "load")) from err
             raise Invalid(f"load: invalid archive: {err}") from err
 
 

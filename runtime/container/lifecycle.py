@@ -18,7 +18,7 @@ from runtime.container import attach as A
 from runtime.container import events, monitor
 from runtime.container.store import STOP_MARK, Container, ContainerStore, process_start_time, purge
 from runtime.container.streams import Attach
-from runtime.errors import BadSpec, ContainerRunning, NameInUse, NotRunning
+from runtime.errors import BadSpec, ContainerRunning, NameInUse, NotRunning, SpecRefused
 from runtime.fs import write_json
 from runtime.spec import parse_signal
 
@@ -176,7 +176,7 @@ def rename(store: ContainerStore, c: Container, new: str) -> None:
 
     new = new.lstrip("/")
     if not re.fullmatch(NAME_CHARS + "+", new):
-        raise BadSpec(f"Invalid container name ({new}), only {NAME_CHARS} are allowed")
+        raise SpecRefused(f"Invalid container name ({new}), only {NAME_CHARS} are allowed")
     with store.locked(c) as cur:
         if cur.name == new:
             raise NameInUse("Renaming a container with the same name as its current name")

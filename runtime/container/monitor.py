@@ -349,10 +349,12 @@ class Monitor:
         """Restarting: the clients of this run hear EXIT; True once ``delay`` has
         passed, False (exited for good) if the container was stopped meanwhile."""
         c = self.c
-        c.record["RestartCount"] = int(c.record.get("RestartCount") or 0) + 1
-        self.store.save_record(c)
+        # restarting before the count grows: a reader never sees the last run's "exited"
+        # beside the next run's count (two files, written one after the other)
         c.state.update(Status="restarting", Restarting=True)
         self.store.save_state(c)
+        c.record["RestartCount"] = int(c.record.get("RestartCount") or 0) + 1
+        self.store.save_record(c)
         self.streams.tell_exit(code)
         deadline = time.monotonic() + delay
         while (left := deadline - time.monotonic()) > 0:

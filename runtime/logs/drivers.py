@@ -21,7 +21,7 @@ from pathlib import Path
 
 from imagefmt.errors import Unsupported
 from imagefmt.records import TYPE_CHECKING
-from runtime.errors import BadSpec
+from runtime.errors import BadSpec, SpecRefused
 
 PARTIAL_MAX = 16 * 1024  # a line longer than this is logged in pieces, as docker's copier does
 
@@ -215,7 +215,7 @@ def get(name: str) -> Driver:
         driver = __import__(BUILTIN[name], fromlist=("DRIVER",)).DRIVER
         register(driver)
     if driver is None:  # dockerd's words, then the names that would do
-        raise BadSpec(
+        raise SpecRefused(
             f'error looking up logging plugin {name}: plugin "{name}" not found'
             f" (log drivers: {', '.join(names())})"
         )
@@ -254,9 +254,9 @@ def daemon_config(root: Path) -> dict[str, Any]:
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as err:
-        raise BadSpec(f"unable to configure the Docker daemon with file {path}: {err}") from err
+        raise SpecRefused(f"unable to configure the Docker daemon with file {path}: {err}") from err
     if not isinstance(doc, dict):
-        raise BadSpec(f"unable to configure the Docker daemon with file {path}: not a JSON object")
+        raise SpecRefused(f"unable to configure the Docker daemon with file {path}: not a JSON object")
     return doc
 
 
@@ -302,7 +302,7 @@ def check_keys(opts: dict[str, str], driver: str, allowed: tuple[str, ...]) -> N
     """Raises BadSpec, docker's words, for a key the driver does not take."""
     for key in opts:
         if key not in allowed:
-            raise BadSpec(f"unknown log opt '{key}' for {driver} log driver")
+            raise SpecRefused(f"unknown log opt '{key}' for {driver} log driver")
 
 
 def tag(info: LogInfo, default: str = "{{.ID}}") -> str:

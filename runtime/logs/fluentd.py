@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 
-from runtime.errors import BadSpec, StartFailed
+from runtime.errors import SpecRefused, StartFailed
 from runtime.logs import msgpack
 from runtime.logs.drivers import TAG_OPTIONS, Driver, LogInfo, Message, check_keys, extra_attributes, tag
 
@@ -30,19 +30,21 @@ BOOLS = ("fluentd-async", "fluentd-async-connect", "fluentd-sub-second-precision
 
 def parse_address(address: str) -> tuple[str, str | tuple[str, int]]:
     """``fluentd-address``: ("unix", path) or ("tcp", (host, port)), docker's default
-    localhost:24224. Raises BadSpec with docker's words."""
+    localhost:24224. Raises SpecRefused with docker's words."""
     if not address:
         return "tcp", ("localhost", DEFAULT_PORT)
     if address.startswith("unix://"):
         return "unix", address.removeprefix("unix://")
     rest = address.removeprefix("tcp://")
     if "://" in rest:
-        raise BadSpec(f"invalid fluentd-address {address}: unsupported scheme")
+        raise SpecRefused(f"invalid fluentd-address {address}: unsupported scheme")
     host, sep, port = rest.rpartition(":") if ":" in rest else (rest, "", "")
     if not sep:
         return "tcp", (rest, DEFAULT_PORT)
     if not port.isdigit():
-        raise BadSpec(f'invalid fluentd-address {address}: strconv.Atoi: parsing "{port}": invalid syntax')
+        raise SpecRefused(
+            f'invalid fluentd-address {address}: strconv.Atoi: parsing "{port}": invalid syntax'
+        )
     return "tcp", (host.strip("[]") or "localhost", int(port))
 
 
@@ -50,7 +52,7 @@ def validate(opts: dict[str, str]) -> None:
     check_keys(opts, "fluentd", OPTIONS)
     for key in BOOLS:
         if key in opts and opts[key].lower() not in ("true", "false", "1", "0", "t", "f", ""):
-            raise BadSpec(f'strconv.ParseBool: parsing "{opts[key]}": invalid syntax')
+            raise SpecRefused(f'strconv.ParseBool: parsing "{opts[key]}": invalid syntax')
     parse_address(opts.get("fluentd-address", ""))
 
 

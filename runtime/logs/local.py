@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from runtime.errors import BadSpec
+from runtime.errors import SpecRefused
 from runtime.logs.drivers import Driver, Entry, LogInfo, Message
 from runtime.logs.jsonfile import timestamp
 from runtime.units import ram_in_bytes
@@ -162,10 +162,10 @@ def _options(opts: dict[str, str]) -> tuple[int, int, bool]:
     size = ram_in_bytes(opts["max-size"], "--log-opt max-size") if opts.get("max-size") else DEFAULT_MAX_SIZE
     files = opts.get("max-file") or str(DEFAULT_MAX_FILE)
     if not files.lstrip("-").isdigit() or int(files) < 1:
-        raise BadSpec("max-file cannot be less than 1")
+        raise SpecRefused("max-file cannot be less than 1")
     compress = (opts.get("compress") or "true").lower()
     if compress not in ("true", "false", "1", "0", "t", "f"):
-        raise BadSpec(
+        raise SpecRefused(
             f'error reading compress log option: strconv.ParseBool: parsing "{compress}": invalid syntax'
         )
     return size, int(files), compress in ("true", "1", "t")
@@ -174,10 +174,10 @@ def _options(opts: dict[str, str]) -> tuple[int, int, bool]:
 def validate(opts: dict[str, str]) -> None:
     for key in opts:
         if key not in OPTIONS:
-            raise BadSpec(f"unknown log opt '{key}' for log driver local")
+            raise SpecRefused(f"unknown log opt '{key}' for log driver local")
     size, _, _ = _options(opts)
     if size <= 0:
-        raise BadSpec("max-size must be a positive number")
+        raise SpecRefused("max-size must be a positive number")
 
 
 class Local:

@@ -15,7 +15,7 @@ import socket
 import time
 from datetime import datetime
 
-from runtime.errors import BadSpec, StartFailed
+from runtime.errors import SpecRefused, StartFailed
 from runtime.logs.drivers import TAG_OPTIONS, Driver, LogInfo, Message, check_keys, tag
 
 OPTIONS = (
@@ -34,35 +34,35 @@ LOCAL_SOCKETS = ("/dev/log", "/var/run/syslog", "/var/run/log")
 
 def parse_address(address: str) -> tuple[str, str | tuple[str, int]]:
     """``syslog-address``: (proto, path) for unix/unixgram, (proto, (host, port)) for
-    tcp/udp, ("", "") for the local syslog. Raises BadSpec with docker's words."""
+    tcp/udp, ("", "") for the local syslog. Raises SpecRefused with docker's words."""
     if not address:
         return "", ""
     scheme, sep, rest = address.partition("://")
     if not sep or scheme not in ("tcp", "udp", "unix", "unixgram", "tcp+tls"):
-        raise BadSpec(f"unsupported scheme: '{address}'")
+        raise SpecRefused(f"unsupported scheme: '{address}'")
     if scheme in ("unix", "unixgram"):
         if not os.path.exists(rest):
-            raise BadSpec(f"stat {rest}: no such file or directory")
+            raise SpecRefused(f"stat {rest}: no such file or directory")
         return scheme, rest
     if scheme == "tcp+tls":
-        raise BadSpec("syslog-address tcp+tls:// is not supported by dockyard yet")
+        raise SpecRefused("syslog-address tcp+tls:// is not supported by dockyard yet")
     host, colon, port = rest.rpartition(":")
     if not colon or "]" in port:
         host, port = rest, "514"
     if not port.isdigit():
-        raise BadSpec(f'address {rest}: invalid port "{port}"')
+        raise SpecRefused(f'address {rest}: invalid port "{port}"')
     return scheme, (host.strip("[]"), int(port))
 
 
 def parse_facility(facility: str) -> int:
-    """A facility's number (daemon by default). Raises BadSpec with docker's words."""
+    """A facility's number (daemon by default). Raises SpecRefused with docker's words."""
     if not facility:
         return FACILITIES["daemon"]
     if facility in FACILITIES:
         return FACILITIES[facility]
     if facility.isdigit() and int(facility) <= 23:
         return int(facility)
-    raise BadSpec("invalid syslog facility")
+    raise SpecRefused("invalid syslog facility")
 
 
 def validate(opts: dict[str, str]) -> None:
@@ -70,7 +70,7 @@ def validate(opts: dict[str, str]) -> None:
     parse_address(opts.get("syslog-address", ""))
     parse_facility(opts.get("syslog-facility", ""))
     if opts.get("syslog-format", "") not in FORMATS:
-        raise BadSpec("Invalid syslog format")
+        raise SpecRefused("Invalid syslog format")
 
 
 def _rfc3339(ns: int, micro: bool = False) -> str:
