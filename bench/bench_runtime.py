@@ -169,13 +169,9 @@ def host_state(root: Path) -> dict[str, list[str]]:
 def remove_bridges(root: Path) -> None:
     """The temporary store's default bridge (bridges outlive stores, like docker0)."""
     sys.path.insert(0, str(REPO))
-    from runtime.kernel.netlink import Netlink, link_exists
-    from runtime.network.bridge import NetworkStore
+    from runtime.network.bridge import NetworkStore, drop_bridge
 
-    bridge = NetworkStore(root).default_bridge()
-    if link_exists(bridge):
-        with Netlink() as nl:
-            nl.delete_link(bridge)
+    drop_bridge(NetworkStore(root).default_bridge())  # and its NAT rules
 
 
 def loop(dockyard: Path, root: Path, n: int) -> tuple[float, dict[str, list[str]]]:

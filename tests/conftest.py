@@ -118,13 +118,9 @@ def _drop_default_bridge(root: Path) -> None:
     """The store's default bridge (made by a build's RUN step or a container), which
     outlives containers as docker0 does: each test's store has its own, and left
     behind they would fill 10.89.0.0/16 over many runs on one machine."""
-    from runtime.kernel.netlink import Netlink, link_exists
-    from runtime.network.bridge import NetworkStore
+    from runtime.network.bridge import NetworkStore, drop_bridge
 
-    bridge = NetworkStore(root).default_bridge()
-    if link_exists(bridge):
-        with Netlink() as nl:
-            nl.delete_link(bridge)
+    drop_bridge(NetworkStore(root).default_bridge())  # and its NAT rules
 
 
 @pytest.fixture(scope="session")

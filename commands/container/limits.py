@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from commands.errors import FlagError
 from imagefmt import errors
 from runtime.kernel.cgroups import Limits
 from runtime.units import nano_cpus, ram_in_bytes
@@ -29,6 +30,25 @@ def limits(args: argparse.Namespace, base: Limits | None = None) -> Limits:
             out.append((path, ram_in_bytes(rate, flag)))
         return tuple(out)
 
+    def iops(items: list[str], flag: str) -> tuple[tuple[str, int], ...]:
+        """docker's ValidateThrottleIOpsDevice, its words."""
+        out = []
+        for item in items:
+            path, sep, rate = item.partition(":")
+            if not sep:
+                raise FlagError(f'invalid argument "{item}" for "{flag}" flag: bad format: {item}')
+            if not path.startswith("/dev/"):
+                raise FlagError(
+                    f'invalid argument "{item}" for "{flag}" flag: bad format for device path: {item}'
+                )
+            if not rate.isdigit():
+                raise FlagError(
+                    f'invalid argument "{item}" for "{flag}" flag: invalid rate for device: {item}.'
+                    " The correct format is <device-path>:<number>. Number must be a positive integer"
+                )
+            out.append((path, int(rate)))
+        return tuple(out)
+
     swap = args.memory_swap
     return (base or Limits()).merged(
         memory=ram_in_bytes(args.memory, "-m, --memory") if args.memory else None,
@@ -41,4 +61,6 @@ def limits(args: argparse.Namespace, base: Limits | None = None) -> Limits:
         pids_limit=args.pids_limit or None,
         read_bps=bps(getattr(args, "device_read_bps", []), "--device-read-bps") or None,
         write_bps=bps(getattr(args, "device_write_bps", []), "--device-write-bps") or None,
+        read_iops=iops(getattr(args, "device_read_iops", []), "--device-read-iops") or None,
+        write_iops=iops(getattr(args, "device_write_iops", []), "--device-write-iops") or None,
     )

@@ -64,6 +64,7 @@ def create_options(args: argparse.Namespace, run: bool) -> CreateOptions:
         network_aliases=tuple(args.network_alias),
         ip=args.ip,
         limits=limits(args),
+        links=tuple(args.link),
         log_driver=args.log_driver,
         log_opts=tuple(args.log_opt),
         stop_signal=args.stop_signal,

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 from imagefmt.records import TYPE_CHECKING, NamedTuple
-from runtime.container import events
+from runtime.container import events, links
 from runtime.container.hostconfig import (
     capabilities_of,
     normalize_caps,
@@ -87,6 +87,7 @@ class CreateOptions(NamedTuple):
     network_aliases: tuple[str, ...] = ()
     ip: str = ""
     limits: Limits = Limits()
+    links: tuple[str, ...] = ()  # --link NAME[:ALIAS]
     log_driver: str = ""  # "": the store's default (daemon.json's log-driver, else json-file)
     log_opts: tuple[str, ...] = ()
     stop_signal: str = ""
@@ -231,6 +232,7 @@ def create(store: ContainerStore, image: ImageInfo, opts: CreateOptions) -> Cont
         from runtime.container.names import random_name
 
         name = random_name(store)
+    link_docs = links.record(store, opts.links, name, opts.network)
     store.reserve_name(name, cid)
     cdir = store.dir / cid
     vstore = None
@@ -291,7 +293,10 @@ def create(store: ContainerStore, image: ImageInfo, opts: CreateOptions) -> Cont
             "ProcessLabel": "",
             "AppArmorProfile": "",
             "ExecIDs": None,
-            "HostConfig": _host_config(opts, log_config, bindings, peer, [m.doc for m in mount_opts]),
+            "HostConfig": {
+                **_host_config(opts, log_config, bindings, peer, [m.doc for m in mount_opts]),
+                "Links": link_docs,
+            },
             "GraphDriver": {
                 "Name": "overlay2",
                 "Data": {

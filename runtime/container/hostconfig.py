@@ -94,6 +94,8 @@ def set_limits(host_config: dict[str, Any], lim: Limits) -> None:
         PidsLimit=lim.pids_limit or None,
         BlkioDeviceReadBps=[{"Path": p, "Rate": r} for p, r in lim.read_bps],
         BlkioDeviceWriteBps=[{"Path": p, "Rate": r} for p, r in lim.write_bps],
+        BlkioDeviceReadIOps=[{"Path": p, "Rate": r} for p, r in lim.read_iops],
+        BlkioDeviceWriteIOps=[{"Path": p, "Rate": r} for p, r in lim.write_iops],
     )
 
 
@@ -111,6 +113,8 @@ def limits_of(host_config: dict[str, Any]) -> Limits:
         pids_limit=hc.get("PidsLimit") or 0,
         read_bps=tuple((d["Path"], d["Rate"]) for d in hc.get("BlkioDeviceReadBps") or []),
         write_bps=tuple((d["Path"], d["Rate"]) for d in hc.get("BlkioDeviceWriteBps") or []),
+        read_iops=tuple((d["Path"], d["Rate"]) for d in hc.get("BlkioDeviceReadIOps") or []),
+        write_iops=tuple((d["Path"], d["Rate"]) for d in hc.get("BlkioDeviceWriteIOps") or []),
     )
 
 

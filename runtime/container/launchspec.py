@@ -49,6 +49,7 @@ def spec_of(
     cgroup_procs: tuple[str, ...],
     window: tuple[int, int],
     wiring: Any = None,
+    link_env: tuple[str, ...] = (),
 ) -> Spec:
     """The launch spec of a container record (``wiring``: its
     runtime.container.wiring.Wiring, if any). Raises NotRunning or StartFailed
@@ -75,6 +76,7 @@ def spec_of(
         tty=bool(cfg.get("Tty")),
         window=window,
         init=find_init() if c.host_config.get("Init") else None,
+        link_env=link_env,
     )
     binds = [
         Mount(
@@ -102,9 +104,9 @@ def spec_of(
         cgroup_procs=cgroup_procs,
         cgroup_views=c.cgroup().views(),
         interfaces=wiring.interfaces if wiring is not None else (),
-        # No default route: nothing is NATed to the outside, and without a route a
-        # container cannot reach other bridges through the host's forwarding either.
-        gateway="",
+        # the default route through the first network's bridge, NATed by the host
+        # (runtime.network.nat) as docker's; none on an --internal network
+        gateway=wiring.gateway if wiring is not None else "",
         shm_size=int(c.host_config.get("ShmSize") or 64 << 20),
         pid_ns=_namespace(store, c.host_config.get("PidMode") or "", "pid"),
         ipc_ns=_namespace(store, c.host_config.get("IpcMode") or "", "ipc"),
@@ -122,6 +124,7 @@ def process_of(
     window: tuple[int, int],
     privileged: bool = False,
     init: str | None = None,
+    link_env: tuple[str, ...] = (),
 ) -> Process:
     """A process of container ``c`` running ``args`` as its record says: the
     environment as docker makes it (PATH, HOSTNAME, TERM with a tty, then the
@@ -132,7 +135,7 @@ def process_of(
     hc = {**c.host_config, "Privileged": True} if privileged else c.host_config
     return Process(
         args=tuple(args),
-        env=tuple(daemon_env(cfg["Hostname"], tty, cfg.get("Env") or [])),
+        env=tuple(daemon_env(cfg["Hostname"], tty, [*link_env, *(cfg.get("Env") or [])])),
         cwd=cfg.get("WorkingDir") or "/",
         user=cfg.get("User") or "",
         tty=tty,
@@ -161,12 +164,19 @@ def needs_wiring(c: Container) -> bool:
     return mode not in ("none", "host") and not mode.startswith("container:")
 
 
-def write_etc_files(c: Container, address: str | None = None, dns: str | None = None) -> None:
-    """hostname, hosts and resolv.conf in the container's directory (bind-mounted at start)."""
+def write_etc_files(
+    c: Container,
+    address: str | None = None,
+    dns: str | None = None,
+    linked: tuple[tuple[str, str], ...] = (),
+) -> None:
+    """hostname, hosts and resolv.conf in the container's directory (bind-mounted at
+    start); ``linked``: (address, names) of --link's containers, after --add-host's."""
     hc = c.host_config
     hostname = c.config["Hostname"]
     host_mode = hc["NetworkMode"] == "host"
     extra = tuple(parse_add_host(h) for h in hc.get("ExtraHosts") or ())
+    extra += tuple((names, addr) for addr, names in linked)
     if host_mode:
         hosts = Path("/etc/hosts").read_text() + "".join(f"{a}\t{n}\n" for n, a in extra)
     else:

@@ -147,14 +147,21 @@ class Monitor:
         trace.mark("cgroup")
         window = self.attach.window or (24, 80)
         streams.log = Copier(log_driver(c))
+        linked = []
+        if c.host_config.get("Links"):
+            from runtime.container import links
+
+            linked = links.resolve(self.store, c)
         if needs_wiring(c):
             from runtime.container.wiring import Wiring
 
             self.wiring = Wiring(self.store.root, c)
             self.wiring.prepare()
             primary = self.wiring.primary
-            write_etc_files(c, primary.address if primary else None, self.wiring.dns)
-        spec = spec_of(self.store, c, procs, window, self.wiring)
+            hosts = tuple(lk.hosts for lk in linked)
+            write_etc_files(c, primary.address if primary else None, self.wiring.dns, hosts)
+        link_env = tuple(e for lk in linked for e in lk.env)
+        spec = spec_of(self.store, c, procs, window, self.wiring, link_env)
         streams.listen()
         trace.mark("spec")
         stdio = streams.child_stdio(spec.process.tty)

@@ -68,6 +68,12 @@ class Wiring:
         return self.endpoints[0][0] if self.endpoints else None
 
     @property
+    def gateway(self) -> str:
+        """The container's default route: its first network's gateway (none when internal)."""
+        ep = self.primary
+        return ep.gateway if ep is not None and not ep.internal else ""
+
+    @property
     def interfaces(self) -> tuple[tuple[str, str, int], ...]:
         return tuple((ifname, ep.address, ep.prefixlen) for ep, ifname, _ in self.endpoints)
 

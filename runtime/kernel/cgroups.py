@@ -67,6 +67,8 @@ class Limits(NamedTuple):
     pids_limit: int = 0
     read_bps: tuple[tuple[str, int], ...] = ()
     write_bps: tuple[tuple[str, int], ...] = ()
+    read_iops: tuple[tuple[str, int], ...] = ()  # (device path, I/O operations per second)
+    write_iops: tuple[tuple[str, int], ...] = ()
 
     def merged(self, **changes: Any) -> Limits:
         """These limits with the non-None ``changes`` (Limits field names) applied."""
@@ -320,7 +322,12 @@ class Cgroup:
             _write(pids / "pids.max", "max" if lim.pids_limit < 0 else str(lim.pids_limit))
         blk = self._dir("blkio")
         if blk:
-            for fname, rules in (("read_bps_device", lim.read_bps), ("write_bps_device", lim.write_bps)):
+            for fname, rules in (
+                ("read_bps_device", lim.read_bps),
+                ("write_bps_device", lim.write_bps),
+                ("read_iops_device", lim.read_iops),
+                ("write_iops_device", lim.write_iops),
+            ):
                 for dev, rate in rules:
                     _write(blk / f"blkio.throttle.{fname}", f"{device_number(dev)} {rate}")
 
@@ -341,7 +348,12 @@ class Cgroup:
         if lim.pids_limit:
             _write(d / "pids.max", "max" if lim.pids_limit < 0 else str(lim.pids_limit))
         rules: dict[str, list[str]] = {}
-        for key, items in (("rbps", lim.read_bps), ("wbps", lim.write_bps)):
+        for key, items in (
+            ("rbps", lim.read_bps),
+            ("wbps", lim.write_bps),
+            ("riops", lim.read_iops),
+            ("wiops", lim.write_iops),
+        ):
             for dev, rate in items:
                 rules.setdefault(device_number(dev), []).append(f"{key}={rate}")
         for dev, kv in rules.items():

@@ -59,6 +59,7 @@ class Endpoint(NamedTuple):
     gateway: str
     aliases: tuple[str, ...]
     user_defined: bool
+    internal: bool = False  # --internal: no NAT, no default route
 
     @property
     def mac(self) -> str:
@@ -208,9 +209,8 @@ class NetworkStore:
                 name, nid = doc["Name"], doc["Id"]
                 raise Conflict(f"error while removing network: network {name} id {nid} has active endpoints")
             bridge = doc["Options"].get("com.docker.network.bridge.name", "")
-            if bridge and link_exists(bridge):
-                with Netlink() as nl:
-                    nl.delete_link(bridge)
+            if bridge:
+                drop_bridge(bridge)
             (self.dir / f"{doc['Id']}.json").unlink()
         journal.emit(self.root, "network", "destroy", doc["Id"], {"name": doc["Name"], "type": "bridge"})
         return str(doc["Name"])
@@ -246,7 +246,15 @@ class NetworkStore:
             bridge = doc["Options"]["com.docker.network.bridge.name"]
             user = doc["Name"] != DEFAULT_NETWORK
             ep = Endpoint(
-                doc["Name"], doc["Id"], bridge, chosen, net.prefixlen, cfg["Gateway"], aliases, user
+                doc["Name"],
+                doc["Id"],
+                bridge,
+                chosen,
+                net.prefixlen,
+                cfg["Gateway"],
+                aliases,
+                user,
+                bool(doc.get("Internal")),
             )
             doc["Containers"][cid] = {
                 "Name": name,
@@ -388,15 +396,34 @@ def _gateway(net: ipaddress.IPv4Network, text: str) -> str:
 
 
 def ensure_bridge(ep: Endpoint) -> None:
-    """Create the network's bridge with its gateway address, once."""
+    """Create the network's bridge with its gateway address, once; a bridge made
+    here gets docker's NAT for its subnet (runtime.network.nat), unless the network
+    is --internal. Raises RuntimeFailure."""
+    made = False
     with Netlink() as nl:
         if not link_exists(ep.bridge):
             try:
                 nl.add_bridge(ep.bridge)
+                made = True
             except FileExistsError:
                 pass
         nl.add_address(ep.bridge, ep.gateway, ep.prefixlen)
         nl.set_up(ep.bridge)
+    if made and not ep.internal:
+        from runtime.network import nat
+
+        subnet = ipaddress.ip_interface(f"{ep.gateway}/{ep.prefixlen}").network
+        nat.enable(ep.bridge, str(subnet))
+
+
+def drop_bridge(bridge: str) -> None:
+    """Delete a bridge and its NAT rules. Nothing if it is gone."""
+    from runtime.network import nat
+
+    nat.disable(bridge)
+    if link_exists(bridge):
+        with Netlink() as nl:
+            nl.delete_link(bridge)
 
 
 def host_veth() -> str:

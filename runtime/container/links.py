@@ -1,0 +1,94 @@
+"""Legacy links (``--link NAME[:ALIAS]``) on the default bridge, as docker's daemon
+makes them: HostConfig.Links ``/child:/parent/alias`` at create, and at each start an
+/etc/hosts entry ``IP\\talias hostname name`` and the environment of moby's
+daemon/links (ALIAS_PORT, ALIAS_PORT_5432_TCP[_ADDR|_PORT|_PROTO], ALIAS_NAME,
+ALIAS_ENV_*) for every linked container, which must be running then.
+
+Not done: the ``_PORT_START``/``_PORT_END`` variables of contiguous port ranges, and
+updating the linking container's /etc/hosts when a linked one restarts.
+"""
+
+from __future__ import annotations
+
+from imagefmt.records import NamedTuple
+from runtime.container.store import Container, ContainerStore
+from runtime.errors import BadSpec, NoSuchContainer, NotRunning, SpecRefused
+
+
+class Linked(NamedTuple):
+    """What a start gives the container of one link."""
+
+    hosts: tuple[str, str]  # (address, "alias hostname [name]")
+    env: tuple[str, ...]
+
+
+def parse(item: str) -> tuple[str, str]:
+    """``NAME[:ALIAS]`` -> (name, alias). Raises BadSpec."""
+    name, _, alias = item.partition(":")
+    name, alias = name.lstrip("/"), (alias or name).lstrip("/")
+    if not name or "/" in alias:
+        raise BadSpec(f"invalid argument {item!r} for --link: expected NAME[:ALIAS]")
+    return name, alias
+
+
+def record(store: ContainerStore, items: tuple[str, ...], parent: str, network: str) -> list[str] | None:
+    """HostConfig.Links for ``--link`` at create (None without any). Raises SpecRefused:
+    a container that does not exist, or links off the default bridge."""
+    if not items:
+        return None
+    if network == "host":
+        raise SpecRefused("conflicting options: host type networking can't be used with links")
+    out = []
+    for item in items:
+        name, alias = parse(item)
+        try:
+            child = store.get(name)
+        except NoSuchContainer as err:
+            raise SpecRefused(f"could not get container for {name}: {err}") from err
+        out.append(f"/{child.name}:/{parent}/{alias}")
+    return out
+
+
+def resolve(store: ContainerStore, c: Container) -> list[Linked]:
+    """The links of ``c`` as they are now (at its start). Raises NotRunning with
+    docker's words for a linked container that does not run."""
+    out = []
+    for link in c.host_config.get("Links") or []:
+        child_path, _, link_name = link.partition(":")
+        child = store.get(child_path.lstrip("/"))
+        nets = (child.state.get("Network") or {}).get("Networks") or {}
+        address = (nets.get("bridge") or {}).get("IPAddress", "")
+        if not child.running or not address:
+            raise NotRunning(f"Cannot link to a non running container: /{child.name} AS {link_name}")
+        alias = link_name.rsplit("/", 1)[-1]
+        names = f"{alias} {child.config['Hostname']}" + (f" {child.name}" if alias != child.name else "")
+        out.append(Linked((address, names), tuple(env(link_name, address, child))))
+    return out
+
+
+def env(link_name: str, address: str, child: Container) -> list[str]:
+    """moby's links.Link.ToEnv."""
+    alias = link_name.rsplit("/", 1)[-1].upper().replace("-", "_")
+    ports = sorted(
+        (int(p.partition("/")[0]), p.partition("/")[2] or "tcp")
+        for p in child.config.get("ExposedPorts") or {}
+    )
+    ports.sort(key=lambda pp: (pp[0], pp[1] != "tcp"))
+    out = []
+    if ports:
+        port, proto = ports[0]
+        out.append(f"{alias}_PORT={proto}://{address}:{port}")
+    for port, proto in ports:
+        key = f"{alias}_PORT_{port}_{proto.upper()}"
+        out += [
+            f"{key}={proto}://{address}:{port}",
+            f"{key}_ADDR={address}",
+            f"{key}_PORT={port}",
+            f"{key}_PROTO={proto}",
+        ]
+    out.append(f"{alias}_NAME={link_name}")
+    for item in child.config.get("Env") or []:
+        key, sep, value = item.partition("=")
+        if sep and key not in ("HOME", "PATH"):
+            out.append(f"{alias}_ENV_{key}={value}")
+    return out

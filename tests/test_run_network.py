@@ -1,0 +1,178 @@
+"""What ``run`` gives a container on the default bridge beyond the bridge itself:
+outbound NAT through the host (the rule, forwarding, the default route, and a masqueraded
+connection to a namespace the test made), legacy ``--link``, and the blkio iops limits."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from runtime.container.store import ContainerStore
+from runtime.network.bridge import NetworkStore
+from tests.conftest import Ctl, docker
+
+
+def _iptables_has(table: str, chain: str, *rule: str) -> bool:
+    return (
+        subprocess.run(["iptables", "-w", "-t", table, "-C", chain, *rule], capture_output=True).returncode
+        == 0
+    )
+
+
+@pytest.fixture
+def outside() -> Iterator[str]:
+    """A network namespace of the test's own behind a veth on the host (198.18.N.0/30,
+    the benchmarking range): an address past the host that a container can only reach
+    through forwarding and NAT. Yields the namespace's name; its address is .2."""
+    n = os.getpid() % 250
+    ns, host_if = f"dyout{os.getpid()}", f"dyo{os.getpid()}"
+    cmds = [
+        ["ip", "netns", "add", ns],
+        ["ip", "link", "add", host_if, "type", "veth", "peer", "name", "eth0", "netns", ns],
+        ["ip", "addr", "add", f"198.18.{n}.1/30", "dev", host_if],
+        ["ip", "link", "set", host_if, "up"],
+        ["ip", "-n", ns, "addr", "add", f"198.18.{n}.2/30", "dev", "eth0"],
+        ["ip", "-n", ns, "link", "set", "eth0", "up"],
+        ["ip", "-n", ns, "link", "set", "lo", "up"],
+    ]
+    try:
+        for cmd in cmds:
+            subprocess.run(cmd, check=True, capture_output=True)
+        yield ns
+    finally:
+        subprocess.run(["ip", "link", "del", host_if], capture_output=True)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def test_default_bridge_is_natted_as_dockers(ctl: Ctl, outside: str) -> None:
+    n = os.getpid() % 250
+    # a server in the outside namespace that answers with the address it saw
+    serve = (
+        f"import socket; s = socket.create_server(('198.18.{n}.2', 8080)); print('ready', flush=True);"
+        " c, a = s.accept(); c.sendall(('seen ' + a[0] + chr(10)).encode()); c.close()"
+    )
+    server = subprocess.Popen(
+        ["ip", "netns", "exec", outside, sys.executable, "-c", serve], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert server.stdout is not None and server.stdout.readline() == "ready\n"
+        out = ctl.ok("run", "--rm", "busybox", "sh", "-c", f"ip route; nc -w 5 198.18.{n}.2 8080 </dev/null")
+    finally:
+        server.kill()
+        server.communicate(timeout=10)
+    nstore = NetworkStore(ctl.root)
+    subnet = nstore.get("bridge")["IPAM"]["Config"][0]
+    bridge = nstore.default_bridge()
+    assert f"default via {subnet['Gateway']} dev eth0" in out
+    assert _iptables_has("nat", "POSTROUTING", "-s", subnet["Subnet"], "!", "-o", bridge, "-j", "MASQUERADE")
+    assert _iptables_has("filter", "FORWARD", "-i", bridge, "!", "-o", bridge, "-j", "ACCEPT")
+    assert Path("/proc/sys/net/ipv4/ip_forward").read_text().strip() == "1"
+    # the connection reached the namespace past the host, from the host's address there
+    assert f"seen 198.18.{n}.1\n" in out, out
+
+
+def test_nat_rules_go_with_the_bridge(ctl: Ctl) -> None:
+    ctl.ok("network", "create", "natnet")
+    ctl.ok("run", "--rm", "--network", "natnet", "busybox", "true")
+    doc = NetworkStore(ctl.root).get("natnet")
+    bridge, subnet = doc["Options"]["com.docker.network.bridge.name"], doc["IPAM"]["Config"][0]["Subnet"]
+    rule = ("-s", subnet, "!", "-o", bridge, "-j", "MASQUERADE")
+    assert _iptables_has("nat", "POSTROUTING", *rule)
+    ctl.ok("network", "rm", "natnet")
+    assert not _iptables_has("nat", "POSTROUTING", *rule)
+    # an --internal network: no NAT, no default route
+    ctl.ok("network", "create", "--internal", "inner")
+    out = ctl.ok("run", "--rm", "--network", "inner", "busybox", "ip", "route")
+    assert "default" not in out
+    ctl.ok("network", "rm", "inner")
+
+
+# -------------------------------------------------------------------- --link ---
+
+
+def _masked(text: str) -> str:
+    """Link variables with the linked container's address masked (the test engine has
+    no bridge: its links carry an empty address)."""
+    text = re.sub(r"(?<=://)[0-9.]*(?=:)", "IP", text)
+    return re.sub(r"_ADDR=[0-9.]*", "_ADDR=IP", text)
+
+
+def test_link_hosts_and_env_as_docker(ctl: Ctl, docker_host: str, busybox_tar: Path) -> None:
+    docker(docker_host, "import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox:latest")
+    script = "env | grep ^DBALIAS_ | sort; grep -w dbalias /etc/hosts || true"
+    outs = []
+
+    def on_docker(*args: str) -> str:
+        return docker(docker_host, *args).stdout
+
+    for run in (on_docker, ctl.ok):
+        run("run", "-d", "--name", "lkdb", "--expose", "5432", "--expose", "53/udp", "-e", "SECRET=s",
+            "busybox", "sleep", "60")  # fmt: skip
+        try:
+            doc = json.loads(run("inspect", "lkdb"))[0]
+            text = run(
+                "run", "--rm", "--name", "lkweb", "--link", "lkdb:dbalias", "busybox", "sh", "-c", script
+            )
+        finally:
+            run("rm", "-f", "lkdb")
+        outs.append((text, doc["NetworkSettings"]["IPAddress"], doc["Config"]["Hostname"]))
+    (theirs, _, _), (ours, ip, hostname) = outs
+
+    def env(text: str) -> str:
+        return _masked("\n".join(line for line in text.splitlines() if line.startswith("DBALIAS_")))
+
+    assert env(ours) == env(theirs)
+    assert f"DBALIAS_PORT_5432_TCP_ADDR={ip}" in ours and "DBALIAS_PORT_53_UDP=udp://" in ours
+    assert "DBALIAS_ENV_SECRET=s" in ours and "DBALIAS_NAME=/lkweb/dbalias" in ours
+    # docker's hosts entry (daemon/container_operations_unix.go): alias, hostname, name
+    assert f"{ip}\tdbalias {hostname} lkdb\n" in ours
+
+
+def test_link_to_a_container_that_does_not_run(ctl: Ctl) -> None:
+    ctl.ok("create", "--name", "idle", "busybox", "true")
+    r = ctl("run", "--rm", "--link", "idle", "busybox", "true")
+    assert r.code != 0 and "Cannot link to a non running container: /idle AS /" in r.err
+    r = ctl("run", "--rm", "--link", "ghost:g", "busybox", "true")
+    assert r.code != 0 and "could not get container for ghost" in r.err
+
+
+# ------------------------------------------------------------------ blkio iops ---
+
+
+def _block_device() -> str:
+    for name in ("vda", "sda", "nvme0n1", "xvda"):
+        if Path(f"/dev/{name}").exists():
+            return f"/dev/{name}"
+    pytest.skip("no block device to throttle on this host")
+
+
+def test_device_iops_limits_as_docker(ctl: Ctl, docker_host: str, busybox_tar: Path) -> None:
+    dev = _block_device()
+    args = ("--device-read-iops", f"{dev}:1000", "--device-write-iops", f"{dev}:500")
+    docker(docker_host, "import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox:latest")
+    docker(docker_host, "create", "--name", "iops", *args, "busybox", "true")
+    theirs = json.loads(docker(docker_host, "inspect", "iops").stdout)[0]["HostConfig"]
+    docker(docker_host, "rm", "iops")
+    ctl.ok("run", "-d", "--name", "iops", "--network", "none", *args, "busybox", "sleep", "60")
+    ours = json.loads(ctl.ok("inspect", "iops"))[0]["HostConfig"]
+    for key in ("BlkioDeviceReadIOps", "BlkioDeviceWriteIOps"):
+        assert ours[key] == theirs[key]
+    assert ours["BlkioDeviceReadIOps"] == [{"Path": dev, "Rate": 1000}]
+    c = ContainerStore(ctl.root).get("iops")
+    blkio = Path("/sys/fs/cgroup/blkio")
+    if blkio.is_dir():
+        d = blkio / c.cgroup().parent / c.cgroup().name
+        major_minor = f"{os.major(os.stat(dev).st_rdev)}:{os.minor(os.stat(dev).st_rdev)}"
+        assert f"{major_minor} 1000" in (d / "blkio.throttle.read_iops_device").read_text()
+        assert f"{major_minor} 500" in (d / "blkio.throttle.write_iops_device").read_text()
+    ctl.ok("rm", "-f", "iops")
+    r = ctl("run", "--rm", "--device-read-iops", f"{dev}:fast", "busybox", "true")
+    assert r.code == 125
+    assert f'invalid argument "{dev}:fast" for "--device-read-iops" flag: invalid rate for device' in r.err
