@@ -32,7 +32,7 @@ def outside() -> Iterator[str]:
     the benchmarking range): an address past the host that a container can only reach
     through forwarding and NAT. Yields the namespace's name; its address is .2."""
     n = os.getpid() % 250
-    ns, host_if = f"dyout{os.getpid()}", f"dyo{os.getpid()}"
+    ns, host_if = f"natout{os.getpid()}", f"nato{os.getpid()}"
     cmds = [
         ["ip", "netns", "add", ns],
         ["ip", "link", "add", host_if, "type", "veth", "peer", "name", "eth0", "netns", ns],

@@ -63,7 +63,8 @@ def test_default_bridge_address_and_files(ctl: Ctl) -> None:
     assert f"inet {ip}/24" in addrs
     assert f"{ip}\t{cid[:12]}" in ctl.ok("exec", cid, "cat", "/etc/hosts")
     routes = ctl.ok("exec", cid, "ip", "route")
-    assert f"{subnet['Subnet']} dev eth0" in routes and "default" not in routes  # nothing leaves the host
+    assert f"{subnet['Subnet']} dev eth0" in routes
+    assert f"default via {subnet['Gateway']} dev eth0" in routes  # NATed out by the host, as docker
 
 
 def test_published_port_serves_httpd(ctl: Ctl) -> None:
@@ -156,8 +157,8 @@ def test_network_verbs_and_connect(ctl: Ctl) -> None:
     )
     assert ctl.ok("inspect", "-f", "{{.NetworkSettings.Networks.n2.IPAddress}}", "srv") == "10.89.88.200\n"
     ctl.ok("run", "-d", "--name", "cli1", "--network", "n1", "busybox", "sleep", "60")
-    r = ctl("exec", "cli1", "wget", "-qO-", "http://10.89.88.200/")
-    assert r.code != 0  # different bridges: no route between them
+    r = ctl("exec", "cli1", "wget", "-T", "3", "-qO-", "http://10.89.88.200/")
+    assert r.code != 0  # different bridges: the host drops what one sends another (docker's isolation)
     ctl.ok("network", "connect", "--alias", "client", "n2", "cli1")
     ip = ctl.ok("inspect", "-f", "{{.NetworkSettings.Networks.n2.IPAddress}}", "cli1").strip()
     assert ip.startswith("10.89.88.") and int(ip.split(".")[-1]) >= 128  # from --ip-range

@@ -2,6 +2,10 @@
 IPv4 forwarding on, and iptables rules for the bridge (docker's, by its name)::
 
     -t nat -A POSTROUTING -s SUBNET ! -o BRIDGE -j MASQUERADE
+    -t filter -A FORWARD -i BRIDGE -o BRIDGE -j ACCEPT
+    -t filter -A FORWARD -i BRIDGE -o dy-+ -j DROP         (docker's DOCKER-ISOLATION: no
+    -t filter -A FORWARD -i BRIDGE -o dy0-+ -j DROP         bridge reaches another; ours are
+    -t filter -A FORWARD -i BRIDGE -o dockyard+ -j DROP     dockyard0, dy0-HASH and dy-ID)
     -t filter -A FORWARD -i BRIDGE ! -o BRIDGE -j ACCEPT
     -t filter -A FORWARD -o BRIDGE -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
 
@@ -24,6 +28,10 @@ def rules(bridge: str, subnet: str) -> list[tuple[str, str, list[str]]]:
     """(table, chain, rule) for a bridge and its subnet."""
     return [
         ("nat", "POSTROUTING", ["-s", subnet, "!", "-o", bridge, "-j", "MASQUERADE"]),
+        ("filter", "FORWARD", ["-i", bridge, "-o", bridge, "-j", "ACCEPT"]),
+        ("filter", "FORWARD", ["-i", bridge, "-o", "dy-+", "-j", "DROP"]),
+        ("filter", "FORWARD", ["-i", bridge, "-o", "dy0-+", "-j", "DROP"]),
+        ("filter", "FORWARD", ["-i", bridge, "-o", "dockyard+", "-j", "DROP"]),
         ("filter", "FORWARD", ["-i", bridge, "!", "-o", bridge, "-j", "ACCEPT"]),
         (
             "filter",
