@@ -52,6 +52,14 @@ class Parser(argparse.ArgumentParser):
         kw.setdefault("formatter_class", Formatter)
         super().__init__(*args, **kw)
 
+    def add_argument(self, *args: Any, **kw: Any) -> Any:
+        """argparse's; a flag declared without ``help`` gets docker's line (commands.helptext)."""
+        if "help" not in kw and args and str(args[0]).startswith("-"):
+            from commands.helptext import flag_help
+
+            kw["help"] = flag_help(self.prog, args)
+        return super().add_argument(*args, **kw)
+
     def parse_known_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:  # type: ignore[override]  # one signature for typeshed's three overloads
         """argparse's, refusing what is left over in the verb's own parser: there its
         name is known (argparse would report it from the top parser, as ``dockyard``)."""
