@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from commands.errors import UsageError
@@ -12,9 +13,22 @@ from commands.parsing import OnlyVerb, Verbs
 from commands.paths import check_input, check_writable_dir
 from imagefmt import errors
 from registry.server import certs, config, gc, htpasswd, serve
-from registry.server.storage.drivers import filesystem_storage
+from registry.server.storage.drivers import open_driver
+from registry.server.storage.store import Storage
 
 VERBS = Verbs()
+S3_FLAGS = (
+    "endpoint",
+    "region",
+    "bucket",
+    "prefix",
+    "access_key",
+    "secret_key",
+    "path_style",
+    "secure",
+    "chunk_size",
+    "redirect",
+)
 
 
 @VERBS.flags
@@ -54,12 +68,36 @@ def _flags(sub: OnlyVerb) -> None:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", dest="registry_root", type=Path, default=None, help="storage directory")
     p.add_argument("--config", type=Path, default=None, help="TOML or JSON config file")
+    p.add_argument("--storage", default=None, help="storage driver: filesystem (default) or s3")
+    p.add_argument("--upload-secret", default=None, help="signs upload URLs (the same on every process)")
+    s3 = p.add_argument_group("s3 storage (the config's [s3] table; docs/s3.md)")
+    s3.add_argument("--s3-endpoint", default=None, help="S3 endpoint URL (default: AWS's for the region)")
+    s3.add_argument("--s3-region", default=None)
+    s3.add_argument("--s3-bucket", default=None)
+    s3.add_argument("--s3-prefix", default=None, help="keys under this prefix in the bucket")
+    s3.add_argument("--s3-access-key", default=None, help="default: AWS_ACCESS_KEY_ID, ~/.aws/credentials…")
+    s3.add_argument("--s3-secret-key", default=None)
+    s3.add_argument("--s3-path-style", action=argparse.BooleanOptionalAction, default=None)
+    s3.add_argument("--s3-secure", action=argparse.BooleanOptionalAction, default=None)
+    s3.add_argument("--s3-chunk-size", type=int, default=None, help="multipart part size (>= 5 MiB)")
+    s3.add_argument(
+        "--s3-redirect", action=argparse.BooleanOptionalAction, default=None, help="307 blob GETs to S3"
+    )
 
 
 def _config(args: argparse.Namespace) -> config.Config:
     if args.config is not None:
         check_input(str(args.config))
     cfg = config.load(args.config)
+    s3 = {k: getattr(args, f"s3_{k}") for k in S3_FLAGS if getattr(args, f"s3_{k}") is not None}
+    try:
+        cfg = cfg.with_overrides(
+            storage=args.storage,
+            upload_secret=args.upload_secret,
+            s3=replace(cfg.s3, **s3) if s3 else None,
+        )
+    except ValueError as err:
+        raise UsageError(f"registry: {err}") from err
     if args.registry_root is not None:
         return cfg.with_overrides(root=args.registry_root)
     if cfg.root == config.Config().root:
@@ -123,7 +161,7 @@ def cmd_registry_gc(args: argparse.Namespace) -> int:
     if not cfg.root.is_dir():  # nothing to collect; a typo must not make an empty registry
         raise errors.NotFound(f"registry root {cfg.root}: no such directory")
     grace = cfg.gc_grace_seconds if args.grace is None else args.grace
-    result = gc.collect(filesystem_storage(cfg.root), args.dry_run, args.delete_untagged, grace)
+    result = gc.collect(Storage(open_driver(cfg)), args.dry_run, args.delete_untagged, grace)
     verb = "would delete" if args.dry_run else "deleted"
     for repo, digest in result.manifests:
         print(f"{verb} manifest {repo}@{digest}")

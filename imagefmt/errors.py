@@ -35,6 +35,7 @@ status, and the status tells a client which family it is::
     ├── Denied              DENIED                 403     1
     ├── Unsupported         UNSUPPORTED            405     1
     ├── Conflict            UNKNOWN                409     1   (a name in use, a running container…)
+    ├── DiskFull            UNKNOWN                500     1   (the store's filesystem is full)
     └── TooManyRequests     TOOMANYREQUESTS        429     1
 
 The tables are filled as each class is defined (``__init_subclass__``): a class
@@ -188,6 +189,10 @@ class Unsupported(DockyardError):
 
 class Conflict(DockyardError):
     status = 409
+
+
+class DiskFull(DockyardError):
+    """The store's filesystem is full, or would be by what is being written (ENOSPC)."""
 
 
 class TooManyRequests(DockyardError):

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from imagefmt import journal
 from imagefmt.errors import Conflict
 from imagefmt.records import TYPE_CHECKING, NamedTuple
 from runtime.errors import BadSpec, NoSuchVolume, SpecRefused
@@ -229,6 +230,9 @@ class VolumeStore:
             name = os.urandom(32).hex()
             labels = {**(labels or {}), ANON_LABEL: ""}
         check_name(name)
+        journal.emit(
+            self.dir.parent, "volume", "create", name, {"driver": "local"}
+        )  # also when it exists, as docker
         if (self.dir / name / "meta.json").exists():
             return name, False
         vdir = self.dir / name
@@ -254,6 +258,7 @@ class VolumeStore:
         if users:
             raise Conflict(f"remove {name}: volume is in use - [{', '.join(users)}]")
         rmtree(self.dir / name)
+        journal.emit(self.dir.parent, "volume", "destroy", name, {"driver": "local"})
 
     def size(self, name: str) -> int:
         total = 0

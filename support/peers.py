@@ -7,6 +7,8 @@
 - :class:`Distribution`: the reference registry (Debian's ``docker-registry`` =
   distribution 2.8.2), optionally with htpasswd or token auth and TLS, killable
   and restartable on its port; :func:`start_distribution` starts a plain one.
+- :func:`start_ceph`: a single-node Ceph with radosgw (scripts/start-s3.sh), its S3
+  endpoint, keys and bucket as a :class:`Ceph`; stopped at the end only if we started it.
 - :func:`start_dockerd`: a private Docker engine (the flags of
   shared/peers/start-dockerd.sh), reused while it runs: each user keeps its own
   directory under /tmp and its own containerd namespaces.
@@ -161,6 +163,7 @@ class Distribution:
     root: Path
     auth: dict[str, Any] | None = None
     tls: tuple[Path, Path] | None = None
+    s3: dict[str, Any] | None = None  # distribution's storage.s3 section instead of the filesystem
     port: int = 0
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     kind: str = "distribution"
@@ -189,9 +192,10 @@ class Distribution:
             "version": 0.1,
             "log": {"level": "error", "accesslog": {"disabled": True}},
             "storage": {
-                "filesystem": {"rootdirectory": str(self.data)},
+                **({"s3": self.s3} if self.s3 else {"filesystem": {"rootdirectory": str(self.data)}}),
                 "delete": {"enabled": True},
                 "cache": {"blobdescriptor": "inmemory"},
+                **({"redirect": {"disable": False}} if self.s3 else {}),
             },
             "http": http,
             "health": {"storagedriver": {"enabled": False}},
@@ -208,7 +212,8 @@ class Distribution:
         cfg = self.root / "config.yml"
         cfg.write_text(self._config())
         log = open(self.root / "registry.log", "ab")
-        self.proc = subprocess.Popen([binary, "serve", str(cfg)], stdout=log, stderr=log)
+        env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}  # breaks its plain-http S3
+        self.proc = subprocess.Popen([binary, "serve", str(cfg)], stdout=log, stderr=log, env=env)
         log.close()
         for _ in range(200):
             try:
@@ -248,6 +253,88 @@ def start_distribution(base: Path) -> Distribution:
     return Distribution(base).start()
 
 
+# ------------------------------------------------------------------ ceph ---
+
+
+@dataclass(frozen=True)
+class Ceph:
+    """A running radosgw (scripts/start-s3.sh): what an S3 client needs to reach it."""
+
+    endpoint: str
+    region: str
+    bucket: str
+    access_key: str
+    secret_key: str
+    started: bool  # by us (then :meth:`stop` stops it), not found running
+
+    def stop(self) -> None:
+        if self.started:
+            subprocess.run([str(ROOT / "scripts/stop-s3.sh")], check=False)
+
+    def client(self) -> Any:
+        """A boto3 S3 client of the endpoint (for tests and benchmarks that look at the bucket)."""
+        import boto3
+        import botocore.config
+
+        cfg = botocore.config.Config(s3={"addressing_style": "path"}, signature_version="s3v4")
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name=self.region,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            config=cfg,
+            verify=False,
+        )
+
+    def distribution_s3(self, bucket: str, prefix: str) -> dict[str, Any]:
+        """distribution's ``storage.s3`` section for ``bucket`` (which must exist) under ``prefix``."""
+        return {
+            "region": self.region,
+            "regionendpoint": self.endpoint,
+            "bucket": bucket,
+            "rootdirectory": "/" + prefix,
+            "accesskey": self.access_key,
+            "secretkey": self.secret_key,
+            "secure": False,
+            "v4auth": True,
+            "forcepathstyle": True,
+            "chunksize": 10 << 20,
+        }
+
+
+def ceph_unavailable() -> str | None:
+    """Why Ceph cannot run here (no packages and no way to install them), or None."""
+    if shutil.which("radosgw") and shutil.which("ceph-mon"):
+        return None
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return "Ceph (ceph-mon, ceph-osd, radosgw) is not installed and apt-get cannot install it here"
+    return None
+
+
+def start_ceph(timeout: float = 300.0) -> Ceph:
+    """Start (installing if needed) or find the single-node Ceph of scripts/start-s3.sh."""
+    script = ROOT / "scripts/start-s3.sh"
+    rgw_pid = Path(os.environ.get("DOCKYARD_S3_DIR", "/tmp/dockyard-s3")) / "run/rgw.pid"
+    was_running = rgw_pid.exists()
+    out = subprocess.run([str(script), "--env"], capture_output=True, text=True, timeout=timeout, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"scripts/start-s3.sh failed:\n{out.stderr[-3000:]}")
+    env: dict[str, str] = {}
+    for line in out.stdout.splitlines():
+        if line.startswith("export ") and "=" in line:
+            k, v = line.removeprefix("export ").split("=", 1)
+            env[k] = v
+    return Ceph(
+        env["S3_ENDPOINT"],
+        env["S3_REGION"],
+        env["S3_BUCKET"],
+        env["AWS_ACCESS_KEY_ID"],
+        env["AWS_SECRET_ACCESS_KEY"],
+        started=not was_running,
+    )
+
+
 # --------------------------------------------------------------- dockerd ---
 
 
@@ -270,10 +357,10 @@ BENCH_DOCKERD = DockerdSite(Path("/tmp/dockyard-bench-docker"), "dybench", "dybe
 
 @dataclass
 class Dockerd:
-    """A private Docker engine: ``host`` for DOCKER_HOST; ``proc`` if this process started it."""
+    """A private Docker engine: ``host`` for DOCKER_HOST; ``pid`` if this process started it."""
 
     host: str
-    proc: subprocess.Popen[bytes] | None
+    pid: int | None
 
     @property
     def env(self) -> dict[str, str]:
@@ -281,13 +368,26 @@ class Dockerd:
 
     def stop(self) -> None:
         """Stop the engine if this process started it (it stops its own containerd)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
+        if self.pid is None:
+            return
+        for sig, wait in ((signal.SIGTERM, 30.0), (signal.SIGKILL, 10.0)):
             try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                return
+            deadline = time.time() + wait
+            while time.time() < deadline and _alive(self.pid):
+                time.sleep(0.1)
+            if not _alive(self.pid):
+                return
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for init to reap it counts as gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
 
 
 def start_dockerd(site: DockerdSite, timeout: float = 60.0) -> Dockerd:
@@ -312,16 +412,25 @@ def start_dockerd(site: DockerdSite, timeout: float = 60.0) -> Dockerd:
         f"--containerd-plugins-namespace={site.plugins_namespace}",
     ]  # fmt: skip
     log = directory / "dockerd.log"
+    pidfile = directory / "dockerd.pid"
+    pidfile.unlink(missing_ok=True)
+    # setsid --fork: the engine is a daemon, not our child, so it outlives this process
+    # without a Popen left to warn that it still runs.
     with open(log, "ab") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=out, start_new_session=True)
+        subprocess.run(
+            ["setsid", "--fork", *args], stdout=out, stderr=out, stdin=subprocess.DEVNULL, check=True
+        )
     deadline = time.time() + timeout
+    pid = None
     while time.time() < deadline:
+        pid = int(pidfile.read_text() or 0) if pidfile.exists() else None
         if _docker_answers(env):
-            return Dockerd(host, proc)
-        if proc.poll() is not None:
+            return Dockerd(host, pid)
+        if pid is not None and not _alive(pid):
             raise RuntimeError(f"dockerd exited: {log.read_text()[-2000:]}")
         time.sleep(0.2)
-    proc.terminate()
+    if pid is not None:
+        Dockerd(host, pid).stop()
     raise RuntimeError(f"dockerd did not answer in {timeout:.0f} s: see {log}")
 
 

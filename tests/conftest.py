@@ -19,8 +19,11 @@ from flask.testing import FlaskClient
 import cli
 from support.peers import (
     TESTS_DOCKERD,
+    Ceph,
     Distribution,
     Server,
+    ceph_unavailable,
+    start_ceph,
     start_distribution,
     start_dockerd,
     start_in_process,
@@ -364,7 +367,68 @@ def ours_inmemory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server.stop()
 
 
-REGISTRY_FIXTURES = {"dockyard": "ours", "dockyard-inmemory": "ours_inmemory", "distribution": "distribution"}
+@pytest.fixture(scope="session")
+def ceph() -> Iterator[Ceph]:
+    """A single-node Ceph with radosgw (scripts/start-s3.sh, once a session), stopped at
+    the end if this session started it.  Skipped only where it cannot be installed."""
+    reason = ceph_unavailable()
+    if reason is not None:
+        if IN_CI:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    cluster = start_ceph()
+    yield cluster
+    cluster.stop()
+
+
+def s3_settings(ceph: Ceph, prefix: str | None = None, **kw: Any) -> Any:
+    """An S3Config for ``ceph``'s bucket under a fresh (or the given) prefix."""
+    import uuid
+
+    from registry.server.config import S3Config
+
+    return S3Config(
+        endpoint=ceph.endpoint,
+        region=ceph.region,
+        bucket=ceph.bucket,
+        prefix=prefix or f"test-{uuid.uuid4().hex[:12]}",
+        access_key=ceph.access_key,
+        secret_key=ceph.secret_key,
+        **kw,
+    )
+
+
+def s3_serve_args(ceph: Ceph, prefix: str, secret: str = "shared-upload-secret") -> list[str]:
+    """``registry serve`` flags for ``ceph``'s bucket under ``prefix``."""
+    return [
+        "--storage=s3",
+        f"--s3-endpoint={ceph.endpoint}",
+        f"--s3-region={ceph.region}",
+        f"--s3-bucket={ceph.bucket}",
+        f"--s3-prefix={prefix}",
+        f"--s3-access-key={ceph.access_key}",
+        f"--s3-secret-key={ceph.secret_key}",
+        f"--upload-secret={secret}",
+    ]
+
+
+@pytest.fixture(scope="session")
+def ours_s3(tmp_path_factory: pytest.TempPathFactory, ceph: Ceph) -> Iterator[Server]:
+    """Our registry under gunicorn on the s3 driver (radosgw), blob GETs redirected."""
+    import uuid
+
+    root = tmp_path_factory.mktemp("ours-s3") / "root"
+    server = start_ours(root, *s3_serve_args(ceph, f"ours-{uuid.uuid4().hex[:8]}"))
+    yield server
+    server.stop()
+
+
+REGISTRY_FIXTURES = {
+    "dockyard": "ours",
+    "dockyard-inmemory": "ours_inmemory",
+    "dockyard-s3": "ours_s3",
+    "distribution": "distribution",
+}
 
 
 @pytest.fixture(params=list(REGISTRY_FIXTURES))

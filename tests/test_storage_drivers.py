@@ -23,11 +23,15 @@ from registry.server.storage.driver import (
     UnsupportedMethod,
 )
 from registry.server.storage.drivers import DRIVERS
+from tests.conftest import s3_settings
 
 
 @pytest.fixture(params=sorted(DRIVERS))
 def driver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StorageDriver]:
-    yield DRIVERS[request.param](Config(root=tmp_path / "store", fsync=False))
+    config = Config(root=tmp_path / "store", fsync=False)
+    if request.param == "s3":  # radosgw of scripts/start-s3.sh, a fresh prefix per test
+        config = Config(storage="s3", s3=s3_settings(request.getfixturevalue("ceph")))
+    yield DRIVERS[request.param](config)
 
 
 def test_put_get_round_trip(driver: StorageDriver) -> None:

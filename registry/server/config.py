@@ -11,8 +11,23 @@ Keys (every one optional; docs/registry.md has an example)::
     fsync = true                           # fsync blobs before they become visible
     workers = 2                            # gunicorn processes (gthread workers)
     threads = 16                           # threads per worker
+    header_timeout = 20.0                  # seconds a request head may take to arrive, then dropped
+    body_timeout = 60.0                    # seconds a body read or reply write may stall, then 400
     access_log = "-"                       # JSON lines to a file, "-" = stderr, "" = off
     gc_grace_seconds = 3600                # GC spares blobs touched this recently
+    storage = "filesystem"                 # or "s3" (the [s3] table; docs/s3.md)
+    upload_secret = ""                     # signs upload URLs' state; the same on every process of a store
+    [s3]                                   # the s3 driver (registry/server/storage/s3.py)
+    endpoint = "http://127.0.0.1:7480"     # "" = AWS's own for the region
+    region = "us-east-1"
+    bucket = "registry"
+    prefix = ""                            # keys under <prefix>/ in the bucket
+    access_key = ""                        # "" = AWS_ACCESS_KEY_ID, ~/.aws/credentials, … (botocore's chain)
+    secret_key = ""
+    path_style = true                      # http://host/bucket/key, not http://bucket.host/key
+    secure = true                          # https for an endpoint given without a scheme; verify its TLS
+    chunk_size = 10485760                  # multipart part size (>= 5 MiB)
+    redirect = true                        # blob GETs: 307 to a presigned URL (false: proxy the bytes)
     [auth]
     htpasswd = "/etc/dockyard/htpasswd"    # bcrypt entries; Basic auth (or users of the token endpoint)
     realm = "dockyard"                     # the Basic realm
@@ -72,6 +87,26 @@ class WebhookEndpoint:
 
 
 @dataclass(frozen=True)
+class S3Config:
+    endpoint: str = ""
+    region: str = "us-east-1"
+    bucket: str = "registry"
+    prefix: str = ""
+    access_key: str = ""
+    secret_key: str = field(default="", repr=False)
+    path_style: bool = True
+    secure: bool = True
+    chunk_size: int = 10 << 20
+    redirect: bool = True
+
+    def __post_init__(self) -> None:
+        if self.chunk_size < 5 << 20:
+            raise ValueError(f"s3 chunk_size {self.chunk_size} is below S3's 5 MiB part minimum")
+        if not self.bucket:
+            raise ValueError("s3 bucket is empty")
+
+
+@dataclass(frozen=True)
 class Config:
     root: Path = Path("/var/lib/dockyard-registry")
     addr: str = "0.0.0.0:5000"
@@ -81,8 +116,13 @@ class Config:
     fsync: bool = True
     workers: int = 2
     threads: int = 16
+    header_timeout: float = 20.0
+    body_timeout: float = 60.0
     access_log: str = "-"
     gc_grace_seconds: int = 3600
+    storage: str = "filesystem"
+    upload_secret: str = field(default="", repr=False)
+    s3: S3Config = field(default_factory=S3Config)
     htpasswd: Path | None = None
     realm: str = "dockyard"
     acl: Path | None = None
@@ -127,9 +167,10 @@ def from_mapping(doc: dict[str, Any]) -> Config:
         "quotas",
         "notifications",
         "root",
+        "s3",
     }
     kw: dict[str, Any] = {k: doc[k] for k in simple & doc.keys() if not k.startswith("tls_")}
-    unknown = doc.keys() - simple - {"root", "auth", "tls", "quotas", "notifications"}
+    unknown = doc.keys() - simple - {"root", "auth", "tls", "quotas", "notifications", "s3"}
     if unknown:
         raise KeyError(f"unknown keys {sorted(unknown)}")
     if "root" in doc:
@@ -151,4 +192,6 @@ def from_mapping(doc: dict[str, Any]) -> Config:
             kw[f"tls_{key}"] = Path(tls[key])
     kw["quotas"] = tuple((str(k), int(v)) for k, v in (doc.get("quotas") or {}).items())
     kw["notifications"] = tuple(WebhookEndpoint(**e) for e in doc.get("notifications") or ())
+    if "s3" in doc:
+        kw["s3"] = S3Config(**doc["s3"])
     return Config(**kw)

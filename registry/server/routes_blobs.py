@@ -4,18 +4,32 @@ A blob GET streams the driver's reader through ``wsgi.file_wrapper`` (gunicorn
 answers a real file with sendfile); werkzeug's ``make_conditional`` decides a
 Range request and the driver reads from its first byte; a driver with URLs (S3)
 gets a 307 to one.
+
+With an ``upload_secret`` in the config, the Location of an upload session
+carries ``_state``: the repository, the session id and the time it began,
+signed with HMAC-SHA256 under the secret (distribution's ``_state``).  Every
+later request on the session must bring it back: an unsigned, forged or
+foreign state (another repository's, another secret's) is BLOB_UPLOAD_INVALID.
+Every process of one store shares the secret, so a session begun on one is
+continued on any other, no sticky sessions needed: the session itself lives in
+the store (registry/server/uploads.py).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import io
+import json
 from typing import IO, Any, cast
+from urllib.parse import quote
 
 from flask import Blueprint, Response, request
 from werkzeug.wsgi import wrap_file
 
 from imagefmt.digest import Digest
-from imagefmt.errors import BlobUnknown, DigestInvalid, NameInvalid, Unsupported
+from imagefmt.errors import BlobUnknown, BlobUploadInvalid, DigestInvalid, NameInvalid, Unsupported
 from registry import protocol
 from registry.protocol import QuotaExceeded, Scope
 from registry.server.services import RegistryResponse, identity, publish, services
@@ -57,25 +71,32 @@ def _attach_body(resp: Response, d: Digest, size: int) -> None:
     """The blob (or the range make_conditional chose) as the body, read from its
     first byte by the driver: through ``wsgi.file_wrapper``, so gunicorn sends a
     real file (the filesystem driver's) with sendfile, ``Content-Length`` bytes
-    from where it stands."""
+    from where it stands.  The body is left in the environ for the access log,
+    which counts what sendfile sent (serve.py)."""
     start, length = 0, size
     if resp.status_code == 206 and resp.content_range.stop is not None:
         start = resp.content_range.start or 0
         length = resp.content_range.stop - start
-    f = services().storage.open_blob(d, start)
-    body = f if start + length == size else cast(IO[bytes], _Window(f, length))
-    resp.response = wrap_file(request.environ, body, CHUNK)
+    body = FileBody(services().storage.open_blob(d, start), start, length)
+    request.environ[FileBody.ENVIRON_KEY] = body
+    resp.response = wrap_file(request.environ, cast(IO[bytes], body), CHUNK)
     resp.direct_passthrough = True
 
 
-class _Window(io.RawIOBase):
-    """The next ``length`` bytes of ``f``; its ``fileno`` lets sendfile send them
-    (gunicorn sends Content-Length bytes from the file's position)."""
+class FileBody(io.RawIOBase):
+    """The next ``length`` bytes of ``f`` (at ``start``), and how many of them went
+    out by sendfile.  ``fileno`` lets gunicorn sendfile them; Python's
+    ``socket.sendfile`` seeks the file to where it stopped, which is how ``sent``
+    learns the count (gunicorn's own counter only sees bytes it wrote)."""
 
-    def __init__(self, f: IO[bytes], length: int) -> None:
+    ENVIRON_KEY = "dockyard.file_body"
+
+    def __init__(self, f: IO[bytes], start: int, length: int) -> None:
         super().__init__()
         self._f = f
+        self._start = start
         self._left = length
+        self.sent = 0
 
     def readable(self) -> bool:
         return True
@@ -86,6 +107,15 @@ class _Window(io.RawIOBase):
         buffer[: len(data)] = data
         self._left -= len(data)
         return len(data)
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, pos: int, whence: int = io.SEEK_SET) -> int:
+        if whence != io.SEEK_SET:
+            raise io.UnsupportedOperation("FileBody seeks from the start only")
+        self.sent = max(self.sent, pos - self._start)
+        return self._f.seek(pos)
 
     def fileno(self) -> int:
         return self._f.fileno()
@@ -154,6 +184,7 @@ def _mount(name: str, d: Digest, source: str) -> Response | None:
 @uploads_bp.patch("/v2/<path:name>/blobs/uploads/<uuid>")
 def patch_upload(name: str, uuid: str) -> Response:
     s = services()
+    _check_state(name, uuid)
     start, length = _chunk_range()
     if s.config.quota_for(name) is not None:
         _check_quota(name, s.uploads.status(name, uuid).offset + (length or request.content_length or 0))
@@ -164,6 +195,7 @@ def patch_upload(name: str, uuid: str) -> Response:
 @uploads_bp.put("/v2/<path:name>/blobs/uploads/<uuid>")
 def finish_upload(name: str, uuid: str) -> Response:
     s = services()
+    _check_state(name, uuid)
     raw = request.args.get("digest")
     if not raw:
         raise DigestInvalid("the closing PUT of an upload needs ?digest=")
@@ -177,11 +209,13 @@ def finish_upload(name: str, uuid: str) -> Response:
 
 @uploads_bp.get("/v2/<path:name>/blobs/uploads/<uuid>")
 def upload_status(name: str, uuid: str) -> Response:
+    _check_state(name, uuid)
     return _session_reply(services().uploads.status(name, uuid), 204)
 
 
 @uploads_bp.delete("/v2/<path:name>/blobs/uploads/<uuid>")
 def cancel_upload(name: str, uuid: str) -> Response:
+    _check_state(name, uuid)
     services().uploads.cancel(name, uuid)
     return RegistryResponse(status=204)
 
@@ -200,11 +234,52 @@ def _chunk_range() -> tuple[int | None, int | None]:
 
 def _session_reply(status: UploadStatus, code: int) -> Response:
     resp = RegistryResponse(status=code)
-    resp.headers["Location"] = protocol.location(status.name, "blobs", "uploads", status.uuid)
+    resp.headers["Location"] = protocol.location(status.name, "blobs", "uploads", status.uuid) + _signed(
+        status
+    )
     resp.headers["Range"] = protocol.upload_range(status.offset)
     resp.headers[protocol.UPLOAD_UUID] = status.uuid
     resp.content_length = 0
     return resp
+
+
+def _signed(status: UploadStatus) -> str:
+    """``?_state=…`` for a session's Location, or "" without an upload secret."""
+    secret = services().config.upload_secret
+    if not secret:
+        return ""
+    payload = _b64(json.dumps({"name": status.name, "uuid": status.uuid, "started_at": status.started_at}))
+    return f"?_state={quote(payload + '.' + _mac(secret, payload))}"
+
+
+def _check_state(name: str, uuid: str) -> None:
+    """Refuse a request on a session whose ``_state`` is missing, forged or another session's."""
+    secret = services().config.upload_secret
+    if not secret:
+        return
+    payload, _, mac = request.args.get("_state", "").partition(".")
+    if not payload:
+        raise BlobUploadInvalid(f"blob upload {uuid}: the upload URL carries no signed _state")
+    if not hmac.compare_digest(mac, _mac(secret, payload)):
+        raise BlobUploadInvalid(f"blob upload {uuid}: the _state of its URL is not signed by this registry")
+    try:
+        doc = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except ValueError as err:
+        raise BlobUploadInvalid(f"blob upload {uuid}: unreadable _state") from err
+    if not isinstance(doc, dict) or doc.get("name") != name or doc.get("uuid") != uuid:
+        raise BlobUploadInvalid(f"blob upload {uuid}: the _state of its URL is another upload's")
+
+
+def _b64(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def _mac(secret: str, payload: str) -> str:
+    return (
+        base64.urlsafe_b64encode(hmac.new(secret.encode(), payload.encode(), hashlib.sha256).digest())
+        .decode()
+        .rstrip("=")
+    )
 
 
 def _created(name: str, d: Digest, size: int, link: bool = True, action: str = "push") -> Response:

@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 from imagefmt.records import TYPE_CHECKING, NamedTuple
+from runtime.container import events
 from runtime.container.hostconfig import (
     capabilities_of,
     normalize_caps,
@@ -324,6 +325,7 @@ def create(store: ContainerStore, image: ImageInfo, opts: CreateOptions) -> Cont
         c = Container(cdir, record, new_state())
         write_etc_files(c)
         store.save_record(c)
+        events.container(store.root, c, "create")
         return c
     except BaseException:
         store.release_name(name, cid)

@@ -1,0 +1,556 @@
+"""The ``s3`` storage driver: each path an object of one bucket, through botocore.
+
+Tested on Ceph radosgw (scripts/start-s3.sh) and written to S3's documented
+semantics, so it suits AWS and other S3 stores too (docs/s3.md).  A path
+``/a/b`` is the key ``<prefix>/a/b``; directories are the key prefixes, as
+distribution's S3 driver has them.  Keys with a component starting with ``.``
+are this driver's own (the state of open writers, shared-lock entries): paths
+cannot name them, and ``list`` and ``walk`` skip them.
+
+Writers are S3 multipart uploads.  Bytes are sent as parts of ``chunk_size``
+(>= 5 MiB, S3's minimum for every part but the last) as soon as that much is
+written; ``close`` saves the writer's state beside the path, in the hidden key
+``<dir>/.<name>.writer``: the upload id, the parts sent (number, ETag, size), and
+the tail shorter than a part that is not sent yet.  ``writer(path, append=True)``
+in any process continues from it.  The tail is the only byte ever read back, and
+only by a process other than the one that wrote it (each process keeps the
+tails it saved, checked against the state's ETag).  ``commit`` sends the tail as
+the last part and completes the upload; content that never reached a part is
+written to its key by one PUT.  ``cancel`` and deleting a directory abort the
+multipart uploads below it.
+
+``move`` is one server-side CopyObject (no byte passes through us) then a
+DELETE; ``touch`` copies an object onto itself with a new ``mtime`` in its
+metadata (S3's Last-Modified has whole seconds in a HEAD).  ``url_for`` presigns
+a GET, to which the registry redirects blob GETs unless ``redirect`` is off.
+
+``lock`` is a lease lock made of conditional PUTs (``If-None-Match: *`` and
+``If-Match``): the exclusive holder owns the key at the lock's path, each shared
+holder puts an entry of its own beside it, and an exclusive taker waits for the
+entries to go.  A shared taker puts its entry, then looks for an exclusive
+holder and backs off if there is one; an exclusive taker puts the key, then
+looks for entries: with S3's read-after-write consistency one of the two sees
+the other.  Holders renew their lease every ``LEASE / 3`` seconds from a thread;
+a lease not renewed (its process was killed) expires after ``LEASE`` seconds
+and is taken over or ignored.  Lease times are the hosts' clocks: keep them in
+sync.  The driver is safe to share between threads: a botocore client is.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import io
+import json
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterator
+from typing import Any, BinaryIO, cast
+
+import boto3
+import botocore.config
+import botocore.exceptions
+
+from registry.server.config import S3Config
+from registry.server.storage.driver import (
+    FileInfo,
+    InvalidOffset,
+    UnsupportedMethod,
+    check_path,
+    not_found,
+)
+
+LEASE = 15.0  # seconds a lock holder that stopped renewing keeps its lock
+_POLL = (0.005, 0.2)  # first and longest wait between lock attempts
+_MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchUpload"}
+
+
+def _code(err: botocore.exceptions.ClientError) -> str:
+    return str(err.response.get("Error", {}).get("Code", ""))
+
+
+def _missing(err: botocore.exceptions.ClientError) -> bool:
+    return _code(err) in _MISSING
+
+
+def _hidden(rel: str) -> bool:
+    """A key below the prefix that is the driver's own (a component starting with ``.``)."""
+    return any(part.startswith(".") for part in rel.split("/"))
+
+
+class S3Driver:
+    """:class:`~registry.server.storage.driver.StorageDriver` on an S3 bucket."""
+
+    name = "s3"
+
+    def __init__(self, config: S3Config) -> None:
+        self.config = config
+        self.bucket = config.bucket
+        self.part_size = config.chunk_size
+        self._base = config.prefix.strip("/")
+        endpoint = config.endpoint or None
+        if endpoint and "://" not in endpoint:
+            endpoint = ("https://" if config.secure else "http://") + endpoint
+        session = boto3.session.Session(
+            aws_access_key_id=config.access_key or None,
+            aws_secret_access_key=config.secret_key or None,
+            region_name=config.region,
+        )
+        client_config = botocore.config.Config(
+            s3={"addressing_style": "path" if config.path_style else "virtual"},
+            signature_version="s3v4",
+            retries={"max_attempts": 3, "mode": "standard"},
+            max_pool_connections=64,
+            tcp_keepalive=True,
+            # radosgw answers If-Match only with a bare ETag; checksums it may not know are off
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
+        # AWS_CA_BUNDLE (set on some hosts for https) must not stop a plain http endpoint
+        verify: bool | None = None if (endpoint or "https:").startswith("https:") and config.secure else False
+        self.client: Any = session.client("s3", endpoint_url=endpoint, config=client_config, verify=verify)
+        self._tails: OrderedDict[str, tuple[str, bytes]] = OrderedDict()  # writer state key: (ETag, tail)
+        self._tails_lock = threading.Lock()
+
+    # ------------------------------------------------------------- keys ---
+
+    def key(self, path: str, root_ok: bool = False) -> str:
+        """The object key of a driver path (``/``, with ``root_ok``, is the prefix itself)."""
+        check_path(path, root_ok=root_ok)
+        if path == "/":
+            return self._base
+        return f"{self._base}{path}" if self._base else path[1:]
+
+    def _dir_prefix(self, path: str) -> str:
+        k = self.key(path, root_ok=True)
+        return f"{k}/" if k else ""
+
+    def _path_of(self, key: str) -> str:
+        return "/" + key[len(self._base) + 1 :] if self._base else "/" + key
+
+    @staticmethod
+    def _side_key(key: str, kind: str) -> str:
+        """A hidden sibling of ``key``: ``<dir>/.<name>.<kind>``."""
+        head, _, name = key.rpartition("/")
+        return f"{head}/.{name}.{kind}" if head else f".{name}.{kind}"
+
+    # ------------------------------------------------------------ files ---
+
+    def get_content(self, path: str) -> bytes:
+        try:
+            body: bytes = self.client.get_object(Bucket=self.bucket, Key=self.key(path))["Body"].read()
+        except botocore.exceptions.ClientError as err:
+            if _missing(err):
+                raise not_found(path) from None
+            raise
+        return body
+
+    def put_content(self, path: str, content: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self.key(path), Body=content, Metadata=_now_meta())
+
+    def reader(self, path: str, offset: int = 0) -> BinaryIO:
+        if offset < 0:
+            raise InvalidOffset(f"read {path} at offset {offset}")
+        kw: dict[str, Any] = {"Range": f"bytes={offset}-"} if offset else {}
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self.key(path), **kw)["Body"]
+        except botocore.exceptions.ClientError as err:
+            if _missing(err):
+                raise not_found(path) from None
+            if _code(err) == "InvalidRange":  # at or past the end of an object that exists
+                return io.BytesIO(b"")
+            raise
+        return cast(BinaryIO, body)
+
+    def writer(self, path: str, append: bool = False) -> S3Writer:
+        key = self.key(path)
+        if not append:
+            return S3Writer(self, path, key)
+        state_key = self._side_key(key, "writer")
+        with self._tails_lock:
+            cached = self._tails.get(state_key)
+        try:
+            kw = {"IfNoneMatch": cached[0]} if cached else {}
+            got = self.client.get_object(Bucket=self.bucket, Key=state_key, **kw)
+            raw: bytes = got["Body"].read()
+            etag = str(got["ETag"]).strip('"')
+        except botocore.exceptions.ClientError as err:
+            if _missing(err):
+                raise not_found(path) from None
+            if _code(err) not in ("304", "NotModified") or cached is None:
+                raise
+            etag, raw = cached  # our own save, unchanged since: the tail is not read back
+        return S3Writer.resume(self, path, key, etag, raw)
+
+    def stat(self, path: str) -> FileInfo:
+        if path != "/":
+            try:
+                head = self.client.head_object(Bucket=self.bucket, Key=self.key(path))
+                return FileInfo(path, int(head["ContentLength"]), _mtime(head), False)
+            except botocore.exceptions.ClientError as err:
+                if not _missing(err):
+                    raise
+        found = self.client.list_objects_v2(Bucket=self.bucket, Prefix=self._dir_prefix(path), MaxKeys=1)
+        if path != "/" and not found.get("KeyCount"):
+            raise not_found(path)
+        contents = found.get("Contents") or []
+        mtime = contents[0]["LastModified"].timestamp() if contents else time.time()
+        return FileInfo(path, 0, mtime, True)
+
+    def list(self, path: str) -> builtins.list[str]:
+        prefix = self._dir_prefix(path)
+        names: set[str] = set()
+        anything = False
+        for page in self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix, Delimiter="/"
+        ):
+            for entry in page.get("CommonPrefixes") or ():
+                anything = True
+                names.add(entry["Prefix"][len(prefix) :].rstrip("/"))
+            for entry in page.get("Contents") or ():
+                anything = True
+                names.add(entry["Key"][len(prefix) :])
+        if not anything and path != "/":
+            raise not_found(path)
+        base = "" if path == "/" else path
+        return [f"{base}/{n}" for n in sorted(names) if n and not n.startswith(".")]
+
+    def move(self, source: str, dest: str) -> None:
+        src, dst = self.key(source), self.key(dest)
+        try:
+            self.client.copy_object(
+                Bucket=self.bucket,
+                Key=dst,
+                CopySource={"Bucket": self.bucket, "Key": src},
+                MetadataDirective="REPLACE",
+                Metadata=_now_meta(),
+            )
+        except botocore.exceptions.ClientError as err:
+            if _missing(err):
+                raise not_found(source) from None
+            raise
+        self.client.delete_object(Bucket=self.bucket, Key=src)
+
+    def delete(self, path: str) -> None:
+        key = self.key(path)
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=key)
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+            return
+        except botocore.exceptions.ClientError as err:
+            if not _missing(err):
+                raise
+        prefix = self._dir_prefix(path)
+        keys = [
+            entry["Key"]
+            for page in self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix
+            )
+            for entry in page.get("Contents") or ()
+        ]
+        if not keys:
+            raise not_found(path)
+        self.abort_uploads(prefix)
+        self.delete_keys(keys)
+
+    def delete_keys(self, keys: builtins.list[str]) -> None:
+        """Delete objects by key, 1000 a request (missing ones are no error)."""
+        for i in range(0, len(keys), 1000):
+            batch = [{"Key": k} for k in keys[i : i + 1000]]
+            self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+
+    def abort_uploads(self, prefix: str) -> int:
+        """Abort every multipart upload whose key starts with ``prefix``; return how many."""
+        n = 0
+        for page in self.client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=self.bucket, Prefix=prefix
+        ):
+            for up in page.get("Uploads") or ():
+                with contextlib.suppress(botocore.exceptions.ClientError):
+                    self.client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=up["Key"], UploadId=up["UploadId"]
+                    )
+                    n += 1
+        return n
+
+    def touch(self, path: str) -> None:
+        key = self.key(path)
+        try:
+            self.client.copy_object(
+                Bucket=self.bucket,
+                Key=key,
+                CopySource={"Bucket": self.bucket, "Key": key},
+                MetadataDirective="REPLACE",
+                Metadata=_now_meta(),
+            )
+        except botocore.exceptions.ClientError as err:
+            if _missing(err):
+                raise not_found(path) from None
+            raise
+
+    def url_for(self, path: str, method: str = "GET", expires: float = 1200.0) -> str:
+        if not self.config.redirect or method not in ("GET", "HEAD"):
+            raise UnsupportedMethod("the s3 driver serves no URLs with redirect off: the registry proxies")
+        op = "get_object" if method == "GET" else "head_object"
+        url: str = self.client.generate_presigned_url(
+            op, Params={"Bucket": self.bucket, "Key": self.key(path)}, ExpiresIn=int(expires)
+        )
+        return url
+
+    def walk(self, path: str) -> Iterator[FileInfo]:
+        prefix = self._dir_prefix(path)
+        anything = False
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            for entry in page.get("Contents") or ():
+                anything = True
+                rel = entry["Key"][len(prefix) :]
+                if rel and not _hidden(rel):
+                    p = self._path_of(entry["Key"])
+                    yield FileInfo(p, int(entry["Size"]), entry["LastModified"].timestamp(), False)
+        if not anything and path != "/":
+            raise not_found(path)
+
+    # ------------------------------------------------------------ locks ---
+
+    @contextlib.contextmanager
+    def lock(self, path: str, exclusive: bool) -> Iterator[None]:
+        key = self.key(path)
+        head = path.rsplit("/", 1)[0]
+        if head:
+            self.stat(head)  # PathNotFound for a missing directory, as the contract asks
+        lease = _Lease(self, key, exclusive)
+        lease.acquire()
+        try:
+            yield
+        finally:
+            lease.release()
+
+    def _remember_tail(self, state_key: str, etag: str, tail: bytes) -> None:
+        with self._tails_lock:
+            self._tails[state_key] = (etag, tail)
+            self._tails.move_to_end(state_key)
+            while len(self._tails) > 64:
+                self._tails.popitem(last=False)
+
+    def _forget_tail(self, state_key: str) -> None:
+        with self._tails_lock:
+            self._tails.pop(state_key, None)
+
+
+class S3Writer:
+    """A multipart upload to one key (a :class:`~registry.server.storage.driver.FileWriter`)."""
+
+    def __init__(self, driver: S3Driver, path: str, key: str) -> None:
+        self.d = driver
+        self.path = path
+        self.key = key
+        self.state_key = S3Driver._side_key(key, "writer")
+        self.upload_id = ""
+        self.parts: list[tuple[int, str, int]] = []  # (number, ETag, size) sent
+        self.buffer = bytearray()  # written, not sent yet
+        self._opened: tuple[list[tuple[int, str, int]], bytes] = ([], b"")  # the resume point
+        self._state_etag = ""
+
+    @classmethod
+    def resume(cls, driver: S3Driver, path: str, key: str, etag: str, raw: bytes) -> S3Writer:
+        header, _, tail = raw.partition(b"\n")
+        doc = json.loads(header)
+        w = cls(driver, path, key)
+        w.upload_id = str(doc["upload_id"])
+        w.parts = [(int(n), str(e), int(s)) for n, e, s in doc["parts"]]
+        w.buffer = bytearray(tail)
+        w._opened = (list(w.parts), bytes(tail))
+        w._state_etag = etag
+        return w
+
+    def _sent(self) -> int:
+        return sum(size for _, _, size in self.parts)
+
+    def write(self, data: bytes) -> int:
+        self.buffer += data
+        while len(self.buffer) >= self.d.part_size:
+            self._send(bytes(self.buffer[: self.d.part_size]))
+            del self.buffer[: self.d.part_size]
+        return len(data)
+
+    def _send(self, data: bytes) -> None:
+        c = self.d.client
+        if not self.upload_id:
+            self.upload_id = c.create_multipart_upload(
+                Bucket=self.d.bucket, Key=self.key, Metadata=_now_meta()
+            )["UploadId"]
+        number = self.parts[-1][0] + 1 if self.parts else 1
+        etag = c.upload_part(
+            Bucket=self.d.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=data
+        )["ETag"]
+        self.parts.append((number, str(etag), len(data)))
+
+    def size(self) -> int:
+        return self._sent() + len(self.buffer)
+
+    def truncate(self, size: int) -> None:
+        if size < self._sent():  # back to where this writer was opened (a part resent replaces its number)
+            opened_parts, opened_tail = self._opened
+            self.parts, self.buffer = list(opened_parts), bytearray(opened_tail)
+        cut = size - self._sent()
+        if cut < 0 or cut > len(self.buffer):
+            raise ValueError(f"{self.path}: {size} is not a resume point of this writer")
+        del self.buffer[cut:]
+
+    def commit(self) -> None:
+        c = self.d.client
+        if not self.upload_id:  # less than a part: one PUT of the whole content
+            c.put_object(Bucket=self.d.bucket, Key=self.key, Body=bytes(self.buffer), Metadata=_now_meta())
+        else:
+            if self.buffer or not self.parts:
+                self._send(bytes(self.buffer))
+            c.complete_multipart_upload(
+                Bucket=self.d.bucket,
+                Key=self.key,
+                UploadId=self.upload_id,
+                MultipartUpload={"Parts": [{"PartNumber": n, "ETag": e} for n, e, _ in self.parts]},
+            )
+        self._drop_state()
+
+    def cancel(self) -> None:
+        if self.upload_id:
+            with contextlib.suppress(botocore.exceptions.ClientError):
+                self.d.client.abort_multipart_upload(
+                    Bucket=self.d.bucket, Key=self.key, UploadId=self.upload_id
+                )
+        with contextlib.suppress(botocore.exceptions.ClientError):
+            self.d.client.delete_object(Bucket=self.d.bucket, Key=self.key)
+        self._drop_state()
+
+    def close(self) -> None:
+        header = json.dumps({"upload_id": self.upload_id, "parts": self.parts}).encode()
+        tail = bytes(self.buffer)
+        etag = self.d.client.put_object(Bucket=self.d.bucket, Key=self.state_key, Body=header + b"\n" + tail)[
+            "ETag"
+        ]
+        self.d._remember_tail(self.state_key, str(etag).strip('"'), header + b"\n" + tail)
+
+    def _drop_state(self) -> None:
+        self.d._forget_tail(self.state_key)
+        if self._state_etag or self.upload_id:
+            with contextlib.suppress(botocore.exceptions.ClientError):
+                self.d.client.delete_object(Bucket=self.d.bucket, Key=self.state_key)
+
+
+class _Lease:
+    """One holder of a lock (see the module docstring), renewed from a thread while held."""
+
+    def __init__(self, driver: S3Driver, key: str, exclusive: bool) -> None:
+        self.d = driver
+        self.exclusive = exclusive
+        self.owner = uuid.uuid4().hex
+        self.lock_key = key
+        self.shared_prefix = S3Driver._side_key(key, "shared.")
+        self.key = key if exclusive else self.shared_prefix + self.owner
+        self.etag = ""
+        self._stop = threading.Event()
+        self._renewer: threading.Thread | None = None
+
+    def _body(self) -> bytes:
+        return json.dumps({"owner": self.owner, "expires": time.time() + LEASE}).encode()
+
+    def _put(self, **cond: str) -> bool:
+        try:
+            self.etag = str(
+                self.d.client.put_object(Bucket=self.d.bucket, Key=self.key, Body=self._body(), **cond)[
+                    "ETag"
+                ]
+            ).strip('"')
+            return True
+        except botocore.exceptions.ClientError as err:
+            if _code(err) in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
+                return False
+            raise
+
+    def _exclusive_holder(self) -> tuple[str, bool] | None:
+        """(ETag, expired) of the exclusive key, or None when nobody holds it."""
+        try:
+            got = self.d.client.get_object(Bucket=self.d.bucket, Key=self.lock_key)
+            doc = json.loads(got["Body"].read() or b"{}")
+        except botocore.exceptions.ClientError as err:
+            if _missing(err):
+                return None
+            raise
+        except ValueError:
+            doc = {}
+        return str(got["ETag"]).strip('"'), float(doc.get("expires", 0)) < time.time()
+
+    def acquire(self) -> None:
+        wait = _POLL[0]
+        if self.exclusive:
+            while not self._put(IfNoneMatch="*"):
+                holder = self._exclusive_holder()
+                if holder is not None and holder[1] and self._put(IfMatch=holder[0]):
+                    break  # a dead holder's lease, taken over
+                time.sleep(wait)
+                wait = min(wait * 2, _POLL[1])
+            self._start_renewer()
+            wait = _POLL[0]
+            while self._shared_holders():
+                time.sleep(wait)
+                wait = min(wait * 2, _POLL[1])
+            return
+        while True:
+            self._put()
+            holder = self._exclusive_holder()
+            if holder is None or holder[1]:
+                break
+            self.d.client.delete_object(Bucket=self.d.bucket, Key=self.key)
+            while (holder := self._exclusive_holder()) is not None and not holder[1]:
+                time.sleep(wait)
+                wait = min(wait * 2, _POLL[1])
+        self._start_renewer()
+
+    def _shared_holders(self) -> int:
+        """The live shared entries (expired ones, of killed holders, are deleted)."""
+        found = self.d.client.list_objects_v2(Bucket=self.d.bucket, Prefix=self.shared_prefix)
+        live = 0
+        for entry in found.get("Contents") or ():
+            try:
+                doc = json.loads(
+                    self.d.client.get_object(Bucket=self.d.bucket, Key=entry["Key"])["Body"].read()
+                )
+            except botocore.exceptions.ClientError as err:
+                if _missing(err):
+                    continue
+                raise
+            except ValueError:
+                doc = {}
+            if float(doc.get("expires", 0)) < time.time():
+                self.d.client.delete_object(Bucket=self.d.bucket, Key=entry["Key"])
+            else:
+                live += 1
+        return live
+
+    def _start_renewer(self) -> None:
+        self._renewer = threading.Thread(target=self._renew, name="s3-lease", daemon=True)
+        self._renewer.start()
+
+    def _renew(self) -> None:
+        while not self._stop.wait(LEASE / 3):
+            with contextlib.suppress(botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
+                self._put(**({"IfMatch": self.etag} if self.exclusive else {}))
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._renewer is not None:
+            self._renewer.join()
+        self.d.client.delete_object(Bucket=self.d.bucket, Key=self.key)
+
+
+def _now_meta() -> dict[str, str]:
+    return {"mtime": repr(time.time())}
+
+
+def _mtime(head: dict[str, Any]) -> float:
+    meta = head.get("Metadata") or {}
+    with contextlib.suppress(KeyError, ValueError):
+        return float(meta["mtime"])
+    return float(head["LastModified"].timestamp())
