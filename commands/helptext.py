@@ -111,7 +111,7 @@ HELP: dict[str, str] = {
     "search --format": "Pretty-print search using a Go template",
     "registry serve --tls-cert": "TLS certificate (PEM) to serve HTTPS with",
     "registry serve --tls-key": "private key (PEM) of --tls-cert",
-    "registry gen-certs --days": "days the certificates are valid (default 825)",
+    "--days": "days the certificates are valid (default 825)",
     # prune, df
     "container prune --filter": PRUNE_FILTER,
     "container prune --force": NO_PROMPT,

@@ -80,9 +80,17 @@ class Parser(argparse.ArgumentParser):
         choice = re.match(r"argument (?:cmd|sub): invalid choice: '([^']*)' \(choose from (.*)\)$", message)
         if choice:
             raise UnknownCommand(self.prog, choice[1], re.findall(r"'([^']*)'", choice[2]))
+        if message == "the following arguments are required: sub":  # `dockyard image`: docker's listing
+            raise ShowHelp(self.format_help())
         if message.startswith(("the following arguments are required", "one of the arguments")):
             raise UsageError(f"{self.prog}: {message}\n{see}")
         raise FlagError(f"{self.prog}: {message}\n{see}")
+
+
+class ShowHelp(UsageError):
+    """A group verb without its sub-verb: docker prints the group's help, exit 0."""
+
+    exit_code = 0
 
 
 class UnknownCommand(UsageError):
