@@ -91,7 +91,8 @@ def list_containers(req: Request) -> Reply:
 @ROUTES("POST", "/containers/create")
 def create(req: Request) -> Reply:
     name = req.arg("name")
-    image, opts = create_options(name, req.json())
+    body = req.json()
+    image, opts = create_options(name, body)
     root = req.service.root
     catalog = Catalog(root)
     found = catalog.launchable(image)
@@ -111,8 +112,15 @@ def create(req: Request) -> Reply:
         lowerdirs=found.lowerdirs,
         mount_cwd=str(catalog.root),
     )
-    c = create_container(ContainerStore(root), info, opts)
+    cstore = ContainerStore(root)
+    c = create_container(cstore, info, opts)
     catalog.add_hold(Digest.parse(info.id), c.id)  # the runtime records the "create" event
+    entrypoint = body.get("Entrypoint")
+    if isinstance(entrypoint, list) and len(entrypoint) > 1:  # the runtime took one word (createspec)
+        with cstore.locked(c) as cur:
+            cur.config["Entrypoint"] = entrypoint
+            cur.config["Cmd"] = opts.command[len(entrypoint) - 1 :] or None
+            cstore.save_record(cur)
     return Reply({"Id": c.id, "Warnings": []}, 201)
 
 

@@ -275,6 +275,15 @@ def test_docker_py_build_run_logs_stream_exec(svc: Service, tmp_path: Path) -> N
         assert ct.wait()["StatusCode"] == 137
         ct.remove()
         assert client.containers.run("py:1", ["echo", "hi"], remove=True) == b"hi\n"
+        # an entrypoint of several words runs as docker runs it, and inspect shows it as given
+        ct = client.containers.create("py:1", ["echo $0-$1", "a", "b"], entrypoint=["sh", "-c"])
+        assert (ct.attrs["Config"]["Entrypoint"], ct.attrs["Config"]["Cmd"]) == (
+            ["sh", "-c"],
+            ["echo $0-$1", "a", "b"],
+        )
+        ct.start()
+        assert ct.wait()["StatusCode"] == 0 and ct.logs() == b"a-b\n"
+        ct.remove()
         client.images.remove("py:1")
     finally:
         client.close()
