@@ -133,7 +133,7 @@ def create_options(name: str, body: dict[str, Any]) -> tuple[str, CreateOptions]
         network_aliases=tuple(aliases),
         ip=ip,
         limits=_limits(h),
-        log_driver=log.get("Type") or "json-file",
+        log_driver=log.get("Type") or "",  # "": the store's daemon.json default, as dockerd's
         log_opts=tuple(f"{k}={v}" for k, v in (log.get("Config") or {}).items()),
         stop_signal=body.get("StopSignal") or "",
         stop_timeout=body.get("StopTimeout"),
