@@ -174,6 +174,15 @@ FAILURES = {
     "maintainer-none": ("FROM busybox\nMAINTAINER\n", "line 2: MAINTAINER requires exactly one argument"),
     "stopsignal-none": ("FROM busybox\nSTOPSIGNAL\n", "line 2: STOPSIGNAL requires exactly one argument"),
     "env-none": ("FROM busybox\nENV\n", "dockerfile parse error line 2: ENV requires at least one argument"),
+    "healthcheck-unknown-flag": ("FROM busybox\nHEALTHCHECK --foo=1 CMD true\n", "line 2: Unknown flag: foo"),
+    "healthcheck-duration": (
+        "FROM busybox\nHEALTHCHECK --interval=5x CMD true\n",
+        'dockerfile parse error line 2: time: unknown unit "x" in duration "5x"',
+    ),
+    "healthcheck-retries": (
+        "FROM busybox\nHEALTHCHECK --retries=x CMD true\n",
+        'dockerfile parse error line 2: strconv.ParseInt: parsing "x": invalid syntax',
+    ),
     "healthcheck-none-args": (
         "FROM busybox\nHEALTHCHECK NONE x\n",
         "line 2: HEALTHCHECK NONE takes no arguments",
