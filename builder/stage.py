@@ -22,7 +22,7 @@ from builder.errors import BuildFailed, DockerfileError
 from builder.instructions.onbuild import trigger
 from builder.instructions.step import LayerJob, config_of
 from builder.lexer import SubstitutionError, expand, expand_words, failed_to_process
-from builder.options import BuildOptions
+from builder.options import BuildOptions, parse_platform
 from builder.parser import Instruction, Stage
 from builder.rootview import RootView
 from imagefmt.changes import set_env
@@ -190,7 +190,8 @@ class StageRun:
         if not base:
             raise DockerfileError("base name (${...}) should not be blank", stage.instruction.line)
         self.image = self.b.base_image(base, stage)
-        self.doc = base_doc(self.image, self.b.platform)
+        platform = self.b.stage_platform(stage)
+        self.doc = base_doc(self.image, parse_platform(platform) if platform else self.b.platform)
         self.say(f" ---> {self.image.id.hex[:12] if self.image is not None else ''}\n")
         if "PATH" not in env_map(self.config):  # docker's setDefaultPath
             set_env(self.config, "PATH", DEFAULT_PATH)

@@ -3,7 +3,8 @@
 Cache mounts persist under ``<store>/buildcache/mounts/<id>`` between builds
 (``sharing=shared|private|locked``).  Binds of another stage's files are
 made from that stage's image view: read-only, or a throwaway copy with
-``rw``.  Secrets are copied into a private file (mode 0400 by default) that
+``rw``.  An SSH mount relays to the client's agent (builder.sshforward).
+Secrets are copied into a private file (mode 0400 by default) that
 exists only while the command runs; their values never reach the cache key,
 the history or a layer.  Mount points that had to be created for a mount are
 removed from the step's upperdir afterwards, so they never reach the layer.
@@ -30,6 +31,7 @@ from builder.flags import MountSpec
 from builder.instructions.step import StepState
 from builder.parser import Instruction
 from builder.rootview import RootView
+from builder.sshforward import forward
 from runtime.spec import Mount
 
 
@@ -75,6 +77,10 @@ def mount_key(state: StepState, spec: MountSpec, ins: Instruction) -> dict[str, 
         raise DockerfileError(
             f"secret {spec.id} is required but was not given (--secret id={spec.id},src=…)", ins.line
         )
+    elif spec.type == "ssh" and spec.required and spec.id not in state.options.ssh:
+        raise DockerfileError(
+            f"no SSH key {spec.id!r} forwarded from the client: give --ssh {spec.id}[=SOCKET]", ins.line
+        )
     return key
 
 
@@ -104,6 +110,18 @@ def prepare(
             os.chown(path, spec.uid or 0, spec.gid or 0)
             os.chmod(path, spec.mode if spec.mode is not None else 0o400)
             prepared.mounts.append(Mount(target, str(path), "bind", True))
+        elif spec.type == "ssh":
+            agent = state.options.ssh.get(spec.id)
+            if agent is None:
+                continue
+            target = (
+                target or f"/run/buildkit/ssh_agent.{sum(1 for t in prepared.targets if '/ssh_agent.' in t)}"
+            )
+            mode = spec.mode if spec.mode is not None else 0o600
+            sock = prepared.stack.enter_context(forward(Path(agent), spec.uid or 0, spec.gid or 0, mode))
+            prepared.mounts.append(Mount(target, str(sock), "bind", False))
+            if not any(e.startswith("SSH_AUTH_SOCK=") for e in prepared.env):
+                prepared.env.append(f"SSH_AUTH_SOCK={target}")
         else:
             prepared.mounts.append(_bind_mount(state, spec, target, work, n, ins))
         if target:
