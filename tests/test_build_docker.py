@@ -197,6 +197,7 @@ FAILURES = {
         'dockerfile parse error line 1: invalid name for build stage: "1", name can\'t start with a number '
         "or contain symbols",
     ),
+    "duplicate-stage-name": ("FROM busybox AS xy\nFROM busybox AS XY\n", "xy stage name already used"),
     "unknown-instruction": (
         "FROM busybox\nfoo bar\n",
         "dockerfile parse error line 2: unknown instruction: FOO",
