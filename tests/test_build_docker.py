@@ -455,6 +455,15 @@ def test_cache_hits_as_docker(
     theirs, ours = _both(dy, docker_host, ctx)
     assert ours == theirs and all(hit for _, hit in ours[1:])
 
+    named = _unique("FROM busybox\nCOPY a.txt /d/\n")  # same content, another name: a miss
+    make_context(ctx, named, {"a.txt": "same\n", "b.txt": "same\n"})
+    _both(dy, docker_host, ctx, "-t", "named")
+    make_context(ctx, named.replace("a.txt", "b.txt"))
+    theirs, ours = _both(dy, docker_host, ctx, "-t", "named")
+    assert ours == theirs and ours[-1] == ("COPY b.txt /d/", False)
+    assert read(dy, "named", "/d/b.txt") == "same\n" and read(dy, "named", "/d/a.txt") is None
+    docker(docker_host, "rmi", "named")
+
     same = "RUN echo same > /same\nRUN echo slow && sleep 1\n"
     race = _unique(f"FROM busybox AS a\n{same}FROM busybox AS b\n{same}RUN echo b\n")
     race += "FROM busybox\nCOPY --from=a /same /a\nCOPY --from=b /same /b\n"
