@@ -1,6 +1,6 @@
 """Instruction flags (``--name=value`` before the arguments), parsed into one dataclass per keyword.
 
-The parser refuses a flag its keyword does not take (``unknown flag: bogus``)
+The parser refuses a flag its keyword does not take (docker's ``Unknown flag: bogus``, the name as written)
 and builds ``CopyFlags`` (COPY and ADD), ``RunFlags``, ``FromFlags`` or
 ``HealthcheckFlags``.  Values that may hold variables (``--from``,
 ``--chown``, ``--chmod``, ``--mount``) are kept as written: the step expands
@@ -110,7 +110,7 @@ NO_FLAGS = NoFlags()
 
 
 def split_flags(rest: str) -> tuple[Pairs, str]:
-    """Leading ``--name[=value]`` words (values may be quoted) and the remaining text."""
+    """Leading ``--name[=value]`` words (names as written, values may be quoted) and the remaining text."""
     flags: Pairs = []
     text = rest.lstrip()
     while text.startswith("--"):
@@ -139,6 +139,11 @@ def parse_flags(keyword: str, text: str, line: int) -> tuple[Flags, str]:
             raise DockerfileError(f"dockerfile parse error line {line}: Unknown flag: {name}", line)
     pairs = [(name.lower(), value) for name, value in written]
     if keyword == "RUN":
+        for mount in _all(pairs, "mount"):
+            if any("$" in ref for ref in mount_from_refs(mount)):  # BuildKit's rule and words
+                raise DockerfileError(
+                    "'from' doesn't support variable expansion, define alias stage instead", line
+                )
         return _parse_run(pairs), rest
     if keyword == "FROM":
         return FromFlags((), _last(pairs, "platform") or None), rest

@@ -5,10 +5,13 @@ it too and expects the same status and code (issue 12)."""
 from __future__ import annotations
 
 import base64
+import contextlib
+import http.client
 import json
 import os
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -280,3 +283,164 @@ def test_access_log_counts_the_bytes_sendfile_sent(tmp_path: Path) -> None:
         if "/blobs/sha256:" in e["path"]
     ]
     assert blob == [("GET", 200, 300_000), ("GET", 206, 1000), ("GET", 206, 1000), ("HEAD", 200, 0)]
+
+
+# --------------------------------------------- 2, 3, 4. the connection level ---
+
+
+@pytest.fixture(scope="module")
+def tight(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Our registry with short header and body timeouts (2 s)."""
+    base = tmp_path_factory.mktemp("hard-tight")
+    config = base / "config.json"
+    config.write_text(json.dumps({"header_timeout": 2, "body_timeout": 2}))
+    server = start_ours(base / "root", "--config", str(config))
+    yield server
+    server.stop()
+
+
+def connect(peer: Peer) -> socket.socket:
+    host, port = peer.host.split(":")
+    sock = socket.create_connection((host, int(port)), timeout=30)  # the bound on every test read
+    return sock
+
+
+def exchange(peer: Peer, data: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send raw bytes, read one reply: (status, headers, body)."""
+    with connect(peer) as sock:
+        sock.sendall(data)
+        resp = http.client.HTTPResponse(sock)
+        try:
+            resp.begin()
+            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+        finally:
+            resp.close()
+
+
+def oci_error(body: bytes) -> dict[str, Any]:
+    """The first error of an OCI error body (fails the test on anything else)."""
+    errors = json.loads(body)["errors"]
+    assert isinstance(errors, list) and {"code", "message"} <= errors[0].keys()
+    return dict(errors[0])
+
+
+CHUNKED_BODIES = {
+    "bad chunk size": b"ZZ\r\nabc\r\n0\r\n\r\n",
+    "missing chunk terminator": b"3\r\nabcXX0\r\n\r\n",
+    "chunk size not hex": b"-3\r\nabc\r\n0\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("body", list(CHUNKED_BODIES))
+@pytest.mark.parametrize(
+    "target",
+    [
+        "POST /v2/hard/chunked/blobs/uploads/?digest=sha256:" + "0" * 64,
+        "PUT /v2/hard/chunked/manifests/latest",
+        "POST /auth/token",
+    ],
+    ids=["monolithic-upload", "manifest", "token-form"],
+)
+def test_malformed_chunked_body_is_400_with_an_oci_body(plain: Server, target: str, body: str) -> None:
+    head = f"{target} HTTP/1.1\r\nHost: {plain.host}\r\nTransfer-Encoding: chunked\r\n"
+    head += "Content-Type: application/x-www-form-urlencoded\r\n" if "token" in target else ""
+    status, headers, reply = exchange(plain, f"{head}\r\n".encode() + CHUNKED_BODIES[body])
+    if "token" in target:  # token auth is off here: refused before the body is read
+        assert status == 405
+        return
+    assert status == 400, reply
+    assert headers["content-type"] == "application/json"
+    assert "malformed request body" in oci_error(reply)["message"]
+
+
+def test_chunked_patch_with_a_bad_chunk_keeps_the_session(plain: Server) -> None:
+    r = requests.post(f"{plain.url}/v2/hard/chunked/blobs/uploads/", timeout=30)
+    location = r.headers["Location"]
+    head = f"PATCH {location} HTTP/1.1\r\nHost: {plain.host}\r\nTransfer-Encoding: chunked\r\n\r\n"
+    status, _, reply = exchange(plain, head.encode() + b"3\r\nabc\r\nZZ\r\n")
+    assert status == 400 and "malformed request body" in oci_error(reply)["message"]
+    r = requests.get(plain.url + location, timeout=30)
+    assert r.status_code == 204 and r.headers["Range"] == "0-0"  # nothing of the broken chunk kept
+
+
+@pytest.mark.parametrize(
+    "request_head, status",
+    [
+        (b"GARBAGE\r\n\r\n", 400),
+        (b"GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n", 431),
+        (
+            b"GET /v2/ HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: a\r\n" % i for i in range(200)) + b"\r\n",
+            431,
+        ),
+        (b"GET /v2/" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+        (b"GET /v2/ HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n", 400),
+    ],
+    ids=["request-line", "huge-header", "many-headers", "long-uri", "header-name"],
+)
+def test_gunicorn_refusals_carry_an_oci_body(plain: Server, request_head: bytes, status: int) -> None:
+    got, headers, reply = exchange(plain, request_head)
+    assert got == status
+    assert headers["content-type"] == "application/json"
+    assert oci_error(reply)["code"] == "UNKNOWN"
+
+
+def test_manifest_over_the_limit_is_413_before_its_body(plain: Server) -> None:
+    """Content-Length 100 MiB and no body at all: the 413 comes at once (the read
+    is bounded by connect()'s 30 s; it used to wait for 16 MiB of drain forever)."""
+    head = (
+        f"PUT /v2/hard/big/manifests/latest HTTP/1.1\r\nHost: {plain.host}\r\n"
+        f"Content-Type: {OCI_MANIFEST}\r\nContent-Length: {100 << 20}\r\n\r\n"
+    )
+    status, _, reply = exchange(plain, head.encode())
+    assert status == 413
+    assert oci_error(reply)["code"] == "SIZE_INVALID"
+
+
+def test_manifest_body_that_never_comes_is_400_after_the_body_timeout(tight: Server) -> None:
+    head = (
+        f"PUT /v2/hard/slow/manifests/latest HTTP/1.1\r\nHost: {tight.host}\r\n"
+        f"Content-Type: {OCI_MANIFEST}\r\nContent-Length: 1000\r\n\r\n"
+    )
+    status, _, reply = exchange(tight, head.encode() + b'{"schemaVersion"')
+    assert status == 400
+    assert "nothing received for 2 s" in oci_error(reply)["message"]
+
+
+def test_a_head_that_never_ends_is_dropped_after_the_header_timeout(tight: Server) -> None:
+    with connect(tight) as sock:
+        sock.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n")
+        assert sock.recv(1024) == b""  # closed by the server (bounded by connect()'s 30 s)
+
+
+@pytest.mark.parametrize("kind", ["dockyard", "distribution"])
+def test_slow_clients_do_not_starve_the_others(peers: dict[str, Peer], kind: str) -> None:
+    """60 idle connections and 40 that trickle their headers, more than the 2 x 16
+    threads: a normal client is still answered (each GET bounded by 30 s; it used
+    to time out)."""
+    peer = peers[kind]
+    idle = [connect(peer) for _ in range(60)]
+    slow = [connect(peer) for _ in range(40)]
+    done = threading.Event()
+
+    def trickle() -> None:
+        for s in slow:
+            s.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n")
+        while not done.wait(0.5):
+            for s in slow:
+                with contextlib.suppress(OSError):
+                    s.sendall(b"X-Slow: 1\r\n")
+
+    thread = threading.Thread(target=trickle)
+    thread.start()
+    try:
+        time.sleep(1)  # every slow client has started its head
+        with requests.Session() as session:
+            for _ in range(3):
+                assert session.get(f"{peer.url}/v2/", timeout=30).status_code == 200
+            for _ in range(3):
+                assert requests.get(f"{peer.url}/v2/", timeout=30).status_code == 200  # new connections
+    finally:
+        done.set()
+        thread.join()
+        for s in idle + slow:
+            s.close()

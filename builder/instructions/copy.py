@@ -24,7 +24,7 @@ from builder.copyparents import with_parents
 from builder.errors import DockerfileError
 from builder.flags import CopyFlags
 from builder.instructions.step import LayerJob, Plan, StepState, mtime_now, write_copy_plan
-from builder.lexer import expand_raw
+from builder.lexer import expand_heredoc
 from builder.parser import Instruction, heredoc_name
 from imagefmt.errors import DockyardError
 from imagefmt.store import StoredImage
@@ -48,10 +48,12 @@ def _plan(state: StepState, ins: Instruction, add: bool) -> Plan:
     dest_raw = state.expand(words[-1], ins)
     view = state.view(state.image)
     owner = copier.parse_chown(state.expand(flags.chown, ins), view, ins.line) if flags.chown else None
-    chmod_fn = copier.chmod_function(state.expand(flags.chmod, ins), ins.line) if flags.chmod else None
+    chmod = state.expand(flags.chmod, ins) if flags.chmod else None
+    chmod_fn = copier.chmod_function(chmod, ins.line) if chmod else None
     from_id, sources = _sources(state, ins, flags, words[:-1], add)
+    # "" (an empty variable) is the WORKDIR itself: a directory, as "." is
     dest_is_dir = (
-        flags.parents or dest_raw.endswith("/") or dest_raw in (".", "..") or dest_raw.endswith("/.")
+        flags.parents or dest_raw.endswith("/") or dest_raw in ("", ".", "..") or dest_raw.endswith("/.")
     )
     dest = posixpath.normpath(posixpath.join(state.config.get("WorkingDir") or "/", dest_raw))
     where = copier.Placement(
@@ -69,11 +71,12 @@ def _plan(state: StepState, ins: Instruction, add: bool) -> Plan:
     created_by = history.nop(
         state.shell, f"{ins.keyword} {chown_part}{summary[0]}:{summary[1]} in {dest_raw} "
     )
+    # --from: keyed by what is copied (in created_by's checksum), not by the stage's image
     key: dict[str, Any] = {
-        "from": from_id,
+        "from": bool(from_id),
         "dest": dest,
         "owner": owner,
-        "chmod": flags.chmod,
+        "chmod": chmod,
         "link": flags.link,
     }
     if flags.parents:
@@ -109,7 +112,7 @@ def _sources(
         name = heredoc_name(s)
         if name is not None and name in heredocs:
             doc = heredocs[name]
-            data = expand_raw(doc.content, state.subst_env()) if doc.expand else doc.content
+            data = expand_heredoc(doc.content, state.subst_env(), state.escape) if doc.expand else doc.content
             sources.append(copier.data_source(name, data.encode(), 0o644, mtime_now(state)))
     plain = [state.expand(s, ins) for s in srcs if heredoc_name(s) not in heredocs]
     if flags.from_:

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from builder import copier
 from builder.context import checksum
 from builder.errors import DockerfileError
 from builder.flags import MountSpec
@@ -49,7 +50,7 @@ class Prepared:
 
 def mount_key(state: StepState, spec: MountSpec, ins: Instruction) -> dict[str, Any]:
     """What a mount adds to the RUN's cache key: a bind of the context by content, of a
-    stage by its image ID, a secret by id (never by value).  Refuses a missing
+    stage by the mounted content, a secret by id (never by value).  Refuses a missing
     required secret."""
     key: dict[str, Any] = {
         "type": spec.type,
@@ -62,9 +63,11 @@ def mount_key(state: StepState, spec: MountSpec, ins: Instruction) -> dict[str, 
         "gid": spec.gid,
     }
     if spec.type == "bind":
-        if spec.from_:
-            key["from"] = str(state.from_image(spec.from_, ins.line).id)
+        if spec.from_:  # by what is mounted, not by the stage's image (as COPY --from)
+            view = state.view(state.from_image(spec.from_, ins.line))
+            found = copier.view_sources(view, [spec.source or "/"], "mount", ins.line)
             key["source"] = spec.source
+            key["content"] = checksum([it for s in found for it in s.items], "", state.cache.sums)
         else:
             context = state.context
             items = context.items(context.select(spec.source or ".", ins.line)[0])
@@ -171,7 +174,7 @@ def _bind_mount(
     if context.root is None:
         raise DockerfileError("RUN --mount=type=bind needs a build context", ins.line)
     rel = context.select(spec.source or ".", ins.line)[0]
-    host = os.fsdecode(context.host(rel))
+    host = os.fsdecode(context.source(rel))  # a link is followed inside the context, never out
     if spec.readonly:
         return Mount(target, host, "bind", True)
     copy_to = work / f"bind-{n}"

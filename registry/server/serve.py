@@ -1,4 +1,4 @@
-"""Run the registry under gunicorn (gthread workers), never Flask's dev server.
+"""Run the registry under gunicorn (our gthread worker, registry/server/worker.py), never Flask's dev server.
 
 ``serve(config)`` blocks until SIGTERM/SIGINT.  Each worker process builds its
 own app (and so its own notifier thread) after the fork.  TLS, with optional
@@ -18,7 +18,6 @@ import time
 from errno import EADDRINUSE
 from typing import Any
 
-from flask import Flask
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 from gunicorn.util import parse_address
@@ -28,6 +27,7 @@ from registry.server.app import create_app
 from registry.server.config import Config, ConfigInvalid
 from registry.server.htpasswd import ensure_htpasswd
 from registry.server.routes_blobs import FileBody
+from registry.server.worker import App, RegistryWorker, guard
 
 log = logging.getLogger("dockyard.registry")
 
@@ -83,7 +83,7 @@ class RegistryServer(BaseApplication):  # type: ignore[misc]
         options: dict[str, Any] = {
             "bind": [c.addr],
             "workers": c.workers,
-            "worker_class": "gthread",
+            "worker_class": RegistryWorker,
             "threads": c.threads,
             "timeout": 120,  # gthread heartbeats from its main loop: long uploads are fine
             "graceful_timeout": 10,
@@ -103,9 +103,10 @@ class RegistryServer(BaseApplication):  # type: ignore[misc]
             options["cert_reqs"] = ssl.CERT_REQUIRED
         for key, value in options.items():
             self.cfg.set(key, value)
+        RegistryWorker.header_timeout = c.header_timeout  # the workers are forked from here
 
-    def load(self) -> Flask:
-        return create_app(self.registry_config)
+    def load(self) -> App:
+        return guard(create_app(self.registry_config), self.registry_config.body_timeout)
 
 
 def prepare(config: Config) -> list[str]:
