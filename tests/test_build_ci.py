@@ -427,3 +427,15 @@ def test_ssh_agent_forwarded_into_run(
     monkeypatch.delenv("SSH_AUTH_SOCK")
     r = build(dy, ctx, "--ssh", "default")
     assert r.code == 1 and "make sure SSH_AUTH_SOCK is set" in r.err
+
+
+def test_registry_cache_of_a_multi_platform_build(
+    dy: Dockyard, second: Dockyard, ours: Server, tmp_path: Path
+) -> None:
+    ctx = make_context(tmp_path / "ctx", "FROM scratch\nCOPY a.txt /a.txt\n", {"a.txt": "alpha\n"})
+    ref = f"{ours.host}/cache/platforms:latest"
+    platforms = "linux/amd64,linux/arm64"
+    out = build_ok(dy, ctx, "--platform", platforms, "--cache-to", f"type=registry,ref={ref}")
+    assert out.count("exporting cache to") == 1 and f"{ref}: 2 steps" in out, out  # both platforms, once
+    out = build_ok(second, ctx, "--platform", platforms, "--cache-from", f"type=registry,ref={ref}")
+    assert _steps_cached(out) == 2, out
