@@ -55,6 +55,7 @@ VERBS: dict[str, tuple[str, str | None]] = {
     "system": (GROUP, "manage dockyard"),
     "daemon": ("daemon", "serve the Docker Engine API (as 'system service')"),
     "info": ("system", "display system-wide information"),
+    "events": ("events", "get real time events from the store"),
     "registry": (GROUP, "run and maintain a registry server (the OCI distribution API)"),
     "container": (GROUP, "manage containers"),
     "create": ("container.run", "create a new container"),
@@ -104,8 +105,10 @@ GROUPS: dict[str, dict[str, tuple[str, str | None]]] = {
         "df": ("disk", "show disk usage"),
         "prune": ("disk", "remove unused data"),
         "info": ("system", "display system-wide information"),
+        "check": ("check", "check the store after a crash (--repair fixes it)"),
         "service": ("daemon", "serve the Docker Engine API on a unix socket or TCP (mutual TLS)"),
         "gen-certs": ("daemon", "make the service's CA, server and client certificates"),
+        "events": ("events", "get real time events from the store"),
     },
     "registry": {
         "serve": ("registry", "serve the registry (gunicorn), by default on 0.0.0.0:5000"),

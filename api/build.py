@@ -70,11 +70,11 @@ def build_image(req: Request) -> Stream:
             if not quiet:
                 write(message(stream=data.decode(errors="replace")))
 
-        def pull(base: str) -> StoredImage:
+        def pull(base: str, platform: str | None) -> StoredImage:
             ref = Reference.parse(base, default_tag=False)
             ref = ref if (ref.tag or ref.digest) else ref.with_tag("latest")
             out(f"{ref.tag or ref.digest}: Pulling from {ref.path}\n".encode())
-            with client() as c:
+            with client(platform or "") as c:
                 result = c.pull(store, ref)
             out(f"Digest: {result.digest}\nStatus: Downloaded newer image for {ref.familiar()}\n".encode())
             return store.image(str(ref))

@@ -91,7 +91,7 @@ class BuildOptions:
     platform: str | None = None
     quiet: bool = False
     explain: bool = False
-    pull: Callable[[str], StoredImage] | None = None
+    pull: Callable[[str, str | None], StoredImage] | None = None  # (name, os/arch or None: the host's)
     always_pull: bool = False
     fetch: Fetch | None = None
     source_date_epoch: int | None = None

@@ -160,7 +160,7 @@ def lift_heredocs(lines: list[str], escape: str) -> tuple[list[str], dict[int, l
                 i += 1
                 continue
             start, text = i, ""
-        elif stripped.startswith("#"):  # a comment inside a continued instruction
+        elif not stripped or stripped.startswith("#"):  # an empty or comment line inside one
             i += 1
             continue
         text += line.rstrip("\n").rstrip().removesuffix(escape) + " "
@@ -197,6 +197,24 @@ def heredoc_name(word: str) -> str | None:
 
 
 # ------------------------------------------------------------------------- parsing ---
+
+
+def continue_over_empty_lines(lines: list[str], escape: str) -> list[str]:
+    """Empty lines inside a continued instruction, as docker skips them: each becomes a
+    lone escape token (an empty continued line, for dockerfile-parse, which would end
+    the instruction there), unless only empty lines and comments follow it."""
+    out = list(lines)
+    continued = False
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            continue
+        if not stripped:
+            if continued and any(s.strip() and not s.strip().startswith("#") for s in lines[i + 1 :]):
+                out[i] = escape + "\n"
+            continue
+        continued = line.rstrip().endswith(escape)
+    return out
 
 
 def parse_error(message: str, line: int) -> DockerfileError:
@@ -271,7 +289,7 @@ def parse(source: bytes | str) -> Dockerfile:
     escape = directives.get("escape", "\\")
     lifted, bodies = lift_heredocs(lines, escape)
     # dockerfile-parse drops a last instruction that ends in a continuation or lacks its newline
-    body = "".join(lifted)
+    body = "".join(continue_over_empty_lines(lifted, escape))
     body += "\n\n"
     parser = DockerfileParser(fileobj=io.BytesIO(body.encode()), cache_content=False)
     instructions: list[Instruction] = []

@@ -6,13 +6,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from builder.build import build
+from builder.build import build, build_platforms
 from builder.context import extract_context, looks_like_tar
 from builder.errors import BuildFailed, DockerfileError
 from builder.options import BuildOptions
@@ -22,8 +23,9 @@ from commands.errors import FlagError, UsageError
 from commands.parsing import OnlyVerb, Verbs, insecure_registry_flag
 from commands.paths import check_writable_dir, path_error
 from imagefmt import errors
+from imagefmt.manifest import Platform
 from imagefmt.reference import Reference
-from imagefmt.store import Store, StoredImage
+from imagefmt.store import Store, StoredImage, image_platform
 from registry.client.fetch import fetch
 
 if TYPE_CHECKING:  # requests is imported only when a build reaches a registry
@@ -73,6 +75,9 @@ def _flags(sub: OnlyVerb) -> None:
         )
         p.add_argument("--platform", default=None, help="target platform (os/arch)")
         p.add_argument("--secret", action="append", default=[], help="id=ID,src=PATH or id=ID,env=VAR")
+        p.add_argument(
+            "--ssh", action="append", default=[], help="default|ID[=SOCKET]: agent for RUN --mount=type=ssh"
+        )
         p.add_argument("--iidfile", default=None, help="write the image ID to this file")
         p.add_argument(
             "--rm", nargs="?", const="true", default="true", help="(always) remove step containers"
@@ -123,6 +128,26 @@ def _secrets(items: list[str]) -> dict[str, bytes]:
             out[ident] = Path(src).read_bytes()
         except OSError as exc:
             raise path_error(f"--secret {item}: open", src, exc) from None
+    return out
+
+
+def _ssh(items: list[str]) -> dict[str, Path]:
+    """``--ssh default`` ($SSH_AUTH_SOCK) or ``--ssh ID=SOCKET``: the agents RUN may use."""
+    out: dict[str, Path] = {}
+    for item in items:
+        ident, eq, where = item.partition("=")
+        if not ident:
+            raise UsageError(f"invalid --ssh {item!r}: use default or ID=SOCKET")
+        sock = where.split(",")[0] if eq else os.environ.get("SSH_AUTH_SOCK", "")
+        if not sock:
+            raise UsageError("invalid empty ssh agent socket: make sure SSH_AUTH_SOCK is set")
+        try:
+            is_socket = stat.S_ISSOCK(os.stat(sock).st_mode)
+        except OSError as exc:
+            raise errors.NotFound(f"--ssh {item}: {exc.strerror}: {sock}") from exc
+        if not is_socket:
+            raise errors.Invalid(f"--ssh {item}: {sock} is not an agent socket (key files are not supported)")
+        out[ident] = Path(sock)
     return out
 
 
@@ -183,6 +208,12 @@ def cmd_build(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from exc
     if args.push and not tags:
         raise UsageError("tag is needed when pushing to registry: give -t HOST/REPO:TAG")
+    platforms = _platforms(args.platform)
+    if len(platforms) > 1 and any(o.kind != "local" for o in outputs):
+        raise UsageError(
+            "--output type=tar|oci|docker takes one platform: build each --platform apart, "
+            "or push the multi-platform image (--push) and copy it with skopeo"
+        )
     held = bytearray()
     # a tar on stdout takes stdout: the build's own lines go to stderr, as buildx's do
     stdout = (
@@ -212,18 +243,23 @@ def cmd_build(args: argparse.Namespace) -> int:
             labels=_labels(args.label),
             network="host" if args.network == "default" else args.network,
             secrets=_secrets(args.secret),
-            platform=args.platform,
+            ssh=_ssh(args.ssh),
+            platform=platforms[0] if platforms else None,
             quiet=args.quiet,
             explain=args.progress == "plain",
             source_date_epoch=int(sde_text) if sde_text else None,
             jobs=args.jobs,
-            pull=lambda name: _pull_base(args, name, out),
+            pull=lambda name, platform: _pull_base(args, name, out, platform),
             fetch=fetch,
             always_pull=args.pull.lower() in ("true", "1", "yes", "always"),
             **cache_fields,  # type: ignore[arg-type]
         )
         try:
-            image = build(store, opts, out)
+            image = (
+                build_platforms(store, opts, platforms, out)
+                if len(platforms) > 1
+                else build(store, opts, out)
+            )
         except BuildFailed as exc:
             if not args.quiet:
                 stdout.flush()
@@ -242,10 +278,16 @@ def cmd_build(args: argparse.Namespace) -> int:
         except errors.DockyardError as exc:
             exc.exit_code = 1  # docker: any build failure but a RUN's exits 1 (a missing base image)
             raise
+        members = store.platform_images(image) if len(platforms) > 1 else []
         for spec in outputs:
-            export(store, image, spec, tags)
+            if members:  # buildx: one directory per platform, linux_arm64/ …
+                for m in members:
+                    sub = str(image_platform(m)).replace("/", "_")
+                    export(store, m, OutputSpec(spec.kind, str(Path(spec.dest) / sub)), ())
+            else:
+                export(store, image, spec, tags)
         if args.push:
-            _push(registry(), store, image, tags, out)
+            _push(registry(), store, image, tags, out, members)
     if args.iidfile:
         try:
             Path(args.iidfile).write_text(str(image.id))
@@ -272,18 +314,38 @@ class _LazyClient:
         return self.client
 
 
+def _platforms(text: str | None) -> list[str]:
+    """``--platform linux/amd64,linux/arm64``: each checked (os/arch[/variant])."""
+    found: list[str] = []
+    for item in (text or "").split(","):
+        if item.strip():
+            try:
+                found.append(str(Platform.parse(item)))
+            except errors.Invalid as exc:
+                raise FlagError(f"--platform: {exc}") from None
+    return found
+
+
 def _push(
-    client: RegistryClient, store: Store, image: StoredImage, tags: tuple[Reference, ...], out: Out
+    client: RegistryClient,
+    store: Store,
+    image: StoredImage,
+    tags: tuple[Reference, ...],
+    out: Out,
+    members: list[StoredImage],
 ) -> None:
-    """``--push``: each tag, as ``dockyard push`` would push it."""
+    """``--push``: each tag, as ``dockyard push`` would push it (the index of a multi-platform build)."""
     for ref in tags:
         out(f"The push refers to repository [{ref.repository}]\n".encode())
-        result = client.push(store, image, ref)
+        result = client.push_platforms(store, members, ref) if members else client.push(store, image, ref)
         out(f"{result.ref.tag}: digest: {result.digest} size: {result.size}\n".encode())
 
 
-def _pull_base(args: argparse.Namespace, name: str, out: Callable[[bytes], None]) -> StoredImage:
+def _pull_base(
+    args: argparse.Namespace, name: str, out: Callable[[bytes], None], platform: str | None
+) -> StoredImage:
+    """A base image for the build's (or a stage's FROM --platform) platform."""
     # the registry client (requests, ~100 ms of imports) only when a base must be pulled
     from commands.distribution import pull_image
 
-    return pull_image(args, name, out)
+    return pull_image(argparse.Namespace(**{**vars(args), "platform": platform or ""}), name, out)

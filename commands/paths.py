@@ -47,6 +47,12 @@ def check_writable_dir(path: str, op: str = "open") -> None:
         raise path_error(op, path, FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT)))
 
 
+def check_input(path: str) -> None:
+    """A file that will be read later (a config file, a certificate): it must be a
+    readable file now.  Raises as path_error (``open /x: no such file or directory``)."""
+    open_input(path).close()
+
+
 def open_input(path: str) -> BinaryIO:
     """A file to read (``-i``, an import tarball), or docker's ``open PATH: …``."""
     try:

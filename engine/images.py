@@ -52,6 +52,8 @@ def list_images(store: Store, opts: ImageListOptions) -> list[ImageRow]:
     images = store.images()
     # docker hides intermediate images (untagged parents of other images) unless -a
     parents = {img.record.get("parent") for img in images} - {None, ""}
+    # and the other platforms' images of a multi-platform build (under its tagged image)
+    parents |= {m for img in images for m in (img.record.get("platforms") or {}).values()}
     for img in images:
         if not img.tags and str(img.id) in parents and not opts.all:
             continue

@@ -55,6 +55,7 @@ def save(
     repositories: dict[str, dict[str, str]] = {}
     for image, refs in images:
         m = image.manifest
+        store.event("save", image, str(image.id))
         for digest in [m.config.digest, *(d.digest for d in m.layers), m.digest]:
             if digest in written:
                 continue
@@ -134,7 +135,10 @@ def load(store: Store, src: BinaryIO, progress: Progress | None = None) -> list[
             for manifest, _names in plan:
                 _check_media_types(manifest)
                 store.ensure_snapshots(_unregistered(store, manifest), snapshots)
-            return [Loaded(store.add_image(m, names)[0], names) for m, names in plan]
+            loaded = [Loaded(store.add_image(m, names)[0], names) for m, names in plan]
+            for item in loaded:
+                store.event("load", item.image, str(item.image.id))
+            return loaded
         except DockyardError:
             store.discard(members.added, snapshots)
             raise

@@ -90,7 +90,9 @@ def import_rootfs(
             apply_change(doc, change)
         history = {"created": created, "comment": message or f"Imported from {source}"}
         # unpacked before it is registered, as docker import does: runnable, and sized by its content
-        return store.commit_image(None, path, doc, history, ref, unpack=True)
+        image = store.commit_image(None, path, doc, history, ref, unpack=True)
+        store.event("import", image, str(image.id))
+        return image
     finally:
         path.unlink(missing_ok=True)
 

@@ -41,13 +41,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from imagefmt import journal, space, tempstate
 from imagefmt import mediatypes as mt
-from imagefmt import space, tempstate
 from imagefmt.catalog import Catalog, tree_size
 from imagefmt.config import ImageConfig, rfc3339
 from imagefmt.digest import CHUNK, Digest, chain_ids
 from imagefmt.errors import Conflict, DigestInvalid, Invalid, ManifestInvalid, NotFound
-from imagefmt.manifest import Descriptor, Manifest
+from imagefmt.manifest import Descriptor, Manifest, Platform
 from imagefmt.records import NamedTuple
 from imagefmt.reference import Reference
 
@@ -90,11 +90,12 @@ class Store(Catalog):
 
     Opening it reclaims (once per process) the temp state of processes that died
     writing it, e.g. a ``pull`` or ``build`` killed with SIGKILL; never a live
-    process's (imagefmt.tempstate tells them apart)."""
+    process's (imagefmt.tempstate tells them apart); ``reclaim=False`` leaves it
+    for ``system check`` to report."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, reclaim: bool = True) -> None:
         super().__init__(root)
-        if self.root not in _swept:
+        if reclaim and self.root not in _swept:
             _swept.add(self.root)
             tempstate.reclaim(self.tmp, self.snapshots, owned_only=True)
 
@@ -186,6 +187,45 @@ class Store(Catalog):
             raise NotFound(f"No such image: {_shown(name)}")
         return self._load(found, doc)
 
+    def image_for_platform(self, name: str, platform: Platform) -> StoredImage:
+        """``name`` for ``platform``: the member a multi-platform build recorded for it,
+        or the image itself when its config is of that platform.  NotFound as docker
+        says it, for a missing image or one of another platform."""
+        doc = self._read_index()
+        found = self._find(name, doc)
+        if found is None:
+            raise NotFound(f"No such image: {_shown(name)}")
+        members: dict[str, str] = doc["images"][found].get("platforms") or {}
+        for text, image_id in members.items():
+            if Platform.parse(text).matches(platform) and image_id in doc["images"]:
+                return self._load(image_id, doc)
+        img = self._load(found, doc)
+        actual = image_platform(img)
+        if not actual.matches(platform):
+            raise PlatformMismatch(
+                f"image with reference {_shown(name)} was found but does not match the specified "
+                f"platform: wanted {platform}, actual: {actual}"
+            )
+        return img
+
+    def platform_images(self, image: StoredImage) -> list[StoredImage]:
+        """The images of the multi-platform build recorded on ``image`` (none for others)."""
+        doc = self._read_index()
+        members: dict[str, str] = image.record.get("platforms") or {}
+        return [self._load(i, doc) for i in members.values() if i in doc["images"]]
+
+    def set_platforms(self, primary: StoredImage, members: Sequence[StoredImage], index: Descriptor) -> None:
+        """Record a multi-platform build on its tagged image: the image of each platform
+        (kept while ``primary`` is, hidden from ``images`` unless -a) and the OCI index
+        listing them, which ``push`` sends under the tag."""
+        with self.lock():
+            doc = self._read_index()
+            rec = doc["images"][str(primary.id)]
+            rec["platforms"] = {str(image_platform(m)): str(m.id) for m in members}
+            rec["index"] = str(index.digest)
+            rec["extra_blobs"] = sorted({*rec.get("extra_blobs", []), index.digest.hex})
+            self._write_index(doc)
+
     def add_image(
         self,
         manifest: Manifest,
@@ -237,6 +277,7 @@ class Store(Catalog):
             doc["tags"][str(ref)] = str(image.id)
             doc["images"][str(image.id)]["last_tag_time"] = rfc3339()
             self._write_index(doc)
+        self.event("tag", image, ref.familiar())
 
     def set_record(self, image: StoredImage, **values: Any) -> None:
         with self.lock():
@@ -268,6 +309,7 @@ class Store(Catalog):
                 ref = str(Reference.parse(name))
                 del doc["tags"][ref]
                 self._write_index(doc)
+                journal.emit(self.root, "image", "untag", image_id, {"name": image_id})
                 return [f"Untagged: {Reference.parse(ref).familiar()}"]
             if len(tags) > 1 and not force:
                 raise Conflict(
@@ -285,12 +327,23 @@ class Store(Catalog):
                 lines.append(f"Untagged: {Reference.parse(t).familiar()}")
             for rd in rec.get("repo_digests", []):
                 lines.append(f"Untagged: {Reference.parse(rd).familiar()}")
+            for _ in range(len(tags) + len(rec.get("repo_digests", []))):  # docker names the ID in each
+                journal.emit(self.root, "image", "untag", image_id, {"name": image_id})
             if holders:  # forced while in use: docker keeps the image, untagged
                 self._write_index(doc)
                 return lines
             del doc["images"][image_id]
-            self._write_index(doc)
             lines.append(f"Deleted: {image_id}")
+            for member in (rec.get("platforms") or {}).values():  # a multi-platform build's other images
+                if (
+                    member in doc["images"]
+                    and member not in doc["tags"].values()
+                    and not self.holders(Digest.parse(member))
+                ):
+                    del doc["images"][member]
+                    lines.append(f"Deleted: {member}")
+            self._write_index(doc)
+            journal.emit(self.root, "image", "delete", image_id, {"name": image_id})
             lines += self._sweep(doc)
         return lines
 
@@ -339,6 +392,7 @@ class Store(Catalog):
         with self.removing(), self.lock():
             doc = self._read_index()
             tagged = set(doc["tags"].values())
+            tagged |= {m for i in tagged for m in (doc["images"].get(i, {}).get("platforms") or {}).values()}
             for image_id in list(doc["images"]):
                 if self.holders(Digest.parse(image_id)):
                     continue
@@ -564,7 +618,20 @@ class Store(Catalog):
             if unpack:
                 self.ensure_snapshots(StoredImage(cdesc.digest, manifest, config), chains)
             image, _ = self.add_image(manifest, [tag] if tag else [])
+            if tag is not None:
+                self.event("tag", image, tag.familiar())
             return image
+
+    # ----------------------------------------------------------- events ---
+
+    def event(self, action: str, image: StoredImage | None, name: str, actor: str = "") -> None:
+        """An image event in the store's journal as docker's LogImageEvent makes it:
+        the image's labels and ``name``; its actor the image ID (or ``actor``: pull
+        and push name the reference)."""
+        labels = dict((image.config.config.get("Labels") or {}) if image is not None else {})
+        journal.emit(
+            self.root, "image", action, actor or (str(image.id) if image else name), {**labels, "name": name}
+        )
 
 
 def _shown(name: str) -> str:
@@ -573,3 +640,14 @@ def _shown(name: str) -> str:
         return Reference.parse(name).familiar()
     except Invalid:
         return name
+
+
+class PlatformMismatch(NotFound):
+    """The image exists, of another platform than the one asked for."""
+
+
+def image_platform(img: StoredImage) -> Platform:
+    """The platform an image's config declares (linux/amd64 when it says nothing)."""
+    return Platform(
+        img.config.os or "linux", img.config.architecture or "amd64", img.config.doc.get("variant") or ""
+    )

@@ -140,18 +140,20 @@ def _stale(path: Path, now: float, unknown_age: float) -> bool:
         return False
 
 
-def entries(
-    tmp: Path, snapshots: Path, with_sizes: bool = True, unknown_age: float = UNKNOWN_OWNER_AGE
-) -> Iterator[TempEntry]:
+def _candidates(tmp: Path, snapshots: Path) -> list[Path]:
+    found: list[Path] = []
+    with contextlib.suppress(OSError):
+        found += [Path(e.path) for e in os.scandir(tmp)]
+    with contextlib.suppress(OSError):
+        found += [Path(e.path) for e in os.scandir(snapshots) if e.name.startswith("tmp-")]
+    return found
+
+
+def entries(tmp: Path, snapshots: Path, unknown_age: float = UNKNOWN_OWNER_AGE) -> Iterator[TempEntry]:
     """Every temp file or directory under ``tmp`` and ``snapshots`` (its ``tmp-*``)."""
     now = time.time()
-    candidates: list[Path] = []
-    with contextlib.suppress(OSError):
-        candidates += list(tmp.iterdir())
-    with contextlib.suppress(OSError):
-        candidates += [p for p in snapshots.iterdir() if p.name.startswith("tmp-")]
-    for p in candidates:
-        yield TempEntry(p, _size(p) if with_sizes else 0, _stale(p, now, unknown_age))
+    for p in _candidates(tmp, snapshots):
+        yield TempEntry(p, _size(p), _stale(p, now, unknown_age))
 
 
 def remove(path: Path) -> None:
@@ -171,10 +173,12 @@ def reclaim(
     Never what a live process owns.  Returns the paths removed and their bytes."""
     removed: list[Path] = []
     freed = 0
-    for e in entries(tmp, snapshots, with_sizes=False, unknown_age=unknown_age):
-        if not e.stale or (owned_only and owner_alive(e.path.name) is None):
+    now = time.time()
+    for p in _candidates(tmp, snapshots):
+        alive = owner_alive(p.name)
+        if alive or (alive is None and (owned_only or not _stale(p, now, unknown_age))):
             continue
-        freed += _size(e.path)
-        remove(e.path)
-        removed.append(e.path)
+        freed += _size(p)
+        remove(p)
+        removed.append(p)
     return removed, freed

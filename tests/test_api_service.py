@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,6 +41,22 @@ class Service:
         if check and r.returncode != 0:
             raise AssertionError(f"docker {' '.join(args)} exited {r.returncode}: {r.stderr}\n{self.tail()}")
         return r  # type: ignore[no-any-return]
+
+    def docker_compose(self, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "DOCKER_HOST": self.host, "COMPOSE_INTERACTIVE_NO_CLI": "1"}
+        r = subprocess.run(
+            ["docker-compose", "--no-ansi", *args],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if r.returncode != 0:
+            raise AssertionError(
+                f"docker-compose {' '.join(args)} exited {r.returncode}: {r.stderr}\n{self.tail()}"
+            )
+        return r
 
     def dockyard(self, *args: str) -> subprocess.CompletedProcess[str]:
         argv = [sys.executable, str(REPO / "cli.py"), "--root", str(self.root), *args]
@@ -205,12 +222,12 @@ def test_build_classic_with_buildargs_labels_and_run_status(svc: Service, tmp_pa
     )
     (ctx / "f").write_text("from the context\n")
     r = svc.docker("build", "--build-arg", "X=7", "--label", "extra=yes", "-t", "app:1", str(ctx))
-    assert "Step 5/6 : RUN echo built $X > /b.txt" in r.stdout and "Successfully tagged app:1" in r.stdout
+    assert "Step 5/7 : RUN echo built $X > /b.txt" in r.stdout and "Successfully tagged app:1" in r.stdout
     assert svc.docker("run", "--rm", "app:1").stdout == "built 7\nfrom the context\n"
     labels = json.loads(svc.docker("image", "inspect", "app:1", "--format", "{{json .Config.Labels}}").stdout)
     assert labels == {"a": "b", "extra": "yes"}
     assert "app:1" in svc.dockyard("images", "--format", "{{.Repository}}:{{.Tag}}").stdout
-    quiet = svc.docker("build", "-q", "-t", "app:2", str(ctx)).stdout.strip()
+    quiet = svc.docker("build", "-q", "--build-arg", "X=7", "--label", "extra=yes", str(ctx)).stdout.strip()
     assert (
         quiet.startswith("sha256:")
         and quiet == svc.docker("image", "inspect", "-f", "{{.Id}}", "app:1").stdout.strip()
@@ -245,10 +262,12 @@ def test_docker_py_build_run_logs_stream_exec(svc: Service, tmp_path: Path) -> N
         script = "for i in 1 2 3; do echo line $i; sleep 0.2; done; sleep 60"
         ct = client.containers.run("py:1", ["sh", "-c", script], detach=True)
         got = []
-        for chunk in ct.logs(stream=True, follow=True):
+        stream = ct.logs(stream=True, follow=True)
+        for chunk in stream:
             got.append(chunk)
             if b"".join(got).count(b"\n") == 3:
                 break
+        stream.close()
         assert b"".join(got) == b"line 1\nline 2\nline 3\n"
         r = ct.exec_run(["sh", "-c", "cat /p; echo oops >&2; exit 2"], demux=True)
         assert (r.exit_code, r.output) == (2, (b"py\n", b"oops\n"))
@@ -269,14 +288,8 @@ def _tls_service(tmp_path: Path, root: Path) -> tuple[Service, Path]:
         capture_output=True,
     )
     port = free_port()
-    tls: tuple[str, ...] = (
-        "--tlsverify",
-        "--tlscacert",
-        str(certs / "ca.pem"),
-        "--tlscert",
-        str(certs / "server-cert.pem"),
-    )
-    tls += ("--tlskey", str(certs / "server-key.pem"))
+    tls = ("--tlsverify", "--tlscacert", str(certs / "ca.pem"), "--tlscert", str(certs / "server-cert.pem"),
+           "--tlskey", str(certs / "server-key.pem"))  # fmt: skip
     return start_service(root, f"tcp://127.0.0.1:{port}", extra=tls), certs
 
 
@@ -284,7 +297,7 @@ def test_tcp_with_mutual_tls_refuses_a_client_without_a_certificate(svc: Service
     tcp, certs = _tls_service(tmp_path, svc.root)
     try:
         env = {"DOCKER_CERT_PATH": str(certs / "client")}
-        v = tcp.docker("--tlsverify", "version", "--format", "{{.Server.ApiVersion}}", env=env)
+        v = tcp.docker("--tlsverify", "version", "--format", "{{.Server.APIVersion}}", env=env)
         assert v.stdout.strip() == "1.41"
         # the same store as the unix socket's service
         assert "busybox" in tcp.docker("--tlsverify", "images", env=env).stdout
@@ -318,3 +331,82 @@ def test_tcp_with_mutual_tls_refuses_a_client_without_a_certificate(svc: Service
         assert r.returncode != 0 and "Server:" not in r.stdout
     finally:
         tcp.stop()
+
+
+def test_run_it_exec_it_detach_and_attach_on_a_terminal(svc: Service) -> None:
+    pexpect = pytest.importorskip("pexpect")
+    env = {**os.environ, "DOCKER_HOST": svc.host}
+
+    def spawn(*args: str, dimensions: tuple[int, int] = (24, 80)) -> Any:
+        return pexpect.spawn(
+            "docker", list(args), env=env, encoding="utf-8", timeout=20, dimensions=dimensions
+        )
+
+    child = spawn("run", "-it", "--rm", "busybox", "sh", dimensions=(33, 101))
+    child.expect("# ")
+    child.sendline("tty; stty size; echo $TERM")
+    child.expect("xterm")
+    assert "/dev/pts/0" in child.before and "33 101" in child.before  # the CLI's resize reached the pty
+    child.sendline("exit 5")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 5
+    child = spawn("run", "-it", "--name", "tty2", "busybox", "sh")
+    child.expect("# ")
+    child.send("\x10\x11")  # Ctrl-P Ctrl-Q: detached, the container runs on
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert svc.docker("inspect", "-f", "{{.State.Running}}", "tty2").stdout == "true\n"
+    child = spawn("attach", "tty2")
+    time.sleep(0.3)  # the attach is made before the line is typed (not a timing assertion)
+    child.sendline("echo back-$((40+2))")
+    child.expect("back-42")
+    child.sendline("exit 4")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 4
+    svc.docker("run", "-d", "--name", "bg", "busybox", "sleep", "60")
+    child = spawn("exec", "-it", "bg", "sh", dimensions=(40, 120))
+    child.expect("# ")
+    child.sendline("tty; stty size; exit 6")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert "/dev/pts/0" in child.before and "40 120" in child.before and child.exitstatus == 6
+    svc.docker("rm", "-f", "tty2", "bg")
+
+
+COMPOSE = """\
+version: "3"
+services:
+  web:
+    image: busybox
+    command:
+      - sh
+      - -c
+      - "echo web up; while :; do printf 'HTTP/1.0 200 OK\\\\r\\\\n\\\\r\\\\nhello\\\\n' | nc -lp 8080; done"
+  client:
+    image: busybox
+    command: ["sh", "-c", "until wget -qO- http://web:8080/; do sleep 0.2; done; echo client done; sleep 60"]
+    depends_on: [web]
+"""
+
+
+def test_docker_compose_up_ps_logs_down(svc: Service, tmp_path: Path) -> None:
+    need("docker-compose")
+    (tmp_path / "docker-compose.yml").write_text(COMPOSE)
+
+    def compose(*args: str) -> subprocess.CompletedProcess[str]:
+        return svc.docker_compose(tmp_path, *args)
+
+    compose("-p", "demo", "up", "-d")
+    ps = compose("-p", "demo", "ps").stdout
+    assert "demo_web_1" in ps and "demo_client_1" in ps and ps.count(" Up ") == 2
+    # the client reaches the web service by its name on the project's network
+    deadline = time.monotonic() + 30
+    while "client done" not in (logs := compose("-p", "demo", "logs").stdout) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "web_1     | web up" in logs and "client_1  | hello" in logs and "client done" in logs
+    compose("-p", "demo", "down")
+    assert svc.docker("ps", "-aq").stdout == ""
+    assert "demo_default" not in svc.docker("network", "ls").stdout

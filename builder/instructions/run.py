@@ -133,10 +133,12 @@ def _execute(
     """Run the command; its upperdir (if it changed anything) is the layer.  BuildFailed
     carries the command's exit status and the end of its output."""
     from runtime.errors import StartFailed  # imported here: a fully cached build never runs anything
-    from runtime.sandbox import run_step
+    from runtime.sandbox import can_run, run_step
 
     state = job.state
     store = state.store
+    if state.doc.get("architecture"):
+        can_run(str(state.doc["architecture"]))  # another CPU's image: through qemu (binfmt_misc)
     work = store.tmp / owned_name("build")  # reclaimed by the next store open if this build is killed
     upper = work / "upper"
     upper.mkdir(parents=True)

@@ -27,7 +27,7 @@ from runtime.container.create import CreateOptions, ImageInfo
 from runtime.container.create import create as create_container
 from runtime.container.store import Container, ContainerStore
 from runtime.container.streams import Attach
-from runtime.errors import BadSpec, StartFailed
+from runtime.errors import BadSpec, SpecRefused, StartFailed
 
 
 def create_options(args: argparse.Namespace, run: bool) -> CreateOptions:
@@ -111,9 +111,13 @@ def image_info(args: argparse.Namespace, catalog: Catalog, name: str) -> ImageIn
     Through the catalog when every layer is unpacked (a container start imports
     no manifest parsing), else through the full store, which unpacks."""
     pull = getattr(args, "pull", "missing")
-    found = None if pull == "always" else catalog.launchable(name)
+    asked = getattr(args, "platform", "")
+    found = None if pull == "always" or asked else catalog.launchable(name)
     if found is None:
         found = unpacked(args, name, pull)
+    arch = str(found.config.get("architecture") or "")
+    if arch and arch != _HOST_ARCH:
+        _emulate(arch, asked)
     return ImageInfo(
         id=str(found.id),
         name=name,
@@ -130,6 +134,7 @@ def unpacked(args: argparse.Namespace, name: str, pull: str = "missing") -> Laun
     # The full store (manifests, dataclasses) and the registry client (requests): only
     # for an image the catalog cannot launch as it is, off a container start's path.
     from commands.distribution import pull_image
+    from imagefmt.manifest import Platform
     from imagefmt.store import Store
 
     store = Store(args.root)
@@ -139,8 +144,12 @@ def unpacked(args: argparse.Namespace, name: str, pull: str = "missing") -> Laun
             sys.stderr.buffer.write(line)
             sys.stderr.flush()
 
+    want = Platform.parse(args.platform) if getattr(args, "platform", "") else None
     try:
-        img = pull_image(args, name, say, sys.stderr) if pull == "always" else store.image(name)
+        if pull == "always":
+            img = pull_image(args, name, say, sys.stderr)
+        else:  # a multi-platform build's image for --platform, or the image if of that platform
+            img = store.image_for_platform(name, want) if want else store.image(name)
     except errors.NotFound:
         try:
             shown = Reference.parse(name).familiar()
@@ -151,6 +160,25 @@ def unpacked(args: argparse.Namespace, name: str, pull: str = "missing") -> Laun
             raise errors.NotFound(f"No such image: {shown}") from None
         img = pull_image(args, name, say, sys.stderr)
     return Launchable(img.id, img.config.doc, tuple(store.short_lowerdirs(img)))
+
+
+_HOST_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
+
+
+def _emulate(arch: str, asked: str) -> None:
+    """An image of another CPU: docker's warning (when no --platform asked for it),
+    and qemu's binfmt entry registered if it is missing."""
+    from runtime.kernel import binfmt
+
+    if binfmt.native(arch):
+        return
+    if not asked:
+        print(
+            f"WARNING: The requested image's platform (linux/{arch}) does not match the detected "
+            f"host platform (linux/{_HOST_ARCH}) and no specific platform was requested",
+            file=sys.stderr,
+        )
+    binfmt.ensure(arch)
 
 
 def create(args: argparse.Namespace, run: bool) -> Container:
@@ -208,10 +236,10 @@ def run_error(exc: errors.DockyardError) -> int:
 
 
 def create_error(exc: errors.DockyardError) -> int:
-    """docker create's status for a failure: 125 for a bad option (refused while
-    parsing, as run), else 1 (the daemon's refusal)."""
+    """docker create's status for a failure: 125 for a malformed option (its CLI
+    refuses it while parsing), else 1 (what its daemon refuses, SpecRefused too)."""
     err(str(exc))
-    return 125 if isinstance(exc, BadSpec) else exc.exit_code
+    return 125 if isinstance(exc, BadSpec) and not isinstance(exc, SpecRefused) else exc.exit_code
 
 
 def run(args: argparse.Namespace, started_hook: Callable[[], None]) -> int:

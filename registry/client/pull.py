@@ -131,6 +131,8 @@ def pull(
         if index is not None:
             extra = sorted({*image.record.get("extra_blobs", []), index.digest.hex})
             store.set_record(image, extra_blobs=extra)
+    # docker's pull event names the reference, not the image
+    store.event("pull", image, ref.familiar_repository, actor=ref.familiar())
     return PullResult(ref, top, image, updated=before != image.id)
 
 
