@@ -424,8 +424,10 @@ def test_slow_clients_do_not_starve_the_others(peers: dict[str, Peer], kind: str
     done = threading.Event()
 
     def trickle() -> None:
-        for s in slow:
-            s.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n")
+        for i, s in enumerate(slow):  # a quarter send a whole request first, and the next one's start with it
+            s.sendall(
+                b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n" * (i % 4 == 0) + b"GET /v2/ HTTP/1.1\r\nHost: x\r\n"
+            )
         while not done.wait(0.5):
             for s in slow:
                 with contextlib.suppress(OSError):

@@ -19,6 +19,7 @@ headers) carry an OCI error body too (:func:`write_oci_error`).
 from __future__ import annotations
 
 import errno
+import io
 import json
 import socket
 import time
@@ -28,7 +29,7 @@ from typing import Any
 
 from gunicorn import util
 from gunicorn.http.errors import ParseException
-from gunicorn.workers.gthread import TConn, ThreadWorker
+from gunicorn.workers.gthread import _DEFER, TConn, ThreadWorker
 
 from imagefmt.errors import Invalid
 
@@ -85,9 +86,24 @@ class RegistryWorker(ThreadWorker):  # type: ignore[misc]
             return
         self._await_head(conn)
 
-    def _await_head(self, conn: TConn) -> None:
+    def finish_request(self, conn: TConn, fs: Any) -> None:
+        """As gthread's, but the start of a pipelined request that came with the
+        last one waits for the rest of its head here, not in a thread."""
+        try:
+            keep = not fs.cancelled() and fs.result() not in (False, _DEFER)
+        except Exception:
+            keep = False
+        if keep and self.alive and not conn.is_http2 and not self.cfg.is_ssl:
+            early = conn.parser.unreader.buf.getvalue()
+            if early and HEAD_END not in early:
+                conn.parser.unreader.buf = io.BytesIO()
+                self._await_head(conn, early)
+                return
+        super().finish_request(conn, fs)
+
+    def _await_head(self, conn: TConn, early: bytes = b"") -> None:
         conn.sock.setblocking(False)
-        conn.head = bytearray()
+        conn.head = bytearray(early)
         self.heading[conn] = time.monotonic() + self.header_timeout
         self.poller.register(conn.sock, 1, partial(self._on_head_bytes, conn))  # 1: EVENT_READ
 
