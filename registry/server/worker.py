@@ -6,8 +6,10 @@ clients trickling their headers hold every thread of a 2 x 16 server and the
 next ``docker pull`` waits.  :class:`RegistryWorker` reads request heads in its
 event loop instead (non-blocking, any number of connections), and a thread gets
 a connection only once the head has arrived; a head not whole within
-``header_timeout`` seconds is dropped.  Over TLS the handshake needs a thread,
-so there the head is read in the thread, each read bounded by ``body_timeout``.
+``header_timeout`` seconds is dropped.  Over TLS the handshake is blocking, so
+there gunicorn's own behaviour stays: a thread takes a connection once its first
+byte arrives and reads the handshake and head (not bounded yet: a TLS slowloris
+can still hold threads).
 
 :func:`guard` wraps the app: a request body that fails to parse (a bad chunk
 size, a missing terminator) or stalls for ``body_timeout`` seconds is a 400 with
