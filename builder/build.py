@@ -28,6 +28,7 @@ from builder.remotecache import ExportedStep, step_layer
 from builder.stage import StageRun
 from imagefmt.errors import DockyardError, NotFound
 from imagefmt.manifest import Descriptor, Index, Platform
+from imagefmt.space import reported
 from imagefmt.store import PlatformMismatch, Store, StoredImage, image_platform
 
 
@@ -356,7 +357,8 @@ class Build:
         self.total = n + len(self.opts.labels)
         self._eval_global_args(print_steps=True)
         try:
-            self._run_stages(first)
+            with reported(self.store.root, "build"):  # a layer tar that fills the disk: one line
+                self._run_stages(first)
         finally:
             for p in self.temp_files:
                 with contextlib.suppress(OSError):

@@ -44,6 +44,19 @@ class BodyInvalid(Invalid):
     client that stopped sending."""
 
 
+_METHOD_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ-_")
+
+
+def _may_be_http(head: bytearray) -> bool:
+    """Whether ``head`` can still become an HTTP request: its method so far is a token
+    of capitals.  Anything else (a TLS ClientHello to this plain port, a stray
+    protocol) goes to the parser at once, for its 400, rather than waiting out
+    the header timeout (a client trying https first gets its answer, as from
+    distribution)."""
+    method = head.split(b" ", 1)[0]
+    return all(b in _METHOD_BYTES for b in method[:32]) and len(method) <= 32
+
+
 def write_oci_error(sock: socket.socket, status_int: int, reason: str, mesg: str) -> None:
     """gunicorn's ``util.write_error`` with an OCI error body instead of HTML."""
     body = json.dumps({"errors": [{"code": "UNKNOWN", "message": mesg or reason}]}).encode()
@@ -120,7 +133,7 @@ class RegistryWorker(ThreadWorker):  # type: ignore[misc]
             self._drop_heading(conn)
             return
         conn.head += data
-        if HEAD_END not in conn.head and len(conn.head) < HEAD_READ:
+        if HEAD_END not in conn.head and len(conn.head) < HEAD_READ and _may_be_http(conn.head):
             return
         self.poller.unregister(conn.sock)
         del self.heading[conn]
