@@ -449,9 +449,15 @@ def build_platforms(store: Store, opts: BuildOptions, platforms: list[str], out:
     records the others and the index: ``run --platform`` picks among them, ``push``
     sends the index.  Returns that image."""
     images: list[StoredImage] = []
+    steps: list[ExportedStep] = []  # --cache-to: one cache for every platform, pushed once
+    collect = steps.extend if opts.export_cache is not None else None
     for platform in platforms:
         out(f"[{platform}]\n".encode())
-        images.append(Build(store, replace(opts, platform=platform, tags=()), out).run())
+        images.append(
+            Build(store, replace(opts, platform=platform, tags=(), export_cache=collect), out).run()
+        )
+    if opts.export_cache is not None:
+        opts.export_cache(steps)
     entries = [
         Descriptor(
             img.manifest.media_type, img.manifest.digest, len(img.manifest.raw), platform=image_platform(img)

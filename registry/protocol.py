@@ -44,6 +44,12 @@ class PaginationInvalid(errors.Invalid):
     code = "PAGINATION_NUMBER_INVALID"
 
 
+class StorageFull(errors.DiskFull):
+    """The registry's storage has no room left (ENOSPC): 507 Insufficient Storage."""
+
+    status = 507
+
+
 class QuotaExceeded(errors.Denied):
     """A push that would take a repository over its quota (403 DENIED)."""
 

@@ -68,7 +68,7 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 20.0, ve
             return
         except requests.exceptions.SSLError:
             return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening, or no worker up yet
             time.sleep(0.05)
     raise RuntimeError(f"no answer from {url} after {timeout}s")
 

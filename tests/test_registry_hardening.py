@@ -24,6 +24,7 @@ from imagefmt.errors import Invalid
 from registry.server.htpasswd import set_htpasswd_user
 from support.images import sha256
 from support.peers import PYTHON, ROOT, Distribution, Peer, Server, start_ours
+from tests.conftest import need_root
 
 pytestmark = pytest.mark.interop
 
@@ -423,8 +424,10 @@ def test_slow_clients_do_not_starve_the_others(peers: dict[str, Peer], kind: str
     done = threading.Event()
 
     def trickle() -> None:
-        for s in slow:
-            s.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n")
+        for i, s in enumerate(slow):  # a quarter send a whole request first, and the next one's start with it
+            s.sendall(
+                b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n" * (i % 4 == 0) + b"GET /v2/ HTTP/1.1\r\nHost: x\r\n"
+            )
         while not done.wait(0.5):
             for s in slow:
                 with contextlib.suppress(OSError):
@@ -444,3 +447,57 @@ def test_slow_clients_do_not_starve_the_others(peers: dict[str, Peer], kind: str
         thread.join()
         for s in idle + slow:
             s.close()
+
+
+# ------------------------------------------------------------- 7. disk full ---
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB tmpfs (the registry's root), and a file that can fill it: ``fill()``."""
+    need_root()
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], check=True)
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=True)
+
+
+def fill(path: Path) -> None:
+    with open(path, "wb", buffering=0) as f, contextlib.suppress(OSError):
+        while True:
+            f.write(b"\0" * 65536)
+
+
+def test_full_disk_is_507_and_leaves_no_session_or_temp_file(full_disk: Path) -> None:
+    server = start_ours(full_disk)  # its log is beside the mount, not on it
+    filler = full_disk / "filler"
+    url = f"{server.url}/v2/hard/full"
+    data = os.urandom(300_000)
+    try:
+        r = requests.post(f"{url}/blobs/uploads/", timeout=30)
+        assert r.status_code == 202  # a session made while there is room
+        location = r.headers["Location"]
+        fill(filler)
+        for _ in range(3):
+            r = requests.post(f"{url}/blobs/uploads/", timeout=30)
+            assert r.status_code == 507 and "is full" in oci_error(r.content)["message"], r.text
+        r = requests.post(f"{url}/blobs/uploads/", params={"digest": sha256(data)}, data=data, timeout=30)
+        assert r.status_code == 507 and "is full" in oci_error(r.content)["message"], r.text
+        r = requests.patch(server.url + location, data=data, timeout=30)
+        assert r.status_code == 507 and "is full" in oci_error(r.content)["message"], r.text
+        assert [p.name for p in (full_disk / "repositories/hard/full/_uploads").iterdir()] == [
+            location.rsplit("/")[-1]
+        ]
+        assert list((full_disk / "tmp").iterdir()) == []
+
+        filler.unlink()  # room again: the session goes on from where it was
+        r = requests.get(server.url + location, timeout=30)
+        assert r.status_code == 204 and r.headers["Range"] == "0-0"
+        r = requests.put(server.url + location, params={"digest": sha256(data)}, data=data, timeout=30)
+        assert r.status_code == 201, r.text
+        assert requests.get(f"{url}/blobs/{sha256(data)}", timeout=30).content == data
+    finally:
+        server.stop()

@@ -8,6 +8,7 @@ as an OCI error body with the status ``registry.protocol`` maps its code to.
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,7 @@ def create_app(config: Config | Path, driver: StorageDriver | None = None) -> Fl
     app.after_request(_api_version)
     app.register_error_handler(DockyardError, render_error)
     app.register_error_handler(HTTPException, _render_http)
+    app.register_error_handler(OSError, _render_os_error)
     return app
 
 
@@ -161,6 +163,18 @@ def _with_realm(exc: ChallengeRequired) -> Any:
         params = tuple((k, token_realm() if k == "realm" else v) for k, v in ch.params)
         return protocol.Challenge(ch.scheme, params)
     return ch
+
+
+def _render_os_error(exc: OSError) -> Response:
+    """A full disk is 507 with an OCI body naming it; any other OSError is a 500."""
+    if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        raise exc
+    root = services().config.root
+    return render_error(
+        protocol.StorageFull(
+            f"the registry's storage {root} is full (no space left on device): free space there"
+        )
+    )
 
 
 def _render_http(exc: HTTPException) -> Response:

@@ -83,10 +83,14 @@ class Uploads:
     def start(self, name: str) -> UploadStatus:
         """Open a new empty session."""
         uuid = str(uuidlib.uuid4())
-        self.driver.writer(paths.upload_data(name, uuid)).close()
         hasher = _new_sha256()
         state = _State(0, hasher.hexdigest(), time.time(), _saved(hasher))
-        self.driver.put_content(paths.upload_state(name, uuid), state.to_json())
+        try:
+            self.driver.writer(paths.upload_data(name, uuid)).close()
+            self.driver.put_content(paths.upload_state(name, uuid), state.to_json())
+        except BaseException:  # a full disk: no session half made
+            self._discard(name, uuid)
+            raise
         return UploadStatus(name, uuid, 0, state.started_at)
 
     def status(self, name: str, uuid: str) -> UploadStatus:

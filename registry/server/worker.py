@@ -6,8 +6,10 @@ clients trickling their headers hold every thread of a 2 x 16 server and the
 next ``docker pull`` waits.  :class:`RegistryWorker` reads request heads in its
 event loop instead (non-blocking, any number of connections), and a thread gets
 a connection only once the head has arrived; a head not whole within
-``header_timeout`` seconds is dropped.  Over TLS the handshake needs a thread,
-so there the head is read in the thread, each read bounded by ``body_timeout``.
+``header_timeout`` seconds is dropped.  Over TLS the handshake is blocking, so
+there gunicorn's own behaviour stays: a thread takes a connection once its first
+byte arrives and reads the handshake and head (not bounded yet: a TLS slowloris
+can still hold threads).
 
 :func:`guard` wraps the app: a request body that fails to parse (a bad chunk
 size, a missing terminator) or stalls for ``body_timeout`` seconds is a 400 with
@@ -19,6 +21,7 @@ headers) carry an OCI error body too (:func:`write_oci_error`).
 from __future__ import annotations
 
 import errno
+import io
 import json
 import socket
 import time
@@ -28,7 +31,7 @@ from typing import Any
 
 from gunicorn import util
 from gunicorn.http.errors import ParseException
-from gunicorn.workers.gthread import TConn, ThreadWorker
+from gunicorn.workers.gthread import _DEFER, TConn, ThreadWorker
 
 from imagefmt.errors import Invalid
 
@@ -98,9 +101,24 @@ class RegistryWorker(ThreadWorker):  # type: ignore[misc]
             return
         self._await_head(conn)
 
-    def _await_head(self, conn: TConn) -> None:
+    def finish_request(self, conn: TConn, fs: Any) -> None:
+        """As gthread's, but the start of a pipelined request that came with the
+        last one waits for the rest of its head here, not in a thread."""
+        try:
+            keep = not fs.cancelled() and fs.result() not in (False, _DEFER)
+        except Exception:
+            keep = False
+        if keep and self.alive and not conn.is_http2 and not self.cfg.is_ssl:
+            early = conn.parser.unreader.buf.getvalue()
+            if early and HEAD_END not in early:
+                conn.parser.unreader.buf = io.BytesIO()
+                self._await_head(conn, early)
+                return
+        super().finish_request(conn, fs)
+
+    def _await_head(self, conn: TConn, early: bytes = b"") -> None:
         conn.sock.setblocking(False)
-        conn.head = bytearray()
+        conn.head = bytearray(early)
         self.heading[conn] = time.monotonic() + self.header_timeout
         self.poller.register(conn.sock, 1, partial(self._on_head_bytes, conn))  # 1: EVENT_READ
 

@@ -194,7 +194,8 @@ class FilesystemWriter:
         self._f.close()
 
     def cancel(self) -> None:
-        self._f.close()
+        with contextlib.suppress(OSError):  # a full disk fails the flush in close: the file goes anyway
+            self._f.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
 

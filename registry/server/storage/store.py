@@ -130,10 +130,10 @@ class Storage:
             got = Digest(expected.algorithm, hasher.hexdigest())
             if got != expected:
                 raise DigestInvalid(f"blob digest mismatch: expected {expected}, got {got}", str(expected))
-        except BaseException:
+            self.store_blob(tmp, expected, w)
+        except BaseException:  # also a commit that meets a full disk: no temp file left
             w.cancel()
             raise
-        self.store_blob(tmp, expected, w)
         return size
 
     def store_blob(self, path: str, digest: Digest, writer: FileWriter | None = None) -> None:
