@@ -5,9 +5,10 @@ imports only the invoked verb's module and builds only its parser, maps what esc
 a handler to an exit code, and spares the container verbs the interpreter's
 finalization.  Nothing imports cli.
 
-Exit codes: 0 ok, 1 other DockyardError, 2 usage, 3 NotFound, 4 Unauthorized/Denied,
-5 Invalid, 130 interrupted; ``run`` returns the container's status (125/126/127
-when dockyard, the command's execution or its lookup failed, as docker does).
+Exit codes are docker's CLI's: 0 ok, 1 for any error reported (a DockyardError, a
+wrong number of arguments, an unknown command), 125 for a flag that cannot be parsed
+(commands.errors), 130 interrupted; ``run`` returns the container's status (125/126/127
+when dockyard, the command's execution or its lookup failed), ``build`` a failed RUN's.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from commands.errors import TemplateError, UsageError
 from commands.output import err
 from commands.parsing import Handler, OnlyVerb, Parser
 from engine import VERSION
-from engine.errors import FilterInvalid
 from imagefmt import errors
 from imagefmt.records import TYPE_CHECKING
 
@@ -53,7 +53,9 @@ VERBS: dict[str, tuple[str, str | None]] = {
     "logout": ("distribution", "log out from a registry"),
     "search": ("distribution", "search a registry's catalog"),
     "system": (GROUP, "manage dockyard"),
+    "daemon": ("daemon", "serve the Docker Engine API (as 'system service')"),
     "info": ("system", "display system-wide information"),
+    "events": ("events", "get real time events from the store"),
     "registry": (GROUP, "run and maintain a registry server (the OCI distribution API)"),
     "container": (GROUP, "manage containers"),
     "create": ("container.run", "create a new container"),
@@ -103,6 +105,10 @@ GROUPS: dict[str, dict[str, tuple[str, str | None]]] = {
         "df": ("disk", "show disk usage"),
         "prune": ("disk", "remove unused data"),
         "info": ("system", "display system-wide information"),
+        "check": ("check", "check the store after a crash (--repair fixes it)"),
+        "service": ("daemon", "serve the Docker Engine API on a unix socket or TCP (mutual TLS)"),
+        "gen-certs": ("daemon", "make the service's CA, server and client certificates"),
+        "events": ("events", "get real time events from the store"),
     },
     "registry": {
         "serve": ("registry", "serve the registry (gunicorn), by default on 0.0.0.0:5000"),
@@ -170,6 +176,8 @@ def default_root() -> Path:
 
 
 def exit_code_for(exc: errors.DockyardError) -> int:
+    """The exit status for an error a handler reports: the class's (or the instance's)
+    ``exit_code``, 1 but for run's 125/126/127 and a failed RUN's status."""
     return exc.exit_code
 
 
@@ -256,9 +264,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             trace.mark("parsed")
         return handlers[key](args)
-    except (UsageError, FilterInvalid) as exc:  # a bad filter is a usage error, as in docker's CLI
-        err(str(exc))
-        return 2
+    except UsageError as exc:
+        if exc.prefixed:
+            err(str(exc))
+        else:
+            print(exc, file=sys.stderr)
+        return exc.exit_code
     except TemplateError as exc:  # docker prints these unprefixed
         print(exc, file=sys.stderr)
         return 1

@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -19,12 +21,14 @@ from builder.commit import NewLayer, commit
 from builder.context import BuildContext
 from builder.errors import DockerfileError
 from builder.flags import CopyFlags, RunFlags, mount_from_refs
-from builder.lexer import SubstitutionError, expand, split_words
+from builder.lexer import SubstitutionError, expand, failed_to_process, split_words
 from builder.options import PROXY_ARGS, BuildOptions, Output, parse_platform, platform_args
 from builder.parser import Dockerfile, Instruction, Stage, parse
+from builder.remotecache import ExportedStep, step_layer
 from builder.stage import StageRun
 from imagefmt.errors import DockyardError, NotFound
-from imagefmt.store import Store, StoredImage
+from imagefmt.manifest import Descriptor, Index, Platform
+from imagefmt.store import PlatformMismatch, Store, StoredImage, image_platform
 
 
 class StageCancelled(DockyardError):
@@ -82,7 +86,7 @@ class Build:
         self.ctx = BuildContext.open(opts.context, opts.dockerfile_path)
         self.platform = parse_platform(opts.platform)
         self.auto_args = platform_args(self.platform)
-        self.build_args = {k: v for k, v in opts.build_args.items()}
+        self.build_args = {k: v for k, v in opts.build_args.items() if v is not None}
         self.sde = opts.source_date_epoch
         self.consumed: set[str] = set()
         self.global_args: dict[str, str | None] = {}
@@ -91,10 +95,12 @@ class Build:
         self.failed = threading.Event()
         self._pulled: dict[str, StoredImage] = {}
         self._lock = threading.Lock()
+        self._key_locks: dict[str, threading.Lock] = {}
         self.target_index = self._target()
         self.order = self._needed(self.target_index)
         self.printer = _Printer(out, self.order)
         self.cache_from = [self._cache_from_image(n) for n in opts.cache_from]
+        self.steps: list[tuple[int, str, StoredImage]] = []  # (stage, key, image), for --cache-to
 
     # ---------------------------------------------------------------- planning ---
 
@@ -168,7 +174,7 @@ class Build:
                     try:
                         value = expand(default, self.global_env(), self.df.escape)
                     except SubstitutionError as err:
-                        raise DockerfileError(f"ARG: {err}", ins.line) from None
+                        raise DockerfileError(failed_to_process(default, err), ins.line) from None
                 else:
                     value = None
                 self.consumed.add(name)
@@ -198,26 +204,46 @@ class Build:
         found = self.stage_ref(name, stage.index)
         if found is not None and found.name is not None:
             return self.results[found.index]
-        return self._image(name)
+        return self._image(name, self.stage_platform(stage))
 
-    def _image(self, name: str) -> StoredImage:
+    def stage_platform(self, stage: Stage) -> str | None:
+        """``FROM --platform=P`` (ARGs expanded), else ``--platform``; None: the host's, unasked."""
+        if stage.platform:
+            try:
+                return expand(stage.platform, self.global_env(), self.df.escape) or self.opts.platform
+            except SubstitutionError as err:
+                raise DockerfileError(
+                    failed_to_process(stage.platform, err), stage.instruction.line
+                ) from None
+        return self.opts.platform
+
+    def _image(self, name: str, platform: str | None = None) -> StoredImage:
         if self.opts.always_pull and self.opts.pull is not None and name.lower() != "scratch":
             with self._lock:
-                pulled = self._pulled.get(name)
+                pulled = self._pulled.get(f"{name} {platform}")
             if pulled is None:
-                pulled = self.opts.pull(name)
+                pulled = self.opts.pull(name, platform)
                 with self._lock:
-                    self._pulled[name] = pulled
+                    self._pulled[f"{name} {platform}"] = pulled
             return pulled
         try:
+            if platform:
+                return self.store.image_for_platform(name, Platform.parse(platform))
             return self.store.image(name)
-        except NotFound:
+        except NotFound as err:
             if self.opts.pull is None:
+                if isinstance(err, PlatformMismatch):
+                    raise
                 raise NotFound(
                     f"pull access denied for {name}: the image is not in the local store "
                     f"(dockyard build does not pull: 'dockyard pull {name}' or 'dockyard load' it first)"
                 ) from None
-            return self.opts.pull(name)
+            if not isinstance(err, PlatformMismatch):
+                return self.opts.pull(name, platform)
+            try:  # the store has it for another platform: a registry may have this one's
+                return self.opts.pull(name, platform)
+            except DockyardError as pulling:
+                raise PlatformMismatch(f"{err}; pulling it for {platform} failed: {pulling}") from None
 
     def from_image(self, ref: str, stage: Stage, line: int) -> StoredImage:
         """``--from=ref``: an earlier stage (by name or index) or an image."""
@@ -230,7 +256,7 @@ class Build:
             raise DockerfileError(
                 f"invalid from flag value {ref}: no stage with index {ref} before this one", line
             )
-        return self._image(ref)
+        return self._image(ref, self.opts.platform)
 
     def _cache_from_image(self, name: str) -> StoredImage:
         try:
@@ -265,6 +291,35 @@ class Build:
             self.cache.put(key, image, run.parent_id, descriptor)
             return image
         return None
+
+    @contextlib.contextmanager
+    def key_lock(self, key: str) -> Iterator[None]:
+        """Held while one stage makes the step of ``key`` (stages run in threads)."""
+        with self._lock:
+            lock = self._key_locks.setdefault(key, threading.Lock())
+        with lock:
+            yield
+
+    def remote_hit(self, run: StageRun, key: str, descriptor: dict[str, Any]) -> StoredImage | None:
+        """A step found in an imported registry cache (``--cache-from type=registry``)."""
+        for remote in self.opts.cache_imports:
+            image = remote.image_for(self.store, key, run.image)
+            if image is not None:
+                self.cache.put(key, image, run.parent_id, descriptor)
+                return image
+        return None
+
+    def note_step(self, stage: int, key: str, image: StoredImage) -> None:
+        with self._lock:
+            self.steps.append((stage, key, image))
+
+    def exported_steps(self) -> list[ExportedStep]:
+        """The steps ``--cache-to`` exports: the target stage's ("min"), or all ("max")."""
+        with self._lock:
+            steps = list(self.steps)
+        if self.opts.cache_mode != "max":
+            steps = [s for s in steps if s[0] == self.target_index]
+        return [ExportedStep(key, image, step_layer(image)) for _, key, image in steps]
 
     def temp_file(self) -> tuple[Path, IO[bytes]]:
         """A file in the store's tmp/, removed when the build ends (a layer tar, a download)."""
@@ -308,6 +363,8 @@ class Build:
                     os.unlink(p)
         image = self.results[self.target_index]
         self._finish(image)
+        if self.opts.export_cache is not None:
+            self.opts.export_cache(self.exported_steps())
         return image
 
     def _run_stages(self, first: dict[int, int]) -> None:
@@ -354,7 +411,7 @@ class Build:
     def _finish(self, image: StoredImage) -> None:
         unused = sorted(
             k
-            for k in self.build_args
+            for k in self.opts.build_args
             if k not in self.consumed and k not in PROXY_ARGS and k != "SOURCE_DATE_EPOCH"
         )
         if unused:
@@ -381,3 +438,30 @@ def build(store: Store, opts: BuildOptions, out: Output) -> StoredImage:
     BuildFailed (a RUN failed; ``exit_code`` is the command's status), NotFound
     (a base image is missing).  Steps that succeeded stay cached."""
     return Build(store, opts, out).run()
+
+
+def build_platforms(store: Store, opts: BuildOptions, platforms: list[str], out: Output) -> StoredImage:
+    """``--platform linux/amd64,linux/arm64``: the Dockerfile built once per platform
+    (another CPU's RUN steps through qemu), then an OCI index of the results.  The
+    tags name the image of this machine's platform (else the first one's), which
+    records the others and the index: ``run --platform`` picks among them, ``push``
+    sends the index.  Returns that image."""
+    images: list[StoredImage] = []
+    for platform in platforms:
+        out(f"[{platform}]\n".encode())
+        images.append(Build(store, replace(opts, platform=platform, tags=()), out).run())
+    entries = [
+        Descriptor(
+            img.manifest.media_type, img.manifest.digest, len(img.manifest.raw), platform=image_platform(img)
+        )
+        for img in images
+    ]
+    index = Index.build(entries)
+    desc = store.put_bytes(index.raw, index.media_type)
+    host = Platform(*parse_platform(None))
+    primary = next((img for img in images if image_platform(img).matches(host)), images[0])
+    store.set_platforms(primary, images, desc)
+    for ref in opts.tags:
+        store.tag(primary, ref)
+        out(f"Successfully tagged {ref.familiar()}\n".encode())
+    return store.image(str(primary.id))

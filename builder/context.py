@@ -5,8 +5,10 @@ and ``checksum`` hashes exactly what a step copies (tarsum-like: name, type,
 mode, owner, size, link target and content; never the mtime), so that a
 rebuild hits the cache when the content is the same and misses when it is not.
 Every path is resolved inside the context: ``..`` that climbs out is refused
-with docker's message, and a symlink is copied as a link, never followed to
-the host.
+with docker's message.  A symlink named as a COPY source is followed as
+docker follows it, with the context as its root (``/x`` and ``../..`` stay
+inside, never reaching the host); links below a copied directory are copied
+as links.
 """
 
 from __future__ import annotations
@@ -163,6 +165,12 @@ class BuildContext:
         parent = secure_join(str(self.root), head) if head else str(self.root)
         return os.fsencode(os.path.join(parent, name) if name else parent)
 
+    def source(self, rel: str) -> bytes:
+        """The host path of the source ``rel`` with every symlink followed, the context
+        as its root (docker's FollowSymlinkInScope): always inside the context."""
+        assert self.root is not None
+        return os.fsencode(secure_join(str(self.root), rel)) if rel else os.fsencode(self.root)
+
     def _lstat(self, rel: str) -> os.stat_result | None:
         try:
             return os.lstat(self.host(rel))
@@ -180,7 +188,7 @@ class BuildContext:
                 line,
             )
         if not has_magic(rel):
-            if self._lstat(rel) is None or self.excluded(rel):
+            if not os.path.exists(self.source(rel)) or self.excluded(rel):
                 raise DockerfileError(
                     "file not found in build context or excluded by .dockerignore: "
                     f"stat {rel or '.'}: file does not exist",
@@ -216,10 +224,17 @@ class BuildContext:
                 yield rel
 
     def items(self, rel: str) -> list[Item]:
-        """What copying ``rel`` copies: the object itself (``Item.rel`` "") and, for a
-        directory, everything below it that .dockerignore keeps, parents first."""
-        host = self.host(rel)
-        st = os.lstat(host)
+        """What copying ``rel`` copies: the object itself (``Item.rel`` "", a symlink
+        followed inside the context) and, for a directory, everything below it that
+        .dockerignore keeps, parents first."""
+        host = self.source(rel)
+        try:
+            st = os.lstat(host)
+        except OSError:
+            raise DockerfileError(
+                "file not found in build context or excluded by .dockerignore: "
+                f"stat {rel}: file does not exist"
+            ) from None
         top = entry_of("", host, st)
         if top is None:
             return []

@@ -42,6 +42,8 @@ class Source:
     name: str
     items: tuple[Item, ...]
     archive: bool = False  # ADD of a local tar: its entries are extracted
+    parents: tuple[str, ...] | None = None  # COPY --parents: the source's own kept path (copyparents)
+    path: str = ""  # where it was found: context-relative, or in the --from image
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +165,7 @@ def context_sources(ctx: BuildContext, patterns: Sequence[str], line: int, archi
             if not items:
                 continue
             is_archive = archives and items[0].entry.type == "file" and _is_archive(items[0].host)
-            out.append(Source(posixpath.basename(rel) or "", items, is_archive))
+            out.append(Source(posixpath.basename(rel) or "", items, is_archive, path=rel))
     return out
 
 
@@ -213,7 +215,7 @@ def view_sources(view: RootView, patterns: Sequence[str], what: str, line: int) 
                     if e is not None:
                         host = child.host if e.type == "file" else None
                         items.append(Item(rel, e, host, stamp=stamp(child.st)))
-            out.append(Source(parts[-1] if parts else "", tuple(items)))
+            out.append(Source(parts[-1] if parts else "", tuple(items), path="/".join(parts)))
     return out
 
 
@@ -290,6 +292,9 @@ def plan(
     made: set[str] = set()
     for src in sources:
         root = src.items[0]
+        if src.parents is not None:  # COPY --parents: dest/<kept path>, for a file or a directory
+            _place_with_parents(out, src, [*parts, *src.parents], where, made, line)
+            continue
         if root.entry.type == "dir" or src.archive:
             parents(out, parts, where, made, line)
             if src.archive:
@@ -304,6 +309,21 @@ def plan(
         parents(out, target[:-1], where, made, line)
         out.entries.append(_placed(root, target, where))
     return out
+
+
+def _place_with_parents(
+    out: CopyPlan, src: Source, target: list[str], where: Placement, made: set[str], line: int
+) -> None:
+    root = src.items[0]
+    if root.entry.type == "dir":
+        parents(out, target, where, made, line)
+        for it in src.items[1:]:
+            out.entries.append(_placed(it, [*target, *it.rel.split("/")], where))
+        return
+    if not target:
+        raise DockerfileError("cannot copy a file onto the root directory", line)
+    parents(out, target[:-1], where, made, line)
+    out.entries.append(_placed(root, target, where))
 
 
 def _placed(it: Item, target: list[str], where: Placement) -> Planned:

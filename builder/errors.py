@@ -11,7 +11,10 @@ from imagefmt.errors import DockyardError, Invalid
 
 
 class DockerfileError(Invalid):
-    """A Dockerfile problem, at ``line`` (1-based; 0 when no line applies)."""
+    """A Dockerfile problem, at ``line`` (1-based; 0 when no line applies).  ``build``
+    exits 1 for it, as docker does for every failure but a RUN's."""
+
+    exit_code = 1
 
     def __init__(self, message: str, line: int = 0) -> None:
         super().__init__(message)

@@ -1,6 +1,6 @@
 """Instruction flags (``--name=value`` before the arguments), parsed into one dataclass per keyword.
 
-The parser refuses a flag its keyword does not take (``unknown flag: bogus``)
+The parser refuses a flag its keyword does not take (docker's ``Unknown flag: bogus``, the name as written)
 and builds ``CopyFlags`` (COPY and ADD), ``RunFlags``, ``FromFlags`` or
 ``HealthcheckFlags``.  Values that may hold variables (``--from``,
 ``--chown``, ``--chmod``, ``--mount``) are kept as written: the step expands
@@ -59,7 +59,7 @@ class CopyFlags(NamedTuple):
     chmod: str | None = None  # octal or u+x,go-w
     link: bool = False  # --link, --link=true (any value but "false")
     exclude: tuple[str, ...] = ()  # patterns, as .dockerignore's
-    parents: bool = False  # COPY --parents: refused (a problem)
+    parents: bool = False  # COPY --parents: sources keep their parent directories (copyparents)
     checksum: str | None = None  # ADD --checksum=sha256:… of a URL's content
     keep_git_dir: bool = False  # ADD --keep-git-dir: accepted; dockyard has no git sources
     unpack: bool | None = None  # ADD --unpack: accepted and ignored
@@ -110,7 +110,7 @@ NO_FLAGS = NoFlags()
 
 
 def split_flags(rest: str) -> tuple[Pairs, str]:
-    """Leading ``--name[=value]`` words (values may be quoted) and the remaining text."""
+    """Leading ``--name[=value]`` words (names as written, values may be quoted) and the remaining text."""
     flags: Pairs = []
     text = rest.lstrip()
     while text.startswith("--"):
@@ -120,7 +120,7 @@ def split_flags(rest: str) -> tuple[Pairs, str]:
         value = m.group(3)
         if value is not None and len(value) >= 2 and value[0] in "'\"" and value[-1] == value[0]:
             value = value[1:-1]
-        flags.append((m.group(1).lower(), value))
+        flags.append((m.group(1), value))
         text = text[m.end() :]
     return flags, text.strip()
 
@@ -133,11 +133,17 @@ def parse_flags(keyword: str, text: str, line: int) -> tuple[Flags, str]:
         return _parse_healthcheck(text)
     if keyword not in ALLOWED:
         return NO_FLAGS, text
-    pairs, rest = split_flags(text)
-    for name, _ in pairs:
-        if name not in ALLOWED[keyword]:
-            raise DockerfileError(f"unknown flag: {name}", line)
+    written, rest = split_flags(text)
+    for name, _ in written:
+        if name.lower() not in ALLOWED[keyword]:
+            raise DockerfileError(f"dockerfile parse error line {line}: Unknown flag: {name}", line)
+    pairs = [(name.lower(), value) for name, value in written]
     if keyword == "RUN":
+        for mount in _all(pairs, "mount"):
+            if any("$" in ref for ref in mount_from_refs(mount)):  # BuildKit's rule and words
+                raise DockerfileError(
+                    "'from' doesn't support variable expansion, define alias stage instead", line
+                )
         return _parse_run(pairs), rest
     if keyword == "FROM":
         return FromFlags((), _last(pairs, "platform") or None), rest
@@ -160,9 +166,10 @@ def _all(pairs: Pairs, name: str) -> tuple[str, ...]:
 def _parse_copy(pairs: Pairs) -> CopyFlags:
     link = _last(pairs, "link")
     unpack = _last(pairs, "unpack")
-    parents = _last(pairs, "parents") is not None
+    parents_value = _last(pairs, "parents")
+    parents = parents_value is not None and parents_value != "false"
     return CopyFlags(
-        problems=(("parents", "COPY --parents is not supported by dockyard"),) if parents else (),
+        problems=(),
         from_=_last(pairs, "from"),
         chown=_last(pairs, "chown"),
         chmod=_last(pairs, "chmod"),
@@ -275,17 +282,17 @@ def parse_run_mount(text: str, line: int = 0) -> MountSpec:
     kind = values.get("type", "bind")
     if kind not in MOUNT_TYPES:
         raise DockerfileError(f"unsupported mount type {kind!r}", line)
-    if kind == "ssh":
-        raise DockerfileError("RUN --mount=type=ssh is not supported by dockyard", line)
     target = values.get("target") or values.get("dst") or values.get("destination") or ""
     ident = values.get("id", "")
+    if kind == "ssh":  # BuildKit: the "default" agent, at /run/buildkit/ssh_agent.N unless a target is given
+        ident = ident or "default"
     if kind == "secret":
         ident = ident or posixpath.basename(target)
         if not ident:
             raise DockerfileError("secret mount needs an id or a target", line)
         if not target and "env" not in values:
             target = f"/run/secrets/{ident}"
-    if not target and kind != "secret":
+    if not target and kind not in ("secret", "ssh"):
         raise DockerfileError(f"mount type {kind} needs a target", line)
     readonly = kind in ("bind", "secret")
     if "ro" in flags or "readonly" in flags or _bool(values.get("ro", "false")) and "ro" in values:

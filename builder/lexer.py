@@ -21,6 +21,13 @@ class SubstitutionError(Invalid):
     """A malformed ``${…}`` or an unterminated quote."""
 
 
+def failed_to_process(word: str, err: SubstitutionError) -> str:
+    """docker's message for a word it could not expand: ``failed to process "…": …``."""
+    import json
+
+    return f"failed to process {json.dumps(word, ensure_ascii=False)}: {err}"
+
+
 class _Words:
     """moby's wordsStruct: collects words, splitting on whitespace outside quotes."""
 
@@ -61,6 +68,7 @@ class _Lexer:
         self.env = env
         self.escape = escape
         self.quotes = quotes  # False: quotes are ordinary characters (heredoc bodies)
+        # escape "": backslashes are ordinary characters too
 
     def peek(self) -> str:
         return self.text[self.pos] if self.pos < len(self.text) else ""
@@ -89,7 +97,7 @@ class _Lexer:
                 words.add_raw(value)
             else:
                 ch = self.next()
-                if ch == self.escape and self.quotes:
+                if self.escape and ch == self.escape:
                     ch = self.next()
                     if not ch:
                         break
@@ -200,9 +208,12 @@ def expand_words(text: str, env: Mapping[str, str], escape: str = "\\") -> list[
     return words
 
 
-def expand_raw(text: str, env: Mapping[str, str]) -> str:
-    """Substitute variables only (heredoc bodies): quotes and backslashes stay as they are."""
-    result, _ = _Lexer(text, env, "", False).process()
+def expand_heredoc(text: str, env: Mapping[str, str], escape: str = "\\") -> str:
+    """An unquoted heredoc body (``COPY <<EOF``), as BuildKit reads it: variables are
+    substituted, quotes are ordinary characters, and the escape token keeps the next
+    character as it is (``\\$`` is ``$``, ``\\\\`` is ``\\``, a ``\\`` before a newline
+    leaves the newline)."""
+    result, _ = _Lexer(text, env, escape, False).process()
     return result
 
 

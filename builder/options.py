@@ -7,10 +7,13 @@ import platform as _platform
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from imagefmt.reference import Reference
 from imagefmt.store import StoredImage
+
+if TYPE_CHECKING:
+    from builder.remotecache import ExportedStep, RemoteCache
 
 Output = Callable[[bytes], None]
 
@@ -59,12 +62,17 @@ class BuildOptions:
     """``dockyard build``'s flags, as the builder takes them.
 
     ``dockerfile`` is the Dockerfile's content; ``context`` None means no
-    context (``build -``).  ``build_args`` values of None take the variable
-    from the environment, as ``--build-arg NAME`` does.  ``pull`` fetches a
+    context (``build -``).  A ``build_args`` value of None is docker's nil
+    (``--build-arg NAME`` with NAME not in the environment): it sets nothing,
+    but an unused one is still named in the "not consumed" warning.  ``pull`` fetches a
     base image missing from the store (None: a missing base is an error);
     with ``always_pull`` (``--pull``) every base image is pulled again.
     ``fetch`` downloads ``ADD <url>`` sources (None: such an ADD fails): the
     builder itself does no HTTP.
+    ``cache_imports`` are registry caches (``--cache-from type=registry``)
+    looked up on a local miss; ``export_cache`` receives the build's steps
+    (the target stage's, or every stage's with ``cache_mode`` "max") to
+    push them (``--cache-to``); ``ssh`` maps ``--ssh`` ids to agent sockets.
     ``source_date_epoch`` clamps file times in layers and sets every
     ``created`` time, so that two builds give the same image ID.  ``jobs``
     independent stages run at once."""
@@ -73,7 +81,7 @@ class BuildOptions:
     context: Path | None = None
     dockerfile_path: Path | None = None
     tags: tuple[Reference, ...] = ()
-    build_args: Mapping[str, str] = field(default_factory=dict)
+    build_args: Mapping[str, str | None] = field(default_factory=dict)
     target: str | None = None
     no_cache: bool = False
     cache_from: tuple[str, ...] = ()
@@ -83,11 +91,15 @@ class BuildOptions:
     platform: str | None = None
     quiet: bool = False
     explain: bool = False
-    pull: Callable[[str], StoredImage] | None = None
+    pull: Callable[[str, str | None], StoredImage] | None = None  # (name, os/arch or None: the host's)
     always_pull: bool = False
     fetch: Fetch | None = None
     source_date_epoch: int | None = None
     jobs: int = 2
+    cache_imports: tuple[RemoteCache, ...] = ()
+    export_cache: Callable[[list[ExportedStep]], None] | None = None
+    cache_mode: str = "min"
+    ssh: Mapping[str, Path] = field(default_factory=dict)
 
 
 def host_platform() -> tuple[str, str, str]:

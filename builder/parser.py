@@ -160,7 +160,7 @@ def lift_heredocs(lines: list[str], escape: str) -> tuple[list[str], dict[int, l
                 i += 1
                 continue
             start, text = i, ""
-        elif stripped.startswith("#"):  # a comment inside a continued instruction
+        elif not stripped or stripped.startswith("#"):  # an empty or comment line inside one
             i += 1
             continue
         text += line.rstrip("\n").rstrip().removesuffix(escape) + " "
@@ -199,20 +199,75 @@ def heredoc_name(word: str) -> str | None:
 # ------------------------------------------------------------------------- parsing ---
 
 
+def continue_over_empty_lines(lines: list[str], escape: str) -> list[str]:
+    """Empty lines inside a continued instruction, as docker skips them: each becomes a
+    lone escape token (an empty continued line, for dockerfile-parse, which would end
+    the instruction there), unless only empty lines and comments follow it."""
+    out = list(lines)
+    continued = False
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            continue
+        if not stripped:
+            if continued and any(s.strip() and not s.strip().startswith("#") for s in lines[i + 1 :]):
+                out[i] = escape + "\n"
+            continue
+        continued = line.rstrip().endswith(escape)
+    return out
+
+
+def parse_error(message: str, line: int) -> DockerfileError:
+    """An error in the Dockerfile's text, found before any step runs, in docker's words."""
+    return DockerfileError(f"dockerfile parse error line {line}: {message}", line)
+
+
+ONE_ARGUMENT = frozenset(("MAINTAINER", "STOPSIGNAL", "USER", "WORKDIR"))
+NO_ARGUMENT_OK = frozenset(("CMD", "ENTRYPOINT", "RUN"))  # docker runs an empty command
+
+
 def make_instruction(
     keyword_raw: str, value: str, line: int, end_line: int = 0, heredocs: tuple[Heredoc, ...] = ()
 ) -> Instruction:
-    """One Instruction from its keyword as written and its argument text; raise DockerfileError."""
+    """One Instruction from its keyword as written and its argument text; raise DockerfileError
+    (``dockerfile parse error line N: …``) where docker's ``instructions.Parse`` does."""
     keyword = keyword_raw.upper()
     if keyword not in KEYWORDS:
-        raise DockerfileError(f"dockerfile parse error line {line}: unknown instruction: {keyword_raw}", line)
+        raise parse_error(f"unknown instruction: {keyword}", line)
     value = value.strip()
     original = f"{keyword_raw} {value}".rstrip()
     flags, args = parse_flags(keyword, value, line)
+    ins = Instruction(keyword, args, line, original, flags, heredocs, end_line or line)
+    _check_arguments(ins, value)
+    return ins
+
+
+def _check_arguments(ins: Instruction, value: str) -> None:
+    """docker's argument-count checks (and ARG's blank name), by keyword."""
+    keyword, line = ins.keyword, ins.line
     # HEALTHCHECK's flags count as arguments here: a lone "--interval=5s" fails when the step runs
-    if not (value if keyword == "HEALTHCHECK" else args) and keyword != "RUN" and not heredocs:
-        raise DockerfileError(f"{keyword} requires at least one argument", line)
-    return Instruction(keyword, args, line, original, flags, heredocs, end_line or line)
+    if not (value if keyword == "HEALTHCHECK" else ins.args) and not ins.heredocs:
+        if keyword in ONE_ARGUMENT:
+            raise parse_error(f"{keyword} requires exactly one argument", line)
+        if keyword not in NO_ARGUMENT_OK and keyword not in ("COPY", "ADD"):
+            raise parse_error(f"{keyword} requires at least one argument", line)
+    if keyword in ("COPY", "ADD"):
+        form = ins.json_args()
+        words = form if form is not None else ins.args.split()
+        if len(words) < 2:
+            raise parse_error(
+                f"{keyword} requires at least two arguments, but only one was provided. "
+                "Destination could not be determined",
+                line,
+            )
+    elif keyword == "ARG":
+        for word in ins.args.split():
+            if word.startswith("="):
+                raise parse_error("ARG names can not be blank", line)
+    elif keyword == "HEALTHCHECK":
+        words = ins.args.split()
+        if words and words[0].upper() == "NONE" and len(words) > 1:
+            raise parse_error("HEALTHCHECK NONE takes no arguments", line)
 
 
 def parse_line(text: str, line: int = 0) -> Instruction:
@@ -233,7 +288,10 @@ def parse(source: bytes | str) -> Dockerfile:
     directives = read_directives(lines)
     escape = directives.get("escape", "\\")
     lifted, bodies = lift_heredocs(lines, escape)
-    parser = DockerfileParser(fileobj=io.BytesIO("".join(lifted).encode()), cache_content=False)
+    # dockerfile-parse drops a last instruction that ends in a continuation or lacks its newline
+    body = "".join(continue_over_empty_lines(lifted, escape))
+    body += "\n\n"
+    parser = DockerfileParser(fileobj=io.BytesIO(body.encode()), cache_content=False)
     instructions: list[Instruction] = []
     for item in parser.structure:
         if item["instruction"] == "COMMENT":
@@ -262,8 +320,8 @@ def _stages(instructions: list[Instruction], escape: str, directives: dict[str, 
         if len(words) == 3 and words[1].lower() == "as":
             name = words[2].lower()
             if not _STAGE_NAME.match(name):
-                raise DockerfileError(
-                    f"invalid name for build stage: {words[2]!r}, name can't start with a number "
+                raise parse_error(
+                    f"invalid name for build stage: {json.dumps(words[2])}, name can't start with a number "
                     "or contain symbols",
                     current.line,
                 )
@@ -271,7 +329,7 @@ def _stages(instructions: list[Instruction], escape: str, directives: dict[str, 
                 raise DockerfileError(f"duplicate name {name!r}", current.line)
             names.add(name)
         elif len(words) != 1:
-            raise DockerfileError("FROM requires either one or three arguments", current.line)
+            raise parse_error("FROM requires either one or three arguments", current.line)
         platform = current.flags_as(FromFlags).platform
         stages.append(Stage(len(stages), name, words[0], platform, current, tuple(body)))
 

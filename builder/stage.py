@@ -21,8 +21,8 @@ from builder.context import BuildContext
 from builder.errors import BuildFailed, DockerfileError
 from builder.instructions.onbuild import trigger
 from builder.instructions.step import LayerJob, config_of
-from builder.lexer import SubstitutionError, expand, expand_words
-from builder.options import BuildOptions
+from builder.lexer import SubstitutionError, expand, expand_words, failed_to_process
+from builder.options import BuildOptions, parse_platform
 from builder.parser import Instruction, Stage
 from builder.rootview import RootView
 from imagefmt.changes import set_env
@@ -105,13 +105,13 @@ class StageRun:
         try:
             return expand(text, self.subst_env(), self.escape)
         except SubstitutionError as err:
-            raise DockerfileError(f"{ins.keyword}: {err}", ins.line) from None
+            raise DockerfileError(failed_to_process(text, err), ins.line) from None
 
     def expand_words(self, text: str, ins: Instruction) -> list[str]:
         try:
             return expand_words(text, self.subst_env(), self.escape)
         except SubstitutionError as err:
-            raise DockerfileError(f"{ins.keyword}: {err}", ins.line) from None
+            raise DockerfileError(failed_to_process(text, err), ins.line) from None
 
     def declare_arg(self, name: str, default: str | None) -> str | None:
         return self.b.arg_value(name, default)
@@ -186,11 +186,12 @@ class StageRun:
         try:
             base = expand(stage.base, self.b.global_env(), self.escape)
         except SubstitutionError as err:
-            raise DockerfileError(f"FROM: {err}", stage.instruction.line) from None
+            raise DockerfileError(failed_to_process(stage.base, err), stage.instruction.line) from None
         if not base:
             raise DockerfileError("base name (${...}) should not be blank", stage.instruction.line)
         self.image = self.b.base_image(base, stage)
-        self.doc = base_doc(self.image, self.b.platform)
+        platform = self.b.stage_platform(stage)
+        self.doc = base_doc(self.image, parse_platform(platform) if platform else self.b.platform)
         self.say(f" ---> {self.image.id.hex[:12] if self.image is not None else ''}\n")
         if "PATH" not in env_map(self.config):  # docker's setDefaultPath
             set_env(self.config, "PATH", DEFAULT_PATH)
@@ -216,14 +217,25 @@ class StageRun:
             descriptor = {"created_by": plan.created_by, **plan.key, "config": self.config}
             key, hit = self.cached(ins, descriptor)
             if hit is not None:
+                self.b.note_step(self.stage.index, key, hit)
                 self.use(hit)
                 return
             with contextlib.ExitStack() as stack:
+                if not self.b.opts.no_cache:
+                    # a stage running the same step at the same time makes it once: the other waits
+                    # and reuses it, or its later steps would be keyed on an image no build keeps
+                    stack.enter_context(self.b.key_lock(key))
+                    hit = self.b.cache.get(key)
+                    if hit is not None:
+                        self.b.note_step(self.stage.index, key, hit)
+                        self.use(hit)
+                        return
                 job = LayerJob(self, self.say_raw, stack)
                 layer = plan.make_layer(job) if plan.make_layer is not None else None
                 if plan.container:  # docker ran even a metadata step in a container
                     job.start_container()
                 image = self.save(ins, key, descriptor, layer)
+                self.b.note_step(self.stage.index, key, image)
                 for callback in job.committed:
                     callback(image)
                 self.finish(job.container)
@@ -233,16 +245,23 @@ class StageRun:
             raise DockerfileError(f"{ins.keyword}: {err}", ins.line) from err
 
     def cached(self, ins: Instruction, descriptor: dict[str, Any]) -> tuple[str, StoredImage | None]:
-        """The step's key and its cached image (None on a miss or with --no-cache)."""
-        descriptor = {"instruction": ins.original, **descriptor}
+        """The step's key and its cached image (None on a miss or with --no-cache).
+
+        As in docker, the key is what the step does, not how it was written:
+        ``LABEL k v`` hits the image of ``LABEL k=v``.  (The instruction is kept
+        beside the key, for ``explain``.)"""
         if self.b.sde is not None:  # it sets the created times and clamps the layers' mtimes
             descriptor["source_date_epoch"] = self.b.sde
         key = step_key(self.parent_id, descriptor)
         if self.b.opts.no_cache:
             return key, None
-        hit = self.b.cache.get(key) or self.b.cache_from_match(self, key, descriptor)
+        hit = (
+            self.b.cache.get(key)
+            or self.b.cache_from_match(self, key, descriptor)
+            or self.b.remote_hit(self, key, descriptor)
+        )
         if hit is None and self.b.opts.explain:
-            self.say(self.b.cache.explain(self.parent_id, descriptor))
+            self.say(self.b.cache.explain(self.parent_id, {"instruction": ins.original, **descriptor}))
         return key, hit
 
     def use(self, image: StoredImage) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from commands.errors import UsageError
 from commands.parsing import OnlyVerb, Verbs
+from commands.paths import check_output, open_input, path_error
 from commands.progress import progress_bar
 from engine import images
 from engine.system import arch
@@ -49,6 +50,8 @@ def _flags(sub: OnlyVerb) -> None:
 @VERBS.command("save", "image save")
 def cmd_save(args: argparse.Namespace) -> int:
     store = Store(args.root)
+    if args.output:
+        check_output(args.output, "failed to save image")
     items = [images.save_names(store, n) for n in args.images]
     if not args.output and sys.stdout.isatty():
         raise UsageError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
@@ -59,9 +62,16 @@ def cmd_save(args: argparse.Namespace) -> int:
         out = Path(args.output)
         tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
         try:
-            with open(tmp, "wb") as f:
+            try:
+                f = open(tmp, "wb")
+            except OSError as err:
+                raise path_error("open", args.output, err) from None
+            with f:
                 save(store, items, f, tick)
-            os.replace(tmp, out)
+            try:
+                os.replace(tmp, out)
+            except OSError as err:
+                raise path_error("rename", args.output, err) from None
         finally:
             tmp.unlink(missing_ok=True)
     else:
@@ -76,15 +86,12 @@ def cmd_load(args: argparse.Namespace) -> int:
     store = Store(args.root)
     if not args.input and sys.stdin.isatty():
         raise UsageError("requested load from stdin, but stdin is empty: use -i FILE or redirect")
-    total = os.path.getsize(args.input) if args.input else None
+    src = open_input(args.input) if args.input else None
+    total = os.fstat(src.fileno()).st_size if src else None
     bar = None if args.quiet else progress_bar(total, "Loading")
     tick = bar.update if bar else None
     try:
-        if args.input:
-            try:
-                src = open(args.input, "rb")
-            except OSError as exc:
-                raise errors.NotFound(f"open {args.input}: {exc.strerror}") from exc
+        if src:
             with src:
                 loaded = load(store, src, tick)
         else:
@@ -113,11 +120,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     elif args.file.startswith(("http://", "https://")):
         img = _import_url(store, args, ref, architecture)
     else:
-        try:
-            src = open(args.file, "rb")
-        except OSError as exc:
-            raise errors.NotFound(f"open {args.file}: {exc.strerror}") from exc
-        with src:
+        with open_input(args.file) as src:
             img = import_rootfs(store, src, ref, args.change, args.message, "-", architecture=architecture)
     print(img.id)
     return 0

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import argparse
 
-from builder.cache import BuildCache
 from commands.formatting import print_rows, print_table
 from commands.output import confirm, human_size, print_pruned, print_reclaimed
 from commands.parsing import OnlyVerb, Verbs
-from engine.disk import SystemPruneOptions, disk_usage, prune_system
+from engine.disk import SystemPruneOptions, disk_usage, prune_build_cache, prune_system
 from engine.images import store_in_use
-from imagefmt.store import Store
 
 VERBS = Verbs()
 
@@ -97,7 +95,7 @@ def cmd_builder_prune(args: argparse.Namespace) -> int:
         else "WARNING! This will remove all dangling build cache."
     ):
         return 0
-    lines, freed = BuildCache(Store(args.root)).prune(all_cache=args.all)
+    lines, freed = prune_build_cache(args.root, all_cache=args.all)
     print_pruned("Deleted build cache objects", lines)
     print_reclaimed(freed)
     return 0

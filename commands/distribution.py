@@ -160,8 +160,13 @@ def cmd_push(args: argparse.Namespace) -> int:
                     f"An image does not exist locally with the tag: {ref.familiar_repository}"
                 ) from None
             bars = LayerProgress(enabled=not args.quiet)
+            members = store.platform_images(image)  # a multi-platform build: its index
             try:
-                result = c.push(store, image, ref, bars)
+                result = (
+                    c.push_platforms(store, members, ref, bars)
+                    if members
+                    else c.push(store, image, ref, bars)
+                )
             finally:
                 bars.close()
             if args.quiet:  # docker push -q prints the reference it pushed

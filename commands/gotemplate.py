@@ -383,6 +383,9 @@ def _go_json(v: Any) -> str:
     for one of docker's structs, whose fields keep their order; any other (labels,
     ports) for a map."""
 
+    if hasattr(v, "to_json"):  # a record kept as its JSON (engine.events.Event): as it is
+        return json.dumps(v.to_json(), separators=(",", ":"), ensure_ascii=False)
+
     def go(x: Any) -> Any:
         if isinstance(x, dict):
             struct = all(k[:1].isupper() and k[:1].isascii() for k in x)
@@ -506,7 +509,8 @@ _GO_SLICES = frozenset(
     "DeviceCgroupRules DeviceRequests MaskedPaths ReadonlyPaths BlkioWeightDevice Ulimits".split()
 )
 _GO_MAPS = frozenset(
-    "Volumes Labels ExposedPorts PortBindings Ports Networks Tmpfs Sysctls StorageOpt DriverOpts".split()
+    "Volumes Labels ExposedPorts PortBindings Ports Networks Tmpfs Sysctls StorageOpt DriverOpts"
+    " Attributes".split()
 )
 _GO_POINTERS = frozenset("Health Healthcheck RestartPolicy Metadata IPAM StopTimeout".split())
 

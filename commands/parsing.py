@@ -1,5 +1,6 @@
-"""argparse as the commands use it: a parser that raises UsageError, each module's
-table of verbs (flags and handlers), and building only the parser of the verb at hand.
+"""argparse as the commands use it: a parser that raises docker's usage errors (see
+commands.errors for their exit codes), each module's table of verbs (flags and
+handlers), and building only the parser of the verb at hand.
 
 Building every verb's flags costs more than a container start (docs/benchmarks.md), so
 cli.build_parser wraps the subparsers action in OnlyVerb: a module's flag declarations
@@ -10,9 +11,10 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 
-from commands.errors import UsageError
+from commands.errors import FlagError, UsageError
 from imagefmt.records import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -50,8 +52,46 @@ class Parser(argparse.ArgumentParser):
         kw.setdefault("formatter_class", Formatter)
         super().__init__(*args, **kw)
 
-    def error(self, message: str) -> Any:  # argparse prints usage and exits; we raise
-        raise UsageError(f"{self.prog}: {message}")
+    def parse_known_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:  # type: ignore[override]  # one signature for typeshed's three overloads
+        """argparse's, refusing what is left over in the verb's own parser: there its
+        name is known (argparse would report it from the top parser, as ``dockyard``)."""
+        ns, extra = super().parse_known_args(args, namespace)
+        if extra and self._subparsers is None:
+            self.error(f"unrecognized arguments: {' '.join(extra)}")
+        return ns, extra
+
+    def error(self, message: str) -> Any:
+        """argparse prints usage and exits 2; we raise docker's error for the case."""
+        see = f"See '{self.prog} --help'."
+        if message.startswith("unrecognized arguments: "):
+            extra = message.removeprefix("unrecognized arguments: ").split()
+            flags = [w for w in extra if w.startswith("-") and w != "-"]
+            if flags:
+                raise FlagError(f"unknown flag: {flags[0]}\n{see}")
+            raise UsageError(f"{self.prog}: too many arguments: {' '.join(extra)}\n{see}")
+        choice = re.match(r"argument (?:cmd|sub): invalid choice: '([^']*)' \(choose from (.*)\)$", message)
+        if choice:
+            raise UnknownCommand(self.prog, choice[1], re.findall(r"'([^']*)'", choice[2]))
+        if message.startswith(("the following arguments are required", "one of the arguments")):
+            raise UsageError(f"{self.prog}: {message}\n{see}")
+        raise FlagError(f"{self.prog}: {message}\n{see}")
+
+
+class UnknownCommand(UsageError):
+    """A verb (or a group's sub-verb) that does not exist: docker's words, and
+    the verbs it may have meant (difflib's closest matches); printed as it is."""
+
+    prefixed = False
+
+    def __init__(self, prog: str, word: str, choices: list[str]) -> None:
+        import difflib  # only on this error path
+
+        lines = [f"{prog}: unknown command: {prog} {word}", ""]
+        near = difflib.get_close_matches(word, choices, n=3, cutoff=0.6)
+        if near:
+            lines += ["Did you mean this?", *(f"\t{n}" for n in near), ""]
+        lines.append(f"Run '{prog} --help' for more information")
+        super().__init__("\n".join(lines))
 
 
 class Verbs:

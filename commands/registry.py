@@ -10,6 +10,8 @@ from pathlib import Path
 
 from commands.errors import UsageError
 from commands.parsing import OnlyVerb, Verbs
+from commands.paths import check_input, check_writable_dir
+from imagefmt import errors
 from registry.server import certs, config, gc, htpasswd, serve
 from registry.server.storage.drivers import open_driver
 from registry.server.storage.store import Storage
@@ -84,6 +86,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _config(args: argparse.Namespace) -> config.Config:
+    if args.config is not None:
+        check_input(str(args.config))
     cfg = config.load(args.config)
     s3 = {k: getattr(args, f"s3_{k}") for k in S3_FLAGS if getattr(args, f"s3_{k}") is not None}
     try:
@@ -131,13 +135,31 @@ def cmd_registry_serve(args: argparse.Namespace) -> int:
     )
     if cfg.token is not None and cfg.htpasswd is None and cfg.acl is None:
         raise UsageError("--token needs --htpasswd (the accounts) or --acl (anonymous rights)")
+    _check_files(cfg)
     serve.serve(cfg)
     return 0
+
+
+def _check_files(cfg: config.Config) -> None:
+    """The files serve reads must be there, and those it makes when missing (the
+    htpasswd file, the token key, the access log) need their directory: one line
+    before anything is made or bound, not a traceback from gunicorn's start."""
+    for path in (cfg.acl, cfg.tls_cert, cfg.tls_key, cfg.tls_client_ca):
+        if path is not None:
+            check_input(str(path))
+    made = [cfg.htpasswd, cfg.token.key if cfg.token else None]
+    if cfg.access_log not in ("", "-"):
+        made.append(Path(cfg.access_log))
+    for path in made:
+        if path is not None:
+            check_writable_dir(str(path))
 
 
 @VERBS.command("registry garbage-collect")
 def cmd_registry_gc(args: argparse.Namespace) -> int:
     cfg = _config(args)
+    if not cfg.root.is_dir():  # nothing to collect; a typo must not make an empty registry
+        raise errors.NotFound(f"registry root {cfg.root}: no such directory")
     grace = cfg.gc_grace_seconds if args.grace is None else args.grace
     result = gc.collect(Storage(open_driver(cfg)), args.dry_run, args.delete_untagged, grace)
     verb = "would delete" if args.dry_run else "deleted"
@@ -156,6 +178,7 @@ def cmd_registry_gc(args: argparse.Namespace) -> int:
 
 @VERBS.command("registry gen-certs")
 def cmd_registry_gen_certs(args: argparse.Namespace) -> int:
+    check_writable_dir(str(args.dir), "mkdir")
     paths = certs.gen_certs(args.dir, args.host, args.days)
     print(f"CA:     {paths.ca_cert}")
     print(f"server: --tls-cert {paths.server_cert} --tls-key {paths.server_key}")
@@ -168,6 +191,7 @@ def cmd_registry_htpasswd(args: argparse.Namespace) -> int:
     password = sys.stdin.readline().rstrip("\n")
     if not password:
         raise UsageError("registry htpasswd: give the password on standard input")
+    check_writable_dir(str(args.file))
     htpasswd.set_htpasswd_user(args.file, args.user, password)
     print(f"set user {args.user} in {args.file}")
     return 0

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from engine.errors import FilterInvalid
+from engine.errors import FilterInvalid, FilterSyntax
 from engine.filters import label_match
 from imagefmt import errors
 from imagefmt.records import TYPE_CHECKING, NamedTuple
@@ -32,7 +32,7 @@ def check_filters(filters: tuple[str, ...]) -> None:
     for f in filters:
         key, sep, _ = f.partition("=")
         if not sep:
-            raise FilterInvalid(f"bad format of filter (expected name=value): {f}")
+            raise FilterSyntax(f"bad format of filter (expected name=value): {f}")
         if key not in PS_FILTERS:
             raise FilterInvalid(f"invalid filter '{f}'")
 
@@ -57,7 +57,7 @@ def matches(c: Container, filters: tuple[str, ...]) -> bool:
     for f in filters:
         key, sep, value = f.partition("=")
         if not sep:
-            raise FilterInvalid(f"bad format of filter (expected name=value): {f}")
+            raise FilterSyntax(f"bad format of filter (expected name=value): {f}")
         by.setdefault(key, []).append(value)
     for key, values in by.items():
         if key == "id":

@@ -63,8 +63,25 @@ def volumes(root: Path) -> DiskUsage:
 
 
 def build_cache(root: Path) -> DiskUsage:
-    count, active, size, reclaimable = BuildCache(Store(root)).usage()
-    return DiskUsage("Build Cache", count, active, size, reclaimable)
+    """The build cache, and the store's temp state with it: the files and trees that
+    builds, pulls, loads and imports write before they are done.  What a killed
+    process left is reclaimable (``builder prune`` and ``system prune`` remove it);
+    what a running one writes is active."""
+    store = Store(root)
+    count, active, size, reclaimable = BuildCache(store).usage()
+    temp = store.temp_usage()
+    return DiskUsage(
+        "Build Cache", count + temp.entries, active + temp.live, size + temp.size, reclaimable + temp.stale
+    )
+
+
+def prune_build_cache(root: Path, all_cache: bool = False) -> tuple[list[str], int]:
+    """``builder prune``: the build cache, then the stale temp state (see build_cache);
+    docker's "Deleted build cache objects" lines and the bytes freed."""
+    store = Store(root)
+    lines, freed = BuildCache(store).prune(all_cache=all_cache)
+    removed, freed_temp = store.reclaim_temp()
+    return lines + [str(p.relative_to(store.root)) for p in removed], freed + freed_temp
 
 
 def container_sizes(store: Store, cs: list[Container]) -> list[tuple[int, int]]:
@@ -107,5 +124,5 @@ def prune_system(root: Path, opts: SystemPruneOptions) -> Iterator[Pruned]:
     if opts.volumes:
         yield Pruned("Deleted Volumes", *prune.prune_volumes(root))
     yield Pruned("Deleted Networks", prune.prune_networks(root), 0)
-    yield Pruned("Deleted build cache objects", *BuildCache(Store(root)).prune(all_cache=opts.all))
+    yield Pruned("Deleted build cache objects", *prune_build_cache(root, all_cache=opts.all))
     yield Pruned("Deleted Images", *store_in_use(root).prune(all_images=opts.all))

@@ -54,3 +54,6 @@ def disconnect(
         cstore.save_record(cur)
         if entry:
             cstore.save_state(cur)
+            # dockerd 20.10 records a running container's disconnect twice (the endpoint's
+            # leave and the sandbox's); the journal says what docker's says
+            nstore.event(doc, "disconnect", cur.id)

@@ -6,5 +6,12 @@ from imagefmt import errors
 
 
 class FilterInvalid(errors.Invalid):
-    """A --filter that cannot be parsed or is not known: docker's CLI refuses it as a
-    usage error (exit 2), its daemon with 400."""
+    """A --filter the daemon does not know (an unknown key or value): its 400, and
+    exit 1 from docker's CLI."""
+
+
+class FilterSyntax(FilterInvalid):
+    """A --filter that is not ``name=value``: docker's CLI refuses it while parsing
+    the flag, so it exits 125 as for any flag error (commands.errors)."""
+
+    exit_code = 125

@@ -6,7 +6,7 @@ from __future__ import annotations
 import fnmatch
 from pathlib import Path
 
-from engine.errors import FilterInvalid
+from engine.errors import FilterInvalid, FilterSyntax
 from imagefmt import errors
 from imagefmt.config import parse_time
 from imagefmt.records import TYPE_CHECKING, NamedTuple
@@ -52,6 +52,8 @@ def list_images(store: Store, opts: ImageListOptions) -> list[ImageRow]:
     images = store.images()
     # docker hides intermediate images (untagged parents of other images) unless -a
     parents = {img.record.get("parent") for img in images} - {None, ""}
+    # and the other platforms' images of a multi-platform build (under its tagged image)
+    parents |= {m for img in images for m in (img.record.get("platforms") or {}).values()}
     for img in images:
         if not img.tags and str(img.id) in parents and not opts.all:
             continue
@@ -72,7 +74,9 @@ def list_images(store: Store, opts: ImageListOptions) -> list[ImageRow]:
 
 def filter_images(rows: list[ImageRow], filters: tuple[str, ...]) -> list[ImageRow]:
     for f in filters:
-        key, _, value = f.partition("=")
+        key, sep, value = f.partition("=")
+        if not sep:
+            raise FilterSyntax(f"bad format of filter (expected name=value): {f}")
         if key == "dangling":
             want = value.lower() in ("true", "1")
             rows = [r for r in rows if (r.tag == "<none>") == want]

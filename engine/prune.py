@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.errors import FilterInvalid
+from engine.errors import FilterInvalid, FilterSyntax
 from engine.filters import label_match
 from engine.holds import release_image
 from engine.volumes import users as volume_users
@@ -31,7 +31,7 @@ def prune_filter(filters: tuple[str, ...], until: bool = True) -> Keep:
     for f in filters:
         key, sep, value = f.partition("=")
         if not sep:
-            raise FilterInvalid(f"bad format of filter (expected name=value): {f}")
+            raise FilterSyntax(f"bad format of filter (expected name=value): {f}")
         if key == "until" and until:
             cutoffs.append(until_time(value))
         elif key in ("label", "label!"):

@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from imagefmt import mediatypes as mt
+from imagefmt import space
 from imagefmt.config import ImageConfig
 from imagefmt.digest import Digest
-from imagefmt.errors import DigestInvalid, DockyardError, Invalid, ManifestInvalid
+from imagefmt.errors import DigestInvalid, DiskFull, DockyardError, Invalid, ManifestInvalid
 from imagefmt.manifest import Descriptor, Index, Manifest, Platform, parse_any
 from imagefmt.reference import Reference
 from imagefmt.store import Store, StoredImage
@@ -54,6 +55,7 @@ def save(
     repositories: dict[str, dict[str, str]] = {}
     for image, refs in images:
         m = image.manifest
+        store.event("save", image, str(image.id))
         for digest in [m.config.digest, *(d.digest for d in m.layers), m.digest]:
             if digest in written:
                 continue
@@ -133,12 +135,17 @@ def load(store: Store, src: BinaryIO, progress: Progress | None = None) -> list[
             for manifest, _names in plan:
                 _check_media_types(manifest)
                 store.ensure_snapshots(_unregistered(store, manifest), snapshots)
-            return [Loaded(store.add_image(m, names)[0], names) for m, names in plan]
+            loaded = [Loaded(store.add_image(m, names)[0], names) for m, names in plan]
+            for item in loaded:
+                store.event("load", item.image, str(item.image.id))
+            return loaded
         except DockyardError:
             store.discard(members.added, snapshots)
             raise
         except (OSError, EOFError, ValueError) as err:
             store.discard(members.added, snapshots)
+            if isinstance(err, OSError) and err.errno in space.FULL:  # a full disk is no bad archive
+                raise DiskFull(space.full_message(store.root, "load")) from err
             raise Invalid(f"load: invalid archive: {err}") from err
 
 

@@ -115,8 +115,11 @@ class Catalog:
             return f.read()
 
     def temp_file(self) -> tuple[Path, IO[bytes]]:
-        """A new temp file in the store (same filesystem as blobs/, for rename)."""
-        path = self.tmp / f"{unique()}.part"
+        """A new temp file in the store (same filesystem as blobs/, for rename), named
+        after this process so that it is reclaimed if the process dies (imagefmt.tempstate)."""
+        from imagefmt.tempstate import owned_name
+
+        path = self.tmp / owned_name("blob", ".part")
         return path, open(path, "wb")
 
     # ------------------------------------------------------------ index ---
@@ -131,7 +134,9 @@ class Catalog:
         return doc
 
     def _write_index(self, doc: dict[str, Any]) -> None:
-        tmp = self.tmp / f"images.{unique()}.json"
+        from imagefmt.tempstate import owned_name
+
+        tmp = self.tmp / owned_name("index", ".json")
         with open(tmp, "w") as f:
             json.dump(doc, f, indent=1, sort_keys=True)
             f.flush()

@@ -5,7 +5,9 @@ them).  Each class declares, as class attributes, how it travels:
 
 - ``code``: the OCI distribution-spec error code the registry renders it with;
 - ``status``: the HTTP status of that reply;
-- ``exit_code``: the exit status of the CLI (``cli.exit_code_for``).
+- ``exit_code``: the exit status of the CLI (``cli.exit_code_for``): 1 for every
+  class, as docker's CLI exits 1 for any error it reports; an instance may carry
+  its own (``run``'s 125/126/127, a failed RUN's status in ``build``).
 
 A class that declares none of them inherits its base's.  The codes and statuses
 are distribution's (``registry/api/errcode/register.go``); a family base has no
@@ -14,12 +16,12 @@ status, and the status tells a client which family it is::
 
     class                   code                   status  exit
     DockyardError           UNKNOWN                500     1
-    ├── NotFound            UNKNOWN                404     3
+    ├── NotFound            UNKNOWN                404     1
     │   ├── BlobUnknown         BLOB_UNKNOWN
     │   ├── ManifestUnknown     MANIFEST_UNKNOWN
     │   ├── NameUnknown         NAME_UNKNOWN
     │   └── BlobUploadUnknown   BLOB_UPLOAD_UNKNOWN
-    ├── Invalid             UNKNOWN                400     5
+    ├── Invalid             UNKNOWN                400     1
     │   ├── DigestInvalid       DIGEST_INVALID
     │   ├── ManifestInvalid     MANIFEST_INVALID
     │   ├── ManifestBlobUnknown MANIFEST_BLOB_UNKNOWN
@@ -29,10 +31,11 @@ status, and the status tells a client which family it is::
     │   ├── BlobUploadInvalid   BLOB_UPLOAD_INVALID
     │   ├── RangeInvalid        BLOB_UPLOAD_INVALID    416
     │   └── UnsafeLayer         (Invalid's)
-    ├── Unauthorized        UNAUTHORIZED           401     4
-    ├── Denied              DENIED                 403     4
+    ├── Unauthorized        UNAUTHORIZED           401     1
+    ├── Denied              DENIED                 403     1
     ├── Unsupported         UNSUPPORTED            405     1
     ├── Conflict            UNKNOWN                409     1   (a name in use, a running container…)
+    ├── DiskFull            UNKNOWN                500     1   (the store's filesystem is full)
     └── TooManyRequests     TOOMANYREQUESTS        429     1
 
 The tables are filled as each class is defined (``__init_subclass__``): a class
@@ -90,7 +93,7 @@ class DockyardError(Exception):
 
     code: ClassVar[str] = "UNKNOWN"
     status: ClassVar[int] = 500
-    exit_code: int = 1  # an instance may carry its own (runtime's StartFailed, builder's BuildFailed)
+    exit_code: int = 1  # docker's CLI: 1 for any error it reports; StartFailed, BuildFailed carry their own
 
     def __init__(self, message: str, detail: object = None) -> None:
         super().__init__(message)
@@ -108,7 +111,6 @@ _register(DockyardError)
 
 class NotFound(DockyardError):
     status = 404
-    exit_code = 3
 
 
 class BlobUnknown(NotFound):
@@ -129,7 +131,6 @@ class BlobUploadUnknown(NotFound):
 
 class Invalid(DockyardError):
     status = 400
-    exit_code = 5
 
 
 class DigestInvalid(Invalid):
@@ -174,13 +175,11 @@ class UnsafeLayer(Invalid):
 class Unauthorized(DockyardError):
     code = "UNAUTHORIZED"
     status = 401
-    exit_code = 4
 
 
 class Denied(DockyardError):
     code = "DENIED"
     status = 403
-    exit_code = 4
 
 
 class Unsupported(DockyardError):
@@ -190,6 +189,10 @@ class Unsupported(DockyardError):
 
 class Conflict(DockyardError):
     status = 409
+
+
+class DiskFull(DockyardError):
+    """The store's filesystem is full, or would be by what is being written (ENOSPC)."""
 
 
 class TooManyRequests(DockyardError):

@@ -33,10 +33,20 @@ class Platform:
         raise ManifestInvalid(f"invalid platform {text!r}: use os/arch[/variant], e.g. linux/amd64")
 
     @classmethod
-    def from_json(cls, d: dict[str, Any] | None) -> Platform | None:
+    def from_json(cls, d: Any) -> Platform | None:
+        """A descriptor's ``platform``; ManifestInvalid unless it is an object of
+        strings (``os.features`` and ``features`` lists of strings)."""
+        if d is None:
+            return None
+        if not isinstance(d, dict):
+            raise ManifestInvalid(f"platform must be a JSON object, not {_kind(d)}")
+        for key in ("os", "architecture", "variant", "os.version"):
+            _opt_str(d, key, "platform")
+        for key in ("os.features", "features"):
+            _opt_str_list(d, key, "platform")
         if not d:
             return None
-        return cls(str(d.get("os", "")), str(d.get("architecture", "")), str(d.get("variant", "")))
+        return cls(d.get("os") or "", d.get("architecture") or "", d.get("variant") or "")
 
     def to_json(self) -> dict[str, str]:
         out = {"architecture": self.architecture, "os": self.os}
@@ -68,27 +78,33 @@ class Descriptor:
 
     @classmethod
     def from_json(cls, d: Any) -> Descriptor:
+        """A descriptor from its JSON; ManifestInvalid for a missing field or one of
+        the wrong type, as distribution's typed decoding refuses it."""
         if not isinstance(d, dict):
-            raise ManifestInvalid("a descriptor must be a JSON object")
+            raise ManifestInvalid(f"a descriptor must be a JSON object, not {_kind(d)}")
+        for key in ("digest", "size"):
+            if key not in d:
+                raise ManifestInvalid(f"descriptor without {key!r}")
+        raw_digest = d["digest"]
+        if not isinstance(raw_digest, str):
+            raise ManifestInvalid(f"descriptor digest must be a string, not {_kind(raw_digest)}")
         try:
-            digest = Digest.parse(str(d["digest"]))
-            size = d["size"]
-            media_type = d.get("mediaType", "")
-        except KeyError as err:
-            raise ManifestInvalid(f"descriptor without {err.args[0]!r}") from err
+            digest = Digest.parse(raw_digest)
         except DigestInvalid as err:
             raise ManifestInvalid(f"descriptor: {err}") from err
+        size = d["size"]
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise ManifestInvalid(f"descriptor {digest}: size must be a non-negative integer")
+        where = f"descriptor {digest}"
         known = {"mediaType", "digest", "size", "annotations", "platform", "artifactType", "urls"}
         return cls(
-            str(media_type),
+            _opt_str(d, "mediaType", where),
             digest,
             size,
-            dict(d.get("annotations") or {}),
+            _annotations(d, where),
             Platform.from_json(d.get("platform")),
-            str(d.get("artifactType") or ""),
-            tuple(d.get("urls") or ()),
+            _opt_str(d, "artifactType", where),
+            tuple(_opt_str_list(d, "urls", where)),
             {k: v for k, v in d.items() if k not in known},
         )
 
@@ -106,13 +122,73 @@ class Descriptor:
         return out
 
 
+def _kind(value: Any) -> str:
+    """The JSON type of a decoded value, for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _opt_str(d: dict[str, Any], key: str, where: str) -> str:
+    """``d[key]``, a string ("" when absent or null)."""
+    value = d.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ManifestInvalid(f"{where}: {key} must be a string, not {_kind(value)}")
+    return value
+
+
+def _opt_str_list(d: dict[str, Any], key: str, where: str) -> list[str]:
+    """``d[key]``, an array of strings ([] when absent or null)."""
+    value = d.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ManifestInvalid(f"{where}: {key} must be an array of strings, not {_kind(value)}")
+    return value
+
+
+def _annotations(d: dict[str, Any], where: str) -> dict[str, str]:
+    """``d["annotations"]``, an object of strings ({} when absent or null)."""
+    value = d.get("annotations")
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise ManifestInvalid(f"{where}: annotations must be an object of strings, not {_kind(value)}")
+    return dict(value)
+
+
 def _load(raw: bytes) -> dict[str, Any]:
+    """The JSON object of a manifest or index, its common fields type-checked."""
     try:
         doc = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as err:
         raise ManifestInvalid(f"manifest is not valid JSON: {err}") from err
+    except RecursionError as err:  # '[' * 100000: nested deeper than the parser goes
+        raise ManifestInvalid("manifest is not valid JSON: nested too deeply") from err
     if not isinstance(doc, dict):
-        raise ManifestInvalid("manifest must be a JSON object")
+        raise ManifestInvalid(f"manifest must be a JSON object, not {_kind(doc)}")
+    version = doc.get("schemaVersion")
+    if version is not None and (not isinstance(version, int) or isinstance(version, bool)):
+        raise ManifestInvalid(f"manifest schemaVersion must be a number, not {_kind(version)}")
+    for key in ("mediaType", "artifactType"):
+        _opt_str(doc, key, "manifest")
+    _annotations(doc, "manifest")
+    for key in ("config", "subject"):
+        if doc.get(key) is not None and not isinstance(doc[key], dict):
+            raise ManifestInvalid(f"manifest {key} must be a descriptor object, not {_kind(doc[key])}")
+    for key in ("layers", "manifests"):
+        if doc.get(key) is not None and not isinstance(doc[key], list):
+            raise ManifestInvalid(f"manifest {key} must be an array, not {_kind(doc[key])}")
     return doc
 
 
@@ -169,17 +245,14 @@ class Manifest:
             raise ManifestInvalid("manifest schemaVersion must be 2")
         if "config" not in doc:
             raise ManifestInvalid("manifest has no config descriptor")
-        layers = doc.get("layers") or []
-        if not isinstance(layers, list):
-            raise ManifestInvalid("manifest layers must be a list")
         return cls(
             raw,
             found,
             Descriptor.from_json(doc["config"]),
-            tuple(Descriptor.from_json(d) for d in layers),
-            Descriptor.from_json(doc["subject"]) if doc.get("subject") else None,
-            dict(doc.get("annotations") or {}),
-            str(doc.get("artifactType") or ""),
+            tuple(Descriptor.from_json(d) for d in doc.get("layers") or []),
+            Descriptor.from_json(doc["subject"]) if doc.get("subject") is not None else None,
+            _annotations(doc, "manifest"),
+            _opt_str(doc, "artifactType", "manifest"),
         )
 
     @classmethod
@@ -231,9 +304,9 @@ class Index:
             raw,
             found,
             tuple(Descriptor.from_json(d) for d in items),
-            Descriptor.from_json(doc["subject"]) if doc.get("subject") else None,
-            dict(doc.get("annotations") or {}),
-            str(doc.get("artifactType") or ""),
+            Descriptor.from_json(doc["subject"]) if doc.get("subject") is not None else None,
+            _annotations(doc, "index"),
+            _opt_str(doc, "artifactType", "index"),
         )
 
     @classmethod

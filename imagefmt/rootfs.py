@@ -17,6 +17,7 @@ from imagefmt.changes import apply_change
 from imagefmt.config import rfc3339
 from imagefmt.errors import UnsafeLayer
 from imagefmt.reference import Reference
+from imagefmt.space import GuardedReader, reported
 from imagefmt.store import Store, StoredImage
 
 
@@ -45,16 +46,21 @@ def import_rootfs(
 ) -> StoredImage:
     """Make a one-layer image of the rootfs tar ``src`` (``docker import``).
 
-    Raise UnsafeLayer for escaping members, Invalid for a corrupt tar or a bad
-    change; on failure nothing is added."""
+    Streamed: the free space of the store is checked as the tar expands, and the
+    import stops (DiskFull) while the layer could still be stored and unpacked.
+    Raise UnsafeLayer for escaping members, Invalid for a corrupt tar, a layer
+    that cannot be unpacked or a bad change; on failure nothing is added (the
+    image is registered only once its layer is stored and unpacked)."""
     from imagefmt.compress import open_reader
     from imagefmt.tario import TarWriter, iter_tar
 
     path, out = store.temp_file()
+    # each byte is written twice more (the layer blob, then its snapshot) while the tar is on disk
+    tar = GuardedReader(open_reader(src), store.root, "import", factor=2)
     try:
-        with out:
+        with reported(store.root, "import"), out:
             w = TarWriter(out)
-            for entry, content in iter_tar(open_reader(src)):
+            for entry, content in iter_tar(tar):
                 if climbs_out(entry.name) or (entry.type == "hardlink" and climbs_out(entry.linkname)):
                     raise UnsafeLayer(f"import: tar entry {entry.name!r}: path escapes the root filesystem")
                 name = posixpath.normpath("/" + entry.name).lstrip("/")
@@ -83,8 +89,9 @@ def import_rootfs(
         for change in changes or []:
             apply_change(doc, change)
         history = {"created": created, "comment": message or f"Imported from {source}"}
-        image = store.commit_image(None, path, doc, history, ref)
-        store.ensure_snapshots(image)  # as docker import does: runnable, and sized by its content
+        # unpacked before it is registered, as docker import does: runnable, and sized by its content
+        image = store.commit_image(None, path, doc, history, ref, unpack=True)
+        store.event("import", image, str(image.id))
         return image
     finally:
         path.unlink(missing_ok=True)

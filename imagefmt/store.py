@@ -8,6 +8,7 @@ On disk, under the root (``/var/lib/dockyard`` for root, ``--root`` overrides)::
       images.json                 {"images": {<image id>: record}, "tags": {<full ref>: <image id>}}
       blobs/sha256/<hex>          content-addressed blobs (manifests, configs, layers as received)
       tmp/                        temp files; renamed into blobs/ only once their digest is verified
+                                  (named after their owner process: see imagefmt.tempstate)
       snapshots/<chain hex>/diff  a layer unpacked with overlay-form whiteouts (an overlayfs lowerdir)
       snapshots/<chain hex>/size  bytes of the unpacked layer
       l/<16 hex>                  short symlink -> ../snapshots/<chain hex>/diff, so that the mount
@@ -40,12 +41,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from imagefmt import journal, space, tempstate
 from imagefmt import mediatypes as mt
-from imagefmt.catalog import Catalog, tree_size, unique
+from imagefmt.catalog import Catalog, tree_size
 from imagefmt.config import ImageConfig, rfc3339
 from imagefmt.digest import CHUNK, Digest, chain_ids
 from imagefmt.errors import Conflict, DigestInvalid, Invalid, ManifestInvalid, NotFound
-from imagefmt.manifest import Descriptor, Manifest
+from imagefmt.manifest import Descriptor, Manifest, Platform
+from imagefmt.records import NamedTuple
 from imagefmt.reference import Reference
 
 
@@ -69,9 +72,32 @@ class StoredImage:
         return chain_ids(self.config.diff_ids)
 
 
+class TempUsage(NamedTuple):
+    """Temp state in the store (``system df`` counts it in its Build Cache row)."""
+
+    entries: int
+    live: int  # owned by a process that is still running
+    size: int
+    stale: int  # bytes whose owner is gone: what a prune reclaims
+
+
+_swept: set[Path] = set()  # roots whose dead owners' temp state this process reclaimed
+
+
 class Store(Catalog):
     """The local store rooted at ``root`` (created on first use): the catalog's
-    read side plus adding, unpacking, committing and removing content."""
+    read side plus adding, unpacking, committing and removing content.
+
+    Opening it reclaims (once per process) the temp state of processes that died
+    writing it, e.g. a ``pull`` or ``build`` killed with SIGKILL; never a live
+    process's (imagefmt.tempstate tells them apart); ``reclaim=False`` leaves it
+    for ``system check`` to report."""
+
+    def __init__(self, root: Path, reclaim: bool = True) -> None:
+        super().__init__(root)
+        if reclaim and self.root not in _swept:
+            _swept.add(self.root)
+            tempstate.reclaim(self.tmp, self.snapshots, owned_only=True)
 
     # ------------------------------------------------------------ blobs ---
 
@@ -98,7 +124,7 @@ class Store(Catalog):
         path, out = self.temp_file()
         size = 0
         try:
-            with out:
+            with space.reported(self.root, f"writing blob {expected or 'of a new layer'}"), out:
                 while chunk := src.read(CHUNK):
                     h.update(chunk)
                     out.write(chunk)
@@ -122,12 +148,18 @@ class Store(Catalog):
         os.replace(path, dest)
         return True
 
-    def put_bytes(self, data: bytes, media_type: str = "") -> Descriptor:
+    def put_bytes(self, data: bytes, media_type: str = "", created: list[Digest] | None = None) -> Descriptor:
+        """Store a small blob (atomic, idempotent); a new one is appended to ``created``."""
         digest = Digest.of(data)
         if not self.has_blob(digest):
-            path = self.tmp / f"{unique()}.part"
-            path.write_bytes(data)
-            self.commit_temp(path, digest)
+            path = self.tmp / tempstate.owned_name("blob", ".part")
+            try:
+                with space.reported(self.root, f"writing blob {digest}"):
+                    path.write_bytes(data)
+                if self.commit_temp(path, digest) and created is not None:
+                    created.append(digest)
+            finally:
+                path.unlink(missing_ok=True)
         return Descriptor(media_type, digest, len(data))
 
     def _load(self, image_id: str, doc: dict[str, Any]) -> StoredImage:
@@ -154,6 +186,45 @@ class Store(Catalog):
         if found is None:
             raise NotFound(f"No such image: {_shown(name)}")
         return self._load(found, doc)
+
+    def image_for_platform(self, name: str, platform: Platform) -> StoredImage:
+        """``name`` for ``platform``: the member a multi-platform build recorded for it,
+        or the image itself when its config is of that platform.  NotFound as docker
+        says it, for a missing image or one of another platform."""
+        doc = self._read_index()
+        found = self._find(name, doc)
+        if found is None:
+            raise NotFound(f"No such image: {_shown(name)}")
+        members: dict[str, str] = doc["images"][found].get("platforms") or {}
+        for text, image_id in members.items():
+            if Platform.parse(text).matches(platform) and image_id in doc["images"]:
+                return self._load(image_id, doc)
+        img = self._load(found, doc)
+        actual = image_platform(img)
+        if not actual.matches(platform):
+            raise PlatformMismatch(
+                f"image with reference {_shown(name)} was found but does not match the specified "
+                f"platform: wanted {platform}, actual: {actual}"
+            )
+        return img
+
+    def platform_images(self, image: StoredImage) -> list[StoredImage]:
+        """The images of the multi-platform build recorded on ``image`` (none for others)."""
+        doc = self._read_index()
+        members: dict[str, str] = image.record.get("platforms") or {}
+        return [self._load(i, doc) for i in members.values() if i in doc["images"]]
+
+    def set_platforms(self, primary: StoredImage, members: Sequence[StoredImage], index: Descriptor) -> None:
+        """Record a multi-platform build on its tagged image: the image of each platform
+        (kept while ``primary`` is, hidden from ``images`` unless -a) and the OCI index
+        listing them, which ``push`` sends under the tag."""
+        with self.lock():
+            doc = self._read_index()
+            rec = doc["images"][str(primary.id)]
+            rec["platforms"] = {str(image_platform(m)): str(m.id) for m in members}
+            rec["index"] = str(index.digest)
+            rec["extra_blobs"] = sorted({*rec.get("extra_blobs", []), index.digest.hex})
+            self._write_index(doc)
 
     def add_image(
         self,
@@ -206,6 +277,7 @@ class Store(Catalog):
             doc["tags"][str(ref)] = str(image.id)
             doc["images"][str(image.id)]["last_tag_time"] = rfc3339()
             self._write_index(doc)
+        self.event("tag", image, ref.familiar())
 
     def set_record(self, image: StoredImage, **values: Any) -> None:
         with self.lock():
@@ -237,6 +309,7 @@ class Store(Catalog):
                 ref = str(Reference.parse(name))
                 del doc["tags"][ref]
                 self._write_index(doc)
+                journal.emit(self.root, "image", "untag", image_id, {"name": image_id})
                 return [f"Untagged: {Reference.parse(ref).familiar()}"]
             if len(tags) > 1 and not force:
                 raise Conflict(
@@ -254,12 +327,23 @@ class Store(Catalog):
                 lines.append(f"Untagged: {Reference.parse(t).familiar()}")
             for rd in rec.get("repo_digests", []):
                 lines.append(f"Untagged: {Reference.parse(rd).familiar()}")
+            for _ in range(len(tags) + len(rec.get("repo_digests", []))):  # docker names the ID in each
+                journal.emit(self.root, "image", "untag", image_id, {"name": image_id})
             if holders:  # forced while in use: docker keeps the image, untagged
                 self._write_index(doc)
                 return lines
             del doc["images"][image_id]
-            self._write_index(doc)
             lines.append(f"Deleted: {image_id}")
+            for member in (rec.get("platforms") or {}).values():  # a multi-platform build's other images
+                if (
+                    member in doc["images"]
+                    and member not in doc["tags"].values()
+                    and not self.holders(Digest.parse(member))
+                ):
+                    del doc["images"][member]
+                    lines.append(f"Deleted: {member}")
+            self._write_index(doc)
+            journal.emit(self.root, "image", "delete", image_id, {"name": image_id})
             lines += self._sweep(doc)
         return lines
 
@@ -297,7 +381,7 @@ class Store(Catalog):
         link = snap / "link"
         if link.exists():
             (self.links / link.read_text().strip()).unlink(missing_ok=True)
-        trash = self.snapshots / f"tmp-del-{unique()}"
+        trash = self.snapshots / tempstate.owned_name("tmp-del")
         os.replace(snap, trash)
         shutil.rmtree(trash, ignore_errors=True)
 
@@ -308,6 +392,7 @@ class Store(Catalog):
         with self.removing(), self.lock():
             doc = self._read_index()
             tagged = set(doc["tags"].values())
+            tagged |= {m for i in tagged for m in (doc["images"].get(i, {}).get("platforms") or {}).values()}
             for image_id in list(doc["images"]):
                 if self.holders(Digest.parse(image_id)):
                     continue
@@ -320,23 +405,33 @@ class Store(Catalog):
                 lines.append(f"deleted: {image_id}")
             self._write_index(doc)
             lines += [ln.lower() for ln in self._sweep(doc)]
-            self._clean_tmp()
-        return lines, max(0, before - self.disk_usage())
+        return lines, max(0, before - self.disk_usage()) + self.reclaim_temp()[1]
 
-    def _clean_tmp(self, older_than: float = 3600) -> None:
-        now = time.time()
-        for p in self.tmp.iterdir():
-            with contextlib.suppress(OSError):
-                if now - p.lstat().st_mtime > older_than:
-                    (shutil.rmtree(p) if p.is_dir() else p.unlink())
+    def reclaim_temp(self) -> tuple[list[Path], int]:
+        """Remove stale temp state: what dead processes left, pull partials no pull
+        is writing, and temp state of no known owner over an hour old.  Never what a
+        live process writes.  Returns the paths removed and the bytes freed."""
+        return tempstate.reclaim(self.tmp, self.snapshots)
+
+    def temp_usage(self) -> TempUsage:
+        """What the store's temp state holds, and how much of it is stale."""
+        found = list(tempstate.entries(self.tmp, self.snapshots))
+        return TempUsage(
+            len(found),
+            sum(1 for e in found if not e.stale),
+            sum(e.size for e in found),
+            sum(e.size for e in found if e.stale),
+        )
 
     def disk_usage(self) -> int:
+        """Bytes of the blobs and snapshots (temp state not included)."""
         total = 0
         for p in self.blobs.iterdir():
             with contextlib.suppress(OSError):
                 total += p.stat().st_size
         for snap in self.snapshots.iterdir():
-            total += self.snapshot_size(snap.name)
+            if not snap.name.startswith("tmp-"):
+                total += self.snapshot_size(snap.name)
         return total
 
     # -------------------------------------------------------- snapshots ---
@@ -399,20 +494,23 @@ class Store(Catalog):
         from imagefmt.digest import HashingReader
         from imagefmt.layer import extract_layer
 
-        work = self.snapshots / f"tmp-{unique()}"
-        (work / "diff").mkdir(parents=True)
+        work = self.snapshots / tempstate.owned_name("tmp")
+        what = f"unpacking layer {desc.digest}"
         try:
-            with self.open_blob(desc.digest) as blob:
+            with space.reported(self.root, what), self.open_blob(desc.digest) as blob:
+                (work / "diff").mkdir(parents=True)
                 comp = mt.compression(desc.media_type) or None
                 if comp == "none" and desc.digest == diff_id:
                     # blobs are verified when stored: an uncompressed layer is its own diff_id
-                    stats = extract_layer(blob, work / "diff", mode="overlay")
+                    guarded = space.GuardedReader(blob, self.root, what)
+                    stats = extract_layer(guarded, work / "diff", mode="overlay")
                 else:
-                    hr = HashingReader(open_reader(blob, comp))
+                    # the free space is checked as the layer expands: a gzip bomb stops short of a full disk
+                    hr = HashingReader(space.GuardedReader(open_reader(blob, comp), self.root, what))  # type: ignore[arg-type]
                     stats = extract_layer(hr, work / "diff", mode="overlay")
                     hr.drain()
                     hr.verify(diff_id, f"layer {desc.digest}")
-            self._install_snapshot(work, chain, stats.bytes)
+                self._install_snapshot(work, chain, stats.bytes)
         finally:
             if work.exists():
                 shutil.rmtree(work, ignore_errors=True)
@@ -435,7 +533,7 @@ class Store(Catalog):
         snapshot for ``chain`` by renaming it: no copy, no re-extraction."""
         if (self.snapshots / chain.hex / "link").exists():
             return
-        work = self.snapshots / f"tmp-{unique()}"
+        work = self.snapshots / tempstate.owned_name("tmp")
         work.mkdir()
         os.rename(diff, work / "diff")
         self._install_snapshot(work, chain, size)
@@ -444,10 +542,12 @@ class Store(Catalog):
 
     # ----------------------------------------------------------- commit ---
 
-    def put_layer_file(self, tar_path: Path) -> tuple[Descriptor, Digest]:
+    def put_layer_file(
+        self, tar_path: Path, created: list[Digest] | None = None
+    ) -> tuple[Descriptor, Digest]:
         """Store an uncompressed layer tar file as a blob; return (descriptor, diff_id)."""
         with open(tar_path, "rb") as f:
-            desc = self.put_blob(f, media_type=mt.OCI_LAYER)
+            desc = self.put_blob(f, media_type=mt.OCI_LAYER, created=created)
         return desc, desc.digest
 
     def commit_image(
@@ -458,11 +558,36 @@ class Store(Catalog):
         history: dict[str, Any],
         tag: Reference | None = None,
         upperdir: Path | None = None,
+        unpack: bool = False,
     ) -> StoredImage:
         """Make a new image: ``parent``'s layers + ``layer_tar`` (uncompressed; None
         for a metadata-only step), with ``config_doc``'s runtime config and one
         more history entry.  With ``upperdir`` given, that directory becomes the
-        new layer's snapshot (renamed, not copied)."""
+        new layer's snapshot (renamed, not copied).  With ``unpack``, every layer
+        is unpacked before the image is registered: if one cannot be (Invalid,
+        DiskFull…), nothing is registered and what this call added is removed."""
+        created: list[Digest] = []
+        chains: list[Digest] = []
+        try:
+            return self._commit_image(
+                parent, layer_tar, config_doc, history, tag, upperdir, unpack, created, chains
+            )
+        except BaseException:
+            self.discard(created, chains)
+            raise
+
+    def _commit_image(
+        self,
+        parent: StoredImage | None,
+        layer_tar: Path | None,
+        config_doc: dict[str, Any],
+        history: dict[str, Any],
+        tag: Reference | None,
+        upperdir: Path | None,
+        unpack: bool,
+        created: list[Digest],
+        chains: list[Digest],
+    ) -> StoredImage:
         with self.adding():
             layers = list(parent.manifest.layers) if parent else []
             diff_ids = parent.config.diff_ids if parent else []
@@ -473,7 +598,7 @@ class Store(Catalog):
             )
             hist = list(doc.get("history") or [])
             if layer_tar is not None:
-                desc, diff_id = self.put_layer_file(layer_tar)
+                desc, diff_id = self.put_layer_file(layer_tar, created)
                 layers.append(desc)
                 diff_ids = [*diff_ids, diff_id]
             else:
@@ -484,14 +609,29 @@ class Store(Catalog):
             doc["history"] = hist
             doc.setdefault("created", history.get("created") or rfc3339())
             config = ImageConfig.from_dict(doc)
-            cdesc = self.put_bytes(config.raw, mt.OCI_CONFIG)
+            cdesc = self.put_bytes(config.raw, mt.OCI_CONFIG, created)
             manifest = Manifest.build(cdesc, layers)
-            self.put_bytes(manifest.raw, mt.OCI_MANIFEST)
+            self.put_bytes(manifest.raw, mt.OCI_MANIFEST, created)
             if upperdir is not None and layer_tar is not None:
                 chain = chain_ids(diff_ids)[-1]
                 self.adopt_snapshot(chain, upperdir, tree_size(upperdir))
+            if unpack:
+                self.ensure_snapshots(StoredImage(cdesc.digest, manifest, config), chains)
             image, _ = self.add_image(manifest, [tag] if tag else [])
+            if tag is not None:
+                self.event("tag", image, tag.familiar())
             return image
+
+    # ----------------------------------------------------------- events ---
+
+    def event(self, action: str, image: StoredImage | None, name: str, actor: str = "") -> None:
+        """An image event in the store's journal as docker's LogImageEvent makes it:
+        the image's labels and ``name``; its actor the image ID (or ``actor``: pull
+        and push name the reference)."""
+        labels = dict((image.config.config.get("Labels") or {}) if image is not None else {})
+        journal.emit(
+            self.root, "image", action, actor or (str(image.id) if image else name), {**labels, "name": name}
+        )
 
 
 def _shown(name: str) -> str:
@@ -500,3 +640,14 @@ def _shown(name: str) -> str:
         return Reference.parse(name).familiar()
     except Invalid:
         return name
+
+
+class PlatformMismatch(NotFound):
+    """The image exists, of another platform than the one asked for."""
+
+
+def image_platform(img: StoredImage) -> Platform:
+    """The platform an image's config declares (linux/amd64 when it says nothing)."""
+    return Platform(
+        img.config.os or "linux", img.config.architecture or "amd64", img.config.doc.get("variant") or ""
+    )

@@ -52,4 +52,11 @@ class NotRunning(Conflict):
 
 
 class BadSpec(Invalid):
-    """A malformed flag value: ``-p``, ``-v``, ``--memory``, ``--env-file`` …"""
+    """A malformed flag value: ``-p``, ``-v``, ``--memory``, ``--env-file`` … (docker's
+    CLI refuses it while parsing: ``create`` exits 125)."""
+
+
+class SpecRefused(BadSpec):
+    """A well-formed option that docker's daemon, not its CLI, refuses: resources the
+    host lacks, an unknown capability, log driver or option, a missing bind source
+    (``create`` exits 1 for it, ``run`` 125)."""

@@ -14,12 +14,19 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from runtime.errors import RuntimeFailure, StartFailed
+from runtime.kernel import binfmt
 from runtime.network import etcfiles
 from runtime.process import launch
 from runtime.process.rootfs import ensure_init_layer
 from runtime.spec import Mount, Process, Rootfs, Spec
 
 Sink = Callable[[bytes], None] | int | None
+
+
+def can_run(arch: str) -> None:
+    """Make binaries of ``arch`` (OCI words) runnable in steps: qemu's binfmt entry
+    for another CPU's (runtime.kernel.binfmt); RuntimeFailure naming the fix."""
+    binfmt.ensure(arch)
 
 
 def run_step(

@@ -7,7 +7,7 @@ the container store, the builder's ``run_step`` and ``exec`` build them.
 from __future__ import annotations
 
 from imagefmt.records import NamedTuple
-from runtime.errors import BadSpec
+from runtime.errors import SpecRefused
 from runtime.kernel.syscalls import DEFAULT_CAPS
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -121,13 +121,13 @@ def parse_signal(text: str | int) -> int:
     if isinstance(text, int) or str(text).isdigit():
         if int(text) > 0:  # any number, as Go's signal.ParseSignal: the kill(2) judges it
             return int(text)
-        raise BadSpec(f"Invalid signal: {text}")
+        raise SpecRefused(f"Invalid signal: {text}")
     name = str(text).upper()
     name = name if name.startswith("SIG") else "SIG" + name
     try:
         return int(signal.Signals[name])
     except KeyError:
-        raise BadSpec(f"Invalid signal: {text}") from None
+        raise SpecRefused(f"Invalid signal: {text}") from None
 
 
 def daemon_env(hostname: str, tty: bool, env: list[str] | tuple[str, ...]) -> list[str]:

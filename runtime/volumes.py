@@ -16,9 +16,10 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from imagefmt import journal
 from imagefmt.errors import Conflict
 from imagefmt.records import TYPE_CHECKING, NamedTuple
-from runtime.errors import BadSpec, NoSuchVolume
+from runtime.errors import BadSpec, NoSuchVolume, SpecRefused
 from runtime.fs import read_json, rmtree, write_json
 
 if TYPE_CHECKING:
@@ -143,15 +144,15 @@ def parse_mount(text: str) -> MountOpt:
     if not doc.get("ReadOnly"):
         doc.pop("ReadOnly", None)
     if kind not in ("bind", "volume", "tmpfs"):
-        raise BadSpec(f'invalid mount config for type "{kind}": mount type unknown')
+        raise SpecRefused(f'invalid mount config for type "{kind}": mount type unknown')
     if not target:
         raise bad("target is required")
     config = f'invalid mount config for type "{kind}": '
     if not target.startswith("/"):
-        raise BadSpec(f"{config}invalid mount path: '{target}' mount path must be absolute")
+        raise SpecRefused(f"{config}invalid mount path: '{target}' mount path must be absolute")
     if kind == "tmpfs":
         if source:
-            raise BadSpec(f"{config}field Source must not be specified")
+            raise SpecRefused(f"{config}field Source must not be specified")
         if size or mode:
             doc["TmpfsOptions"] = {k: v for k, v in (("SizeBytes", size), ("Mode", mode)) if v}
         data = ",".join([*([f"size={size}"] if size else []), *([f"mode={mode:o}"] if mode else [])])
@@ -161,9 +162,9 @@ def parse_mount(text: str) -> MountOpt:
     readonly = bool(doc.get("ReadOnly"))
     if kind == "bind":
         if not source:
-            raise BadSpec(f"{config}field Source must not be empty")
+            raise SpecRefused(f"{config}field Source must not be empty")
         if not os.path.exists(source):
-            raise BadSpec(f"{config}bind source path does not exist: {source}")
+            raise SpecRefused(f"{config}bind source path does not exist: {source}")
         return MountOpt(doc, VolumeSpec("bind", os.path.normpath(source), os.path.normpath(target), readonly))
     if source:
         check_name(source)
@@ -229,6 +230,9 @@ class VolumeStore:
             name = os.urandom(32).hex()
             labels = {**(labels or {}), ANON_LABEL: ""}
         check_name(name)
+        journal.emit(
+            self.dir.parent, "volume", "create", name, {"driver": "local"}
+        )  # also when it exists, as docker
         if (self.dir / name / "meta.json").exists():
             return name, False
         vdir = self.dir / name
@@ -254,6 +258,7 @@ class VolumeStore:
         if users:
             raise Conflict(f"remove {name}: volume is in use - [{', '.join(users)}]")
         rmtree(self.dir / name)
+        journal.emit(self.dir.parent, "volume", "destroy", name, {"driver": "local"})
 
     def size(self, name: str) -> int:
         total = 0

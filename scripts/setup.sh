@@ -4,9 +4,11 @@
 # Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# qemu-user-static: another CPU's RUN steps and containers (build/run --platform linux/arm64)
 # ceph-* and radosgw: the S3 the registry's s3 driver is tested on (scripts/start-s3.sh starts it when a test needs it)
 PKGS=(skopeo docker-registry busybox-static umoci docker.io runc tmux iproute2 curl python3-venv
-      ceph-mon ceph-mgr ceph-osd radosgw ceph-common uuid-runtime)
+      ceph-mon ceph-mgr ceph-osd radosgw ceph-common uuid-runtime qemu-user-static
+      docker-compose podman)  # the API service's tests and bench drive compose; podman is its bench peer
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -36,6 +38,10 @@ fi
 scripts/write-launcher.sh "$PWD/.venv/bin/python" .venv/bin/dockyard
 # Byte-compile our modules: where PYTHONDONTWRITEBYTECODE is set, every command would
 # otherwise recompile them (it doubles the start-up of `dockyard run`).
-.venv/bin/python -m compileall -q cli.py imagefmt registry runtime builder engine commands
+.venv/bin/python -m compileall -q cli.py imagefmt registry runtime builder engine api commands
 fixtures/make-busybox-rootfs.sh >/dev/null
+# busybox for arm64, for the multi-platform tests (downloaded here: tests reach only loopback)
+BUSYBOX_ARCH=arm64 fixtures/make-busybox-rootfs.sh >/dev/null \
+  || { apt-get update -qq && BUSYBOX_ARCH=arm64 fixtures/make-busybox-rootfs.sh >/dev/null; } \
+  || echo "setup: no busybox for arm64: tests/test_multiplatform.py will skip" >&2
 echo "setup: ok ($(.venv/bin/dockyard --version))"

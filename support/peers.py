@@ -357,10 +357,10 @@ BENCH_DOCKERD = DockerdSite(Path("/tmp/dockyard-bench-docker"), "dybench", "dybe
 
 @dataclass
 class Dockerd:
-    """A private Docker engine: ``host`` for DOCKER_HOST; ``proc`` if this process started it."""
+    """A private Docker engine: ``host`` for DOCKER_HOST; ``pid`` if this process started it."""
 
     host: str
-    proc: subprocess.Popen[bytes] | None
+    pid: int | None
 
     @property
     def env(self) -> dict[str, str]:
@@ -368,13 +368,26 @@ class Dockerd:
 
     def stop(self) -> None:
         """Stop the engine if this process started it (it stops its own containerd)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
+        if self.pid is None:
+            return
+        for sig, wait in ((signal.SIGTERM, 30.0), (signal.SIGKILL, 10.0)):
             try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                return
+            deadline = time.time() + wait
+            while time.time() < deadline and _alive(self.pid):
+                time.sleep(0.1)
+            if not _alive(self.pid):
+                return
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for init to reap it counts as gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
 
 
 def start_dockerd(site: DockerdSite, timeout: float = 60.0) -> Dockerd:
@@ -399,16 +412,25 @@ def start_dockerd(site: DockerdSite, timeout: float = 60.0) -> Dockerd:
         f"--containerd-plugins-namespace={site.plugins_namespace}",
     ]  # fmt: skip
     log = directory / "dockerd.log"
+    pidfile = directory / "dockerd.pid"
+    pidfile.unlink(missing_ok=True)
+    # setsid --fork: the engine is a daemon, not our child, so it outlives this process
+    # without a Popen left to warn that it still runs.
     with open(log, "ab") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=out, start_new_session=True)
+        subprocess.run(
+            ["setsid", "--fork", *args], stdout=out, stderr=out, stdin=subprocess.DEVNULL, check=True
+        )
     deadline = time.time() + timeout
+    pid = None
     while time.time() < deadline:
+        pid = int(pidfile.read_text() or 0) if pidfile.exists() else None
         if _docker_answers(env):
-            return Dockerd(host, proc)
-        if proc.poll() is not None:
+            return Dockerd(host, pid)
+        if pid is not None and not _alive(pid):
             raise RuntimeError(f"dockerd exited: {log.read_text()[-2000:]}")
         time.sleep(0.2)
-    proc.terminate()
+    if pid is not None:
+        Dockerd(host, pid).stop()
     raise RuntimeError(f"dockerd did not answer in {timeout:.0f} s: see {log}")
 
 

@@ -46,7 +46,7 @@ def test_load_gzip_and_stdin(dy: Dockyard, busybox: str, tmp_path: Path) -> None
 
 def test_save_refuses_a_terminal_and_unknown_images(dy: Dockyard) -> None:
     r = dy("save", "-o", "/tmp/never.tar", "nope")
-    assert r.code == 3 and "No such image: nope" in r.err
+    assert r.code == 1 and "No such image: nope" in r.err
     assert not Path("/tmp/never.tar").exists()
 
 

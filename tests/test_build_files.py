@@ -130,12 +130,17 @@ def test_hostile_context(dy: Dockyard, busybox: str, tmp_path: Path) -> None:
     os.symlink("/etc/shadow", ctx / "evil")
     (ctx / "linkdir").mkdir()
     os.symlink("/etc/shadow", ctx / "linkdir/inner")
+    # a link named as the source is followed as docker does, with the context as "/"
+    r = build(dy, ctx)
+    assert r.code == 1 and "stat evil: file does not exist" in r.err
+    (ctx / "etc").mkdir()
+    (ctx / "etc/shadow").write_text("inside the context\n")
     build_ok(dy, ctx, "-t", "hostile")
     v = view(dy, "hostile")
-    for path in ("/evil", "/ld/inner"):
-        found = v.lstat(path)
-        assert found is not None and stat.S_ISLNK(found.st.st_mode)
-        assert os.readlink(found.host) == b"/etc/shadow"
+    assert v.read_bytes("/evil") == b"inside the context\n"
+    found = v.lstat("/ld/inner")  # a link below a copied directory stays a link
+    assert found is not None and stat.S_ISLNK(found.st.st_mode)
+    assert os.readlink(found.host) == b"/etc/shadow"
     r = build(dy, make_context(tmp_path / "c2", "FROM busybox\nCOPY ../x /x\n"))
     assert r.code != 0 and "forbidden path outside the build context: ../x ()" in r.err
     # a symlinked parent directory is resolved inside the context, never on the host
@@ -338,3 +343,52 @@ def test_fetch_callback_streams_and_raises_our_errors(web: str) -> None:
         assert resp.status == 304 and resp.read() == b""
     with pytest.raises(NotFound, match="^HTTP 404$"):
         fetch(f"{web}/missing", {})
+
+
+def test_bind_mount_from_a_stage_keys_on_its_content(dy: Dockyard, busybox: str, tmp_path: Path) -> None:
+    """A ``RUN --mount=type=bind,from=stage`` (rw or not) hits when the stage gained an
+    unrelated step, misses when the mounted files change (as COPY --from), and a
+    ``from=$var`` is refused with BuildKit's words."""
+    final = (
+        "FROM busybox\n"
+        "RUN --mount=type=bind,from=src,source=/d,target=/m,rw echo x >> /m/f && cat /m/f > /copy\n"
+        "RUN --mount=type=bind,from=src,source=/d,target=/m cat /m/f > /copy-ro\n"
+    )
+    ctx = make_context(tmp_path / "ctx", "FROM busybox AS src\nRUN mkdir /d && echo one > /d/f\n" + final)
+    build_ok(dy, ctx, "-t", "m1")
+    assert read(dy, "m1", "/copy") == "one\nx\n" and read(dy, "m1", "/copy-ro") == "one\n"
+    make_context(ctx, "FROM busybox AS src\nRUN mkdir /d && echo one > /d/f\nRUN echo other > /o\n" + final)
+    out = build_ok(dy, ctx, "-t", "m2")
+    assert out.count(" ---> Using cache") == 3  # RUN mkdir, and both mounts' RUNs
+    make_context(ctx, "FROM busybox AS src\nRUN mkdir /d && echo two > /d/f\n" + final)
+    build_ok(dy, ctx, "-t", "m3")
+    assert read(dy, "m3", "/copy") == "two\nx\n" and read(dy, "m3", "/copy-ro") == "two\n"
+
+    make_context(ctx, "FROM busybox AS src\nFROM busybox\nARG S=src\nRUN --mount=from=$S,target=/m true\n")
+    r = build(dy, ctx)
+    assert r.code == 1 and "'from' doesn't support variable expansion, define alias stage instead" in r.err
+
+
+def test_copy_heredoc_escapes_as_buildkit(dy: Dockyard, busybox: str, tmp_path: Path) -> None:
+    """BuildKit's testCopyHeredocSpecialSymbols and testHeredocVarSubstitution: an unquoted
+    ``COPY <<EOF`` body takes the escape token's next character as it is and keeps
+    quotes; a quoted one is copied as written."""
+    bodies = {
+        "quotefile": ('"quotes in file"', '"quotes in file"\n'),
+        "slashfile1": ("\\", "\n"),
+        "slashfile2": ("\\\\", "\\\n"),
+        "slashfile3": ("\\$", "$\n"),
+        "q1": ("Hello '${name}'!", "Hello 'world'!\n"),
+        "q2": ('Hello "${name}"!', 'Hello "world"!\n'),
+    }
+    raw = {
+        "rawslashfile1": ("\\", "\\\n"),
+        "rawslashfile2": ("\\\\", "\\\\\n"),
+        "rawslashfile3": ("\\$", "\\$\n"),
+    }
+    text = "FROM busybox\nARG name=world\n"
+    text += "".join(f"COPY <<EOF /d/{n}\n{body}\nEOF\n" for n, (body, _) in bodies.items())
+    text += "".join(f'COPY <<"EOF" /d/{n}\n{body}\nEOF\n' for n, (body, _) in raw.items())
+    build_ok(dy, make_context(tmp_path / "ctx", text), "-t", "heredocs")
+    for n, (_, want) in {**bodies, **raw}.items():
+        assert read(dy, "heredocs", f"/d/{n}") == want, n

@@ -113,7 +113,7 @@ def test_parse_escape_directive() -> None:
         ("RUN true\n", "no build stage in current context", 1),
         ("FROM busybox AS 1x\n", "invalid name for build stage", 1),
         ("FROM a AS x\nFROM b AS x\n", "duplicate name", 2),
-        ("FROM busybox\nCOPY --bogus a b\n", "unknown flag: bogus", 2),
+        ("FROM busybox\nCOPY --bogus a b\n", "Unknown flag: bogus", 2),
         ("FROM busybox\nRUN <<EOF\nno end\n", "unterminated heredoc", 2),
         ("# escape=x\nFROM busybox\n", "invalid escape token", 0),
     ],

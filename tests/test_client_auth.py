@@ -75,9 +75,9 @@ def test_basic_auth_login_push_logout(
     store = Store(dy.root)
     cf.local_image(store, tmp_path, f"{host}/team/app:1", seed=31, size=2000)
     r = dy("push", f"{host}/team/app:1")
-    assert r.code == 4 and f"run 'dockyard login {host}'" in r.err
+    assert r.code == 1 and f"run 'dockyard login {host}'" in r.err
     code, text = cf.login(dy, monkeypatch, host, "alice", "wrong")
-    assert code == 4 and "refused the credentials of 'alice'" in text
+    assert code == 1 and "refused the credentials of 'alice'" in text
     assert not docker_config.exists()
     code, text = cf.login(dy, monkeypatch, host, "alice", "wonderland")
     assert code == 0 and "Login Succeeded" in text
@@ -86,7 +86,7 @@ def test_basic_auth_login_push_logout(
     assert dy.ok("push", f"{host}/team/app:1").splitlines()[-1].startswith("1: digest: sha256:")
     assert dy.ok("logout", host).strip() == f"Removing login credentials for {host}"
     assert dy.ok("logout", host).strip() == f"Not logged in to {host}"
-    assert dy("pull", f"{host}/team/app:1").code == 4
+    assert dy("pull", f"{host}/team/app:1").code == 1
 
 
 def test_denied_names_the_fix(tmp_path: Path, dy: Dockyard, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -99,7 +99,7 @@ def test_denied_names_the_fix(tmp_path: Path, dy: Dockyard, monkeypatch: pytest.
         cf.local_image(store, tmp_path, f"{r.host}/team/app:1", seed=33, size=2000)
         assert cf.login(dy, monkeypatch, r.host, "bob", "builder")[0] == 0
         res = dy("push", f"{r.host}/team/app:1")
-        assert res.code == 4
+        assert res.code == 1
         assert "denied" in res.err and "check the repository name" in res.err and r.host in res.err
         dy.ok("tag", f"{r.host}/team/app:1", f"{r.host}/bob/app:1")
         assert dy.ok("push", "-q", f"{r.host}/bob/app:1") == f"{r.host}/bob/app:1\n"
@@ -119,10 +119,10 @@ def test_token_auth_like_docker_hub(
     store = Store(dy.root)
     cf.local_image(store, tmp_path, f"{host}/team/app:1", seed=41, size=2000)
     r = dy("push", f"{host}/team/app:1")
-    assert r.code == 4 and f"run 'dockyard login {host}'" in r.err
+    assert r.code == 1 and f"run 'dockyard login {host}'" in r.err
     if tokens:
         assert tokens.requests and tokens.requests[-1]["account"] is None  # asked anonymously first
-    assert cf.login(dy, monkeypatch, host, "alice", "nope")[0] == 4
+    assert cf.login(dy, monkeypatch, host, "alice", "nope")[0] == 1
     if tokens:
         tokens.requests.clear()
     assert cf.login(dy, monkeypatch, host, "alice", "wonderland")[0] == 0

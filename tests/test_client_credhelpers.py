@@ -249,7 +249,7 @@ def test_login_push_pull_logout_through_a_helper(
     assert dy.ok("logout", host).strip() == f"Removing login credentials for {host}"
     assert helper.secrets() == {} and json.loads(docker_config.read_text())["auths"] == {}
     assert dy.ok("logout", host).strip() == f"Not logged in to {host}"
-    assert dy("pull", f"{host}/team/app:1").code == 4
+    assert dy("pull", f"{host}/team/app:1").code == 1
 
 
 def test_a_missing_helper_fails_the_cli_in_one_line(
@@ -267,13 +267,13 @@ def test_a_missing_helper_fails_the_cli_in_one_line(
         f"install it or remove credsStore from {docker_config}"
     )
     code, text = cf.login(dy, monkeypatch, host, "alice", "wonderland")  # checked, then not stored
-    assert code == 5 and text.strip().endswith(fix) and "Login Succeeded" not in text
+    assert code == 1 and text.strip().endswith(fix) and "Login Succeeded" not in text
     for args in (("login", host), ("logout", host)):
         r = dy(*args)
-        assert r.code == 5 and r.err.strip().endswith(fix) and "Traceback" not in r.err, args
+        assert r.code == 1 and r.err.strip().endswith(fix) and "Traceback" not in r.err, args
     # a pull goes on anonymously, as docker's does; the 401 names the helper's error
     r = dy("pull", f"{host}/team/app:1")
-    assert r.code == 4 and "authentication required, but credential helper docker-credential-pass" in r.err
+    assert r.code == 1 and "authentication required, but credential helper docker-credential-pass" in r.err
     assert r.err.count("\n") == 1
 
 
@@ -310,7 +310,7 @@ def test_an_identity_token_is_used_as_a_refresh_token(
         assert dy("login", host).code == 0  # a bare login checks the stored token
         credentials.save(host, Credentials("", "", identity_token=token[:-4] + "AAAA"))
         r = dy("pull", f"{host}/team/app:1")
-        assert r.code == 4 and f"refused the stored identity token: run 'dockyard login {host}'" in r.err
+        assert r.code == 1 and f"refused the stored identity token: run 'dockyard login {host}'" in r.err
     finally:
         reg.stop()
 
@@ -350,7 +350,7 @@ def test_docker_login_and_logout_through_the_same_helper(
     r = docker_cli("logout", host)
     assert r.returncode == 0 and helper.secrets() == {}
     assert json.loads(docker_config.read_text())["auths"] == {}
-    assert dy("pull", f"{host}/team/app:1").code == 4
+    assert dy("pull", f"{host}/team/app:1").code == 1
 
 
 @pytest.mark.interop

@@ -1,7 +1,7 @@
 """The layering, enforced as go-containerregistry's depcheck_test.go does.
 
 Dependencies point one way: imagefmt <- registry, imagefmt <- runtime <- builder;
-engine may import those four, commands engine and the four, cli commands; nothing
+engine may import those four, api engine and the four, commands api and the rest, cli commands; nothing
 imports cli, and only cli imports commands.  Inside registry, the client and the
 server meet in registry.protocol alone; the builder reaches the runtime only through
 runtime.sandbox, runtime.spec and runtime.errors.  Every third-party library enters
@@ -37,7 +37,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     "runtime": {"imagefmt"},
     "builder": {"imagefmt", "runtime.sandbox", "runtime.spec", "runtime.errors"},
     "engine": {"imagefmt", "registry", "runtime", "builder"},
-    "commands": {"imagefmt", "registry", "runtime", "builder", "engine"},
+    "api": {"imagefmt", "registry", "runtime", "builder", "engine"},
+    "commands": {"imagefmt", "registry", "runtime", "builder", "engine", "api"},
     "cli": {"imagefmt", "registry", "runtime", "builder", "engine", "commands"},
 }
 
@@ -45,7 +46,7 @@ MAY_IMPORT: dict[str, set[str]] = {
 CONFINED: dict[str, set[str]] = {
     "flask": {"registry.server"},
     "werkzeug": {"registry.server"},
-    "gunicorn": {"registry.server.serve"},
+    "gunicorn": {"registry.server.serve", "registry.server.worker"},
     "bcrypt": {"registry.server.htpasswd", "registry.server.auth"},
     "cryptography": {"registry.server.auth", "registry.server.certs"},
     "requests": {"registry.client", "registry.server.notifications", "registry.fetch"},

@@ -80,7 +80,7 @@ def test_unknown_image_errors(dy: Dockyard) -> None:
 
 def test_a_store_root_under_a_file_is_a_one_line_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
-    for verb, code in (["images"], 5), (["run", "busybox", "true"], 125):
+    for verb, code in (["images"], 1), (["run", "busybox", "true"], 125):
         r = subprocess.run(
             [sys.executable, str(REPO / "cli.py"), "--root", str(tmp_path / "file/root"), *verb],
             capture_output=True,
@@ -95,7 +95,7 @@ def test_a_store_root_under_a_file_is_a_one_line_error(tmp_path: Path) -> None:
 
 def test_bad_reference_is_invalid(dy: Dockyard, busybox: str) -> None:
     r = dy("tag", "busybox", "Bad/Name:x")
-    assert r.code == 5 and "invalid reference format" in r.err
+    assert r.code == 1 and "invalid reference format" in r.err
 
 
 def test_import_refuses_escaping_members(dy: Dockyard, tmp_path: Path) -> None:
@@ -105,7 +105,7 @@ def test_import_refuses_escaping_members(dy: Dockyard, tmp_path: Path) -> None:
     bad = tmp_path / "bad.tar"
     bad.write_bytes(tar_bytes([file_entry("ok"), file_entry("../../etc/x")]))
     r = dy("import", str(bad), "bad:1")
-    assert r.code == 5 and "escapes" in r.err
+    assert r.code == 1 and "escapes" in r.err
     assert store_state(dy.root) == before
 
 

@@ -10,7 +10,9 @@ from builder.parser import Instruction
 
 def arg(state: StepState, ins: Instruction) -> Plan:
     """Each ``NAME[=default]`` is declared as it is read (a later default sees an earlier
-    name); the key holds the values in effect, so another --build-arg misses."""
+    name).  As in docker, the step's key is its history line alone: another
+    --build-arg hits here, and misses at the first step that uses the value
+    (a RUN's environment, an expanded word in the config)."""
     declared: list[tuple[str, str | None]] = []
     for word in split_words(ins.args, state.escape):
         name, eq, default = word.partition("=")
@@ -18,5 +20,4 @@ def arg(state: StepState, ins: Instruction) -> Plan:
         declared.append((name, state.expand(default, ins) if eq else None))
         state.args[name] = value
     comment = "ARG " + " ".join(f"{k}={v}" if v is not None else k for k, v in declared)
-    effective = {k: state.args[k] for k, _ in declared}
-    return Plan(history.metadata(state.shell, comment), {"values": effective})
+    return Plan(history.metadata(state.shell, comment), {})

@@ -14,7 +14,7 @@ from builder.parser import Instruction
 def _command(state: StepState, ins: Instruction) -> tuple[list[str], str]:
     """The argv (the exec form, or SHELL + the text) and how history quotes it."""
     form = ins.json_args()
-    argv = form if form is not None else [*state.shell, ins.args]
+    argv = form if form is not None else [*state.shell, ins.args] if ins.args else state.shell
     return argv, history.go_quote_list(argv)
 
 
@@ -29,7 +29,10 @@ def cmd(state: StepState, ins: Instruction) -> Plan:
 
 
 def entrypoint(state: StepState, ins: Instruction) -> Plan:
+    argv: list[str] | None
     argv, shown = _command(state, ins)
+    if not ins.args:  # a bare ENTRYPOINT clears it, as docker
+        argv, shown = None, "[]"
 
     def change(doc: dict[str, Any]) -> None:
         cfg = config_of(doc)

@@ -14,15 +14,17 @@ import hashlib
 import os
 import posixpath
 import time
+from typing import Any
 
 from builder import copier, history
 from builder.cache import step_key
 from builder.commit import NewLayer
 from builder.context import Item
+from builder.copyparents import with_parents
 from builder.errors import DockerfileError
 from builder.flags import CopyFlags
 from builder.instructions.step import LayerJob, Plan, StepState, mtime_now, write_copy_plan
-from builder.lexer import expand_raw
+from builder.lexer import expand_heredoc
 from builder.parser import Instruction, heredoc_name
 from imagefmt.errors import DockyardError
 from imagefmt.store import StoredImage
@@ -44,12 +46,15 @@ def _plan(state: StepState, ins: Instruction, add: bool) -> Plan:
     if len(words) < 2:
         raise DockerfileError(f"{ins.keyword} requires at least two arguments", ins.line)
     dest_raw = state.expand(words[-1], ins)
-    ins.check_flag("parents")
     view = state.view(state.image)
     owner = copier.parse_chown(state.expand(flags.chown, ins), view, ins.line) if flags.chown else None
-    chmod_fn = copier.chmod_function(state.expand(flags.chmod, ins), ins.line) if flags.chmod else None
+    chmod = state.expand(flags.chmod, ins) if flags.chmod else None
+    chmod_fn = copier.chmod_function(chmod, ins.line) if chmod else None
     from_id, sources = _sources(state, ins, flags, words[:-1], add)
-    dest_is_dir = dest_raw.endswith("/") or dest_raw in (".", "..") or dest_raw.endswith("/.")
+    # "" (an empty variable) is the WORKDIR itself: a directory, as "." is
+    dest_is_dir = (
+        flags.parents or dest_raw.endswith("/") or dest_raw in ("", ".", "..") or dest_raw.endswith("/.")
+    )
     dest = posixpath.normpath(posixpath.join(state.config.get("WorkingDir") or "/", dest_raw))
     where = copier.Placement(
         dest,
@@ -66,7 +71,16 @@ def _plan(state: StepState, ins: Instruction, add: bool) -> Plan:
     created_by = history.nop(
         state.shell, f"{ins.keyword} {chown_part}{summary[0]}:{summary[1]} in {dest_raw} "
     )
-    key = {"from": from_id, "dest": dest, "owner": owner, "chmod": flags.chmod, "link": flags.link}
+    # --from: keyed by what is copied (in created_by's checksum), not by the stage's image
+    key: dict[str, Any] = {
+        "from": bool(from_id),
+        "dest": dest,
+        "owner": owner,
+        "chmod": chmod,
+        "link": flags.link,
+    }
+    if flags.parents:
+        key["parents"] = [s.parents for s in sources]
 
     def make_layer(job: LayerJob) -> NewLayer:
         if not flags.link:
@@ -98,13 +112,20 @@ def _sources(
         name = heredoc_name(s)
         if name is not None and name in heredocs:
             doc = heredocs[name]
-            data = expand_raw(doc.content, state.subst_env()) if doc.expand else doc.content
+            data = expand_heredoc(doc.content, state.subst_env(), state.escape) if doc.expand else doc.content
             sources.append(copier.data_source(name, data.encode(), 0o644, mtime_now(state)))
     plain = [state.expand(s, ins) for s in srcs if heredoc_name(s) not in heredocs]
     if flags.from_:
         image = state.from_image(state.expand(flags.from_, ins), ins.line)
         what = f"{ins.keyword} failed"
-        return str(image.id), sources + copier.view_sources(state.view(image), plain, what, ins.line)
+        view = state.view(image)
+        if flags.parents:
+
+            def in_image(p: str) -> list[tuple[str, copier.Source]]:
+                return [(s.path, s) for s in copier.view_sources(view, [p], what, ins.line)]
+
+            return str(image.id), sources + with_parents(plain, in_image, ins.line)
+        return str(image.id), sources + copier.view_sources(view, plain, what, ins.line)
     urls = [s for s in plain if s.startswith(("http://", "https://"))]
     if urls and not add:
         raise DockerfileError("source can't be a URL for COPY", ins.line)
@@ -113,7 +134,14 @@ def _sources(
     local = [s for s in plain if s not in urls]
     if local:
         try:
-            sources += copier.context_sources(state.context, local, ins.line, archives=add)
+            if flags.parents:
+
+                def in_context(p: str) -> list[tuple[str, copier.Source]]:
+                    return [(s.path, s) for s in copier.context_sources(state.context, [p], ins.line, False)]
+
+                sources += with_parents(local, in_context, ins.line)
+            else:
+                sources += copier.context_sources(state.context, local, ins.line, archives=add)
         except DockerfileError as err:
             raise DockerfileError(f"{ins.keyword} failed: {err}", ins.line) from None
     if flags.exclude:

@@ -11,7 +11,6 @@ afterwards.
 from __future__ import annotations
 
 import shutil
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from builder.instructions import run_mounts
 from builder.instructions.step import LayerJob, Plan, StepState
 from builder.options import PROXY_ARGS
 from builder.parser import Instruction, heredoc_name
+from imagefmt.tempstate import owned_name
 from runtime.spec import DEFAULT_PATH
 
 
@@ -33,6 +33,8 @@ def run(state: StepState, ins: Instruction) -> Plan:
     shown_args = [a for a in args if a.split("=", 1)[0] in state.args]
     heredoc_script = bool(ins.heredocs) and ins.json_args() is None
     created_by = history.run(argv if not heredoc_script else [*state.shell, ins.args], shown_args)
+    if ins.json_args() == []:  # docker writes nothing for ``RUN []``
+        created_by = ""
     env = _env(state, args)
     ins.check_flag("network")
     network = flags.network if flags.network != "default" else state.options.network
@@ -61,13 +63,15 @@ def run(state: StepState, ins: Instruction) -> Plan:
 def _argv(state: StepState, ins: Instruction) -> list[str]:
     form = ins.json_args()
     if form is not None:
-        if not form:
-            raise DockerfileError("RUN requires at least one argument", ins.line)
+        if not form:  # docker: the container runs the image's own ENTRYPOINT, else its CMD
+            argv = list(state.config.get("Entrypoint") or state.config.get("Cmd") or [])
+            if not argv:
+                raise DockerfileError("RUN []: the image has no ENTRYPOINT or CMD to run", ins.line)
+            return argv
         return form
     if not ins.heredocs:
-        if not ins.args:
-            raise DockerfileError("RUN requires at least one argument", ins.line)
-        return [*state.shell, ins.args]
+        # a bare RUN is docker's '/bin/sh -c' with nothing to run (the shell exits 2)
+        return [*state.shell, ins.args] if ins.args else state.shell
     words = ins.args.split()
     only = len(ins.heredocs) == 1 and len(words) == 1 and heredoc_name(words[0]) == ins.heredocs[0].name
     if only:
@@ -92,6 +96,15 @@ def _env(state: StepState, args: list[str]) -> list[str]:
     if "PATH" not in have:
         env.append(f"PATH={DEFAULT_PATH}")
     return env
+
+
+def with_hostname(env: list[str], container: str) -> list[str]:
+    """docker's step environment: PATH, then HOSTNAME (the step container's id, unless
+    ENV sets it), then the rest."""
+    if any(e.startswith("HOSTNAME=") for e in env):
+        return env
+    paths = [e for e in env if e.startswith("PATH=")]
+    return [*paths, f"HOSTNAME={container}", *(e for e in env if not e.startswith("PATH="))]
 
 
 class _Output:
@@ -120,11 +133,13 @@ def _execute(
     """Run the command; its upperdir (if it changed anything) is the layer.  BuildFailed
     carries the command's exit status and the end of its output."""
     from runtime.errors import StartFailed  # imported here: a fully cached build never runs anything
-    from runtime.sandbox import run_step
+    from runtime.sandbox import can_run, run_step
 
     state = job.state
     store = state.store
-    work = store.tmp / f"build-{uuid.uuid4().hex}"
+    if state.doc.get("architecture"):
+        can_run(str(state.doc["architecture"]))  # another CPU's image: through qemu (binfmt_misc)
+    work = store.tmp / owned_name("build")  # reclaimed by the next store open if this build is killed
     upper = work / "upper"
     upper.mkdir(parents=True)
     job.stack.callback(shutil.rmtree, work, ignore_errors=True)
@@ -141,7 +156,7 @@ def _execute(
             upper,
             argv,
             mount_cwd=store.root,
-            env=[*env, *prepared.env],
+            env=[*with_hostname(env, container), *prepared.env],
             workdir=workdir,
             user=user,
             hostname=container,

@@ -3,7 +3,8 @@
 Cache mounts persist under ``<store>/buildcache/mounts/<id>`` between builds
 (``sharing=shared|private|locked``).  Binds of another stage's files are
 made from that stage's image view: read-only, or a throwaway copy with
-``rw``.  Secrets are copied into a private file (mode 0400 by default) that
+``rw``.  An SSH mount relays to the client's agent (builder.sshforward).
+Secrets are copied into a private file (mode 0400 by default) that
 exists only while the command runs; their values never reach the cache key,
 the history or a layer.  Mount points that had to be created for a mount are
 removed from the step's upperdir afterwards, so they never reach the layer.
@@ -23,12 +24,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from builder import copier
 from builder.context import checksum
 from builder.errors import DockerfileError
 from builder.flags import MountSpec
 from builder.instructions.step import StepState
 from builder.parser import Instruction
 from builder.rootview import RootView
+from builder.sshforward import forward
 from runtime.spec import Mount
 
 
@@ -47,7 +50,7 @@ class Prepared:
 
 def mount_key(state: StepState, spec: MountSpec, ins: Instruction) -> dict[str, Any]:
     """What a mount adds to the RUN's cache key: a bind of the context by content, of a
-    stage by its image ID, a secret by id (never by value).  Refuses a missing
+    stage by the mounted content, a secret by id (never by value).  Refuses a missing
     required secret."""
     key: dict[str, Any] = {
         "type": spec.type,
@@ -60,9 +63,11 @@ def mount_key(state: StepState, spec: MountSpec, ins: Instruction) -> dict[str, 
         "gid": spec.gid,
     }
     if spec.type == "bind":
-        if spec.from_:
-            key["from"] = str(state.from_image(spec.from_, ins.line).id)
+        if spec.from_:  # by what is mounted, not by the stage's image (as COPY --from)
+            view = state.view(state.from_image(spec.from_, ins.line))
+            found = copier.view_sources(view, [spec.source or "/"], "mount", ins.line)
             key["source"] = spec.source
+            key["content"] = checksum([it for s in found for it in s.items], "", state.cache.sums)
         else:
             context = state.context
             items = context.items(context.select(spec.source or ".", ins.line)[0])
@@ -71,6 +76,10 @@ def mount_key(state: StepState, spec: MountSpec, ins: Instruction) -> dict[str, 
     elif spec.type == "secret" and spec.required and spec.id not in state.options.secrets:
         raise DockerfileError(
             f"secret {spec.id} is required but was not given (--secret id={spec.id},src=…)", ins.line
+        )
+    elif spec.type == "ssh" and spec.required and spec.id not in state.options.ssh:
+        raise DockerfileError(
+            f"no SSH key {spec.id!r} forwarded from the client: give --ssh {spec.id}[=SOCKET]", ins.line
         )
     return key
 
@@ -101,6 +110,18 @@ def prepare(
             os.chown(path, spec.uid or 0, spec.gid or 0)
             os.chmod(path, spec.mode if spec.mode is not None else 0o400)
             prepared.mounts.append(Mount(target, str(path), "bind", True))
+        elif spec.type == "ssh":
+            agent = state.options.ssh.get(spec.id)
+            if agent is None:
+                continue
+            target = (
+                target or f"/run/buildkit/ssh_agent.{sum(1 for t in prepared.targets if '/ssh_agent.' in t)}"
+            )
+            mode = spec.mode if spec.mode is not None else 0o600
+            sock = prepared.stack.enter_context(forward(Path(agent), spec.uid or 0, spec.gid or 0, mode))
+            prepared.mounts.append(Mount(target, str(sock), "bind", False))
+            if not any(e.startswith("SSH_AUTH_SOCK=") for e in prepared.env):
+                prepared.env.append(f"SSH_AUTH_SOCK={target}")
         else:
             prepared.mounts.append(_bind_mount(state, spec, target, work, n, ins))
         if target:
@@ -153,7 +174,7 @@ def _bind_mount(
     if context.root is None:
         raise DockerfileError("RUN --mount=type=bind needs a build context", ins.line)
     rel = context.select(spec.source or ".", ins.line)[0]
-    host = os.fsdecode(context.host(rel))
+    host = os.fsdecode(context.source(rel))  # a link is followed inside the context, never out
     if spec.readonly:
         return Mount(target, host, "bind", True)
     copy_to = work / f"bind-{n}"

@@ -103,8 +103,12 @@ def container_flags(p: argparse.ArgumentParser, run: bool) -> None:
 @VERBS.command("create", "container create")
 def cmd_create(args: argparse.Namespace) -> int:
     from commands.container import runner  # the runtime's modules, as for run
+    from imagefmt import errors
 
-    c = runner.create(args, run=False)
+    try:
+        c = runner.create(args, run=False)
+    except errors.DockyardError as exc:
+        return runner.create_error(exc)
     print(c.id)
     return 0
 

@@ -10,10 +10,12 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
+from typing import TextIO
 
 from commands.container.attach import relay, window
 from commands.container.limits import limits
 from commands.output import err
+from commands.paths import go_strerror
 from imagefmt import errors
 from imagefmt.catalog import Catalog, Launchable
 from imagefmt.digest import Digest
@@ -25,7 +27,7 @@ from runtime.container.create import CreateOptions, ImageInfo
 from runtime.container.create import create as create_container
 from runtime.container.store import Container, ContainerStore
 from runtime.container.streams import Attach
-from runtime.errors import StartFailed
+from runtime.errors import BadSpec, SpecRefused, StartFailed
 
 
 def create_options(args: argparse.Namespace, run: bool) -> CreateOptions:
@@ -99,7 +101,7 @@ def label_file(path: str) -> list[str]:
         with open(path, encoding="utf-8") as f:
             lines = [ln.lstrip() for ln in f.read().splitlines()]
     except OSError as err:
-        raise errors.Invalid(f"open {path}: {(err.strerror or str(err)).lower()}") from None
+        raise BadSpec(f"open {path}: {(err.strerror or str(err)).lower()}") from None
     return [ln for ln in lines if ln and not ln.startswith("#")]
 
 
@@ -109,9 +111,13 @@ def image_info(args: argparse.Namespace, catalog: Catalog, name: str) -> ImageIn
     Through the catalog when every layer is unpacked (a container start imports
     no manifest parsing), else through the full store, which unpacks."""
     pull = getattr(args, "pull", "missing")
-    found = None if pull == "always" else catalog.launchable(name)
+    asked = getattr(args, "platform", "")
+    found = None if pull == "always" or asked else catalog.launchable(name)
     if found is None:
         found = unpacked(args, name, pull)
+    arch = str(found.config.get("architecture") or "")
+    if arch and arch != _HOST_ARCH:
+        _emulate(arch, asked)
     return ImageInfo(
         id=str(found.id),
         name=name,
@@ -128,6 +134,7 @@ def unpacked(args: argparse.Namespace, name: str, pull: str = "missing") -> Laun
     # The full store (manifests, dataclasses) and the registry client (requests): only
     # for an image the catalog cannot launch as it is, off a container start's path.
     from commands.distribution import pull_image
+    from imagefmt.manifest import Platform
     from imagefmt.store import Store
 
     store = Store(args.root)
@@ -137,8 +144,12 @@ def unpacked(args: argparse.Namespace, name: str, pull: str = "missing") -> Laun
             sys.stderr.buffer.write(line)
             sys.stderr.flush()
 
+    want = Platform.parse(args.platform) if getattr(args, "platform", "") else None
     try:
-        img = pull_image(args, name, say, sys.stderr) if pull == "always" else store.image(name)
+        if pull == "always":
+            img = pull_image(args, name, say, sys.stderr)
+        else:  # a multi-platform build's image for --platform, or the image if of that platform
+            img = store.image_for_platform(name, want) if want else store.image(name)
     except errors.NotFound:
         try:
             shown = Reference.parse(name).familiar()
@@ -151,28 +162,84 @@ def unpacked(args: argparse.Namespace, name: str, pull: str = "missing") -> Laun
     return Launchable(img.id, img.config.doc, tuple(store.short_lowerdirs(img)))
 
 
+_HOST_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
+
+
+def _emulate(arch: str, asked: str) -> None:
+    """An image of another CPU: docker's warning (when no --platform asked for it),
+    and qemu's binfmt entry registered if it is missing."""
+    from runtime.kernel import binfmt
+
+    if binfmt.native(arch):
+        return
+    if not asked:
+        print(
+            f"WARNING: The requested image's platform (linux/{arch}) does not match the detected "
+            f"host platform (linux/{_HOST_ARCH}) and no specific platform was requested",
+            file=sys.stderr,
+        )
+    binfmt.ensure(arch)
+
+
 def create(args: argparse.Namespace, run: bool) -> Container:
     opts = create_options(args, run)
     if opts.network == "host" and (opts.publish or opts.publish_all):
         print("WARNING: Published ports are discarded when using host network mode", file=sys.stderr)
-    if args.cidfile and os.path.exists(args.cidfile):
-        raise errors.Invalid(
-            f"Container ID file found, make sure the other container isn't running or delete {args.cidfile}"
-        )
-    catalog = Catalog(args.root)
-    info = image_info(args, catalog, args.image)
-    c = create_container(ContainerStore(args.root), info, opts)
-    catalog.add_hold(Digest.parse(info.id), c.id)
-    if args.cidfile:
-        with open(args.cidfile, "x") as f:
-            f.write(c.id)
+    cidfile = open_cidfile(args.cidfile) if args.cidfile else None
+    try:
+        catalog = Catalog(args.root)
+        info = image_info(args, catalog, args.image)
+        c = create_container(ContainerStore(args.root), info, opts)
+        catalog.add_hold(Digest.parse(info.id), c.id)
+        if cidfile is not None:
+            cidfile.write(c.id)
+            cidfile.close()
+    except BaseException:
+        if cidfile is not None:
+            cidfile.close()
+            os.unlink(args.cidfile)
+        raise
     return c
 
 
+def open_cidfile(path: str) -> TextIO:
+    """``--cidfile``, made before the container as docker's CLI makes it (so a path
+    that cannot be written creates nothing), removed again if the create fails."""
+    try:
+        return open(path, "x")
+    except FileExistsError:
+        raise errors.Invalid(
+            f"Container ID file found, make sure the other container isn't running or delete {path}"
+        ) from None
+    except OSError as err:
+        raise errors.DockyardError(
+            f"failed to create the container ID file: open {path}: {go_strerror(err)}"
+        ) from None
+
+
 def run_error(exc: errors.DockyardError) -> int:
-    """docker run's status for a failure of its own: 125, or 126/127 from the command."""
+    """docker run's status for a failure of its own: the runtime's 126/127 for the
+    command; 125 for a bad option (docker's CLI refuses it while parsing); else what
+    docker's toStatusError (cli/command/container/run.go) reads in the error's text,
+    127 for a missing file, 126 for a permission, else 125."""
     err(str(exc))
-    return exc.exit_code if isinstance(exc, StartFailed) else 125
+    if isinstance(exc, StartFailed):
+        return exc.exit_code
+    text = str(exc)
+    if isinstance(exc, BadSpec):
+        return 125
+    if "executable file not found" in text or "no such file or directory" in text:
+        return 127
+    if "permission denied" in text or "is a directory" in text:
+        return 126
+    return 125
+
+
+def create_error(exc: errors.DockyardError) -> int:
+    """docker create's status for a failure: 125 for a malformed option (its CLI
+    refuses it while parsing), else 1 (what its daemon refuses, SpecRefused too)."""
+    err(str(exc))
+    return 125 if isinstance(exc, BadSpec) and not isinstance(exc, SpecRefused) else exc.exit_code
 
 
 def run(args: argparse.Namespace, started_hook: Callable[[], None]) -> int:

@@ -10,6 +10,7 @@ import sys
 from commands.container import both
 from commands.errors import UsageError
 from commands.parsing import OnlyVerb, Verbs
+from commands.paths import check_output, path_error
 from imagefmt import errors
 from imagefmt.reference import Reference
 from imagefmt.store import Store
@@ -70,6 +71,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 @VERBS.command("export", "container export")
 def cmd_export(args: argparse.Namespace) -> int:
+    if args.output:
+        check_output(args.output, "failed to export container")
     cstore = ContainerStore(args.root)
     c = cstore.get(args.container)
     if not args.output and sys.stdout.isatty():
@@ -77,7 +80,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     if args.output:
         tmp = f"{args.output}.tmp-{os.getpid()}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        except OSError as err:
+            raise path_error("open", args.output, err) from None
         try:
             export(cstore, c, fd)
         except BaseException:
@@ -85,7 +91,11 @@ def cmd_export(args: argparse.Namespace) -> int:
             os.unlink(tmp)
             raise
         os.close(fd)
-        os.replace(tmp, args.output)
+        try:
+            os.replace(tmp, args.output)
+        except OSError as err:
+            os.unlink(tmp)
+            raise path_error("rename", args.output, err) from None
     else:
         export(cstore, c, 1)
     return 0

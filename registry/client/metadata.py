@@ -18,13 +18,13 @@ from __future__ import annotations
 import json
 import os
 import threading
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from imagefmt.digest import Digest
 from imagefmt.errors import DigestInvalid
 from imagefmt.store import Store
+from imagefmt.tempstate import owned_name
 
 MAX_SOURCES = 8  # per blob, most recent first
 
@@ -97,6 +97,6 @@ class Metadata:
             for digest, repos in sources.items():
                 old = doc["sources"].get(digest, [])
                 doc["sources"][digest] = [*repos, *(r for r in old if r not in repos)][:MAX_SOURCES]
-            tmp = self._store.tmp / f"distribution.{uuid.uuid4().hex}.json"
+            tmp = self._store.tmp / owned_name("meta", ".json")
             tmp.write_text(json.dumps(doc, indent=1, sort_keys=True))
             os.replace(tmp, self._path)

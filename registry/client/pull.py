@@ -31,7 +31,7 @@ from typing import BinaryIO
 import requests
 import urllib3
 
-from imagefmt import errors
+from imagefmt import errors, space
 from imagefmt import mediatypes as mt
 from imagefmt.config import ImageConfig
 from imagefmt.digest import CHUNK, Digest, chain_ids
@@ -131,6 +131,8 @@ def pull(
         if index is not None:
             extra = sorted({*image.record.get("extra_blobs", []), index.digest.hex})
             store.set_record(image, extra_blobs=extra)
+    # docker's pull event names the reference, not the image
+    store.event("pull", image, ref.familiar_repository, actor=ref.familiar())
     return PullResult(ref, top, image, updated=before != image.id)
 
 
@@ -322,7 +324,10 @@ def fetch_blob(
             return False
         part = _Partial(f, digest, desc.size)
         resumed = part.offset > 0
-        _download(repo, desc, part, progress, cancel, options)
+        what = f"pull {repo}: blob {digest.short}"
+        space.check(store.root, what, desc.size - part.offset)  # before a byte is fetched
+        with space.reported(store.root, what):
+            _download(repo, desc, part, progress, cancel, options)
         progress(pg.Progress(digest.short, pg.VERIFYING, desc.size, desc.size))
         got = part.digest()
         if got != digest:

@@ -29,9 +29,9 @@ from imagefmt import errors
 from imagefmt import mediatypes as mt
 from imagefmt.compress import open_writer
 from imagefmt.digest import CHUNK, Digest, HashingWriter
-from imagefmt.manifest import Descriptor, Manifest
+from imagefmt.manifest import Descriptor, Index, Manifest
 from imagefmt.reference import Reference
-from imagefmt.store import Store, StoredImage
+from imagefmt.store import Store, StoredImage, image_platform
 from registry.client import progress as pg
 from registry.client.metadata import Compressed, Metadata
 from registry.client.remote import Repository
@@ -74,19 +74,60 @@ def push(
     metadata = metadata or Metadata(store)
     tag = ref.tag or "latest"
     pusher = _Pusher(store, repo, metadata, options, progress)
+    manifest, digest = _push_image(store, repo, image, ref, tag, pusher)
+    return PushResult(ref.with_tag(tag), digest, len(manifest.raw), manifest)
+
+
+def push_platforms(
+    store: Store,
+    repo: Repository,
+    images: list[StoredImage],
+    ref: Reference,
+    metadata: Metadata | None = None,
+    options: PushOptions | None = None,
+    progress: pg.ProgressFn = pg.ignore,
+) -> PushResult:
+    """Push a multi-platform build: each platform's image by digest, then the index
+    of what was pushed (a Docker manifest list when every entry is a Docker
+    manifest, else an OCI index) under ``ref.tag``.  ``manifest`` of the result is
+    the last image's; ``digest`` and ``size`` are the index's."""
+    options = options or PushOptions()
+    metadata = metadata or Metadata(store)
+    tag = ref.tag or "latest"
+    pusher = _Pusher(store, repo, metadata, options, progress)
+    entries: list[Descriptor] = []
+    manifest = images[0].manifest
+    for image in images:
+        manifest, digest = _push_image(store, repo, image, ref, None, pusher)
+        entries.append(
+            Descriptor(manifest.media_type, digest, len(manifest.raw), platform=image_platform(image))
+        )
+    docker = all(e.media_type == mt.DOCKER_MANIFEST for e in entries)
+    index = Index.build(entries, mt.DOCKER_MANIFEST_LIST if docker else mt.OCI_INDEX)
+    digest = repo.put_manifest(tag, index.raw, index.media_type)
+    store.event("push", None, ref.familiar_repository, actor=ref.with_tag(tag).familiar())
+    return PushResult(ref.with_tag(tag), digest, len(index.raw), manifest)
+
+
+def _push_image(
+    store: Store, repo: Repository, image: StoredImage, ref: Reference, tag: str | None, pusher: _Pusher
+) -> tuple[Manifest, Digest]:
+    """The blobs, then the manifest under ``tag`` (by its digest when None)."""
     layers = list(zip(image.manifest.layers, image.config.diff_ids, strict=True))
     for desc, diff_id in layers:
-        progress(pg.Progress(diff_id.short, pg.PREPARING, 0, desc.size))
+        pusher.progress(pg.Progress(diff_id.short, pg.PREPARING, 0, desc.size))
     with store.adding():  # no removal may free a blob while it is being pushed
-        pushed = _push_blobs(store, image, pusher, options)
+        pushed = _push_blobs(store, image, pusher, pusher.options)
         manifest = image.manifest
         if pushed != list(manifest.layers):
             annotations = manifest.annotations or None
             manifest = Manifest.build(manifest.config, pushed, manifest.media_type, annotations)
-        digest = repo.put_manifest(tag, manifest.raw, manifest.media_type)
-        metadata.save()
+        digest = repo.put_manifest(tag or str(manifest.digest), manifest.raw, manifest.media_type)
+        pusher.metadata.save()
         store.add_image(image.manifest, [], repo_digest=ref.with_tag(None).with_digest(digest))
-    return PushResult(ref.with_tag(tag), digest, len(manifest.raw), manifest)
+    if tag is not None:  # a multi-platform build's entries go by digest: its index is the push
+        store.event("push", image, ref.familiar_repository, actor=ref.with_tag(tag).familiar())
+    return manifest, digest
 
 
 def _push_blobs(store: Store, image: StoredImage, pusher: _Pusher, options: PushOptions) -> list[Descriptor]:

@@ -150,6 +150,16 @@ class RegistryClient:
         opts = PushOptions(o.max_concurrent_uploads, o.chunk_size, o.retries, o.backoff)
         return push(store, self.repository(ref), image, ref, Metadata(store), opts, progress)
 
+    def push_platforms(
+        self, store: Store, images: list[StoredImage], ref: Reference, progress: pg.ProgressFn = pg.ignore
+    ) -> PushResult:
+        """Push a multi-platform build as ``ref`` (see :func:`registry.push.push_platforms`)."""
+        from registry.client.push import PushOptions, push_platforms
+
+        o = self.options
+        opts = PushOptions(o.max_concurrent_uploads, o.chunk_size, o.retries, o.backoff)
+        return push_platforms(store, self.repository(ref), images, ref, Metadata(store), opts, progress)
+
     # ------------------------------------------------------- login etc. ---
 
     def login(self, host: str, creds: Credentials) -> Path | None:

@@ -125,26 +125,31 @@ def _api_version(resp: Response) -> Response:
 DRAIN_LIMIT = 16 << 20
 
 
-def _drain_body() -> None:
+def _drain_body(status: int) -> None:
     """Read what is left of a refused request's body (up to DRAIN_LIMIT).
 
     gunicorn drains only 64 KiB of an unread body before it drops the
     connection, after a reply that said keep-alive; a client reusing it (a PUT
-    after a 416 PATCH) would fail.  Past the limit we let gunicorn close."""
-    if request.method not in ("PUT", "PATCH", "POST"):
+    after a 416 PATCH) would fail.  Past the limit we let gunicorn close.  A body
+    refused for its size (413), or announced bigger than the limit, is not read
+    at all: the reply goes out at once, even if the body never comes."""
+    if request.method not in ("PUT", "PATCH", "POST") or status == 413:
+        return
+    if request.content_length is not None and request.content_length > DRAIN_LIMIT:
         return
     left = DRAIN_LIMIT
     try:
         while left > 0 and (chunk := request.stream.read(min(CHUNK, left))):
             left -= len(chunk)
-    except OSError:  # the client went away: nothing to keep alive
+    except (OSError, DockyardError):  # the client went away or stalled: nothing to keep alive
         return
 
 
 def render_error(exc: DockyardError) -> Response:
-    _drain_body()
+    status = protocol.status_for(exc)
+    _drain_body(status)
     resp = jsonify(protocol.error_body(exc))
-    resp.status_code = protocol.status_for(exc)
+    resp.status_code = status
     if isinstance(exc, ChallengeRequired):
         resp.headers["WWW-Authenticate"] = str(_with_realm(exc))
     return resp
@@ -159,7 +164,7 @@ def _with_realm(exc: ChallengeRequired) -> Any:
 
 
 def _render_http(exc: HTTPException) -> Response:
-    _drain_body()
+    _drain_body(exc.code or 500)
     code = "UNSUPPORTED" if exc.code == 405 else "UNKNOWN"
     resp = jsonify({"errors": [{"code": code, "message": exc.description or exc.name}]})
     resp.status_code = exc.code or 500

@@ -214,8 +214,10 @@ class TokenIssuer:
             header = json.loads(_unb64(head_b64))
             claims: dict[str, Any] = json.loads(_unb64(body_b64))
             sig = _unb64(sig_b64)
-        except (ValueError, TypeError) as err:
+        except (ValueError, TypeError, RecursionError) as err:
             raise Unauthorized("malformed token") from err
+        if not isinstance(header, dict) or not isinstance(claims, dict):
+            raise Unauthorized("malformed token: its header and claims must be JSON objects")
         if header.get("alg") != "ES256" or len(sig) != 64:
             raise Unauthorized("token: unsupported signature algorithm")
         der = encode_dss_signature(int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big"))
@@ -237,8 +239,10 @@ class TokenIssuer:
     def verify(self, token: str) -> Grant:
         claims = self.claims(token)
         access: set[tuple[str, str, str]] = set()
-        for item in claims.get("access") or []:
-            for action in item.get("actions") or []:
+        items = claims.get("access") or []
+        for item in items if isinstance(items, list) else []:
+            actions = item.get("actions") if isinstance(item, dict) else None
+            for action in actions if isinstance(actions, list) else []:
                 access.add((str(item.get("type")), str(item.get("name")), str(action)))
         return Grant(claims.get("sub") or None, frozenset(access))
 

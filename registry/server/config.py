@@ -11,6 +11,8 @@ Keys (every one optional; docs/registry.md has an example)::
     fsync = true                           # fsync blobs before they become visible
     workers = 2                            # gunicorn processes (gthread workers)
     threads = 16                           # threads per worker
+    header_timeout = 20.0                  # seconds a request head may take to arrive, then dropped
+    body_timeout = 60.0                    # seconds a body read or reply write may stall, then 400
     access_log = "-"                       # JSON lines to a file, "-" = stderr, "" = off
     gc_grace_seconds = 3600                # GC spares blobs touched this recently
     storage = "filesystem"                 # or "s3" (the [s3] table; docs/s3.md)
@@ -114,6 +116,8 @@ class Config:
     fsync: bool = True
     workers: int = 2
     threads: int = 16
+    header_timeout: float = 20.0
+    body_timeout: float = 60.0
     access_log: str = "-"
     gc_grace_seconds: int = 3600
     storage: str = "filesystem"

@@ -19,11 +19,15 @@ import bcrypt
 
 from imagefmt.errors import Invalid
 
+BCRYPT_MAX = 72  # bcrypt's key is at most 72 bytes; bcrypt 5 raises on longer ones
+
 
 def htpasswd_entry(user: str, password: str, rounds: int = 10) -> str:
     """One ``user:$2y$…`` line, the form ``htpasswd -B`` writes."""
     if not user or ":" in user:
         raise Invalid(f"invalid user name {user!r}: it must be non-empty and without ':'")
+    if len(password.encode()) > BCRYPT_MAX:
+        raise Invalid(f"password longer than {BCRYPT_MAX} bytes: bcrypt uses only the first {BCRYPT_MAX}")
     hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds)).decode()
     return f"{user}:$2y${hashed[4:]}"
 
@@ -77,18 +81,19 @@ class Htpasswd:
 
     def verify(self, user: str, password: str) -> bool:
         """True when the password matches the user's bcrypt hash.  Unknown users
-        are checked against a dummy hash so timing does not reveal them."""
+        are checked against a dummy hash so timing does not reveal them: both
+        take the same path, whatever the password.  As in distribution (Go's
+        bcrypt) and bcrypt before version 5, only a password's first 72 bytes
+        count."""
         hashed = self._load().get(user)
-        key = hashlib.sha256(b"\0".join([user.encode(), password.encode(), hashed or b""])).digest()
+        secret = password.encode()[:BCRYPT_MAX]
+        key = hashlib.sha256(b"\0".join([user.encode(), secret, hashed or b""])).digest()
         if hashed is not None and key in self._ok:
             return True
-        if hashed is None:
-            if self._dummy is None:
-                self._dummy = bcrypt.hashpw(b"dummy", bcrypt.gensalt(10))
-            bcrypt.checkpw(password.encode(), self._dummy)
-            return False
+        if self._dummy is None:
+            self._dummy = bcrypt.hashpw(b"dummy", bcrypt.gensalt(10))
         try:
-            ok = bcrypt.checkpw(password.encode(), hashed)
+            ok = bcrypt.checkpw(secret, hashed or self._dummy) and hashed is not None
         except ValueError:  # not a bcrypt hash: distribution accepts bcrypt only
             return False
         if ok:

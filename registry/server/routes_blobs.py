@@ -71,25 +71,32 @@ def _attach_body(resp: Response, d: Digest, size: int) -> None:
     """The blob (or the range make_conditional chose) as the body, read from its
     first byte by the driver: through ``wsgi.file_wrapper``, so gunicorn sends a
     real file (the filesystem driver's) with sendfile, ``Content-Length`` bytes
-    from where it stands."""
+    from where it stands.  The body is left in the environ for the access log,
+    which counts what sendfile sent (serve.py)."""
     start, length = 0, size
     if resp.status_code == 206 and resp.content_range.stop is not None:
         start = resp.content_range.start or 0
         length = resp.content_range.stop - start
-    f = services().storage.open_blob(d, start)
-    body = f if start + length == size else cast(IO[bytes], _Window(f, length))
-    resp.response = wrap_file(request.environ, body, CHUNK)
+    body = FileBody(services().storage.open_blob(d, start), start, length)
+    request.environ[FileBody.ENVIRON_KEY] = body
+    resp.response = wrap_file(request.environ, cast(IO[bytes], body), CHUNK)
     resp.direct_passthrough = True
 
 
-class _Window(io.RawIOBase):
-    """The next ``length`` bytes of ``f``; its ``fileno`` lets sendfile send them
-    (gunicorn sends Content-Length bytes from the file's position)."""
+class FileBody(io.RawIOBase):
+    """The next ``length`` bytes of ``f`` (at ``start``), and how many of them went
+    out by sendfile.  ``fileno`` lets gunicorn sendfile them; Python's
+    ``socket.sendfile`` seeks the file to where it stopped, which is how ``sent``
+    learns the count (gunicorn's own counter only sees bytes it wrote)."""
 
-    def __init__(self, f: IO[bytes], length: int) -> None:
+    ENVIRON_KEY = "dockyard.file_body"
+
+    def __init__(self, f: IO[bytes], start: int, length: int) -> None:
         super().__init__()
         self._f = f
+        self._start = start
         self._left = length
+        self.sent = 0
 
     def readable(self) -> bool:
         return True
@@ -100,6 +107,15 @@ class _Window(io.RawIOBase):
         buffer[: len(data)] = data
         self._left -= len(data)
         return len(data)
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, pos: int, whence: int = io.SEEK_SET) -> int:
+        if whence != io.SEEK_SET:
+            raise io.UnsupportedOperation("FileBody seeks from the start only")
+        self.sent = max(self.sent, pos - self._start)
+        return self._f.seek(pos)
 
     def fileno(self) -> int:
         return self._f.fileno()

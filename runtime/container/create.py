@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 from imagefmt.records import TYPE_CHECKING, NamedTuple
+from runtime.container import events
 from runtime.container.hostconfig import (
     capabilities_of,
     normalize_caps,
@@ -28,7 +29,7 @@ from runtime.container.hostconfig import (
 )
 from runtime.container.launchspec import write_etc_files
 from runtime.container.store import Container, ContainerStore, new_state, now_rfc3339
-from runtime.errors import BadSpec, StartFailed
+from runtime.errors import BadSpec, SpecRefused, StartFailed
 from runtime.fs import rmtree
 from runtime.kernel.cgroups import Limits, check_parent, default_parent
 from runtime.logs import drivers
@@ -156,7 +157,7 @@ def entrypoint_and_cmd(image_cfg: dict[str, Any], opts: CreateOptions) -> tuple[
 def validate(opts: CreateOptions) -> None:
     """The checks Docker makes before creating anything. Raises BadSpec."""
     if opts.name and not re.fullmatch(NAME_RE, opts.name.lstrip("/")):
-        raise BadSpec(f"Invalid container name ({opts.name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+        raise SpecRefused(f"Invalid container name ({opts.name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
     if opts.workdir and not opts.workdir.startswith("/"):
         raise BadSpec(f"the working directory '{opts.workdir}' is invalid, it needs to be an absolute path")
     validate_limits(opts.limits)
@@ -324,6 +325,7 @@ def create(store: ContainerStore, image: ImageInfo, opts: CreateOptions) -> Cont
         c = Container(cdir, record, new_state())
         write_etc_files(c)
         store.save_record(c)
+        events.container(store.root, c, "create")
         return c
     except BaseException:
         store.release_name(name, cid)

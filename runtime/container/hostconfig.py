@@ -12,8 +12,8 @@ import os
 import re
 
 from imagefmt.records import TYPE_CHECKING
-from runtime.errors import BadSpec
-from runtime.kernel.cgroups import Limits
+from runtime.errors import BadSpec, SpecRefused
+from runtime.kernel.cgroups import Limits, available_cpus
 from runtime.kernel.syscalls import CAP_NAMES, DEFAULT_CAPS
 
 if TYPE_CHECKING:
@@ -26,24 +26,59 @@ MIN_MEMORY = 6 * 1024 * 1024
 def validate_limits(lim: Limits) -> None:
     """Docker's checks of resource limits (create and update). Raises BadSpec."""
     if lim.memory and lim.memory < MIN_MEMORY:
-        raise BadSpec("Minimum memory limit allowed is 6MB")
+        raise SpecRefused("Minimum memory limit allowed is 6MB")
     if lim.memory_swap and not lim.memory:
-        raise BadSpec("You should always set the Memory limit when using Memoryswap limit, see usage")
+        raise SpecRefused("You should always set the Memory limit when using Memoryswap limit, see usage")
     if lim.memory_swap > 0 and lim.memory_swap < lim.memory:
-        raise BadSpec("Minimum memoryswap limit should be larger than memory limit, see usage")
+        raise SpecRefused("Minimum memoryswap limit should be larger than memory limit, see usage")
     if lim.nano_cpus and (lim.cpu_period or lim.cpu_quota):
-        raise BadSpec("Conflicting options: Nano CPUs and CPU Period cannot both be set")
+        raise SpecRefused("Conflicting options: Nano CPUs and CPU Period cannot both be set")
     n = os.cpu_count() or 1
     if lim.nano_cpus < 0 or lim.nano_cpus > n * 1_000_000_000:
-        raise BadSpec(f"Range of CPUs is from 0.01 to {n}.00, as there are only {n} CPUs available")
+        raise SpecRefused(f"Range of CPUs is from 0.01 to {n}.00, as there are only {n} CPUs available")
     if lim.cpu_period and not 1000 <= lim.cpu_period <= 1_000_000:
-        raise BadSpec("CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)")
+        raise SpecRefused(
+            "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)"
+        )
     if lim.cpu_quota and 0 < lim.cpu_quota < 1000:
-        raise BadSpec("CPU cfs quota can not be less than 1ms (i.e. 1000)")
-    if lim.cpuset_cpus and not re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", lim.cpuset_cpus):
-        raise BadSpec(f"Invalid value {lim.cpuset_cpus} for cpuset cpus")
+        raise SpecRefused("CPU cfs quota can not be less than 1ms (i.e. 1000)")
+    if lim.cpuset_cpus:
+        check_cpuset(lim.cpuset_cpus)
     if lim.pids_limit < -1:
-        raise BadSpec("invalid pids limit")
+        raise SpecRefused("invalid pids limit")
+
+
+MAX_CPUSET = 8192  # docker's sysinfo.IsCpusetCpusAvailable maximum
+
+
+def parse_cpu_list(text: str) -> set[int]:
+    """A cpuset list (``0-2,5``), as docker's parsers.ParseUintList reads it. Raises
+    ValueError with docker's reason."""
+    cpus: set[int] = set()
+    for part in text.split(","):
+        low, dash, high = part.partition("-")
+        if not re.fullmatch(r"\d+", low) or (dash and not re.fullmatch(r"\d+", high)):
+            raise ValueError(f"invalid format: {text}")
+        first, last = int(low), int(high) if dash else int(low)
+        if last < first:
+            raise ValueError(f"invalid format: {text}")
+        if last > MAX_CPUSET:
+            raise ValueError(f"value of out range, maximum is {MAX_CPUSET}")
+        cpus.update(range(first, last + 1))
+    return cpus
+
+
+def check_cpuset(text: str) -> None:
+    """``--cpuset-cpus``: a well-formed list of CPUs the host has, checked at create
+    (the kernel's ERANGE at start would leave a container made). Raises BadSpec
+    with docker's words."""
+    try:
+        wanted = parse_cpu_list(text)
+    except ValueError as err:
+        raise SpecRefused(f"Invalid value {text} for cpuset cpus: {err}") from None
+    available = available_cpus()
+    if not wanted <= parse_cpu_list(available):
+        raise SpecRefused(f"Requested CPUs are not available - requested {text}, available: {available}")
 
 
 def set_limits(host_config: dict[str, Any], lim: Limits) -> None:
@@ -94,7 +129,7 @@ def restart_policy(text: str) -> dict[str, Any]:
     if name == "on-failure" and retries < 0:
         raise BadSpec("maximum retry count cannot be negative")
     if name not in ("always", "unless-stopped", "no", "on-failure"):
-        raise BadSpec(f"invalid restart policy '{name}'")
+        raise SpecRefused(f"invalid restart policy '{name}'")
     return {"Name": name, "MaximumRetryCount": retries}
 
 
@@ -106,7 +141,7 @@ def normalize_caps(names: tuple[str, ...], field: str) -> list[str]:
         if cap != "ALL":
             cap = cap if cap.startswith("CAP_") else f"CAP_{cap}"
             if cap[4:] not in CAP_NAMES:
-                raise BadSpec(f'invalid {field}: unknown capability: "{cap}"')
+                raise SpecRefused(f'invalid {field}: unknown capability: "{cap}"')
         if cap not in out:
             out.append(cap)
     return out

@@ -15,10 +15,10 @@ from collections.abc import Callable
 
 from imagefmt.catalog import tree_size
 from runtime.container import attach as A
-from runtime.container import monitor
+from runtime.container import events, monitor
 from runtime.container.store import STOP_MARK, Container, ContainerStore, process_start_time, purge
 from runtime.container.streams import Attach
-from runtime.errors import BadSpec, ContainerRunning, NameInUse, NotRunning
+from runtime.errors import BadSpec, ContainerRunning, NameInUse, NotRunning, SpecRefused
 from runtime.fs import write_json
 from runtime.spec import parse_signal
 
@@ -85,6 +85,7 @@ def kill(store: ContainerStore, c: Container, sig: int = signal.SIGKILL) -> None
     if not c.running or not c.pid:
         raise NotRunning(f"Cannot kill container: {c.name}: Container {c.id} is not running")
     (c.dir / STOP_MARK).touch()
+    events.container(store.root, c, "kill", signal=str(sig))  # before: the monitor's die comes after it
     try:
         os.kill(c.pid, sig)
     except ProcessLookupError:
@@ -107,17 +108,19 @@ def stop(store: ContainerStore, c: Container, timeout: int | None = None) -> Non
         timeout = c.config.get("StopTimeout", 10)
     if c.status == "paused":
         c.cgroup().freeze(False)
+    events.container(store.root, c, "kill", signal=str(sig))
     try:
         os.kill(c.pid, sig)
     except ProcessLookupError:
         pass
-    if timeout is not None and timeout >= 0 and wait_stopped(c, timeout):
-        return
-    try:
-        os.kill(c.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    wait_stopped(c, 30)
+    if not (timeout is not None and timeout >= 0 and wait_stopped(c, timeout)):
+        events.container(store.root, c, "kill", signal=str(int(signal.SIGKILL)))
+        try:
+            os.kill(c.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        wait_stopped(c, 30)
+    events.container(store.root, c, "stop")
 
 
 def wait(store: ContainerStore, c: Container) -> int:
@@ -154,6 +157,7 @@ def remove(store: ContainerStore, c: Container, force: bool = False, volumes: bo
                 )
             (cur.dir / STOP_MARK).touch()
             if cur.pid:
+                events.container(store.root, cur, "kill", signal=str(int(signal.SIGKILL)))
                 try:
                     os.kill(cur.pid, signal.SIGKILL)
                 except ProcessLookupError:
@@ -164,6 +168,7 @@ def remove(store: ContainerStore, c: Container, force: bool = False, volumes: bo
             purge(monitor.remove_files(store, cur))
         else:
             store.delete(cur)
+        events.container(store.root, cur, "destroy")
 
 
 def rename(store: ContainerStore, c: Container, new: str) -> None:
@@ -171,7 +176,7 @@ def rename(store: ContainerStore, c: Container, new: str) -> None:
 
     new = new.lstrip("/")
     if not re.fullmatch(NAME_CHARS + "+", new):
-        raise BadSpec(f"Invalid container name ({new}), only {NAME_CHARS} are allowed")
+        raise SpecRefused(f"Invalid container name ({new}), only {NAME_CHARS} are allowed")
     with store.locked(c) as cur:
         if cur.name == new:
             raise NameInUse("Renaming a container with the same name as its current name")
@@ -180,6 +185,7 @@ def rename(store: ContainerStore, c: Container, new: str) -> None:
         cur.record["Name"] = "/" + new
         store.save_record(cur)
         store.release_name(old, cur.id)
+        events.container(store.root, cur, "rename", oldName="/" + old)
 
 
 def set_paused(store: ContainerStore, c: Container, paused: bool) -> None:
@@ -192,6 +198,7 @@ def set_paused(store: ContainerStore, c: Container, paused: bool) -> None:
         cur.cgroup().freeze(paused)
         cur.state.update(Status="paused" if paused else "running", Paused=paused)
         write_json(cur.dir / "state.json", cur.state)
+        events.container(store.root, cur, "pause" if paused else "unpause")
 
 
 def prune(store: ContainerStore, select: Callable[[Container], bool] | None = None) -> tuple[list[str], int]:
@@ -218,3 +225,4 @@ def restart(store: ContainerStore, c: Container, timeout: int | None = None) -> 
     got = start(store, store.load(c.id))
     if got is not None:
         got[0].close()
+    events.container(store.root, c, "restart")

@@ -26,6 +26,7 @@ from imagefmt.errors import DockyardError
 from imagefmt.records import TYPE_CHECKING
 from runtime import trace
 from runtime.container import attach as A
+from runtime.container import events
 from runtime.container.hostconfig import limits_of
 from runtime.container.launchspec import log_driver, needs_wiring, spec_of, write_etc_files
 from runtime.container.store import (
@@ -54,6 +55,8 @@ def start(store: ContainerStore, c: Container, attach: Attach) -> Started:
     Returns the socket (attached as ``attach`` asks), the frame reader holding
     any output already received, and the container's host pid.  Raises
     StartFailed (with docker's exit code) when it could not start."""
+    if attach.stdin or attach.stdout or attach.stderr:  # docker: attach, then start
+        events.container(store.root, c, "attach")
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the forked monitor
@@ -180,6 +183,8 @@ class Monitor:
             Network=self.wiring.settings() if self.wiring else {},
         )
         self.store.save_state(c)
+        self._volume_events("mount")
+        events.container(self.store.root, c, "start")
         if announce:
             self.first.sendall(A.frame_json(A.STARTED, {"pid": pid}))
         return spawned
@@ -205,6 +210,7 @@ class Monitor:
         c.state.update(Status="created", Running=False, Pid=0, ExitCode=code, Error=message, Network={})
         if c.host_config.get("AutoRemove"):
             purge(remove_files(self.store, c))
+            events.container(self.store.root, c, "destroy")
         else:
             self.store.save_state(c)
         if not announce:
@@ -263,6 +269,9 @@ class Monitor:
         self.streams.finish()
         trace.mark("drained")
         oom = self.cgroup.oom_killed()
+        events.container(
+            self.store.root, self.c, "die", exitCode=str(code)
+        )  # before the disconnects, as docker
         if self.wiring:
             self.wiring.teardown()
             self._unplug_connected()
@@ -285,11 +294,28 @@ class Monitor:
         )
         if not c.host_config.get("AutoRemove"):
             self.store.save_state(c)
+        self._volume_events("unmount")
         return code
+
+    def _volume_events(self, action: str) -> None:
+        """docker's volume mount (at a start) and unmount (at an exit) events."""
+        for m in self.c.record.get("Mounts") or []:
+            if m.get("Type") != "volume":
+                continue
+            extra = {"container": self.c.id}
+            if action == "mount":
+                extra |= {
+                    "destination": m["Destination"],
+                    "propagation": m.get("Propagation") or "",
+                    "read/write": "true" if m.get("RW", True) else "false",
+                }
+            events.volume(self.store.root, m["Name"], action, **extra)
 
     def _done(self, code: int) -> None:
         """The end: --rm removes the container, then the clients hear EXIT."""
         removed = remove_files(self.store, self.c) if self.c.host_config.get("AutoRemove") else None
+        if removed is not None:
+            events.container(self.store.root, self.c, "destroy")
         trace.mark("cleaned")
         self.streams.tell_exit(code)
         if removed is not None:  # gone from the store already: unlink its files unwatched
@@ -323,10 +349,12 @@ class Monitor:
         """Restarting: the clients of this run hear EXIT; True once ``delay`` has
         passed, False (exited for good) if the container was stopped meanwhile."""
         c = self.c
-        c.record["RestartCount"] = int(c.record.get("RestartCount") or 0) + 1
-        self.store.save_record(c)
+        # restarting before the count grows: a reader never sees the last run's "exited"
+        # beside the next run's count (two files, written one after the other)
         c.state.update(Status="restarting", Restarting=True)
         self.store.save_state(c)
+        c.record["RestartCount"] = int(c.record.get("RestartCount") or 0) + 1
+        self.store.save_record(c)
         self.streams.tell_exit(code)
         deadline = time.monotonic() + delay
         while (left := deadline - time.monotonic()) > 0:

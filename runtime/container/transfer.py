@@ -224,7 +224,6 @@ def commit(
     opaque directories turned into ``.wh.`` entries) on the container's image,
     with the container's config and ``changes``.  Pauses a running container
     through the freezer while the layer is read.  Returns the StoredImage."""
-    import tempfile
 
     from imagefmt.changes import apply_change
     from imagefmt.config import rfc3339
@@ -245,19 +244,19 @@ def commit(
         history["comment"] = message
     frozen = pause and c.status == "running"
     cg = c.cgroup()
-    fd, tmp = tempfile.mkstemp(dir=image_store.tmp, prefix="commit-")
+    tmp, f = image_store.temp_file()
     try:
         if frozen:
             cg.freeze(True)
         try:
-            with os.fdopen(fd, "wb") as f:
+            with f:
                 write_layer(c.dir / "upper", f, overlay_whiteouts=True)
         finally:
             if frozen:
                 cg.freeze(False)
-        return image_store.commit_image(parent, Path(tmp), doc, history, ref)
+        return image_store.commit_image(parent, tmp, doc, history, ref)
     finally:
-        os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
 
 
 RUN_KEYS = (

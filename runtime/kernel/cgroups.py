@@ -156,6 +156,20 @@ def _own_group(mount: Path) -> Path:
     raise ValueError(f"not in a group of {mount}")
 
 
+def available_cpus() -> str:
+    """The CPUs containers may be given, as a cpuset list (``0-1``): the root cpuset's
+    (v2's effective set, v1's cpuset.cpus), else the CPUs online."""
+    for path in (
+        Path("/sys/fs/cgroup/cpuset.cpus.effective"),
+        Path("/sys/fs/cgroup/cpuset/cpuset.cpus"),
+        Path("/sys/devices/system/cpu/online"),
+    ):
+        text = _read(path).strip()
+        if text:
+            return text
+    return f"0-{(os.cpu_count() or 1) - 1}"
+
+
 def _write(path: Path, value: str) -> None:
     with open(path, "w") as f:
         f.write(value)

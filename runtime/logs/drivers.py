@@ -20,7 +20,7 @@ from pathlib import Path
 
 from imagefmt.errors import Unsupported
 from imagefmt.records import TYPE_CHECKING
-from runtime.errors import BadSpec
+from runtime.errors import BadSpec, SpecRefused
 
 PARTIAL_MAX = 16 * 1024  # a line longer than this is logged in pieces, as docker's copier does
 
@@ -181,7 +181,7 @@ def get(name: str) -> Driver:
         driver = __import__(BUILTIN[name], fromlist=("DRIVER",)).DRIVER
         register(driver)
     if driver is None:
-        raise BadSpec(f'logger: no log driver named "{name}" is registered')
+        raise SpecRefused(f'logger: no log driver named "{name}" is registered')
     return driver
 
 

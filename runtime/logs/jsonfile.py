@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from runtime.errors import BadSpec
+from runtime.errors import SpecRefused
 from runtime.logs.drivers import Driver, Entry, LogInfo, Message
 from runtime.units import ram_in_bytes
 
@@ -79,13 +79,13 @@ def check_options(opts: dict[str, str], driver: str) -> None:
     """json-file's ``--log-opt`` keys and values. Raises BadSpec with docker's words."""
     for key, value in opts.items():
         if key not in OPTIONS:
-            raise BadSpec(f"unknown log opt '{key}' for {driver} log driver")
+            raise SpecRefused(f"unknown log opt '{key}' for {driver} log driver")
         if key == "max-size":
             ram_in_bytes(value, "--log-opt max-size")
         if key == "max-file" and (not value.isdigit() or int(value) < 1):
-            raise BadSpec("max-file cannot be less than 1")
+            raise SpecRefused("max-file cannot be less than 1")
     if "max-file" in opts and int(opts["max-file"]) > 1 and "max-size" not in opts:
-        raise BadSpec("max-file cannot be set without max-size")
+        raise SpecRefused("max-file cannot be set without max-size")
 
 
 def validate(opts: dict[str, str]) -> None:

@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from imagefmt import journal
 from imagefmt.errors import Conflict
 from imagefmt.records import TYPE_CHECKING, NamedTuple
 from runtime.errors import BadSpec, NameInUse, NoSuchNetwork, RuntimeFailure
@@ -186,7 +187,8 @@ class NetworkStore:
             doc["Labels"] = labels or {}
             doc["Internal"] = internal
             self._save(doc)
-            return doc
+        journal.emit(self.root, "network", "create", nid, {"name": name, "type": "bridge"})
+        return doc
 
     def _all_stores_docs(self, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """This store's networks plus its default bridge's subnet, created or not."""
@@ -210,7 +212,8 @@ class NetworkStore:
                 with Netlink() as nl:
                     nl.delete_link(bridge)
             (self.dir / f"{doc['Id']}.json").unlink()
-            return str(doc["Name"])
+        journal.emit(self.root, "network", "destroy", doc["Id"], {"name": doc["Name"], "type": "bridge"})
+        return str(doc["Name"])
 
     # --------------------------------------------------------------- IPAM ---
 
@@ -254,7 +257,8 @@ class NetworkStore:
                 "Aliases": list(aliases),
             }
             self._save(doc)
-            return ep
+        self.event(doc, "connect", cid)
+        return ep
 
     def release_one(self, ref: str, cid: str) -> None:
         with self.locked():
@@ -265,6 +269,7 @@ class NetworkStore:
             )
             if doc["Containers"].pop(cid, None) is not None:
                 self._save(doc)
+                self.event(doc, "disconnect", cid)
 
     def release(self, cid: str) -> None:
         """Drop every lease of ``cid``. Idempotent."""
@@ -272,6 +277,12 @@ class NetworkStore:
             for doc in self._docs():
                 if doc["Containers"].pop(cid, None) is not None:
                     self._save(doc)
+                    self.event(doc, "disconnect", cid)
+
+    def event(self, doc: dict[str, Any], action: str, cid: str) -> None:
+        """A network event in the store's journal, docker's attributes."""
+        attrs = {"container": cid, "name": doc["Name"], "type": "bridge"}
+        journal.emit(self.root, "network", action, doc["Id"], attrs)
 
     def endpoints_of(self, cid: str) -> dict[str, dict[str, Any]]:
         return {d["Name"]: d["Containers"][cid] for d in self._docs() if cid in d["Containers"]}
