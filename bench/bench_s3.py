@@ -129,10 +129,11 @@ def collect(server: Peer, ceph: Ceph) -> float:
 
 
 def run(servers: list[Peer], ceph: Ceph, runs: int, scratch: Path) -> dict[str, dict[str, float]]:
-    raw: dict[str, dict[str, list[float]]] = {s.kind: {} for s in servers}
+    raw: dict[str, dict[str, list[float]]] = {kind: {} for kind in [s.kind for s in servers] + ["s3"]}
 
     def add(kind: str, key: str, value: float) -> None:
         raw[kind].setdefault(key, []).append(value)
+        print(f"{kind} {key} {value:.2f}", file=sys.stderr, flush=True)
 
     for i in range(runs):
         image = big_image()
@@ -153,9 +154,7 @@ def run(servers: list[Peer], ceph: Ceph, runs: int, scratch: Path) -> dict[str, 
         for server in servers:
             push_garbage(server, f"bench/garbage{i}", GC_BLOBS)
             add(server.kind, "gc_s", collect(server, ceph))
-    return {kind: {k: statistics.median(v) for k, v in d.items()} for kind, d in raw.items() if d} | {
-        "s3": {k: statistics.median(v) for k, v in raw.get("s3", {}).items()}
-    }
+    return {kind: {k: statistics.median(v) for k, v in d.items()} for kind, d in raw.items()}
 
 
 def report(results: dict[str, dict[str, float]]) -> str:
