@@ -33,6 +33,8 @@ from gunicorn.workers.gthread import TConn, ThreadWorker
 from imagefmt.errors import Invalid
 
 HEAD_END = b"\r\n\r\n"
+TLS_HANDSHAKE = b"\x16"  # the first byte of a TLS record carrying a ClientHello: never an HTTP method
+NOT_TLS = b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
 HEAD_READ = 65536  # a head longer than this goes to a thread as is: gunicorn's limits refuse it there
 
 
@@ -102,6 +104,10 @@ class RegistryWorker(ThreadWorker):  # type: ignore[misc]
             self._drop_heading(conn)
             return
         conn.head += data
+        if conn.head[:1] == TLS_HANDSHAKE:  # a TLS client on this plain port (skopeo probes https first)
+            util.write_nonblock(conn.sock, NOT_TLS)  # as Go's net/http: the client fails now and falls back
+            self._drop_heading(conn)
+            return
         if HEAD_END not in conn.head and len(conn.head) < HEAD_READ:
             return
         self.poller.unregister(conn.sock)
