@@ -21,7 +21,7 @@ from pathlib import Path
 
 from commands.errors import TemplateError, UsageError
 from commands.output import err
-from commands.parsing import Handler, OnlyVerb, Parser
+from commands.parsing import Handler, OnlyVerb, Parser, ShowHelp
 from engine import VERSION
 from imagefmt import errors
 from imagefmt.records import TYPE_CHECKING
@@ -264,6 +264,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             trace.mark("parsed")
         return handlers[key](args)
+    except ShowHelp as exc:
+        print(exc, end="")
+        return 0
     except UsageError as exc:
         if exc.prefixed:
             err(str(exc))

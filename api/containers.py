@@ -91,7 +91,8 @@ def list_containers(req: Request) -> Reply:
 @ROUTES("POST", "/containers/create")
 def create(req: Request) -> Reply:
     name = req.arg("name")
-    image, opts = create_options(name, req.json())
+    body = req.json()
+    image, opts = create_options(name, body)
     root = req.service.root
     catalog = Catalog(root)
     found = catalog.launchable(image)
@@ -111,9 +112,15 @@ def create(req: Request) -> Reply:
         lowerdirs=found.lowerdirs,
         mount_cwd=str(catalog.root),
     )
-    c = create_container(ContainerStore(root), info, opts)
-    catalog.add_hold(Digest.parse(info.id), c.id)
-    # TODO(events): h14logs' journal records "create" here (and start, die, destroy… below)
+    cstore = ContainerStore(root)
+    c = create_container(cstore, info, opts)
+    catalog.add_hold(Digest.parse(info.id), c.id)  # the runtime records the "create" event
+    entrypoint = body.get("Entrypoint")
+    if isinstance(entrypoint, list) and len(entrypoint) > 1:  # the runtime took one word (createspec)
+        with cstore.locked(c) as cur:
+            cur.config["Entrypoint"] = entrypoint
+            cur.config["Cmd"] = opts.command[len(entrypoint) - 1 :] or None
+            cstore.save_record(cur)
     return Reply({"Id": c.id, "Warnings": []}, 201)
 
 
@@ -164,8 +171,10 @@ def attach(req: Request) -> Result:
     client, rfile = req.hijack()
     try:
         if pending is not None:
+            # until start or removal: not until the client's EOF, which the docker CLI sends
+            # (CloseWrite) as soon as its stdin ends, or at once without stdin
             while not pending.ready.wait(1.0):
-                if not ContainerStore(req.service.root).dir.joinpath(c.id).is_dir():
+                if not cstore.dir.joinpath(c.id).is_dir():
                     r.drop_pending(c.id, pending)
                     return HIJACKED
             if pending.sock is None:  # a second attach, or the start failed: join as any client
@@ -271,7 +280,8 @@ def restart(req: Request) -> Reply:
     t = req.int_arg("t")
 
     def do(cstore: ContainerStore, c: Container) -> None:
-        lifecycle.stop(cstore, c, t) if c.running else None
+        if c.running:
+            lifecycle.stop(cstore, c, t)
         got = lifecycle.start(cstore, cstore.load(c.id))
         if got is not None:
             runs(req.service).watch(c.id, got[0], got[1])

@@ -12,29 +12,32 @@ import socket
 import struct
 import termios
 import threading
+from pathlib import Path
 from typing import IO, Any
 
 from api.runs import close_client
 from api.server import HIJACKED, Reply, Request, Result, Routes, Service
 from api.wire import STDERR, STDOUT, mux
 from imagefmt import errors
-from runtime.container import execute
-from runtime.container.store import ContainerStore
+from runtime.container import events, execute
+from runtime.container.store import Container, ContainerStore
 from runtime.process import launch
 
 ROUTES = Routes()
 
 
 class Exec:
-    def __init__(self, eid: str, cid: str, body: dict[str, Any]) -> None:
+    def __init__(self, eid: str, c: Container, body: dict[str, Any]) -> None:
         self.id = eid
-        self.cid = cid
+        self.cid = c.id
+        self.container = c
         self.body = body
         self.running = False
         self.exit_code: int | None = None
         self.pid = 0
         self.master: int | None = None
         self.done = threading.Event()
+        self.root = Path()  # the store's, set at start
 
     def doc(self) -> dict[str, Any]:
         b = self.body
@@ -79,8 +82,9 @@ def create(req: Request) -> Reply:
         raise errors.Invalid("No exec command specified")
     if not c.running:
         raise errors.Conflict(f"Container {c.id} is not running")
-    e = Exec(secrets.token_hex(32), c.id, body)
+    e = Exec(secrets.token_hex(32), c, body)
     _execs(req.service)[e.id] = e
+    _event(req.service.root, e, "exec_create")
     return Reply({"Id": e.id}, 201)
 
 
@@ -111,6 +115,7 @@ def start(req: Request) -> Result:
     tty = bool(b.get("Tty") or body.get("Tty"))
     detach = bool(body.get("Detach"))
     c = ContainerStore(req.service.root).get(e.cid)
+    e.root = req.service.root
     size = body.get("ConsoleSize") or b.get("ConsoleSize") or [24, 80]
     proc = execute.process_for(
         c,
@@ -122,6 +127,7 @@ def start(req: Request) -> Result:
         window=(int(size[0]) or 24, int(size[1]) or 80),
         privileged=bool(b.get("Privileged")),
     )
+    _event(e.root, e, "exec_start")
     if detach:
         null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         try:
@@ -167,6 +173,12 @@ def start(req: Request) -> Result:
     return HIJACKED
 
 
+def _event(root: Path, e: Exec, action: str, **extra: str) -> None:
+    """docker's exec events: ``exec_create: CMD ARGS``, ``exec_start: …``, ``exec_die`` (execID, exitCode)."""
+    what = action if action == "exec_die" else f"{action}: {' '.join(e.body.get('Cmd') or [])}"
+    events.container(root, e.container, what, execID=e.id, **extra)
+
+
 def _spawn_tty(e: Exec, c: Any, proc: Any) -> None:
     ours, theirs = socket.socketpair()
     try:
@@ -181,6 +193,7 @@ def _spawn_tty(e: Exec, c: Any, proc: Any) -> None:
 def _reap(e: Exec) -> None:
     _, status = os.waitpid(e.pid, 0)
     e.exit_code = os.waitstatus_to_exitcode(status)
+    _event(e.root, e, "exec_die", exitCode=str(e.exit_code))
     e.running = False
     if e.master is not None:
         os.close(e.master)

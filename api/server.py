@@ -25,6 +25,7 @@ import http.server
 import json
 import os
 import re
+import select
 import signal
 import socket
 import socketserver
@@ -176,6 +177,17 @@ class Request:
     def filter_list(self) -> tuple[str, ...]:
         """The filters as the CLI's KEY=VALUE strings (what engine/ takes)."""
         return tuple(f"{k}={v}" for k, vs in self.filters().items() for v in vs)
+
+    def client_gone(self) -> bool:
+        """Whether the client has closed its end (a stream waiting on nothing stops)."""
+        conn = self.handler.connection
+        if isinstance(conn, ssl.SSLSocket):
+            return False  # no peek through TLS; the next write finds out
+        try:
+            ready, _, _ = select.select([conn], [], [], 0)
+            return bool(ready) and conn.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
 
     def hijack(
         self, content_type: str = "application/vnd.docker.raw-stream"

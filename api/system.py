@@ -1,4 +1,4 @@
-"""System routes: ping, version, info, disk usage, auth."""
+"""System routes: ping, version, info, disk usage, auth, events."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import json
 import os
 import platform
 import time
+from collections.abc import Iterator
 
-from api.server import MIN_API_VERSION, Reply, Request, Routes
-from engine import API_VERSION, VERSION
+from api.server import MIN_API_VERSION, Reply, Request, Routes, Stream
+from engine import API_VERSION, VERSION, events
 from engine import disk as edisk
 from engine import images as eimages
 from engine import system as esystem
@@ -187,3 +188,29 @@ def auth(req: Request) -> Reply:
     ):
         t.login()  # checked, not stored: the client keeps its own credentials, as docker's does
     return Reply({"Status": "Login Succeeded", "IdentityToken": ""})
+
+
+@ROUTES("GET", "/events")
+def events_stream(req: Request) -> Stream:
+    """The store's event journal (engine.events), as dockerd streams it: without
+    ``since``/``until`` only the events to come; with ``until`` the stream ends there."""
+    filters = events.parse_filters(list(req.filter_list()))
+    since_text, until_text = req.arg("since"), req.arg("until")
+    since = events.parse_time(since_text) if since_text else None
+    until = events.parse_time(until_text) if until_text else None
+    if since is not None and until is not None and since > until:
+        raise errors.Invalid(f"`since` time ({since_text}) cannot be after `until` time ({until_text})")
+    reader = events.Reader(req.service.root, since, until, filters)
+
+    def body() -> Iterator[bytes]:
+        if since is None and until is None:
+            reader.skip()
+        else:
+            for ev in reader.read():
+                yield json.dumps(ev.to_json()).encode() + b"\n"
+        if until is not None and until <= time.time_ns():
+            return
+        for ev in reader.follow(req.client_gone):
+            yield json.dumps(ev.to_json()).encode() + b"\n"
+
+    return Stream(body())

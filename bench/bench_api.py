@@ -1,5 +1,6 @@
 """``docker run --rm busybox true`` through dockyard's Engine API service, the real
-dockerd, and podman's API service: the same docker CLI, three daemons.
+dockerd, and podman's API service: the same docker CLI, three daemons; then a
+``docker build`` of the example app (fixtures/example) through each.
 
 Run as root from the repository root:
 
@@ -76,6 +77,7 @@ def timed(cmd: list[str]) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--builds", type=int, default=5)
     ap.add_argument("--no-podman", action="store_true")
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -101,6 +103,7 @@ def main() -> int:
             psock = work / "podman.sock"
             base = ["podman", "--root", str(work / "podman-root"), "--runroot", str(work / "podman-run")]
             subprocess.run([*base, "import", str(tar), "busybox"], check=True, stdout=subprocess.DEVNULL)
+            stack.callback(unmount_under, work)  # podman leaves its storage's overlay mounted
             cmd = [*base, "system", "service", "--time", "0", f"unix://{psock}"]
             # podman raises nofile and nproc to 1048576 in each container by default, which
             # this machine's sandbox refuses (runc: "error setting rlimit"); docker sets none
@@ -120,10 +123,9 @@ def main() -> int:
             stack.callback(
                 subprocess.run, docker(hosts["dockerd"], "rmi", tag), stdout=subprocess.DEVNULL, check=False
             )
+        images = {name: tag if name == "dockerd" else "busybox" for name in hosts}
         commands = {
-            name: docker(
-                host, "run", "--rm", "--network", "none", tag if name == "dockerd" else "busybox", "true"
-            )
+            name: docker(host, "run", "--rm", "--network", "none", images[name], "true")
             for name, host in hosts.items()
         }
         for cmd in commands.values():  # warm each daemon's caches
@@ -132,6 +134,18 @@ def main() -> int:
         for _ in range(args.runs):
             for name, cmd in commands.items():
                 results[name].append(timed(cmd))
+        ctx = example_context(work)
+        builds = {
+            name: docker(host, "build", "--no-cache", "-q", "--build-arg", f"BASE={images[name]}",
+                         "-t", f"dyapi-bench/example:{os.getpid()}", str(ctx))
+            for name, host in hosts.items()
+        }  # fmt: skip
+        built: dict[str, list[float]] = {name: [] for name in builds}
+        for _ in range(args.builds):
+            for name, cmd in builds.items():
+                built[name].append(timed(cmd))
+        for host in hosts.values():
+            subprocess.run(docker(host, "rmi", f"dyapi-bench/example:{os.getpid()}"), capture_output=True)
     ours = statistics.median(results["dockyard system service"])
     print(f"`docker run --rm --network none busybox true` (docker CLI {client_version()}), ", end="")
     print(f"median of {args.runs}, load average {os.getloadavg()[0]:.2f}:\n")
@@ -140,7 +154,36 @@ def main() -> int:
     for name, samples in results.items():
         med = statistics.median(samples)
         print(f"| {name} | {med * 1000:.1f} | {min(samples) * 1000:.1f} | {med / ours:.2f}x |")
+    ours = statistics.median(built["dockyard system service"])
+    print(f"\n`docker build --no-cache -q` of fixtures/example (classic builder), median of {args.builds}:\n")
+    print("| daemon | median ms | min ms | vs dockyard |")
+    print("|---|---|---|---|")
+    for name, samples in built.items():
+        med = statistics.median(samples)
+        print(f"| {name} | {med * 1000:.1f} | {min(samples) * 1000:.1f} | {med / ours:.2f}x |")
     return 0
+
+
+def unmount_under(path: Path) -> None:
+    """Unmount whatever is mounted below ``path``, deepest first."""
+    with open("/proc/self/mounts") as f:
+        points = [line.split()[1] for line in f]
+    for point in sorted((p for p in points if p.startswith(f"{path}/")), key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], check=False)
+
+
+def example_context(work: Path) -> Path:
+    """fixtures/example for the classic builder of every daemon: its one heredoc
+    (COPY <<EOF, BuildKit's syntax, which dockerd's and podman's classic builders lack)
+    written as a file of the context instead."""
+    ctx = work / "example"
+    shutil.copytree(REPO / "fixtures/example", ctx)
+    text = (ctx / "Dockerfile").read_text()
+    start = text.index("COPY <<EOF /etc/httpd.conf\n")
+    end = text.index("EOF\n", start + 30) + 4
+    (ctx / "httpd.conf").write_text(text[start:end].split("\n", 1)[1].rsplit("EOF\n", 1)[0])
+    (ctx / "Dockerfile").write_text(text[:start] + "COPY httpd.conf /etc/httpd.conf\n" + text[end:])
+    return ctx
 
 
 def client_version() -> str:

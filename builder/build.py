@@ -28,6 +28,7 @@ from builder.remotecache import ExportedStep, step_layer
 from builder.stage import StageRun
 from imagefmt.errors import DockyardError, NotFound
 from imagefmt.manifest import Descriptor, Index, Platform
+from imagefmt.space import reported
 from imagefmt.store import PlatformMismatch, Store, StoredImage, image_platform
 
 
@@ -356,7 +357,8 @@ class Build:
         self.total = n + len(self.opts.labels)
         self._eval_global_args(print_steps=True)
         try:
-            self._run_stages(first)
+            with reported(self.store.root, "build"):  # a layer tar that fills the disk: one line
+                self._run_stages(first)
         finally:
             for p in self.temp_files:
                 with contextlib.suppress(OSError):
@@ -447,9 +449,15 @@ def build_platforms(store: Store, opts: BuildOptions, platforms: list[str], out:
     records the others and the index: ``run --platform`` picks among them, ``push``
     sends the index.  Returns that image."""
     images: list[StoredImage] = []
+    steps: list[ExportedStep] = []  # --cache-to: one cache for every platform, pushed once
+    collect = steps.extend if opts.export_cache is not None else None
     for platform in platforms:
         out(f"[{platform}]\n".encode())
-        images.append(Build(store, replace(opts, platform=platform, tags=()), out).run())
+        images.append(
+            Build(store, replace(opts, platform=platform, tags=(), export_cache=collect), out).run()
+        )
+    if opts.export_cache is not None:
+        opts.export_cache(steps)
     entries = [
         Descriptor(
             img.manifest.media_type, img.manifest.digest, len(img.manifest.raw), platform=image_platform(img)

@@ -7,11 +7,12 @@ and builds ``CopyFlags`` (COPY and ADD), ``RunFlags``, ``FromFlags`` or
 them, with the ARG and ENV values only known while building, and
 ``parse_run_mount`` reads an expanded ``--mount``.
 
-A value the parser finds invalid is kept as a *problem* (docker's wording)
-that the step raises with ``Instruction.check_flag`` where dockyard has
-always reported it, when the step runs.  (Docker reports these before the
-build starts; raising in ``parse_flags`` instead is a one-line change, left
-to issue 13.)
+HEALTHCHECK's flags fail the parse, as docker's classic builder reports
+them (``dockerfile parse error line N: Unknown flag: foo``, Go's duration and
+integer errors).  A bad value of a BuildKit-only flag (``RUN --network``,
+``--security``, ``COPY --parents``), which the classic builder has no words
+for, is kept as a *problem* that the step raises with
+``Instruction.check_flag`` when it runs.
 
 The flag types are NamedTuples, not dataclasses: a build imports this
 module every time, and a frozen dataclass costs about seven times as much
@@ -23,6 +24,7 @@ name in ``ALLOWED`` and its effect in ``builder/instructions/<keyword>.py``.
 
 from __future__ import annotations
 
+import json
 import posixpath
 import re
 from typing import NamedTuple, TypeVar
@@ -129,8 +131,11 @@ def parse_flags(keyword: str, text: str, line: int) -> tuple[Flags, str]:
     """``keyword``'s flags at the start of ``text`` and the arguments after them.
 
     Raise DockerfileError for a flag the keyword does not take."""
-    if keyword == "HEALTHCHECK":
-        return _parse_healthcheck(text)
+    if keyword == "HEALTHCHECK":  # docker refuses a bad flag before the build starts
+        flags, rest = _parse_healthcheck(text)
+        for _, problem in flags.problems:
+            raise DockerfileError(f"dockerfile parse error line {line}: {problem}", line)
+        return flags, rest
     if keyword not in ALLOWED:
         return NO_FLAGS, text
     written, rest = split_flags(text)
@@ -205,6 +210,14 @@ _HEALTHCHECK_KEYS = {
 }
 
 
+def _go_duration_error(value: str) -> str:
+    """Go's time.ParseDuration error, as docker prints it for a bad HEALTHCHECK flag."""
+    m = re.fullmatch(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)([^\d.]+)", value)
+    if m and m.group(1) not in ("ns", "us", "µs", "ms", "s", "m", "h"):
+        return f"time: unknown unit {json.dumps(m.group(1))} in duration {json.dumps(value)}"
+    return f"time: invalid duration {json.dumps(value)}"
+
+
 def _parse_healthcheck(text: str) -> tuple[HealthcheckFlags, str]:
     """HEALTHCHECK's ``--name=value`` words (each ends at the next space, as docker's
     20.10 flag parser reads them); the first bad one becomes the problem."""
@@ -219,17 +232,17 @@ def _parse_healthcheck(text: str) -> tuple[HealthcheckFlags, str]:
         if key in _HEALTHCHECK_KEYS:
             try:
                 values[_HEALTHCHECK_KEYS[key]] = parse_duration(value)
-            except Invalid as err:
-                problem = str(err)
+            except Invalid:
+                problem = _go_duration_error(value)
         elif key == "retries":
             if value.isdigit():
                 values["Retries"] = int(value)
             else:
-                problem = f"HEALTHCHECK --retries must be a number, not {value!r}"
+                problem = f"strconv.ParseInt: parsing {json.dumps(value)}: invalid syntax"
         else:
-            problem = f"unknown HEALTHCHECK flag --{key}"
+            problem = f"Unknown flag: {key}"
     flags = HealthcheckFlags(
-        problems=(("healthcheck", f"HEALTHCHECK: {problem}"),) if problem else (),
+        problems=(("healthcheck", problem),) if problem else (),
         interval=values.get("Interval"),
         timeout=values.get("Timeout"),
         start_period=values.get("StartPeriod"),

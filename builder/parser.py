@@ -326,7 +326,7 @@ def _stages(instructions: list[Instruction], escape: str, directives: dict[str, 
                     current.line,
                 )
             if name in names:
-                raise DockerfileError(f"duplicate name {name!r}", current.line)
+                raise DockerfileError(f"{name} stage name already used", current.line)
             names.add(name)
         elif len(words) != 1:
             raise parse_error("FROM requires either one or three arguments", current.line)

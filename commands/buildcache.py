@@ -60,12 +60,15 @@ def importer(client: RegistryClient, store: Store, spec: str, out: Out) -> Remot
     repo = client.repository(ref)
     try:
         manifest = fetch_manifest(repo, ref.digest and str(ref.digest) or ref.tag or "latest")
+        if manifest.config.media_type != CACHE_CONFIG:
+            raise errors.Invalid(f"not a dockyard build cache (config {manifest.config.media_type})")
+        config = CacheConfig.parse(fetch_small_blob(repo, manifest.config, CONFIG_MAX))
     except errors.NotFound:
         out(f"WARNING: failed to import cache {ref}: not found\n".encode())
         return None
-    if manifest.config.media_type != CACHE_CONFIG:
-        raise errors.Invalid(f"--cache-from {ref}: not a dockyard build cache ({manifest.config.media_type})")
-    config = CacheConfig.parse(fetch_small_blob(repo, manifest.config, CONFIG_MAX))
+    except errors.DockyardError as exc:  # unreachable, refused, not a cache: BuildKit goes on without it
+        out(f"WARNING: failed to import cache {ref}: {exc}\n".encode())
+        return None
     out(f"importing cache manifest from {ref} ({len(config.records)} steps)\n".encode())
     return RemoteCache(str(ref), config, lambda desc: fetch_into(store, repo, desc))
 

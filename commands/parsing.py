@@ -52,6 +52,14 @@ class Parser(argparse.ArgumentParser):
         kw.setdefault("formatter_class", Formatter)
         super().__init__(*args, **kw)
 
+    def add_argument(self, *args: Any, **kw: Any) -> Any:
+        """argparse's; a flag declared without ``help`` gets docker's line (commands.helptext)."""
+        if "help" not in kw and args and str(args[0]).startswith("-"):
+            from commands.helptext import flag_help
+
+            kw["help"] = flag_help(self.prog, args)
+        return super().add_argument(*args, **kw)
+
     def parse_known_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:  # type: ignore[override]  # one signature for typeshed's three overloads
         """argparse's, refusing what is left over in the verb's own parser: there its
         name is known (argparse would report it from the top parser, as ``dockyard``)."""
@@ -72,9 +80,17 @@ class Parser(argparse.ArgumentParser):
         choice = re.match(r"argument (?:cmd|sub): invalid choice: '([^']*)' \(choose from (.*)\)$", message)
         if choice:
             raise UnknownCommand(self.prog, choice[1], re.findall(r"'([^']*)'", choice[2]))
+        if message == "the following arguments are required: sub":  # `dockyard image`: docker's listing
+            raise ShowHelp(self.format_help())
         if message.startswith(("the following arguments are required", "one of the arguments")):
             raise UsageError(f"{self.prog}: {message}\n{see}")
         raise FlagError(f"{self.prog}: {message}\n{see}")
+
+
+class ShowHelp(UsageError):
+    """A group verb without its sub-verb: docker prints the group's help, exit 0."""
+
+    exit_code = 0
 
 
 class UnknownCommand(UsageError):

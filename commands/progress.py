@@ -3,6 +3,8 @@ elsewhere.  tqdm is the command line's alone (the libraries report through callb
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 import threading
 
@@ -13,13 +15,26 @@ if TYPE_CHECKING:
     from typing import Any
 
 
+def screen() -> dict[str, int]:
+    """tqdm's ``ncols`` and ``nrows`` for stderr's terminal; 80x24 for what it does not
+    report (a pty nobody sized is 0x0, where tqdm draws nothing at all)."""
+    try:
+        size = os.get_terminal_size(sys.stderr.fileno())
+        cols, rows = size.columns, size.lines
+    except OSError:
+        cols = rows = 0
+    with contextlib.suppress(ValueError):
+        cols = int(os.environ.get("COLUMNS") or 0) or cols
+    return {"ncols": cols or 80, "nrows": rows or 24}
+
+
 def progress_bar(total: int | None, desc: str) -> Any:
     """A tqdm bar on a terminal; otherwise None (callers print plain step lines)."""
     if not sys.stderr.isatty():
         return None
     from tqdm import tqdm  # only for a terminal: tqdm takes ~60 ms to import
 
-    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, leave=False)
+    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, leave=False, **screen())
 
 
 class LayerProgress:
@@ -62,6 +77,7 @@ class LayerProgress:
                 position=len(self._bars),
                 leave=True,
                 file=sys.stderr,
+                **screen(),
                 bar_format="{desc:<32} {bar:30} {n_fmt}/{total_fmt}",
             )
             self._bars[ev.id] = bar

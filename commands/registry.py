@@ -72,13 +72,22 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--upload-secret", default=None, help="signs upload URLs (the same on every process)")
     s3 = p.add_argument_group("s3 storage (the config's [s3] table; docs/s3.md)")
     s3.add_argument("--s3-endpoint", default=None, help="S3 endpoint URL (default: AWS's for the region)")
-    s3.add_argument("--s3-region", default=None)
-    s3.add_argument("--s3-bucket", default=None)
+    s3.add_argument("--s3-region", default=None, help="the bucket's region (default us-east-1)")
+    s3.add_argument("--s3-bucket", default=None, help="the bucket that holds the registry")
     s3.add_argument("--s3-prefix", default=None, help="keys under this prefix in the bucket")
     s3.add_argument("--s3-access-key", default=None, help="default: AWS_ACCESS_KEY_ID, ~/.aws/credentials…")
-    s3.add_argument("--s3-secret-key", default=None)
-    s3.add_argument("--s3-path-style", action=argparse.BooleanOptionalAction, default=None)
-    s3.add_argument("--s3-secure", action=argparse.BooleanOptionalAction, default=None)
+    s3.add_argument(
+        "--s3-secret-key", default=None, help="default: AWS_SECRET_ACCESS_KEY, ~/.aws/credentials…"
+    )
+    s3.add_argument(
+        "--s3-path-style",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="bucket in the path, not the host",
+    )
+    s3.add_argument(
+        "--s3-secure", action=argparse.BooleanOptionalAction, default=None, help="HTTPS to the endpoint"
+    )
     s3.add_argument("--s3-chunk-size", type=int, default=None, help="multipart part size (>= 5 MiB)")
     s3.add_argument(
         "--s3-redirect", action=argparse.BooleanOptionalAction, default=None, help="307 blob GETs to S3"

@@ -46,7 +46,7 @@ def reported(root: Path, what: str) -> Iterator[None]:
     except OSError as err:
         if err.errno not in FULL:
             raise
-        raise DiskFull(full_message(root, what)) from err
+        raise DiskFull(full_message(root, f"{what}: {err.filename}" if err.filename else what)) from err
 
 
 def check(root: Path, what: str, pending: int = 0) -> None:

@@ -275,6 +275,15 @@ def test_docker_py_build_run_logs_stream_exec(svc: Service, tmp_path: Path) -> N
         assert ct.wait()["StatusCode"] == 137
         ct.remove()
         assert client.containers.run("py:1", ["echo", "hi"], remove=True) == b"hi\n"
+        # an entrypoint of several words runs as docker runs it, and inspect shows it as given
+        ct = client.containers.create("py:1", ["echo $0-$1", "a", "b"], entrypoint=["sh", "-c"])
+        assert (ct.attrs["Config"]["Entrypoint"], ct.attrs["Config"]["Cmd"]) == (
+            ["sh", "-c"],
+            ["echo $0-$1", "a", "b"],
+        )
+        ct.start()
+        assert ct.wait()["StatusCode"] == 0 and ct.logs() == b"a-b\n"
+        ct.remove()
         client.images.remove("py:1")
     finally:
         client.close()
@@ -410,3 +419,41 @@ def test_docker_compose_up_ps_logs_down(svc: Service, tmp_path: Path) -> None:
     compose("-p", "demo", "down")
     assert svc.docker("ps", "-aq").stdout == ""
     assert "demo_default" not in svc.docker("network", "ls").stdout
+
+
+def test_events_through_the_api_with_since_until_filters_and_follow(svc: Service) -> None:
+    since = f"{time.time():.9f}"
+    svc.docker("run", "--name", "evone", "busybox", "true")
+    svc.docker("run", "-d", "--name", "evtwo", "busybox", "sleep", "60")
+    svc.docker("exec", "evtwo", "true")
+    svc.docker("rm", "-f", "evone", "evtwo")
+    until = f"{time.time():.9f}"
+    r = svc.docker(
+        "events", "--since", since, "--until", until, "--filter", "container=evone", "--format", "{{.Action}}"
+    )
+    assert r.stdout.split() == ["create", "attach", "start", "die", "destroy"]
+    r = svc.docker(
+        "events", "--since", since, "--until", until, "--filter", "container=evtwo", "--format", "{{json .}}"
+    )
+    actions = [json.loads(line)["Action"] for line in r.stdout.splitlines()]
+    assert actions[:2] == ["create", "start"]
+    assert "exec_create: true" in actions and "exec_start: true" in actions and "exec_die" in actions
+    assert actions[-2:] == ["die", "destroy"]
+    # following: the events to come, as they come
+    env = {**os.environ, "DOCKER_HOST": svc.host}
+    proc = subprocess.Popen(
+        ["docker", "events", "--filter", "type=volume", "--format", "{{.Action}} {{.Actor.ID}}"],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        time.sleep(0.5)  # the stream is open before the volume is made (not a timing assertion)
+        svc.docker("volume", "create", "evvol")
+        assert proc.stdout.readline() == "create evvol\n"
+        svc.docker("volume", "rm", "evvol")
+        assert proc.stdout.readline() == "destroy evvol\n"
+    finally:
+        proc.kill()
+        proc.communicate()

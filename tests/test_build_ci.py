@@ -77,6 +77,11 @@ def _cache_round_trip(dy: Dockyard, other: Dockyard, tmp_path: Path, peer: Serve
     assert again.id == first.id
     assert again.config.diff_ids == first.config.diff_ids
     assert read(other, "app:1", "/all.txt") == "alpha\nbuilt-alpha\ntool\n"
+    # a new step after the imported ones runs on their layers (unpacked from the fetched blobs)
+    (ctx / "Dockerfile").write_text(MULTI + "RUN wc -l < /all.txt > /lines\n")
+    out = build_ok(other, ctx, "-t", "app:2", "--cache-from", f"type=registry,ref={ref}")
+    assert _steps_cached(out) == 6, out
+    assert read(other, "app:2", "/lines") == "3\n"
 
 
 def test_registry_cache_on_an_empty_store_hits_every_step(
@@ -119,6 +124,8 @@ def test_registry_cache_min_mode_and_a_changed_step(
     missing = build(second, ctx, "--cache-from", f"type=registry,ref={ours.host}/cache/none:latest")
     assert missing.code == 0
     assert f"WARNING: failed to import cache {ours.host}/cache/none:latest: not found" in missing.out
+    image = build(second, ctx, "--cache-from", f"type=registry,ref={ours.host}/base/busybox:latest")
+    assert image.code == 0 and "not a dockyard build cache" in image.out  # an image, not a cache
 
 
 def test_cache_flags_are_checked(dy: Dockyard, busybox: str, tmp_path: Path) -> None:
@@ -420,3 +427,15 @@ def test_ssh_agent_forwarded_into_run(
     monkeypatch.delenv("SSH_AUTH_SOCK")
     r = build(dy, ctx, "--ssh", "default")
     assert r.code == 1 and "make sure SSH_AUTH_SOCK is set" in r.err
+
+
+def test_registry_cache_of_a_multi_platform_build(
+    dy: Dockyard, second: Dockyard, ours: Server, tmp_path: Path
+) -> None:
+    ctx = make_context(tmp_path / "ctx", "FROM scratch\nCOPY a.txt /a.txt\n", {"a.txt": "alpha\n"})
+    ref = f"{ours.host}/cache/platforms:latest"
+    platforms = "linux/amd64,linux/arm64"
+    out = build_ok(dy, ctx, "--platform", platforms, "--cache-to", f"type=registry,ref={ref}")
+    assert out.count("exporting cache to") == 1 and f"{ref}: 2 steps" in out, out  # both platforms, once
+    out = build_ok(second, ctx, "--platform", platforms, "--cache-from", f"type=registry,ref={ref}")
+    assert _steps_cached(out) == 2, out

@@ -112,7 +112,7 @@ def test_parse_escape_directive() -> None:
         ("FROM busybox\nFOO bar\n", "unknown instruction: FOO", 2),
         ("RUN true\n", "no build stage in current context", 1),
         ("FROM busybox AS 1x\n", "invalid name for build stage", 1),
-        ("FROM a AS x\nFROM b AS x\n", "duplicate name", 2),
+        ("FROM a AS x\nFROM b AS X\n", "x stage name already used", 2),
         ("FROM busybox\nCOPY --bogus a b\n", "Unknown flag: bogus", 2),
         ("FROM busybox\nRUN <<EOF\nno end\n", "unterminated heredoc", 2),
         ("# escape=x\nFROM busybox\n", "invalid escape token", 0),

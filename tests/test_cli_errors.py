@@ -38,6 +38,9 @@ EXIT_CASES: list[tuple[str, ...]] = [
     ("frobnicate",),
     ("pul",),
     ("image", "frob"),
+    # a group verb alone: its help, 0
+    ("image",),
+    ("container",),
     # a flag that cannot be parsed: 125
     ("ps", "--nosuch"),
     ("--nosuchglobal", "ps"),

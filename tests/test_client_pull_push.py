@@ -54,10 +54,9 @@ def test_pull_what_skopeo_pushed_then_push_it_elsewhere(reg: cf.Live, dy: Dockya
     assert str(store.image(f"{reg.host}/interop/a:v1").id) == lay.config_digest
     rows = dy.ok("images", "--digests").splitlines()
     assert any(lay.manifest_digest in r and r.startswith(f"{reg.host}/interop/a ") for r in rows)
-    # the same again: nothing to download, docker's "up to date"
+    # the same again: docker sees the image in its store, downloads nothing, no layer line
     again = dy.ok("pull", f"{reg.host}/interop/a:v1").splitlines()
-    assert f"{lay.layer_digests[0][7:19]}: Already exists" in again
-    assert f"Status: Image is up to date for {reg.host}/interop/a:v1" in again
+    assert again == [out[0], *out[-3:-2], f"Status: Image is up to date for {reg.host}/interop/a:v1", out[-1]]
     # push under another name: the layers are mounted, the manifest bytes are the same
     dy.ok("tag", f"{reg.host}/interop/a:v1", f"{reg.host}/interop/b:v2")
     out = dy.ok("push", f"{reg.host}/interop/b:v2").splitlines()

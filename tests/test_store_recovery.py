@@ -18,7 +18,7 @@ import pytest
 
 from support.peers import Server
 from tests import client_fixtures as cf
-from tests.conftest import REPO, Dockyard, need_root
+from tests.conftest import REPO, Dockyard, add_busybox_image, need_root
 from tests.helpers import file_entry, oci_archive, store_state, symlink_entry, tar_bytes
 from tests.oci_images import random_files, write_layout
 from tests.oci_images import tar_bytes as files_tar
@@ -348,3 +348,22 @@ def test_a_pull_on_a_full_disk_says_so_and_leaves_nothing(
     assert temp_state(small_root) == {}
     assert not any((small_root / "blobs" / "sha256").iterdir())
     assert cli(small_root, "images", "-aq").stdout == b""
+
+
+@pytest.mark.privileged
+def test_a_build_whose_layer_fills_the_disk_says_so_and_leaves_nothing(
+    small_root: Path, busybox_tar: Path, privileged: None, tmp_path: Path
+) -> None:
+    """The RUN step's 36 MiB fit in the upperdir, but not again as the layer tar."""
+    add_busybox_image(small_root, busybox_tar)
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM busybox\nRUN dd if=/dev/urandom of=/big bs=1048576 count=36\n")
+    before = store_state(small_root)
+    r = cli(small_root, "build", "-t", "big", str(ctx))
+    err = _one_line_disk_error(r, small_root)
+    assert "no space left on device" in err
+    assert temp_state(small_root) == {}
+    after = {k: v for k, v in store_state(small_root).items() if not k.startswith("buildcache/init/")}
+    assert after == before  # nothing but the builder's init layer (made once per store)
+    assert cli(small_root, "system", "check").returncode == 0

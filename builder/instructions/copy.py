@@ -71,9 +71,11 @@ def _plan(state: StepState, ins: Instruction, add: bool) -> Plan:
     created_by = history.nop(
         state.shell, f"{ins.keyword} {chown_part}{summary[0]}:{summary[1]} in {dest_raw} "
     )
-    # --from: keyed by what is copied (in created_by's checksum), not by the stage's image
+    # --from: keyed by what is copied (in created_by's checksum), not by the stage's image; the
+    # sources' names, which the checksum lacks, name the files copied into a directory
     key: dict[str, Any] = {
         "from": bool(from_id),
+        "names": [s.name for s in sources],
         "dest": dest,
         "owner": owner,
         "chmod": chmod,

@@ -52,24 +52,53 @@ def _flags(sub: OnlyVerb) -> None:
             p.add_argument("containers", nargs="+")
 
 
+# docker's CLI acts on at most this many containers at once (parallelOperation's semaphore)
+PARALLEL = 50
+
+
 def each(
     root: Path,
     refs: list[str],
     action: Callable[[ContainerStore, Container], None],
     missing_ok: bool = False,
+    parallel: bool = False,
 ) -> int:
-    """Apply ``action(store, container)`` to each ref, printing it as given (docker's echo);
-    ``missing_ok``: an unknown container is said but is no failure (``rm -f``)."""
+    """Apply ``action(store, container)`` to each ref, printing it as given (docker's echo)
+    in the order given, then the errors, as docker's CLI does; ``parallel``: on all of
+    them at once (stop, kill, rm, pause and unpause in docker; restart and start go
+    one by one); ``missing_ok``: an unknown container is said but is no failure (``rm -f``)."""
     cstore = ContainerStore(root)
-    status = 0
-    for ref in refs:
+
+    def one(ref: str) -> errors.DockyardError | None:
         try:
             action(cstore, cstore.get(ref))
-            print(ref)
         except errors.DockyardError as exc:
-            err(str(exc))
-            if not (missing_ok and isinstance(exc, errors.NotFound)):
-                status = 1
+            return exc
+        return None
+
+    failures: list[errors.DockyardError] = []
+    status = 0
+
+    def report(ref: str, exc: errors.DockyardError | None) -> None:
+        nonlocal status
+        if exc is None:
+            print(ref, flush=True)
+            return
+        failures.append(exc)
+        if not (missing_ok and isinstance(exc, errors.NotFound)):
+            status = 1
+
+    if parallel and len(refs) > 1:
+        from concurrent.futures import ThreadPoolExecutor  # only for several containers
+
+        with ThreadPoolExecutor(max_workers=min(PARALLEL, len(refs))) as pool:
+            for ref, exc in zip(refs, pool.map(one, refs), strict=True):
+                report(ref, exc)
+    else:
+        for ref in refs:
+            report(ref, one(ref))
+    for exc in failures:
+        err(str(exc))
     return status
 
 
@@ -104,7 +133,7 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 @VERBS.command("stop", "container stop")
 def cmd_stop(args: argparse.Namespace) -> int:
-    return each(args.root, args.containers, lambda s, c: lifecycle.stop(s, c, args.time))
+    return each(args.root, args.containers, lambda s, c: lifecycle.stop(s, c, args.time), parallel=True)
 
 
 @VERBS.command("restart", "container restart")
@@ -115,7 +144,7 @@ def cmd_restart(args: argparse.Namespace) -> int:
 @VERBS.command("kill", "container kill")
 def cmd_kill(args: argparse.Namespace) -> int:
     sig = parse_signal(args.signal)
-    return each(args.root, args.containers, lambda s, c: lifecycle.kill(s, c, sig))
+    return each(args.root, args.containers, lambda s, c: lifecycle.kill(s, c, sig), parallel=True)
 
 
 @VERBS.command("rm", "container rm", "container remove")
@@ -124,17 +153,17 @@ def cmd_rm(args: argparse.Namespace) -> int:
         lifecycle.remove(cstore, c, force=args.force, volumes=args.volumes)
         release_image(Catalog(args.root), c)
 
-    return each(args.root, args.containers, rm, missing_ok=args.force)
+    return each(args.root, args.containers, rm, missing_ok=args.force, parallel=True)
 
 
 @VERBS.command("pause", "container pause")
 def cmd_pause(args: argparse.Namespace) -> int:
-    return each(args.root, args.containers, lambda s, c: lifecycle.set_paused(s, c, True))
+    return each(args.root, args.containers, lambda s, c: lifecycle.set_paused(s, c, True), parallel=True)
 
 
 @VERBS.command("unpause", "container unpause")
 def cmd_unpause(args: argparse.Namespace) -> int:
-    return each(args.root, args.containers, lambda s, c: lifecycle.set_paused(s, c, False))
+    return each(args.root, args.containers, lambda s, c: lifecycle.set_paused(s, c, False), parallel=True)
 
 
 @VERBS.command("rename", "container rename")

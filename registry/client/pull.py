@@ -104,6 +104,9 @@ def pull(
     the interrupted download kept, so that the next pull resumes."""
     options = options or PullOptions()
     top, manifest, index = resolve(repo, ref, options.platform)
+    held = _held(store, manifest)
+    if held is not None:
+        return _name_held(store, ref, top, held, index is None, options)
     added = _Added()
     with store.adding():
         try:
@@ -132,6 +135,36 @@ def pull(
             extra = sorted({*image.record.get("extra_blobs", []), index.digest.hex})
             store.set_record(image, extra_blobs=extra)
     # docker's pull event names the reference, not the image
+    store.event("pull", image, ref.familiar_repository, actor=ref.familiar())
+    return PullResult(ref, top, image, updated=before != image.id)
+
+
+def _held(store: Store, manifest: Manifest) -> StoredImage | None:
+    """The image ``manifest`` describes, when the store has it already (its config,
+    so its layers: built here and pushed, or pulled from elsewhere)."""
+    try:
+        return store.image(str(manifest.config.digest))
+    except errors.NotFound:
+        return None
+
+
+def _name_held(
+    store: Store, ref: Reference, top: Digest, held: StoredImage, single: bool, options: PullOptions
+) -> PullResult:
+    """Name an image the store has: nothing to download, no layer line (docker's
+    pull: "if the image already exists locally, no need to pull anything"); its own
+    layers stay its content, the registry's manifest is its repo digest."""
+    if options.strict_platform and single:
+        _check_platform(ref, held.config, options.platform)
+    with store.adding():
+        if options.unpack:
+            for chain, diff_id, desc in zip(
+                held.chain_ids, held.config.diff_ids, held.manifest.layers, strict=True
+            ):
+                store.unpack_layer(chain, diff_id, desc)
+        before = _current(store, ref)
+        tags = [ref] if ref.tag and not ref.digest else []
+        image, _ = store.add_image(held.manifest, tags, repo_digest=ref.with_tag(None).with_digest(top))
     store.event("pull", image, ref.familiar_repository, actor=ref.familiar())
     return PullResult(ref, top, image, updated=before != image.id)
 

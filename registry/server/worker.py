@@ -33,14 +33,25 @@ from gunicorn.workers.gthread import TConn, ThreadWorker
 from imagefmt.errors import Invalid
 
 HEAD_END = b"\r\n\r\n"
-TLS_HANDSHAKE = b"\x16"  # the first byte of a TLS record carrying a ClientHello: never an HTTP method
-NOT_TLS = b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
 HEAD_READ = 65536  # a head longer than this goes to a thread as is: gunicorn's limits refuse it there
 
 
 class BodyInvalid(Invalid):
     """A request body that could not be read: malformed chunked framing, or a
     client that stopped sending."""
+
+
+_METHOD_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ-_")
+
+
+def _may_be_http(head: bytearray) -> bool:
+    """Whether ``head`` can still become an HTTP request: its method so far is a token
+    of capitals.  Anything else (a TLS ClientHello to this plain port, a stray
+    protocol) goes to the parser at once, for its 400, rather than waiting out
+    the header timeout (a client trying https first gets its answer, as from
+    distribution)."""
+    method = head.split(b" ", 1)[0]
+    return all(b in _METHOD_BYTES for b in method[:32]) and len(method) <= 32
 
 
 def write_oci_error(sock: socket.socket, status_int: int, reason: str, mesg: str) -> None:
@@ -104,11 +115,7 @@ class RegistryWorker(ThreadWorker):  # type: ignore[misc]
             self._drop_heading(conn)
             return
         conn.head += data
-        if conn.head[:1] == TLS_HANDSHAKE:  # a TLS client on this plain port (skopeo probes https first)
-            util.write_nonblock(conn.sock, NOT_TLS)  # as Go's net/http: the client fails now and falls back
-            self._drop_heading(conn)
-            return
-        if HEAD_END not in conn.head and len(conn.head) < HEAD_READ:
+        if HEAD_END not in conn.head and len(conn.head) < HEAD_READ and _may_be_http(conn.head):
             return
         self.poller.unregister(conn.sock)
         del self.heading[conn]

@@ -228,6 +228,7 @@ def commit(
     from imagefmt.changes import apply_change
     from imagefmt.config import rfc3339
     from imagefmt.layer import write_layer
+    from imagefmt.space import reported
 
     parent = image_store.image(c.record["Image"])
     doc: dict[str, Any] = {"config": _image_config(c, parent.config.config)}
@@ -249,7 +250,7 @@ def commit(
         if frozen:
             cg.freeze(True)
         try:
-            with f:
+            with reported(image_store.root, "commit"), f:
                 write_layer(c.dir / "upper", f, overlay_whiteouts=True)
         finally:
             if frozen:
