@@ -8,7 +8,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from commands.errors import UsageError
+from commands.errors import FlagError, UsageError
 from commands.parsing import OnlyVerb, Verbs
 from commands.paths import check_input, check_writable_dir
 from imagefmt import errors
@@ -106,7 +106,7 @@ def _config(args: argparse.Namespace) -> config.Config:
             s3=replace(cfg.s3, **s3) if s3 else None,
         )
     except ValueError as err:
-        raise UsageError(f"registry: {err}") from err
+        raise FlagError(f"registry: {err}") from err
     if args.registry_root is not None:
         return cfg.with_overrides(root=args.registry_root)
     if cfg.root == config.Config().root:
@@ -167,7 +167,7 @@ def _check_files(cfg: config.Config) -> None:
 @VERBS.command("registry garbage-collect")
 def cmd_registry_gc(args: argparse.Namespace) -> int:
     cfg = _config(args)
-    if not cfg.root.is_dir():  # nothing to collect; a typo must not make an empty registry
+    if cfg.storage == "filesystem" and not cfg.root.is_dir():  # a typo must not make an empty registry
         raise errors.NotFound(f"registry root {cfg.root}: no such directory")
     grace = cfg.gc_grace_seconds if args.grace is None else args.grace
     result = gc.collect(Storage(open_driver(cfg)), args.dry_run, args.delete_untagged, grace)

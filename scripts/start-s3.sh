@@ -109,7 +109,7 @@ bluestore cache size = 268435456
 osd op num threads per shard = 1
 [client.rgw]
 pid file = $DIR/run/rgw.pid
-rgw frontends = beast endpoint=127.0.0.1:$PORT
+rgw frontends = beast endpoint=127.0.0.1:$PORT tcp_nodelay=1
 rgw data = $DIR/rgw
 rgw dns name = localhost
 rgw enable usage log = false

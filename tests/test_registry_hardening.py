@@ -449,6 +449,21 @@ def test_slow_clients_do_not_starve_the_others(peers: dict[str, Peer], kind: str
             s.close()
 
 
+def test_a_tls_client_on_the_plain_port_is_refused_at_once(peers: dict[str, Peer]) -> None:
+    """skopeo and docker try https first on an insecure registry and fall back to http
+    when the handshake fails: the handshake must fail at once (as on distribution), not
+    wait for a header timeout."""
+    import ssl
+
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    for peer in peers.values():
+        host, port = peer.host.rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=5) as raw:
+            with pytest.raises(ssl.SSLError):  # not socket.timeout: an answer came back within 5 s
+                ctx.wrap_socket(raw, server_hostname=host)
+
+
 # ------------------------------------------------------------- 7. disk full ---
 
 

@@ -276,3 +276,12 @@ def test_gc_purges_abandoned_uploads_and_their_multipart_uploads(pair: Pair) -> 
     assert not s3.list_multipart_uploads(Bucket=pair.ceph.bucket, Prefix=prefix).get("Uploads")
     assert not s3.list_objects_v2(Bucket=pair.ceph.bucket, Prefix=prefix).get("Contents")
     assert requests.get(on(pair.b, location)).status_code == 404
+
+
+def test_garbage_collect_command_takes_the_s3_flags(pair: Pair, dy: Dockyard) -> None:
+    out = dy.ok("registry", "garbage-collect", "--dry-run", *s3_serve_args(pair.ceph, pair.prefix))
+    assert " marked, " in out.splitlines()[-1] and "would delete" in out.splitlines()[-1]
+    r = dy("registry", "garbage-collect", "--storage", "s3", "--s3-chunk-size", "1000")
+    assert r.code == 125 and "5 MiB" in r.err
+    r = dy("registry", "garbage-collect", "--storage", "nosuch")
+    assert r.code != 0 and "unknown storage driver 'nosuch'" in r.err

@@ -25,6 +25,7 @@ from registry.server.storage.inmemory import InMemoryDriver
 from registry.server.storage.store import Storage
 from registry.server.uploads import Uploads
 from support.images import make_image, random_image
+from tests.conftest import s3_settings
 
 
 def D(data: bytes) -> Digest:
@@ -300,8 +301,11 @@ def test_gc_spares_fresh_blobs_and_waits_for_pushes(storage: Storage) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(DRIVERS))
-def test_gc_on_every_driver(name: str, tmp_path: Path) -> None:
-    storage = Storage(DRIVERS[name](Config(root=tmp_path / "store")))
+def test_gc_on_every_driver(name: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    config = Config(root=tmp_path / "store")
+    if name == "s3":  # radosgw of scripts/start-s3.sh, a fresh prefix
+        config = Config(storage="s3", s3=s3_settings(request.getfixturevalue("ceph")))
+    storage = Storage(DRIVERS[name](config))
     kept = push_image(storage, "a/b", random_image(1, 100), "v1")
     orphan = put(storage, "a/b", b"orphan blob")
     s = Uploads(storage).start("c")

@@ -30,7 +30,7 @@ from tests.conftest import s3_settings
 def driver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StorageDriver]:
     config = Config(root=tmp_path / "store", fsync=False)
     if request.param == "s3":  # radosgw of scripts/start-s3.sh, a fresh prefix per test
-        config = Config(storage="s3", s3=s3_settings(request.getfixturevalue("ceph")))
+        config = Config(storage="s3", s3=s3_settings(request.getfixturevalue("ceph"), chunk_size=5 << 20))
     yield DRIVERS[request.param](config)
 
 
@@ -130,6 +130,30 @@ def test_writer_truncates_to_a_resume_point(driver: StorageDriver) -> None:
     w.write(b"!")
     w.commit()
     assert driver.get_content("/up/data") == b"kept!"
+
+
+def test_writer_resumes_across_parts(driver: StorageDriver) -> None:
+    """Writers of many MiB, closed and continued, with a chunk cut short past a part
+    boundary (the s3 driver sends 5 MiB parts here, two at a time)."""
+    data = os.urandom(23 << 20)
+    w = driver.writer("/up/big")
+    w.write(data[: 7 << 20])
+    w.close()
+    w = driver.writer("/up/big", append=True)
+    assert w.size() == 7 << 20
+    for i in range(7, 19):
+        w.write(data[i << 20 : (i + 1) << 20])
+    w.truncate(7 << 20)  # the chunk was cut short: back to the resume point
+    assert w.size() == 7 << 20
+    w.write(data[7 << 20 : 12 << 20])
+    w.close()
+    w = driver.writer("/up/big", append=True)
+    assert w.size() == 12 << 20
+    w.write(data[12 << 20 :])
+    w.commit()
+    assert driver.stat("/up/big").size == len(data)
+    with driver.reader("/up/big") as f:
+        assert f.read() == data
 
 
 def test_writer_cancel_and_replace(driver: StorageDriver) -> None:

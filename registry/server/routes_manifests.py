@@ -45,7 +45,7 @@ def put_manifest(name: str, reference: str) -> Response:
             raise QuotaExceeded(f"repository {name}: quota of {limit} bytes exceeded")
         s.storage.put_manifest(name, raw, v.media_type, v.digest)
         for t in tags:
-            s.storage.tag(name, t, v.digest)
+            s.storage.tag(name, t, v.digest, v.media_type)
         if v.subject is not None:
             s.storage.add_referrer(name, v.subject.digest, v.referrer_descriptor())
     for t in tags or [""]:

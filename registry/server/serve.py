@@ -150,5 +150,8 @@ def serve(config: Config) -> None:
     for note in prepare(config):
         print(note, file=sys.stderr)
     scheme = "https" if config.tls_cert else "http"
-    print(f"dockyard registry on {scheme}://{config.addr} (root {config.root})", file=sys.stderr, flush=True)
+    where = f"root {config.root}"
+    if config.storage == "s3":
+        where = f"s3 bucket {config.s3.bucket}/{config.s3.prefix} at {config.s3.endpoint or 'AWS'}"
+    print(f"dockyard registry on {scheme}://{config.addr} ({where})", file=sys.stderr, flush=True)
     RegistryServer(config).run()

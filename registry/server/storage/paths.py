@@ -8,7 +8,7 @@ Under the driver's root (for the filesystem driver, the ``--root`` directory)::
     │   │                                          with "_", so the entries below cannot clash with one
     │   ├── _layers/<alg>/<hex>                    empty: <name> may serve blob <alg>:<hex>
     │   ├── _manifests/revisions/<alg>/<hex>       holds the manifest's media type; its bytes are a blob
-    │   ├── _manifests/tags/<tag>                  holds the digest the tag points at ("sha256:…")
+    │   ├── _manifests/tags/<tag>                  "<digest>\n<media type>" of the revision it points at
     │   ├── _referrers/<alg>/<subject hex>/<alg>-<hex>   the referrer's descriptor as JSON
     │   └── _uploads/<uuid>/                       an upload session (registry/server/uploads.py):
     │       ├── data                               the bytes so far (a driver writer's path)

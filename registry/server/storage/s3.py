@@ -47,6 +47,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, BinaryIO, cast
 
 import boto3
@@ -111,6 +112,8 @@ class S3Driver:
         # AWS_CA_BUNDLE (set on some hosts for https) must not stop a plain http endpoint
         verify: bool | None = None if (endpoint or "https:").startswith("https:") and config.secure else False
         self.client: Any = session.client("s3", endpoint_url=endpoint, config=client_config, verify=verify)
+        self._pool: ThreadPoolExecutor | None = None  # sends parts while the next one is read
+        self._pool_lock = threading.Lock()
         self._tails: OrderedDict[str, tuple[str, bytes]] = OrderedDict()  # writer state key: (ETag, tail)
         self._tails_lock = threading.Lock()
 
@@ -327,6 +330,12 @@ class S3Driver:
         finally:
             lease.release()
 
+    def pool(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(32, thread_name_prefix="s3-part")
+            return self._pool
+
     def _remember_tail(self, state_key: str, etag: str, tail: bytes) -> None:
         with self._tails_lock:
             self._tails[state_key] = (etag, tail)
@@ -349,6 +358,7 @@ class S3Writer:
         self.state_key = S3Driver._side_key(key, "writer")
         self.upload_id = ""
         self.parts: list[tuple[int, str, int]] = []  # (number, ETag, size) sent
+        self._sending: list[tuple[int, Future[str], int]] = []  # (number, ETag to be, size), in order
         self.buffer = bytearray()  # written, not sent yet
         self._opened: tuple[list[tuple[int, str, int]], bytes] = ([], b"")  # the resume point
         self._state_etag = ""
@@ -366,7 +376,7 @@ class S3Writer:
         return w
 
     def _sent(self) -> int:
-        return sum(size for _, _, size in self.parts)
+        return sum(size for _, _, size in self.parts) + sum(size for _, _, size in self._sending)
 
     def write(self, data: bytes) -> int:
         self.buffer += data
@@ -376,21 +386,45 @@ class S3Writer:
         return len(data)
 
     def _send(self, data: bytes) -> None:
+        """Send a part from a pool thread while the caller reads the next one (at
+        most two in flight: the memory of a writer stays under 3 parts)."""
         c = self.d.client
         if not self.upload_id:
             self.upload_id = c.create_multipart_upload(
                 Bucket=self.d.bucket, Key=self.key, Metadata=_now_meta()
             )["UploadId"]
-        number = self.parts[-1][0] + 1 if self.parts else 1
-        etag = c.upload_part(
-            Bucket=self.d.bucket, Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=data
-        )["ETag"]
-        self.parts.append((number, str(etag), len(data)))
+        numbers = [n for n, _, _ in self.parts] + [n for n, _, _ in self._sending]
+        number = max(numbers, default=0) + 1
+        future = self.d.pool().submit(self._upload_part, self.upload_id, number, data)
+        self._sending.append((number, future, len(data)))
+        while len(self._sending) > 1:
+            self._settle_one()
+
+    def _upload_part(self, upload_id: str, number: int, data: bytes) -> str:
+        got = self.d.client.upload_part(
+            Bucket=self.d.bucket, Key=self.key, UploadId=upload_id, PartNumber=number, Body=data
+        )
+        return str(got["ETag"])
+
+    def _settle_one(self) -> None:
+        number, future, size = self._sending.pop(0)
+        self.parts.append((number, future.result(), size))
+
+    def _settle(self) -> None:
+        """Wait for every part in flight (raising the first failure)."""
+        try:
+            while self._sending:
+                self._settle_one()
+        finally:
+            for _, future, _ in self._sending:  # after a failure: let the others finish, unused
+                future.exception()
+            self._sending.clear()
 
     def size(self) -> int:
         return self._sent() + len(self.buffer)
 
     def truncate(self, size: int) -> None:
+        self._settle()
         if size < self._sent():  # back to where this writer was opened (a part resent replaces its number)
             opened_parts, opened_tail = self._opened
             self.parts, self.buffer = list(opened_parts), bytearray(opened_tail)
@@ -404,8 +438,9 @@ class S3Writer:
         if not self.upload_id:  # less than a part: one PUT of the whole content
             c.put_object(Bucket=self.d.bucket, Key=self.key, Body=bytes(self.buffer), Metadata=_now_meta())
         else:
-            if self.buffer or not self.parts:
+            if self.buffer or not (self.parts or self._sending):
                 self._send(bytes(self.buffer))
+            self._settle()
             c.complete_multipart_upload(
                 Bucket=self.d.bucket,
                 Key=self.key,
@@ -415,6 +450,8 @@ class S3Writer:
         self._drop_state()
 
     def cancel(self) -> None:
+        with contextlib.suppress(botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
+            self._settle()
         if self.upload_id:
             with contextlib.suppress(botocore.exceptions.ClientError):
                 self.d.client.abort_multipart_upload(
@@ -425,6 +462,7 @@ class S3Writer:
         self._drop_state()
 
     def close(self) -> None:
+        self._settle()
         header = json.dumps({"upload_id": self.upload_id, "parts": self.parts}).encode()
         tail = bytes(self.buffer)
         etag = self.d.client.put_object(Bucket=self.d.bucket, Key=self.state_key, Body=header + b"\n" + tail)[

@@ -209,12 +209,17 @@ class Storage:
             self.driver.put_content(rev, media_type.encode())
 
     def manifest(self, name: str, reference: str) -> StoredManifest:
-        """A manifest by tag or digest; ManifestUnknown."""
-        digest = self.resolve(name, reference)
-        try:
-            media_type = self.driver.get_content(paths.revision(name, digest)).decode()
-        except PathNotFound:
-            raise _manifest_unknown(name, reference) from None
+        """A manifest by tag or digest; ManifestUnknown.
+
+        One read of the store for either (the bytes are cached by digest): a tag
+        holds its revision's media type too, and a revision is removed only after
+        the tags that point at it."""
+        digest, media_type = self._resolve(name, reference)
+        if not media_type:
+            try:
+                media_type = self.driver.get_content(paths.revision(name, digest)).decode()
+            except PathNotFound:
+                raise _manifest_unknown(name, reference) from None
         raw = self.manifest_bytes(digest)
         if raw is None:
             raise _manifest_unknown(name, reference)
@@ -223,13 +228,19 @@ class Storage:
     def resolve(self, name: str, reference: str) -> Digest:
         """The digest of a tag or a digest reference; ManifestUnknown for a missing
         tag, DigestInvalid."""
+        return self._resolve(name, reference)[0]
+
+    def _resolve(self, name: str, reference: str) -> tuple[Digest, str]:
+        """(digest, the media type a tag records or "")."""
         if ":" in reference:
-            return Digest.parse(reference)
+            return Digest.parse(reference), ""
         check_tag(reference)
         try:
-            return Digest.parse(self.driver.get_content(paths.tag(name, reference)).decode().strip())
+            raw = self.driver.get_content(paths.tag(name, reference)).decode()
         except PathNotFound:
             raise _manifest_unknown(name, reference) from None
+        digest, _, media_type = raw.partition("\n")
+        return Digest.parse(digest.strip()), media_type.strip()
 
     def manifest_bytes(self, digest: Digest) -> bytes | None:
         with self._cache_lock:
@@ -272,19 +283,27 @@ class Storage:
         found = []
         for tag in self._children(paths.tags(name)):
             with contextlib.suppress(PathNotFound):
-                if self.driver.get_content(paths.tag(name, tag)).decode().strip() == str(digest):
+                if self.driver.get_content(paths.tag(name, tag)).decode().partition("\n")[0] == str(digest):
                     found.append(tag)
         return found
 
     # ------------------------------------------------------------- tags ---
 
-    def tag(self, name: str, tag: str, digest: Digest) -> None:
-        """Point ``tag`` at a stored revision (atomic replace)."""
+    def tag(self, name: str, tag: str, digest: Digest, media_type: str = "") -> None:
+        """Point ``tag`` at a stored revision (atomic replace).  The tag holds the
+        digest and, on a second line, the revision's media type (read from the
+        revision when not given), so that a GET by tag reads one object."""
         path = paths.tag(name, check_tag(tag))
+        if not media_type:
+            try:
+                media_type = self.driver.get_content(paths.revision(name, digest)).decode()
+            except PathNotFound:
+                raise _manifest_unknown(name, str(digest)) from None
+        content = f"{digest}\n{media_type}".encode()
         with contextlib.suppress(PathNotFound):
-            if self.driver.get_content(path).decode() == str(digest):
+            if self.driver.get_content(path) == content:
                 return
-        self.driver.put_content(path, str(digest).encode())
+        self.driver.put_content(path, content)
 
     def untag(self, name: str, tag: str) -> None:
         """Remove a tag; ManifestUnknown."""
