@@ -52,3 +52,21 @@ def test_info_counts_containers_and_version_has_a_server(ctl: Ctl) -> None:
     server, api, client = version.split()
     assert server == client and api == "1.41"
     assert "Server:\n Engine:\n" in ctl.ok("version")
+
+
+def test_system_df_verbose_lists_each_object(ctl: Ctl) -> None:
+    ctl.ok("volume", "create", "dfvol")
+    ctl.ok(
+        "run", "--name", "dfc", "-v", "dfvol:/data", "busybox", "sh", "-c", "echo x > /data/f; echo y > /g"
+    )
+    out = ctl.ok("system", "df", "-v")
+    images, rest = out.split("Containers space usage:")
+    containers, rest = rest.split("Local Volumes space usage:")
+    volumes, cache = rest.split("Build cache usage:")
+    assert "SHARED SIZE   UNIQUE SIZE   CONTAINERS" in images
+    busybox = next(line.split() for line in images.splitlines() if line.startswith("busybox "))
+    assert busybox[-1] == "1"  # the container made on it
+    dfc = next(line for line in containers.splitlines() if line.endswith(" dfc"))
+    assert '"sh -c \'echo x > /…"' in dfc or "sh -c" in dfc
+    assert any(line.split() == ["dfvol", "1", "2B"] for line in volumes.splitlines())
+    assert "CACHE ID" in cache
