@@ -10,6 +10,7 @@ from commands.output import confirm, human_size, print_pruned, print_reclaimed
 from commands.parsing import OnlyVerb, Verbs
 from engine.disk import SystemPruneOptions, disk_usage, prune_build_cache, prune_system
 from engine.images import store_in_use
+from imagefmt.catalog import tree_size
 
 VERBS = Verbs()
 
@@ -34,6 +35,8 @@ def _flags(sub: OnlyVerb) -> None:
 
 @VERBS.command("system df")
 def cmd_system_df(args: argparse.Namespace) -> int:
+    if args.verbose and not args.format:
+        return _df_verbose(args)
     table = []
     for row in disk_usage(args.root):
         pct = f" ({row.reclaimable * 100 // row.size}%)" if row.size and row.type != "Containers" else ""
@@ -50,6 +53,45 @@ def cmd_system_df(args: argparse.Namespace) -> int:
         return 0
     cols = ["Type", "TotalCount", "Active", "Size", "Reclaimable"]
     print_table(["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], [[r[c] for c in cols] for r in table])
+    return 0
+
+
+def _df_verbose(args: argparse.Namespace) -> int:
+    """docker's ``system df -v``: each image, container and volume, then the build cache."""
+    from commands.image import since
+    from engine.disk import build_cache, image_space
+    from engine.volumes import users
+    from runtime.container.store import ContainerStore
+    from runtime.volumes import VolumeStore
+
+    print("Images space usage:\n")
+    heads = ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE", "SHARED SIZE", "UNIQUE SIZE", "CONTAINERS"]
+    rows = [
+        [i.repository, i.tag, i.id[7:19], since(i.created), human_size(i.size, 4), human_size(i.shared, 4),
+         human_size(i.unique, 4), str(i.containers)]
+        for i in image_space(args.root)
+    ]  # fmt: skip
+    print_table(heads, rows)
+    print("\nContainers space usage:\n")
+    cstore = ContainerStore(args.root)
+    vstore = VolumeStore(args.root)
+    linked = users(cstore)
+    heads = ["CONTAINER ID", "IMAGE", "COMMAND", "LOCAL VOLUMES", "SIZE", "CREATED", "STATUS", "NAMES"]
+    rows = []
+    for c in cstore.all():
+        volumes = sum(1 for name, ids in linked.items() if c.id in ids)
+        command = c.command()
+        shown = f'"{command[:19]}…"' if len(command) > 20 else f'"{command}"'
+        rows.append(
+            [c.short_id, c.config.get("Image") or c.record.get("Image", ""), shown, str(volumes),
+             human_size(tree_size(c.dir / "upper"), 4), c.created_ago(), c.status_text(), c.name]
+        )  # fmt: skip
+    print_table(heads, rows)
+    print("\nLocal Volumes space usage:\n")
+    rows = [[n, str(len(linked.get(n, ()))), human_size(vstore.size(n), 4)] for n in vstore.names()]
+    print_table(["VOLUME NAME", "LINKS", "SIZE"], rows)
+    print(f"\nBuild cache usage: {human_size(build_cache(args.root).size, 4)}\n")
+    print_table(["CACHE ID", "CACHE TYPE", "SIZE", "CREATED", "LAST USED", "USAGE", "SHARED"], [])
     return 0
 
 

@@ -50,6 +50,7 @@ def _terminal_width() -> int:
 class Parser(argparse.ArgumentParser):
     def __init__(self, *args: Any, **kw: Any) -> None:
         kw.setdefault("formatter_class", Formatter)
+        kw.setdefault("allow_abbrev", False)  # docker's flags have no abbreviations: `ps --al` is unknown
         super().__init__(*args, **kw)
 
     def add_argument(self, *args: Any, **kw: Any) -> Any:

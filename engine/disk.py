@@ -126,3 +126,38 @@ def prune_system(root: Path, opts: SystemPruneOptions) -> Iterator[Pruned]:
     yield Pruned("Deleted Networks", prune.prune_networks(root), 0)
     yield Pruned("Deleted build cache objects", *prune_build_cache(root, all_cache=opts.all))
     yield Pruned("Deleted Images", *store_in_use(root).prune(all_images=opts.all))
+
+
+class ImageSpace(NamedTuple):
+    """A line of ``system df -v``'s images: what layers it shares with other images."""
+
+    repository: str
+    tag: str
+    id: str
+    created: float
+    size: int
+    shared: int  # bytes of layers another image uses too
+    unique: int
+    containers: int
+
+
+def image_space(root: Path) -> list[ImageSpace]:
+    """``docker system df -v``'s images, newest first (each name a line, as ``images``)."""
+    from engine.images import ImageListOptions, list_images
+
+    store = store_in_use(root)
+    all_images = store.images()
+    uses: dict[str, int] = {}
+    for img in all_images:
+        for chain in {c.hex for c in img.chain_ids}:
+            uses[chain] = uses.get(chain, 0) + 1
+    shared: dict[str, int] = {}
+    for img in all_images:
+        shared[str(img.id)] = sum(store.snapshot_size(c.hex) for c in img.chain_ids if uses[c.hex] > 1)
+    holders = {str(img.id): len(store.holders(img.id)) for img in all_images}
+    return [
+        ImageSpace(
+            r.repository, r.tag, r.id, r.created, r.size, shared[r.id], r.size - shared[r.id], holders[r.id]
+        )
+        for r in list_images(store, ImageListOptions())
+    ]

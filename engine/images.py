@@ -107,7 +107,7 @@ def inspect_doc(store: Store, img: StoredImage) -> dict[str, Any]:
         "Id": str(img.id),
         "RepoTags": img.familiar_tags,
         "RepoDigests": [Reference.parse(rd).familiar() for rd in img.repo_digests],
-        "Parent": "",
+        "Parent": img.record.get("parent") or "",
         "Comment": cfg.get("comment", ""),
         "Created": cfg.get("created", ""),
         "Container": cfg.get("container", ""),

@@ -36,8 +36,16 @@ def version() -> dict[str, Any]:
 
 def info(store: Store) -> dict[str, Any]:
     """``docker info``'s document (the fields dockyard has)."""
+    from runtime.container.store import ContainerStore
+
     uname = os.uname()  # what platform.release(), machine() and node() read
+    states = [c.status for c in ContainerStore(store.root).all()]
+    running, paused = states.count("running"), states.count("paused")
     return {
+        "Containers": len(states),
+        "ContainersRunning": running,
+        "ContainersPaused": paused,
+        "ContainersStopped": len(states) - running - paused,
         "Images": len(store.images()),
         "Driver": "overlay2",
         "DockerRootDir": str(store.root),

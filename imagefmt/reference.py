@@ -110,6 +110,9 @@ class Reference(NamedTuple):
             if not _is_tag(tag):
                 raise _bad(text, "a tag is up to 128 letters, digits, '_', '.', '-'")
         domain, path = split_domain(rest)
+        if domain.lower() != domain and not any(c in domain for c in ".:"):
+            # a host only because of its capitals (UPPER/case): docker's daemon refuses it
+            raise _bad(text, "repository name must be lowercase")
         if not _is_domain(domain):
             raise _bad(text, f"bad registry host {domain!r}")
         if path.lower() == path and not _is_path(path):

@@ -617,7 +617,10 @@ class Store(Catalog):
                 self.adopt_snapshot(chain, upperdir, tree_size(upperdir))
             if unpack:
                 self.ensure_snapshots(StoredImage(cdesc.digest, manifest, config), chains)
-            image, _ = self.add_image(manifest, [tag] if tag else [])
+            # docker's Parent (image inspect): the image this one was made on
+            image, _ = self.add_image(
+                manifest, [tag] if tag else [], record={"parent": str(parent.id)} if parent else None
+            )
             if tag is not None:
                 self.event("tag", image, tag.familiar())
             return image

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import time
 
 from commands.container import both
 from commands.errors import UsageError
 from commands.parsing import OnlyVerb, Verbs
+from engine.events import parse_time as parse_timestamp
 from imagefmt import errors
 from runtime.container.launchspec import log_reader
 from runtime.container.store import ContainerStore, parse_time
@@ -30,20 +30,15 @@ def _flags(sub: OnlyVerb) -> None:
         p.add_argument("container")
 
 
-def _since(text: str, now: float) -> float:
-    """docker's --since/--until: RFC 3339, a unix timestamp, or a duration ago (10m, 1h30m)."""
+def _since(text: str, now: float, what: str = "since") -> float:
+    """docker's --since/--until (timetypes.GetTimestamp, as ``events`` reads them): RFC 3339
+    with or without a zone, a date alone (2025-01-01), Unix seconds, or a duration ago."""
     if not text:
         return 0.0
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        return float(text)
-    if m := re.fullmatch(r"((?:\d+(?:\.\d+)?(?:h|ms|m|s|us|ns))+)", text):
-        mult = {"h": 3600, "m": 60, "s": 1, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
-        total = sum(float(n) * mult[u] for n, u in re.findall(r"(\d+(?:\.\d+)?)(h|ms|m|s|us|ns)", m.group(1)))
-        return now - total
     try:
-        return parse_time(text if text.endswith("Z") or "." in text else text + "Z")
-    except ValueError:
-        raise errors.Invalid(f'invalid value for "since": {text!r}') from None
+        return parse_timestamp(text, now) / 1e9
+    except errors.Invalid as err:
+        raise errors.Invalid(f'invalid value for "{what}": {err}') from None
 
 
 @VERBS.command("logs", "container logs")
@@ -52,7 +47,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
     c = cstore.get(args.container)
     reader = log_reader(c)  # Unsupported for a driver that cannot be read back
     now = time.time()
-    since, until = _since(args.since, now), _since(args.until, now)
+    since, until = _since(args.since, now), _since(args.until, now, "until")
     if args.tail != "all" and not str(args.tail).lstrip("-").isdigit():
         raise UsageError(f"invalid value for --tail: {args.tail}")
     entries = reader.read()

@@ -236,6 +236,8 @@ def commit(
         apply_change(doc, line)
     if author:
         doc["author"] = author
+    if message:
+        doc["comment"] = message  # docker's image Comment
     doc["container"] = c.id
     doc["created"] = rfc3339()
     history = {"created": doc["created"], "created_by": c.command()}
