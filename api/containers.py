@@ -23,6 +23,7 @@ from engine.holds import release_image
 from imagefmt import errors
 from imagefmt.catalog import Catalog
 from imagefmt.digest import Digest
+from imagefmt.reference import Reference
 from imagefmt.store import Store
 from runtime.container import attach as A
 from runtime.container import lifecycle, stats, transfer
@@ -553,3 +554,24 @@ def archive_put(req: Request) -> Reply:
     path = req.arg("path")
     transfer.copy_to(cstore, c, "-", path, archive=True, follow=False, stdin=req.body)  # type: ignore[arg-type]
     return Reply(None, 200)
+
+
+@ROUTES("POST", "/commit")
+def commit(req: Request) -> Reply:
+    """``docker commit``: ``container``, ``repo``/``tag``, ``comment``, ``author``,
+    ``pause``, ``changes`` (repeated); 201 {"Id": …} as docker's daemon."""
+    repo, tag_ = req.arg("repo"), req.arg("tag")
+    ref = Reference.parse(f"{repo}:{tag_}" if repo and tag_ else repo) if repo else None
+    cstore = ContainerStore(req.service.root)
+    c = cstore.get(req.arg("container"))
+    img = transfer.commit(
+        cstore,
+        c,
+        Store(req.service.root),
+        ref=ref,
+        author=req.arg("author"),
+        message=req.arg("comment"),
+        changes=list(req.query.get("changes") or []),
+        pause=req.flag("pause", True),
+    )
+    return Reply({"Id": str(img.id)}, status=201)

@@ -1,4 +1,5 @@
-"""Image routes: list, inspect, history, tag, remove, pull (create), push, load, save (get), prune, search."""
+"""Image routes: list, inspect, history, tag, remove, pull and import (create), push, load,
+save (get), prune, search."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from imagefmt.archive import load, save
 from imagefmt.digest import Digest
 from imagefmt.manifest import Platform
 from imagefmt.reference import DOCKER_HUB, Reference
+from imagefmt.rootfs import import_rootfs
 from imagefmt.store import Store, StoredImage
 from registry.client.credentials import Credentials
 from registry.client.registry_client import ClientOptions, RegistryClient, endpoint_of
@@ -146,9 +148,10 @@ def prune(req: Request) -> Reply:
 
 @ROUTES("POST", "/images/create")
 def create(req: Request) -> Stream:
-    """``docker pull``: the JSON progress stream as docker's daemon sends it."""
+    """``docker pull``: the JSON progress stream as docker's daemon sends it; with
+    ``fromSrc``, ``docker import``."""
     if req.arg("fromSrc"):
-        raise errors.Unsupported("image import through the API is not supported: use 'dockyard import'")
+        return _import(req)
     name, tag_ = req.arg("fromImage"), req.arg("tag")
     if not name:
         raise errors.Invalid("fromImage is required")
@@ -170,6 +173,21 @@ def create(req: Request) -> Stream:
         write(message(status=f"Status: {status} {ref.familiar()}"))
 
     return Stream(produce(run))
+
+
+def _import(req: Request) -> Stream:
+    """``docker import``: the rootfs tar as the body (``fromSrc=-``), ``repo``/``tag``,
+    ``message``, ``changes`` (repeated), ``platform``; docker's stream ends with the ID."""
+    if req.arg("fromSrc") != "-":
+        raise errors.Unsupported("import from a URL through the API: send the tar as the body (fromSrc=-)")
+    repo, tag_ = req.arg("repo"), req.arg("tag")
+    ref = Reference.parse(f"{repo}:{tag_}" if repo and tag_ else repo) if repo else None
+    platform = req.arg("platform")
+    architecture = Platform.parse(platform).architecture if platform else arch()
+    changes = req.query.get("changes") or []
+    store = Store(req.service.root)
+    img = import_rootfs(store, req.body, ref, changes, req.arg("message"), "-", architecture=architecture)  # type: ignore[arg-type]
+    return Stream(iter([message(status=str(img.id))]))
 
 
 @ROUTES("POST", "/images/{name*}/push")

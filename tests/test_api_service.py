@@ -457,3 +457,16 @@ def test_events_through_the_api_with_since_until_filters_and_follow(svc: Service
     finally:
         proc.kill()
         proc.communicate()
+
+
+def test_import_and_commit_through_the_api(svc: Service, busybox_tar: Path) -> None:
+    """``docker import`` (POST /images/create?fromSrc=-) and ``docker commit`` (POST /commit)."""
+    r = svc.docker("import", "-c", 'CMD ["sh"]', "-m", "imported", str(busybox_tar), "imp:1")
+    assert r.stdout.strip().startswith("sha256:")
+    assert svc.docker("run", "--rm", "imp:1", "echo", "hi").stdout == "hi\n"
+    svc.docker("run", "--name", "committed", "imp:1", "sh", "-c", "echo x > /f")
+    svc.docker("commit", "-m", "msg", "-c", "ENV A=1", "committed", "imp:2")
+    assert svc.docker("run", "--rm", "imp:2", "sh", "-c", "cat /f; echo $A").stdout == "x\n1\n"
+    assert svc.docker("image", "inspect", "-f", "{{.Comment}}", "imp:2").stdout == "msg\n"
+    svc.docker("rm", "committed")
+    svc.docker("rmi", "imp:2", "imp:1")
