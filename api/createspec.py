@@ -142,6 +142,7 @@ def create_options(name: str, body: dict[str, Any]) -> tuple[str, CreateOptions]
         cap_drop=tuple(h.get("CapDrop") or ()),
         group_add=tuple(h.get("GroupAdd") or ()),
         add_hosts=tuple(h.get("ExtraHosts") or ()),
+        links=tuple(h.get("Links") or ()),
         dns=tuple(h.get("Dns") or ()),
         dns_search=tuple(h.get("DnsSearch") or ()),
         dns_options=tuple(h.get("DnsOptions") or ()),

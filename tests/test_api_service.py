@@ -470,3 +470,23 @@ def test_import_and_commit_through_the_api(svc: Service, busybox_tar: Path) -> N
     assert svc.docker("image", "inspect", "-f", "{{.Comment}}", "imp:2").stdout == "msg\n"
     svc.docker("rm", "committed")
     svc.docker("rmi", "imp:2", "imp:1")
+
+
+def test_links_through_the_api(svc: Service) -> None:
+    """HostConfig.Links as the docker CLI sends ``--link``: the /etc/hosts entry and the env."""
+    svc.docker("run", "-d", "--name", "linked-db", "-e", "SECRET=s", "busybox", "sleep", "60")
+    try:
+        out = svc.docker(
+            "run",
+            "--rm",
+            "--link",
+            "linked-db:dbalias",
+            "busybox",
+            "sh",
+            "-c",
+            "grep dbalias /etc/hosts; env",
+        ).stdout
+        assert "dbalias" in out.splitlines()[0]
+        assert "DBALIAS_ENV_SECRET=s" in out
+    finally:
+        svc.docker("rm", "-f", "linked-db")
