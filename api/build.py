@@ -12,7 +12,7 @@ from typing import Any
 
 from api.images import client
 from api.server import Request, Routes, Stream
-from api.system import registry_auth
+from api.system import registry_configs
 from api.wire import message, produce
 from builder.build import build
 from builder.errors import BuildFailed, DockerfileError
@@ -23,6 +23,7 @@ from imagefmt.layer import extract_layer
 from imagefmt.reference import Reference
 from imagefmt.store import Store, StoredImage
 from registry.client.fetch import fetch
+from registry.client.registry_client import registry_key
 
 ROUTES = Routes()
 
@@ -60,8 +61,7 @@ def build_image(req: Request) -> Stream:
     except BaseException:
         shutil.rmtree(ctx, ignore_errors=True)
         raise
-    creds = registry_auth(req.headers.get("X-Registry-Config"))
-    del creds  # TODO: per-registry credentials of X-Registry-Config for base pulls
+    configs = registry_configs(req.headers.get("X-Registry-Config"))  # for the base images' registries
 
     def run(write: Callable[[bytes], None]) -> None:
         store = Store(root)
@@ -74,7 +74,7 @@ def build_image(req: Request) -> Stream:
             ref = Reference.parse(base, default_tag=False)
             ref = ref if (ref.tag or ref.digest) else ref.with_tag("latest")
             out(f"{ref.tag or ref.digest}: Pulling from {ref.path}\n".encode())
-            with client(platform or "") as c:
+            with client(platform or "", configs.get(registry_key(ref.domain)), ref) as c:
                 result = c.pull(store, ref)
             out(f"Digest: {result.digest}\nStatus: Downloaded newer image for {ref.familiar()}\n".encode())
             return store.image(str(ref))

@@ -175,6 +175,26 @@ def registry_auth(header: str | None) -> Credentials | None:
     return Credentials(str(doc["username"]), str(doc.get("password", "")))
 
 
+def registry_configs(header: str | None) -> dict[str, Credentials]:
+    """X-Registry-Config (a build's): base64url JSON {registry: {username, password}, …},
+    by registry key (``registry_key``: docker.io for Docker Hub's addresses)."""
+    if not header:
+        return {}
+    try:
+        doc = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
+    except ValueError:
+        return {}
+    if not isinstance(doc, dict):
+        return {}
+    out: dict[str, Credentials] = {}
+    for server, entry in doc.items():
+        if isinstance(entry, dict) and entry.get("username"):
+            out[registry_key(str(server))] = Credentials(
+                str(entry["username"]), str(entry.get("password", ""))
+            )
+    return out
+
+
 @ROUTES("POST", "/auth")
 def auth(req: Request) -> Reply:
     doc = req.json()

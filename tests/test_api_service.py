@@ -490,3 +490,40 @@ def test_links_through_the_api(svc: Service) -> None:
         assert "DBALIAS_ENV_SECRET=s" in out
     finally:
         svc.docker("rm", "-f", "linked-db")
+
+
+def test_build_pulls_its_base_with_the_clients_registry_credentials(svc: Service, tmp_path: Path) -> None:
+    """X-Registry-Config: the base image sits in a registry that wants a password;
+    docker-py logs in (POST /auth, checked against it) and sends the credentials
+    with the build, which pulls the base with them."""
+    docker = pytest.importorskip("docker")
+    from registry.server.htpasswd import set_htpasswd_user
+    from support.peers import start_ours
+
+    htpasswd = tmp_path / "htpasswd"
+    set_htpasswd_user(htpasswd, "alice", "alice-secret")
+    server = start_ours(tmp_path / "reg", "--htpasswd", str(htpasswd))
+    base = f"{server.host}/private/busybox:1"
+    try:
+        login = ["--username", "alice", "--password-stdin", server.host]
+        other = tmp_path / "pusher"
+        env = {**os.environ, "DOCKER_CONFIG": str(other)}
+        subprocess.run([sys.executable, str(REPO / "cli.py"), "--root", str(svc.root), "login", *login],
+                       input="alice-secret", text=True, env=env, check=True, capture_output=True)  # fmt: skip
+        for args in (["tag", "busybox", base], ["push", base], ["rmi", base]):
+            subprocess.run([sys.executable, str(REPO / "cli.py"), "--root", str(svc.root), *args],
+                           env=env, check=True, capture_output=True)  # fmt: skip
+        ctx = tmp_path / "ctx"
+        ctx.mkdir()
+        (ctx / "Dockerfile").write_text(f"FROM {base}\nRUN echo private > /p\n")
+        client = docker.DockerClient(base_url=svc.host)
+        try:
+            client.login(username="alice", password="alice-secret", registry=server.host)
+            image, logs = client.images.build(path=str(ctx), tag="frompriv:1")
+            assert any("Pulling from private/busybox" in (line.get("stream") or "") for line in logs)
+            client.images.remove("frompriv:1")
+            client.images.remove(base)
+        finally:
+            client.close()
+    finally:
+        server.stop()
