@@ -14,7 +14,7 @@ from commands.output import err
 from commands.parsing import OnlyVerb, Verbs
 from imagefmt import errors
 from runtime.container import attach as A
-from runtime.container import execute
+from runtime.container import events, execute
 from runtime.container.create import read_env_file
 from runtime.container.store import ContainerStore
 from runtime.errors import StartFailed
@@ -48,7 +48,8 @@ def cmd_exec(args: argparse.Namespace) -> int:
     if args.tty and args.interactive and not args.detach and not os.isatty(0):
         print("the input device is not a TTY", file=sys.stderr)
         return 1
-    c = ContainerStore(args.root).get(args.container)
+    cstore = ContainerStore(args.root)
+    c = cstore.get(args.container)
     env = [e for f in args.env_file for e in read_env_file(f)] + list(args.env)
     proc = execute.process_for(
         c,
@@ -60,6 +61,10 @@ def cmd_exec(args: argparse.Namespace) -> int:
         window=window() or (24, 80),
         privileged=args.privileged,
     )
+    exec_id = os.urandom(32).hex()  # docker's exec events: create, start, then die with the exit code
+    what = " ".join(command)
+    events.container(cstore.root, c, f"exec_create: {what}", execID=exec_id)
+    events.container(cstore.root, c, f"exec_start: {what}", execID=exec_id)
     try:
         if args.tty:
             ours, theirs = socket.socketpair()
@@ -72,7 +77,9 @@ def cmd_exec(args: argparse.Namespace) -> int:
             if args.detach:
                 os.close(fds[0])
                 return 0
-            return A.pty_relay(fds[0], 0 if args.interactive else None, 1, pid)
+            code = A.pty_relay(fds[0], 0 if args.interactive else None, 1, pid)
+            events.container(cstore.root, c, "exec_die", execID=exec_id, exitCode=str(code))
+            return code
         null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         stdin = 0 if args.interactive and not args.detach else null
         out = null if args.detach else 1
@@ -88,4 +95,6 @@ def cmd_exec(args: argparse.Namespace) -> int:
     if args.detach:
         return 0
     _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status)  # the exec helper already gives docker's code
+    code = os.waitstatus_to_exitcode(status)  # the exec helper already gives docker's code
+    events.container(cstore.root, c, "exec_die", execID=exec_id, exitCode=str(code))
+    return code

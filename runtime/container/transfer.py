@@ -257,9 +257,14 @@ def commit(
         finally:
             if frozen:
                 cg.freeze(False)
-        return image_store.commit_image(parent, tmp, doc, history, ref)
+        image = image_store.commit_image(parent, tmp, doc, history, ref)
     finally:
         tmp.unlink(missing_ok=True)
+    from runtime.container import events  # docker's commit event: comment, imageID, imageRef
+
+    imageref = ref.familiar() if ref is not None else ""
+    events.container(store.root, c, "commit", comment=message, imageID=str(image.id), imageRef=imageref)
+    return image
 
 
 RUN_KEYS = (
