@@ -390,7 +390,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def start_dockerd(site: DockerdSite, timeout: float = 60.0) -> Dockerd:
+def start_dockerd(site: DockerdSite, timeout: float = 180.0) -> Dockerd:
     """A Docker engine with its data, exec root, socket and log in ``site.directory``:
     no iptables, no bridge, overlay2, the site's containerd namespaces.  One already
     answering on the socket is reused (left running by an earlier run); a new one

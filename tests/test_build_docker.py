@@ -245,7 +245,8 @@ def test_run_failure_exit_code_as_docker(
     _docker_busybox(docker_host, busybox_tar)
     for text, code in (("RUN exit 3", 3), ("RUN", 2)):
         ctx = make_context(tmp_path / f"ctx{code}", f"FROM busybox\n{text}\n")
-        theirs = docker(docker_host, "build", str(ctx), check=False)
+        # --force-rm: docker keeps a failed step's container otherwise (the shared engine fills up)
+        theirs = docker(docker_host, "build", "--force-rm", str(ctx), check=False)
         ours = build(dy, ctx)
         assert theirs.returncode == ours.code == code, (theirs.stderr, ours.err)
         assert f"returned a non-zero code: {code}" in theirs.stderr and f"non-zero code: {code}" in ours.err
