@@ -198,17 +198,18 @@ def push(req: Request) -> Stream:
     creds = registry_auth(req.headers.get("X-Registry-Auth"))
     root = req.service.root
     store = Store(root)
-    try:
-        image = store.image(str(ref))
-    except errors.NotFound:
-        raise errors.NotFound(
-            f"An image does not exist locally with the tag: {ref.familiar_repository}"
-        ) from None
+    image = eimages.image_to_push(store, ref)
+    members = store.platform_images(image)  # a multi-platform build: its index, as the CLI's push
 
     def run(write: Callable[[bytes], None]) -> None:
         write(message(status=f"The push refers to repository [{ref.repository}]"))
         with client("", creds, ref) as c:
-            result = c.push(store, image, ref, lambda p: write(progress_message(p)))
+            progress = lambda p: write(progress_message(p))  # noqa: E731
+            result = (
+                c.push_platforms(store, members, ref, progress)
+                if members
+                else c.push(store, image, ref, progress)
+            )
         write(message(status=f"{result.ref.tag}: digest: {result.digest} size: {result.size}"))
         aux = {"Tag": result.ref.tag, "Digest": str(result.digest), "Size": result.size}
         write(message(progressDetail={}, aux=aux))

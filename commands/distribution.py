@@ -13,6 +13,7 @@ from commands.errors import UsageError
 from commands.formatting import print_table
 from commands.parsing import OnlyVerb, Verbs, insecure_registry_flag
 from commands.progress import LayerProgress
+from engine.images import image_to_push
 from engine.system import arch
 from imagefmt import errors
 from imagefmt.manifest import Platform
@@ -153,12 +154,7 @@ def cmd_push(args: argparse.Namespace) -> int:
         print(f"The push refers to repository [{given.repository}]", flush=True)
     with client(args, max_concurrent_uploads=max(1, args.max_concurrent_uploads)) as c:
         for ref in refs:
-            try:
-                image = store.image(str(ref))
-            except errors.NotFound:
-                raise errors.NotFound(
-                    f"An image does not exist locally with the tag: {ref.familiar_repository}"
-                ) from None
+            image = image_to_push(store, ref)
             bars = LayerProgress(enabled=not args.quiet)
             members = store.platform_images(image)  # a multi-platform build: its index
             try:

@@ -202,3 +202,13 @@ def save_names(store: Store, name: str) -> tuple[StoredImage, list[Reference]]:
         return img, [ref]
     tags = [t for t in img.tags if t.repository == ref.repository]
     return img, tags or [ref.with_tag("latest")]
+
+
+def image_to_push(store: Store, ref: Reference) -> StoredImage:
+    """The image ``push REF`` sends; docker's message when the tag is not in the store."""
+    try:
+        return store.image(str(ref))
+    except errors.NotFound:
+        raise errors.NotFound(
+            f"An image does not exist locally with the tag: {ref.familiar_repository}"
+        ) from None

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from imagefmt.catalog import tree_size
 from support.peers import Server
 from tests import client_fixtures as cf
 from tests.conftest import REPO, Dockyard, add_busybox_image, need_root
@@ -53,10 +54,10 @@ def temp_state(root: Path) -> dict[str, int]:
     if (root / "snapshots").exists():
         candidates += [p for p in (root / "snapshots").iterdir() if p.name.startswith("tmp-")]
     for p in candidates:
-        size = 0
-        for dirpath, _dirs, files in os.walk(p):
-            size += sum(os.lstat(os.path.join(dirpath, f)).st_size for f in files)
-        out[str(p.relative_to(root))] = size if p.is_dir() else p.stat().st_size
+        try:
+            out[str(p.relative_to(root))] = tree_size(p) if p.is_dir() else p.stat().st_size
+        except FileNotFoundError:
+            continue  # renamed into place or removed while we looked: the process runs on
     return out
 
 
