@@ -175,7 +175,7 @@ def start(req: Request) -> Result:
 
 def _event(root: Path, e: Exec, action: str, **extra: str) -> None:
     """docker's exec events: ``exec_create: CMD ARGS``, ``exec_start: …``, ``exec_die`` (execID, exitCode)."""
-    what = action if action == "exec_die" else f"{action}: {' '.join(e.body.get('Cmd') or [])}"
+    what = action if action == "exec_die" else f"{action}: {events.exec_action(e.body['Cmd'])}"
     events.container(root, e.container, what, execID=e.id, **extra)
 
 

@@ -437,7 +437,7 @@ def test_events_through_the_api_with_since_until_filters_and_follow(svc: Service
     )
     actions = [json.loads(line)["Action"] for line in r.stdout.splitlines()]
     assert actions[:2] == ["create", "start"]
-    assert "exec_create: true" in actions and "exec_start: true" in actions and "exec_die" in actions
+    assert "exec_create: true " in actions and "exec_start: true " in actions and "exec_die" in actions
     assert actions[-2:] == ["die", "destroy"]
     # following: the events to come, as they come
     env = {**os.environ, "DOCKER_HOST": svc.host}

@@ -277,3 +277,111 @@ def test_events_cli_filters_format_and_follow(ctl: Ctl) -> None:
     finally:
         follower.terminate()
         follower.communicate(timeout=10)
+
+
+# ---------------------------------------------------------- health checks ---
+
+
+def _health_scenario(r: Callable[..., str], tag: str, probe_dir: Path) -> None:
+    """Two containers with health checks, for docker and dockyard (``r(*args)`` returns
+    stdout): one whose probe tests a file of a bind-mounted host directory (made
+    and removed here, so each change of state is ours), one whose probe runs past its
+    timeout."""
+
+    def reach(name: str, status: str) -> None:
+        deadline = time.monotonic() + 60  # a guard against a hang, not a measure
+        while r("inspect", "-f", "{{.State.Health.Status}}", name).strip() != status:
+            assert time.monotonic() < deadline, f"{name} never became {status}"
+            time.sleep(0.2)
+
+    probe_dir.mkdir()
+    often = ["--health-interval", "1s", "--network", "none", "--label", "a=b"]
+    r("run", "-d", "--name", f"{tag}h", *often, "-v", f"{probe_dir}:/h", "--health-retries", "2",
+      "--health-cmd", "test -e /h/ok", "busybox", "sleep", "100")  # fmt: skip
+    reach(f"{tag}h", "unhealthy")
+    (probe_dir / "ok").touch()
+    reach(f"{tag}h", "healthy")
+    (probe_dir / "ok").unlink()
+    reach(f"{tag}h", "unhealthy")
+    r("run", "-d", "--name", f"{tag}t", *often, "--health-timeout", "1s", "--health-retries", "1",
+      "--health-cmd", "sleep 5", "busybox", "sleep", "100")  # fmt: skip
+    reach(f"{tag}t", "unhealthy")
+    r("rm", "-f", f"{tag}h", f"{tag}t")
+
+
+Probe = tuple[tuple[str, tuple[str, ...], str | None], ...]  # (action, attribute keys, exitCode)s
+Shape = tuple[list[tuple[str, tuple[str, ...]]], list[tuple[str, str | None]], list[Probe]]
+
+
+def _health_shape(docs: list[dict[str, Any]], name: str, timed_out: bool = False) -> Shape:
+    """What must agree for one container, however many probes ran: its events other
+    than the probes' (with their attribute keys), the event before each
+    ``health_status`` (a probe's exec_die and its code, or for a timed-out probe its
+    exec_start), and the kinds of probe (each probe's actions, attribute keys and exit
+    code; the last one, which ``rm -f`` may cut short, left out, unless codes are not
+    compared).  A timed-out probe's
+    probe (``timed_out``) is compared without its code and the event before its
+    health_status: docker's depend on how, and how fast, the runtime ends it."""
+    mine = [d for d in docs if d["Type"] == "container" and d["Actor"]["Attributes"].get("name") == name]
+
+    def code(d: dict[str, Any]) -> str | None:
+        return None if timed_out else d["Actor"]["Attributes"].get("exitCode")
+
+    def keys(d: dict[str, Any]) -> tuple[str, ...]:
+        return tuple(sorted(d["Actor"]["Attributes"]))
+
+    main = [(d["Action"], keys(d)) for d in mine if not d["Action"].startswith("exec_")]
+    before = [
+        (prev["Action"], code(prev))
+        for prev, d in zip(mine, mine[1:], strict=False)
+        if d["Action"].startswith("health_status") and not timed_out
+    ]
+    probes: dict[str, list[tuple[str, tuple[str, ...], str | None]]] = {}
+    for d in mine:
+        if d["Action"].startswith("exec_"):
+            probes.setdefault(d["Actor"]["Attributes"]["execID"], []).append((d["Action"], keys(d), code(d)))
+    groups = list(probes.values())
+    kinds = {tuple(p) for p in (groups if timed_out else groups[:-1])}
+    return (main, before, sorted(kinds, key=str))
+
+
+def test_health_check_events_match_dockers(
+    ctl: Ctl, docker_host: str, busybox_tar: Path, tmp_path: Path
+) -> None:
+    tag = f"hc{os.getpid()}"
+    docker(docker_host, "import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox:latest")
+
+    def on_docker(*args: str) -> str:
+        return docker(docker_host, *args).stdout
+
+    since = f"{time.time():.9f}"
+    _health_scenario(on_docker, tag, tmp_path / "docker")
+    until = f"{time.time():.9f}"
+    got = docker(docker_host, "events", "--since", since, "--until", until, "--format", "{{json .}}").stdout
+    theirs = [json.loads(line) for line in got.splitlines()]
+
+    since = f"{time.time():.9f}"
+    _health_scenario(ctl.ok, tag, tmp_path / "ours")
+    until = f"{time.time():.9f}"
+    out = ctl.ok("events", "--since", since, "--until", until, "--format", "{{json .}}")
+    ours = [json.loads(line) for line in out.splitlines()]
+
+    assert _health_shape(ours, f"{tag}h") == _health_shape(theirs, f"{tag}h")
+    assert _health_shape(ours, f"{tag}t", True) == _health_shape(theirs, f"{tag}t", True)
+    main, before, kinds = _health_shape(ours, f"{tag}h")
+    assert [a for a, _ in main if a.startswith("health")] == [
+        "health_status: unhealthy",
+        "health_status: healthy",
+        "health_status: unhealthy",
+    ]
+    assert before == [("exec_die", "1"), ("exec_die", "0"), ("exec_die", "1")]
+    assert [k[0][0] for k in kinds] == ["exec_create: /bin/sh -c test -e /h/ok"] * 2
+    # filters: docker's prefix match for health_status
+    out = ctl.ok("events", "--since", since, "--until", until, "--filter", "event=health_status",
+                 "--format", "{{.Action}}")  # fmt: skip
+    assert out.splitlines() == [
+        "health_status: unhealthy",
+        "health_status: healthy",
+        "health_status: unhealthy",
+        "health_status: unhealthy",
+    ]

@@ -62,7 +62,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
         privileged=args.privileged,
     )
     exec_id = os.urandom(32).hex()  # docker's exec events: create, start, then die with the exit code
-    what = " ".join(command)
+    what = events.exec_action(command)
     events.container(cstore.root, c, f"exec_create: {what}", execID=exec_id)
     events.container(cstore.root, c, f"exec_start: {what}", execID=exec_id)
     try:

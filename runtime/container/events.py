@@ -18,6 +18,12 @@ def container(root: Path, c: Container, action: str, **extra: str) -> None:
     journal.emit(root, "container", action, c.id, attrs, from_=image)
 
 
+def exec_action(argv: list[str] | tuple[str, ...]) -> str:
+    """What docker's exec events (``exec_create: …``, ``exec_start: …``) name: the
+    entrypoint, a space, the arguments joined (``true `` for one without any)."""
+    return f"{argv[0]} {' '.join(argv[1:])}"
+
+
 def volume(root: Path, name: str, action: str, **extra: str) -> None:
     journal.emit(root, "volume", action, name, {"driver": "local", **extra})
 

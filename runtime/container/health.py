@@ -6,7 +6,9 @@ argv, ``CMD-SHELL``: ``/bin/sh -c``); exit 0 is healthy, anything else (or
 running past the timeout: exit -1) a failure; ``Retries`` failures in a row make
 the container unhealthy, except failures in the start period before any success,
 which do not count.  State.Health keeps the last five probes, each output cut to
-4096 bytes.
+4096 bytes.  Each probe is an exec, with its ``exec_create``/``exec_start``/``exec_die``
+events, and a change of state is a ``health_status: <state>`` event (after the probe's
+exec_die; a timed-out probe's state comes first, its exec_die when it is gone).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import time
 
 from imagefmt.errors import DockyardError
 from imagefmt.records import TYPE_CHECKING, NamedTuple
+from runtime.container import events
 from runtime.container.store import Container, now_rfc3339
 from runtime.errors import BadSpec
 
@@ -48,8 +51,8 @@ def probe_of(config: dict[str, Any]) -> Probe | None:
     test = hc.get("Test") or []
     if not test or test[0] == "NONE":
         return None
-    if test[0] == "CMD-SHELL":
-        argv: tuple[str, ...] = ("/bin/sh", "-c", " ".join(test[1:]))
+    if test[0] == "CMD-SHELL":  # the container's SHELL, as docker's getShell
+        argv: tuple[str, ...] = (*(config.get("Shell") or ("/bin/sh", "-c")), *test[1:])
     elif test[0] == "CMD":
         argv = tuple(test[1:])
     else:
@@ -117,17 +120,39 @@ def go_duration(seconds: float) -> str:
     return f"{minutes}m{secs}" if minutes else secs
 
 
+def _kill(helper: int) -> None:
+    """Kill a probe: the process in the container, which its exec helper reaps (a
+    killed helper would leave it a zombie of the host's init, inside the container's
+    pid namespace, and pid 1's end would wait for it); the helper itself when it has
+    no child to kill."""
+    try:
+        with open(f"/proc/{helper}/task/{helper}/children") as f:
+            children = [int(pid) for pid in f.read().split()]
+    except OSError:
+        children = []
+    for pid in children or [helper]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 class Checker:
     """One container's probes, driven by the monitor's loop: ``due`` says how long
     its selector may sleep, ``tick`` starts a probe when one is due (registering
     its output as "probe-out" and its end as "probe-exit") and stops one that ran
-    past its timeout; ``output``/``exited`` take what the probe wrote."""
+    past its timeout; ``output``/``exited`` take what the probe wrote.  ``save``
+    writes c.state; ``event(action, **attributes)`` records a container event."""
 
-    def __init__(self, c: Container, probe: Probe, sel: selectors.BaseSelector, save: Any) -> None:
+    def __init__(
+        self, c: Container, probe: Probe, sel: selectors.BaseSelector, save: Any, event: Any
+    ) -> None:
         self.c = c
         self.probe = probe
         self.sel = sel
-        self.save = save  # writes c.state
+        self.save = save
+        self.event = event
+        self.exec_id = ""
         self.started = time.monotonic()
         self.next_at = self.started + probe.interval
         self.pid = 0
@@ -147,9 +172,10 @@ class Checker:
         """Start a probe if one is due; kill one past its timeout and record the failure."""
         now = time.monotonic()
         if self.pid and now >= self.deadline:
-            os.kill(self.pid, signal.SIGKILL)  # the probe dies with its helper (PDEATHSIG)
-            os.waitpid(self.pid, 0)
+            pid = self.pid
+            _kill(pid)
             self._record(-1, f"Health check exceeded timeout ({go_duration(self.probe.timeout)})")
+            self._died(pid)  # docker: the state first, the exec_die once the probe is gone
             return
         if self.pid or now < self.next_at:
             return
@@ -162,9 +188,13 @@ class Checker:
         argv = list(self.probe.argv)
         proc = process_of(self.c, argv, tty=False, window=(24, 80))
         self.began = now_rfc3339()
+        self.exec_id = os.urandom(32).hex()
+        what = events.exec_action(argv)
+        self.event(f"exec_create: {what}", execID=self.exec_id)
+        self.event(f"exec_start: {what}", execID=self.exec_id)
         try:
             self.pid = execute.spawn(self.c, proc, launch.Stdio(null, w, w))
-        except Exception as exc:  # the container is going away, or cannot run it
+        except Exception as exc:  # the container is going away, or cannot run it: no exec_die
             os.close(r)
             self.pid = 0
             self._record(-1, str(exc))
@@ -187,22 +217,30 @@ class Checker:
         self.buf += data[: max(0, MAX_OUTPUT - len(self.buf))]
 
     def exited(self) -> None:
-        _, status = os.waitpid(self.pid, 0)
+        pid = self.pid
+        code = self._died(pid)
         self.output()
-        from runtime.process import launch
-
-        self._record(launch.exit_status(status), self.buf.decode(errors="replace"))
+        self._record(code, self.buf.decode(errors="replace"))
 
     def close(self) -> None:
-        """The container exited: stop a probe that still runs."""
+        """The container exited: stop a probe that still runs (its exec_die, as docker's)."""
         if self.pid:
-            try:
-                os.kill(self.pid, signal.SIGKILL)
-                os.waitpid(self.pid, 0)
-            except (ProcessLookupError, ChildProcessError):
-                pass
+            _kill(self.pid)
+            self._died(self.pid)
             self.pid = 0
         self._close_fds()
+
+    def _died(self, pid: int) -> int:
+        """Reap the probe's helper, record its exec_die; its exit code."""
+        from runtime.process import launch
+
+        try:
+            _, status = os.waitpid(pid, 0)
+        except ChildProcessError:
+            return -1
+        code = launch.exit_status(status)
+        self.event("exec_die", execID=self.exec_id, exitCode=str(code))
+        return code
 
     def _close_fds(self) -> None:
         for fd in (self.out_r, self.pidfd):
@@ -217,6 +255,7 @@ class Checker:
     def _record(self, code: int, output: str) -> None:
         """docker's handleProbeResult."""
         health = self.c.state["Health"]
+        before = health["Status"]
         health["Log"] = [
             *health["Log"],
             {"Start": self.began, "End": now_rfc3339(), "ExitCode": code, "Output": output},
@@ -233,3 +272,5 @@ class Checker:
         self._close_fds()
         self.next_at = time.monotonic() + self.probe.interval
         self.save()
+        if health["Status"] != before:
+            self.event(f"health_status: {health['Status']}")

@@ -261,7 +261,14 @@ class Monitor:
         probe = health.probe_of(self.c.config)
         if probe is None:
             return None
-        return health.Checker(self.c, probe, self.sel, lambda: self.store.save_state(self.c))
+        root, c = self.store.root, self.c
+        return health.Checker(
+            c,
+            probe,
+            self.sel,
+            lambda: self.store.save_state(c),
+            lambda action, **extra: events.container(root, c, action, **extra),
+        )
 
     # ----------------------------------------------------------- finish ---
 
