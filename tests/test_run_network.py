@@ -135,6 +135,39 @@ def test_link_hosts_and_env_as_docker(ctl: Ctl, docker_host: str, busybox_tar: P
     assert f"{ip}\tdbalias {hostname} lkdb\n" in ours
 
 
+def test_link_port_range_env_as_docker(ctl: Ctl, docker_host: str, busybox_tar: Path) -> None:
+    """moby's ToEnv for runs of ports (``_START``, ``_END``, ``_PORT_START``, ``_PORT_END``):
+    its notion of a run (three entries or more, counted across protocols) and the
+    order the container sees, where a key set twice keeps its first place."""
+    docker(docker_host, "import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox:latest")
+    expose = ["7000-7002", "8080/udp", "8081", "8080", "9000/udp", "9001/udp", "6000-6001"]
+    outs = []
+
+    def on_docker(*args: str) -> str:
+        return docker(docker_host, *args).stdout
+
+    for run in (on_docker, ctl.ok):
+        run("run", "-d", "--name", "lkrange", *(f"--expose={e}" for e in expose), "busybox", "sleep", "60")
+        try:
+            text = run("run", "--rm", "--name", "lkuser", "--link", "lkrange:db", "busybox", "env")
+        finally:
+            run("rm", "-f", "lkrange")
+        outs.append([_masked(line) for line in text.splitlines() if line.startswith("DB_")])
+    theirs, ours = outs
+    assert ours == theirs
+    assert ours[:7] == [
+        "DB_PORT=tcp://IP:6000",
+        "DB_PORT_7000_TCP_START=tcp://IP:7000",
+        "DB_PORT_7000_TCP_ADDR=IP",
+        "DB_PORT_7000_TCP_PROTO=tcp",
+        "DB_PORT_7000_TCP_PORT_START=7000",
+        "DB_PORT_7000_TCP_END=tcp://IP:7002",
+        "DB_PORT_7000_TCP_PORT_END=7002",
+    ]
+    assert "DB_PORT_8080_TCP_END=tcp://IP:8081" in ours  # 8080/tcp, 8080/udp, 8081/tcp: a run
+    assert not any(v.startswith(("DB_PORT_6000_TCP_START", "DB_PORT_9000_UDP_START")) for v in ours)
+
+
 def test_link_to_a_container_that_does_not_run(ctl: Ctl) -> None:
     ctl.ok("create", "--name", "idle", "busybox", "true")
     r = ctl("run", "--rm", "--link", "idle", "busybox", "true")

@@ -1,11 +1,11 @@
 """Legacy links (``--link NAME[:ALIAS]``) on the default bridge, as docker's daemon
 makes them: HostConfig.Links ``/child:/parent/alias`` at create, and at each start an
 /etc/hosts entry ``IP\\talias hostname name`` and the environment of moby's
-daemon/links (ALIAS_PORT, ALIAS_PORT_5432_TCP[_ADDR|_PORT|_PROTO], ALIAS_NAME,
-ALIAS_ENV_*) for every linked container, which must be running then.
+daemon/links (ALIAS_PORT, ALIAS_PORT_5432_TCP[_ADDR|_PORT|_PROTO], the
+``_START``/``_END`` block of a port range, ALIAS_NAME, ALIAS_ENV_*) for every linked
+container, which must be running then.
 
-Not done: the ``_PORT_START``/``_PORT_END`` variables of contiguous port ranges, and
-updating the linking container's /etc/hosts when a linked one restarts.
+Not done: updating the linking container's /etc/hosts when a linked one restarts.
 """
 
 from __future__ import annotations
@@ -67,17 +67,37 @@ def resolve(store: ContainerStore, c: Container) -> list[Linked]:
 
 
 def env(link_name: str, address: str, child: Container) -> list[str]:
-    """moby's links.Link.ToEnv."""
+    """moby's links.Link.ToEnv: the first port, the ``_START``/``_END`` block of each
+    run of ports moby calls contiguous, every port's four variables, the name, the
+    linked container's Env.  (A key given twice keeps its first place when the start
+    merges the environment, as docker's.)"""
     alias = link_name.rsplit("/", 1)[-1].upper().replace("-", "_")
-    ports = sorted(
+    ports = [
         (int(p.partition("/")[0]), p.partition("/")[2] or "tcp")
         for p in child.config.get("ExposedPorts") or {}
-    )
-    ports.sort(key=lambda pp: (pp[0], pp[1] != "tcp"))
+    ]
+    ports.sort(key=lambda pp: (pp[0], pp[1] != "tcp"))  # by number, tcp first (nat.Sort)
     out = []
     if ports:
         port, proto = ports[0]
         out.append(f"{alias}_PORT={proto}://{address}:{port}")
+    i = 0
+    while i < len(ports):
+        j = _next_contiguous(ports, i)
+        if j > i + 1:  # moby's test: three ports or more
+            (port, proto), (end, end_proto) = ports[i], ports[j]
+            key, end_key = f"{alias}_PORT_{port}_{proto.upper()}", f"{alias}_PORT_{port}_{end_proto.upper()}"
+            out += [
+                f"{key}_START={proto}://{address}:{port}",
+                f"{key}_ADDR={address}",
+                f"{key}_PROTO={proto}",
+                f"{key}_PORT_START={port}",
+                f"{end_key}_END={end_proto}://{address}:{end}",
+                f"{end_key}_PORT_END={end}",
+            ]
+            i = j + 1
+        else:
+            i += 1
     for port, proto in ports:
         key = f"{alias}_PORT_{port}_{proto.upper()}"
         out += [
@@ -92,3 +112,15 @@ def env(link_name: str, address: str, child: Container) -> list[str]:
         if sep and key not in ("HOME", "PATH"):
             out.append(f"{alias}_ENV_{key}={value}")
     return out
+
+
+def _next_contiguous(ports: list[tuple[int, str]], i: int) -> int:
+    """moby's nextContiguous: the last index of the run from ``i`` where each entry's
+    number is one more than the one before, counting entries, not protocols (so
+    8080/tcp, 8080/udp, 8081/tcp is a run)."""
+    value = ports[i][0]
+    for k in range(i + 1, len(ports)):
+        if ports[k][0] > value + 1:
+            return k - 1
+        value += 1
+    return len(ports) - 1
