@@ -19,7 +19,7 @@ from api.runs import close_client
 from api.server import HIJACKED, Reply, Request, Result, Routes, Service
 from api.wire import STDERR, STDOUT, mux
 from imagefmt import errors
-from runtime.container import events, execute
+from runtime.container import events, execute, links
 from runtime.container.store import Container, ContainerStore
 from runtime.process import launch
 
@@ -82,6 +82,7 @@ def create(req: Request) -> Reply:
         raise errors.Invalid("No exec command specified")
     if not c.running:
         raise errors.Conflict(f"Container {c.id} is not running")
+    links.env_of(ContainerStore(req.service.root), c)  # docker: a linked container must run
     e = Exec(secrets.token_hex(32), c, body)
     _execs(req.service)[e.id] = e
     _event(req.service.root, e, "exec_create")
@@ -126,6 +127,7 @@ def start(req: Request) -> Result:
         tty=tty,
         window=(int(size[0]) or 24, int(size[1]) or 80),
         privileged=bool(b.get("Privileged")),
+        link_env=links.env_of(ContainerStore(e.root), c),
     )
     _event(e.root, e, "exec_start")
     if detach:

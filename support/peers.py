@@ -340,11 +340,14 @@ def start_ceph(timeout: float = 300.0) -> Ceph:
 
 @dataclass(frozen=True)
 class DockerdSite:
-    """Where one user of a private engine keeps it, and its containerd namespaces."""
+    """Where one user of a private engine keeps it, and its containerd namespaces.
+    With ``netns``, the engine runs in that network namespace (made if missing) with
+    docker's default bridge, which then exists only there."""
 
     directory: Path
     namespace: str
     plugins_namespace: str
+    netns: str = ""
 
 
 # tests/conftest.py's docker_host (left running, shared by later runs), test_registry_interop.py's, bench/'s
@@ -353,6 +356,10 @@ REGISTRY_TESTS_DOCKERD = DockerdSite(
     Path("/tmp/dockyard-registry-tests-dockerd"), "dockyard-reg", "dockyard-reg-plugins"
 )
 BENCH_DOCKERD = DockerdSite(Path("/tmp/dockyard-bench-docker"), "dybench", "dybench-p")
+# tests/conftest.py's bridged_docker_host: an engine with its default bridge (for --link), in its own netns
+BRIDGED_TESTS_DOCKERD = DockerdSite(
+    Path("/tmp/dockyard-test-docker-bridged"), "dockyard-test-br", "dockyard-test-br-p", "dockyard-test-br"
+)
 
 
 @dataclass
@@ -404,13 +411,18 @@ def start_dockerd(site: DockerdSite, timeout: float = 180.0) -> Dockerd:
     if _docker_answers(env):
         return Dockerd(host, None)
     directory.mkdir(parents=True, exist_ok=True)
+    bridge = [] if site.netns else ["--bridge=none"]
     args = [
-        dockerd, "--iptables=false", "--ip-masq=false", "--bridge=none", "--storage-driver=overlay2",
+        dockerd, "--iptables=false", "--ip-masq=false", *bridge, "--storage-driver=overlay2",
         f"--data-root={directory}/data", f"--exec-root={directory}/exec",
         f"--pidfile={directory}/dockerd.pid",
         "-H", host, f"--containerd-namespace={site.namespace}",
         f"--containerd-plugins-namespace={site.plugins_namespace}",
     ]  # fmt: skip
+    if site.netns:
+        _netns(site.netns)
+        # nsenter, not `ip netns exec`: that one remounts /sys, hiding the cgroups from dockerd
+        args = ["nsenter", f"--net=/run/netns/{site.netns}", *args]
     log = directory / "dockerd.log"
     pidfile = directory / "dockerd.pid"
     pidfile.unlink(missing_ok=True)
@@ -432,6 +444,13 @@ def start_dockerd(site: DockerdSite, timeout: float = 180.0) -> Dockerd:
     if pid is not None:
         Dockerd(host, pid).stop()
     raise RuntimeError(f"dockerd did not answer in {timeout:.0f} s: see {log}")
+
+
+def _netns(name: str) -> None:
+    """The network namespace ``name``, with its loopback up (made if missing)."""
+    if not Path(f"/run/netns/{name}").exists():
+        subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True)
+    subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True, capture_output=True)
 
 
 def _docker_answers(env: dict[str, str]) -> bool:

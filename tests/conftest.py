@@ -18,6 +18,7 @@ from flask.testing import FlaskClient
 
 import cli
 from support.peers import (
+    BRIDGED_TESTS_DOCKERD,
     TESTS_DOCKERD,
     Ceph,
     Distribution,
@@ -147,6 +148,19 @@ def docker_host() -> str:
     need_root()
     try:
         return start_dockerd(TESTS_DOCKERD).host
+    except RuntimeError as err:
+        pytest.fail(str(err))
+
+
+@pytest.fixture(scope="session")
+def bridged_docker_host() -> str:
+    """A private Docker engine with docker's default bridge (for ``--link``), in a
+    network namespace of its own so that its bridge and addresses stay there
+    (support/peers.py BRIDGED_TESTS_DOCKERD). Left running for later runs."""
+    need("dockerd", "docker", "nsenter")
+    need_root()
+    try:
+        return start_dockerd(BRIDGED_TESTS_DOCKERD).host
     except RuntimeError as err:
         pytest.fail(str(err))
 

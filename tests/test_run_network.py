@@ -9,7 +9,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -166,6 +166,86 @@ def test_link_port_range_env_as_docker(ctl: Ctl, docker_host: str, busybox_tar: 
     ]
     assert "DB_PORT_8080_TCP_END=tcp://IP:8081" in ours  # 8080/tcp, 8080/udp, 8081/tcp: a run
     assert not any(v.startswith(("DB_PORT_6000_TCP_START", "DB_PORT_9000_UDP_START")) for v in ours)
+
+
+def _hosts_after_restarts(run: Callable[..., tuple[int, str]]) -> list[str]:
+    """The linking container's /etc/hosts after each step, read by an exec (linked
+    containers stopped, started and restarted: each then takes the lowest free
+    address), with every address and hostname named after its container (``?`` for an
+    address no container has; lines sorted); an exec while a linked container is
+    stopped is refused."""
+    for name in ("lka1", "lka2", "lka3"):
+        run("run", "-d", "--name", name, "busybox", "sleep", "100")
+    run("run", "-d", "--name", "lkp", "--link", "lka2:db", "--link", "lka2:db.x", "--link", "lka3",
+        "busybox", "sleep", "100")  # fmt: skip
+    steps = [(), ("stop", "-t", "0", "lka1", "lka2"), ("start", "lka2"), ("restart", "-t", "0", "lka3")]
+    out = []
+    try:
+        for step in steps:
+            if step:
+                run(*step)
+            code, text = run("exec", "lkp", "cat", "/etc/hosts")
+            if code:
+                out.append(f"{code}: {text}")
+                continue
+            for name in ("lka1", "lka2", "lka3", "lkp"):
+                doc = json.loads(run("inspect", name)[1])[0]
+                text = text.replace(doc["Config"]["Hostname"], f"<host of {name}>")
+                if address := doc["NetworkSettings"]["IPAddress"]:
+                    text = re.sub(rf"^{re.escape(address)}\t", f"<{name}>\t", text, flags=re.M)
+            text = re.sub(r"^(?!127\.0\.0\.1)[0-9.]+\t", "?\t", text, flags=re.M)
+            out.append("".join(sorted(text.splitlines(keepends=True))))  # docker's links: a Go map's order
+    finally:
+        run("rm", "-f", "lkp", "lka1", "lka2", "lka3")
+    return out
+
+
+def test_link_hosts_follow_a_restarted_container_as_docker(
+    ctl: Ctl, bridged_docker_host: str, busybox_tar: Path
+) -> None:
+    """docker (libnetwork's updateParentHosts) rewrites the address of a linked
+    container in the /etc/hosts of the running containers linking to it when it
+    starts again; alias ``db``'s pattern also matches ``db.x``.  An exec computes the
+    link variables again, so it is refused while a linked container is stopped."""
+    docker(bridged_docker_host, "import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox:latest")
+
+    def on_docker(*args: str) -> tuple[int, str]:
+        r = docker(bridged_docker_host, *args, check=args[0] != "exec")
+        return r.returncode, r.stdout + r.stderr.replace("Error response from daemon: ", "")
+
+    def on_ours(*args: str) -> tuple[int, str]:
+        r = ctl(*args)
+        assert r.code == 0 or args[0] == "exec", r.err
+        return r.code, r.out + r.err.replace("Error: ", "")
+
+    theirs = _hosts_after_restarts(on_docker)
+    ours = _hosts_after_restarts(on_ours)
+    assert ours == theirs
+    assert ours[1] == "1: Cannot link to a non running container: /lka2 AS /lkp/db\n"
+    assert "<lka2>\tdb <host of lka2> lka2\n<lka2>\tdb.x <host of lka2> lka2\n" in ours[-1]
+    assert "<lka3>\tlka3 <host of lka3>\n" in ours[-1] and "?" not in ours[-1]
+
+
+def test_exec_gets_the_link_variables_as_docker(
+    ctl: Ctl, bridged_docker_host: str, busybox_tar: Path
+) -> None:
+    """An exec's environment holds the link variables, as the container's own."""
+    docker(bridged_docker_host, "import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox:latest")
+    outs = []
+
+    def on_docker(*args: str) -> str:
+        return docker(bridged_docker_host, *args).stdout
+
+    for run in (on_docker, ctl.ok):
+        run("run", "-d", "--name", "lkx", "-e", "FOO=1", "--expose", "80", "busybox", "sleep", "100")
+        run("run", "-d", "--name", "lkxp", "--link", "lkx:db", "busybox", "sleep", "100")
+        try:
+            outs.append(_masked(run("exec", "-e", "DB_NAME=mine", "lkxp", "env")))
+        finally:
+            run("rm", "-f", "lkxp", "lkx")
+    theirs, ours = (re.sub(r"HOSTNAME=\w+", "HOSTNAME=H", text) for text in outs)
+    assert ours == theirs
+    assert "DB_PORT_80_TCP_ADDR=IP\nDB_PORT_80_TCP_PORT=80\n" in ours and "DB_NAME=mine\n" in ours
 
 
 def test_link_to_a_container_that_does_not_run(ctl: Ctl) -> None:

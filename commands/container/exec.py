@@ -14,7 +14,7 @@ from commands.output import err
 from commands.parsing import OnlyVerb, Verbs
 from imagefmt import errors
 from runtime.container import attach as A
-from runtime.container import events, execute
+from runtime.container import events, execute, links
 from runtime.container.create import read_env_file
 from runtime.container.store import ContainerStore
 from runtime.errors import StartFailed
@@ -51,6 +51,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
     cstore = ContainerStore(args.root)
     c = cstore.get(args.container)
     env = [e for f in args.env_file for e in read_env_file(f)] + list(args.env)
+    link_env = links.env_of(cstore, c) if c.running else ()  # docker: before exec_create
     proc = execute.process_for(
         c,
         command,
@@ -60,6 +61,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
         tty=args.tty,
         window=window() or (24, 80),
         privileged=args.privileged,
+        link_env=link_env,
     )
     exec_id = os.urandom(32).hex()  # docker's exec events: create, start, then die with the exit code
     what = events.exec_action(command)

@@ -232,7 +232,7 @@ def create(store: ContainerStore, image: ImageInfo, opts: CreateOptions) -> Cont
         from runtime.container.names import random_name
 
         name = random_name(store)
-    link_docs = links.record(store, opts.links, name, opts.network)
+    link_docs = links.record(store, opts.links, name, cid, opts.network)
     store.reserve_name(name, cid)
     cdir = store.dir / cid
     vstore = None

@@ -31,11 +31,12 @@ def process_for(
     tty: bool,
     window: tuple[int, int],
     privileged: bool = False,
+    link_env: tuple[str, ...] = (),
 ) -> Process:
     """The exec'd process: the container's (launchspec.process_of, with TERM for a
-    tty and every capability with ``privileged``), then ``-e`` over its environment,
-    and ``-u``/``-w`` when given."""
-    proc = process_of(c, argv, tty=tty, window=window, privileged=privileged)
+    tty, every capability with ``privileged`` and its links' variables, links.env_of),
+    then ``-e`` over its environment, and ``-u``/``-w`` when given."""
+    proc = process_of(c, argv, tty=tty, window=window, privileged=privileged, link_env=link_env)
     return proc._replace(env=tuple(merge_env(proc.env, env)), cwd=workdir or proc.cwd, user=user or proc.user)
 
 

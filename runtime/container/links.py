@@ -3,16 +3,22 @@ makes them: HostConfig.Links ``/child:/parent/alias`` at create, and at each sta
 /etc/hosts entry ``IP\\talias hostname name`` and the environment of moby's
 daemon/links (ALIAS_PORT, ALIAS_PORT_5432_TCP[_ADDR|_PORT|_PROTO], the
 ``_START``/``_END`` block of a port range, ALIAS_NAME, ALIAS_ENV_*) for every linked
-container, which must be running then.
-
-Not done: updating the linking container's /etc/hosts when a linked one restarts.
+container, which must be running then.  A linked container's later starts put its
+new address in the /etc/hosts of the running containers that link to it (found by
+the marks ``record`` leaves in its directory, which ``forget`` takes back).
 """
 
 from __future__ import annotations
 
+import os
+import re
+from pathlib import Path
+
 from imagefmt.records import NamedTuple
 from runtime.container.store import Container, ContainerStore
 from runtime.errors import BadSpec, NoSuchContainer, NotRunning, SpecRefused
+
+PARENTS = "linked-by"  # in a linked container's directory: an empty file per container linking to it
 
 
 class Linked(NamedTuple):
@@ -31,9 +37,12 @@ def parse(item: str) -> tuple[str, str]:
     return name, alias
 
 
-def record(store: ContainerStore, items: tuple[str, ...], parent: str, network: str) -> list[str] | None:
-    """HostConfig.Links for ``--link`` at create (None without any). Raises SpecRefused:
-    a container that does not exist, or links off the default bridge."""
+def record(
+    store: ContainerStore, items: tuple[str, ...], parent: str, parent_id: str, network: str
+) -> list[str] | None:
+    """HostConfig.Links for ``--link`` at create (None without any), each linked
+    container marked as linked to by ``parent_id``. Raises SpecRefused: a container
+    that does not exist, or links off the default bridge."""
     if not items:
         return None
     if network == "host":
@@ -46,7 +55,55 @@ def record(store: ContainerStore, items: tuple[str, ...], parent: str, network: 
         except NoSuchContainer as err:
             raise SpecRefused(f"could not get container for {name}: {err}") from err
         out.append(f"/{child.name}:/{parent}/{alias}")
+        (child.dir / PARENTS).mkdir(exist_ok=True)
+        (child.dir / PARENTS / parent_id).touch()
     return out
+
+
+def forget(store: ContainerStore, parent: Container) -> None:
+    """``parent`` is being removed: take its marks back from the containers it links to."""
+    for link in parent.host_config.get("Links") or []:
+        try:
+            child = store.get(link.partition(":")[0].lstrip("/"))
+        except NoSuchContainer:
+            continue
+        (child.dir / PARENTS / parent.id).unlink(missing_ok=True)
+
+
+def update_parents(store: ContainerStore, child: Container, address: str) -> None:
+    """``child`` starts on the default bridge at ``address``: rewrite, in the /etc/hosts
+    of each running container linking to it, the address of every line naming the
+    link's alias (libnetwork's updateParentHosts with etchosts.Update's pattern: the
+    alias after a tab, then a space or a dot, so alias ``db`` also moves ``db.x``)."""
+    try:
+        ids = os.listdir(child.dir / PARENTS)
+    except FileNotFoundError:
+        return
+    for parent_id in ids:
+        try:
+            parent = store.load(parent_id)
+        except NoSuchContainer:  # being created, or gone
+            continue
+        if not parent.running:
+            continue
+        for link in parent.host_config.get("Links") or []:
+            child_path, _, link_name = link.partition(":")
+            if child_path.lstrip("/") == child.name:
+                _update_hosts(parent.dir / "hosts", address, link_name.rsplit("/", 1)[-1])
+
+
+def _update_hosts(path: Path, address: str, alias: str) -> None:
+    """etchosts.Update, in place (the file is bind-mounted: its inode must stay)."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return
+    pattern = re.compile(rf"(\S*)(\t{re.escape(alias)})(\s|\.)")
+    new = pattern.sub(lambda m: f"{address}{m.group(2)}{m.group(3)}", text)
+    if new != text:
+        with open(path, "r+") as f:
+            f.write(new)
+            f.truncate()
 
 
 def resolve(store: ContainerStore, c: Container) -> list[Linked]:
@@ -64,6 +121,14 @@ def resolve(store: ContainerStore, c: Container) -> list[Linked]:
         names = f"{alias} {child.config['Hostname']}" + (f" {child.name}" if alias != child.name else "")
         out.append(Linked((address, names), tuple(env(link_name, address, child))))
     return out
+
+
+def env_of(store: ContainerStore, c: Container) -> tuple[str, ...]:
+    """The link variables of an exec in ``c`` (docker computes them again for each
+    exec, from the linked containers as they are then). Raises NotRunning as ``resolve``."""
+    if not c.host_config.get("Links"):
+        return ()
+    return tuple(e for lk in resolve(store, c) for e in lk.env)
 
 
 def env(link_name: str, address: str, child: Container) -> list[str]:

@@ -158,6 +158,11 @@ class Monitor:
             self.wiring = Wiring(self.store.root, c)
             self.wiring.prepare()
             primary = self.wiring.primary
+            on_bridge = [ep.address for ep, _, _ in self.wiring.endpoints if ep.network == "bridge"]
+            if on_bridge:
+                from runtime.container import links
+
+                links.update_parents(self.store, c, on_bridge[0])
             hosts = tuple(lk.hosts for lk in linked)
             write_etc_files(c, primary.address if primary else None, self.wiring.dns, hosts)
         link_env = tuple(e for lk in linked for e in lk.env)
@@ -403,6 +408,10 @@ def remove_files(store: ContainerStore, c: Container) -> Path:
     """Delete a stopped container and its anonymous volumes (``--rm``, ``rm -v``);
     an anonymous volume another container still uses stays.  The container's own
     directory is only detached: returns it, for :func:`purge`."""
+    if c.host_config.get("Links"):
+        from runtime.container import links
+
+        links.forget(store, c)
     removed = store.detach(c)
     names = [m["Name"] for m in c.record.get("Mounts") or [] if m.get("Type") == "volume"]
     if not names:
