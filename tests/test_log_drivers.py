@@ -5,6 +5,7 @@ errors of the seam."""
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import shutil
@@ -39,9 +40,12 @@ def info(path: Path, **config: str) -> LogInfo:
 
 
 class Receiver:
-    """A TCP server on 127.0.0.1 keeping all it is sent, per connection."""
+    """A TCP server on 127.0.0.1 keeping all it is sent, per connection; with ``ack``,
+    answering each fluentd event whose option has a ``chunk`` with ``{"ack": chunk}``
+    (fluentd's in_forward)."""
 
-    def __init__(self) -> None:
+    def __init__(self, ack: bool = False) -> None:
+        self.ack = ack
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.data: list[bytearray] = []
@@ -59,9 +63,18 @@ class Receiver:
             threading.Thread(target=self._read, args=(conn, buf), daemon=True).start()
 
     def _read(self, conn: socket.socket, buf: bytearray) -> None:
+        pos = 0
         with conn:
             while chunk := conn.recv(65536):
                 buf += chunk
+                while self.ack:
+                    try:
+                        event, end = msgpack.decode(bytes(buf), pos)
+                    except ValueError:
+                        break
+                    pos = end
+                    if event[3].get("chunk"):
+                        conn.sendall(msgpack.encode({"ack": event[3]["chunk"]}))
 
     def frames(self, count: int, timeout: float = 20) -> list[bytes]:
         """The first ``count`` msgpack values received (waiting for them)."""
@@ -139,6 +152,61 @@ def test_fluentd_sends_what_dockers_driver_sends(ctl: Ctl, docker_host: str, rec
         assert msgpack.encode(msgpack.decode(frame)[0]) == frame
     # same name, 64-hex IDs, int32 times: the frames are the same size too
     assert [len(f) for f in ours] == [len(f) for f in theirs]
+
+
+def _chunk_of(frame: bytes) -> tuple[int, int]:
+    """A frame's ``chunk`` option: (the second in its first 8 bytes, its length)."""
+    _, when, _, option = msgpack.decode(frame)[0]
+    raw = base64.b64decode(option["chunk"], validate=True)
+    return int.from_bytes(raw[:8], "little") - int(when), len(raw)
+
+
+def test_fluentd_request_ack_sends_what_dockers_driver_sends(ctl: Ctl, docker_host: str) -> None:
+    """``fluentd-request-ack``: each event carries a ``chunk`` ID (fluent-logger-golang's:
+    the event's second, then random bytes) that fluentd acknowledges."""
+    receiver = Receiver(ack=True)
+    try:
+        opts = [
+            "--log-opt",
+            f"fluentd-address=127.0.0.1:{receiver.port}",
+            "--log-opt",
+            "fluentd-request-ack=true",
+            "--log-opt",
+            "tag={{.Name}}",
+        ]
+        args = ["--log-driver", "fluentd", *opts, "busybox", "sh", "-c", "echo a; echo b; echo c"]
+        docker(docker_host, "run", "--rm", "--name", "fla", *args)
+        theirs = receiver.frames(3)
+        ctl.ok("run", "--rm", "--name", "fla", "--network", "none", *args)
+        ours = receiver.frames(6)[len(theirs) :]
+    finally:
+        receiver.close()
+    same = [(*_normalized(f)[:3], sorted(_normalized(f)[3])) for f in ours]  # the chunk IDs differ
+    assert same == [(*_normalized(f)[:3], sorted(_normalized(f)[3])) for f in theirs]
+    assert [msgpack.decode(f)[0][2]["log"] for f in ours] == ["a", "b", "c"]
+    assert [_chunk_of(f) for f in ours] == [_chunk_of(f) for f in theirs] == [(0, 16)] * 3
+    assert len({msgpack.decode(f)[0][3]["chunk"] for f in ours}) == 3
+    assert [len(f) for f in ours] == [len(f) for f in theirs]
+
+
+def test_fluentd_request_ack_waits_for_each_ack_as_docker(
+    ctl: Ctl, docker_host: str, receiver: Receiver
+) -> None:
+    """A fluentd that never acknowledges gets the first event only (again, perhaps, on
+    a new connection); the container still ends, after docker's 10 s wait for its log."""
+    opts = [
+        "--log-opt",
+        f"fluentd-address=127.0.0.1:{receiver.port}",
+        "--log-opt",
+        "fluentd-request-ack=true",
+    ]
+    args = ["--log-driver", "fluentd", *opts, "busybox", "sh", "-c", "echo a; echo b; echo c"]
+    docker(docker_host, "run", "--rm", "--name", "flw", *args)
+    theirs = receiver.frames(1)
+    ctl.ok("run", "--rm", "--name", "flw", "--network", "none", *args)
+    ours = receiver.frames(len(theirs) + 1)[len(theirs) :]
+    assert {msgpack.decode(f)[0][2]["log"] for f in theirs} == {"a"}
+    assert {msgpack.decode(f)[0][2]["log"] for f in ours} == {"a"}
 
 
 def test_fluentd_refused_connection_fails_the_start_as_docker(ctl: Ctl) -> None:
