@@ -318,13 +318,15 @@ class _GoTemplate:
 
     def _chain(self, value: Any, parts: list[str], at: int, base: str) -> Any:
         path = base
-        for part in parts:
+        for i, part in enumerate(parts):
             path += "." + part
             if isinstance(value, dict):
                 if part not in value:
                     if part in _GO_OMITTED:  # a field of docker's type that its JSON omits when empty
                         value = _GO_OMITTED[part]
                         continue
+                    if i and parts[i - 1] in _GO_MAPS:  # a Go map's missing key: no value
+                        return None
                     col = at + len(path) - len(part) - 1
                     raise TemplateError(
                         f'template parsing error: template: :1:{col}: executing "" at <{path}>: '

@@ -63,6 +63,8 @@ RUNNING = {
     ("template", "expected"),
     [  # each as `docker inspect -f` printed it for a container like RUNNING (20.10, this machine)
         ('{{index .Config.Labels "a"}}|{{index .Config.Labels "zz"}}|', "1||"),
+        # a Go map's missing key (docker's Labels, an event's Attributes): no value, not an error
+        ("{{.Config.Labels.a}}|{{.Config.Labels.zz}}|{{json .Config.Labels.zz}}", "1|<no value>|null"),
         ("{{len .Mounts}} {{len .Config.Cmd}}", "0 2"),
         ("{{if .State.Running}}yes{{else}}no{{end}}", "yes"),
         ('{{if eq .State.Status "exited"}}E{{else if .State.Running}}R{{end}}', "R"),

@@ -253,6 +253,11 @@ def test_events_cli_filters_format_and_follow(ctl: Ctl) -> None:
         "{{.Status}} {{.Actor.Attributes.exitCode}} {{.From}}",
     )
     assert out == "die 7 busybox\n"
+    missing = "{{.Actor.Attributes.exitCode}}|{{json .Actor.Attributes.exitCode}}"
+    out = ctl.ok(
+        "events", "--since", since, "--until", until, "--filter", "event=destroy", "--format", missing
+    )
+    assert out == "<no value>|null\n"  # as docker's: a key the map lacks
     out = ctl.ok(
         "system", "events", "--since", since, "--until", until, "-f", "container=evf", "-f", "label=x=y"
     )
