@@ -390,3 +390,71 @@ def test_health_check_events_match_dockers(
         "health_status: unhealthy",
         "health_status: unhealthy",
     ]
+
+
+# ------------------------------------------------------------ detached exec ---
+
+
+def _detached_execs(r: Callable[..., tuple[int, str]], tag: str) -> list[tuple[int, str]]:
+    """Detached execs, for docker and dockyard (``r(*args)`` returns (exit code, stderr)):
+    one that exits 4, one on a terminal that runs a second and exits 5, one that cannot
+    start; waits for the first two to end (their exec_die) before removing the container."""
+    out = [r("run", "-d", "--name", f"{tag}x", "--network", "none", "busybox", "sleep", "100")]
+    out.append(r("exec", "-d", f"{tag}x", "sh", "-c", "exit 4"))
+    out.append(r("exec", "-d", "-t", f"{tag}x", "sh", "-c", "sleep 1; exit 5"))
+    out.append(r("exec", "-d", f"{tag}x", "nonexist"))
+    deadline = time.monotonic() + 30  # a guard against a hang, not a measure
+    while r("events", "--since", "1h", "--until", f"{time.time():.9f}", "--filter", f"container={tag}x",
+            "--filter", "event=exec_die", "--format", "{{.ID}}")[1].count("\n") < 2:  # fmt: skip
+        assert time.monotonic() < deadline, "the detached execs never ended"
+        time.sleep(0.2)
+    r("rm", "-f", f"{tag}x")
+    return out
+
+
+def _execs(docs: list[dict[str, Any]], name: str) -> list[tuple[str, ...]]:
+    """Each exec's events (its actions, and the exit code of its exec_die), in the
+    order the execs were created."""
+    execs: dict[str, list[str]] = {}
+    for d in docs:
+        attrs = d["Actor"]["Attributes"]
+        if attrs.get("name") == name and "execID" in attrs:
+            code = f" {attrs['exitCode']}" if "exitCode" in attrs else ""
+            execs.setdefault(attrs["execID"], []).append(d["Action"] + code)
+    return [tuple(v) for v in execs.values()]
+
+
+def test_detached_exec_events_match_dockers(ctl: Ctl, docker_host: str, busybox_tar: Path) -> None:
+    """``exec -d``: the exec runs to its end (a terminal's too) and its exec_die comes
+    then; one that cannot start is the daemon's error (exit 1)."""
+    tag = f"dx{os.getpid()}"
+    docker(docker_host, "import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox:latest")
+
+    def on_docker(*args: str) -> tuple[int, str]:
+        r = docker(docker_host, *args, check=False)
+        return r.returncode, r.stdout if args[0] == "events" else r.stderr
+
+    def on_ours(*args: str) -> tuple[int, str]:
+        r = ctl(*args)
+        return r.code, r.out if args[0] == "events" else r.err
+
+    since = f"{time.time():.9f}"
+    theirs_codes = _detached_execs(on_docker, tag)
+    until = f"{time.time():.9f}"
+    got = docker(docker_host, "events", "--since", since, "--until", until, "--format", "{{json .}}").stdout
+    theirs = _execs([json.loads(line) for line in got.splitlines()], f"{tag}x")
+
+    since = f"{time.time():.9f}"
+    ours_codes = _detached_execs(on_ours, tag)
+    until = f"{time.time():.9f}"
+    out = ctl.ok("events", "--since", since, "--until", until, "--format", "{{json .}}")
+    ours = _execs([json.loads(line) for line in out.splitlines()], f"{tag}x")
+
+    assert ours == theirs
+    assert ours == [
+        ("exec_create: sh -c exit 4", "exec_start: sh -c exit 4", "exec_die 4"),
+        ("exec_create: sh -c sleep 1; exit 5", "exec_start: sh -c sleep 1; exit 5", "exec_die 5"),
+        ("exec_create: nonexist ", "exec_start: nonexist "),
+    ]
+    assert [code for code, _ in ours_codes] == [code for code, _ in theirs_codes] == [0, 0, 0, 1]
+    assert "executable file not found in $PATH" in ours_codes[3][1]

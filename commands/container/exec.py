@@ -68,6 +68,18 @@ def cmd_exec(args: argparse.Namespace) -> int:
     events.container(cstore.root, c, f"exec_create: {what}", execID=exec_id)
     events.container(cstore.root, c, f"exec_start: {what}", execID=exec_id)
     try:
+        if args.detach:  # a process of its own waits for it: its exec_die comes when it ends
+            root = cstore.root
+            try:
+                execute.spawn_detached(
+                    c,
+                    proc,
+                    lambda code: events.container(root, c, "exec_die", execID=exec_id, exitCode=str(code)),
+                )
+            except StartFailed as exc:  # docker: the daemon's refusal, exit 1
+                err(str(exc))
+                return 1
+            return 0
         if args.tty:
             ours, theirs = socket.socketpair()
             try:
@@ -76,17 +88,12 @@ def cmd_exec(args: argparse.Namespace) -> int:
                 theirs.close()
             _, fds, _, _ = socket.recv_fds(ours, 16, 1)
             ours.close()
-            if args.detach:
-                os.close(fds[0])
-                return 0
             code = A.pty_relay(fds[0], 0 if args.interactive else None, 1, pid)
             events.container(cstore.root, c, "exec_die", execID=exec_id, exitCode=str(code))
             return code
         null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-        stdin = 0 if args.interactive and not args.detach else null
-        out = null if args.detach else 1
         sys.stdout.flush()
-        pid = execute.spawn(c, proc, launch.Stdio(stdin, out, null if args.detach else 2))
+        pid = execute.spawn(c, proc, launch.Stdio(0 if args.interactive else null, 1, 2))
         os.close(null)
     except StartFailed as exc:  # docker prints the runtime's refusal on stdout, unprefixed
         print(exc, flush=True)
@@ -94,8 +101,6 @@ def cmd_exec(args: argparse.Namespace) -> int:
     except errors.DockyardError as exc:
         err(str(exc))
         return int(args.exit_code_for(exc))
-    if args.detach:
-        return 0
     _, status = os.waitpid(pid, 0)
     code = os.waitstatus_to_exitcode(status)  # the exec helper already gives docker's code
     events.container(cstore.root, c, "exec_die", execID=exec_id, exitCode=str(code))
