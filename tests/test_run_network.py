@@ -248,6 +248,32 @@ def test_exec_gets_the_link_variables_as_docker(
     assert "DB_PORT_80_TCP_ADDR=IP\nDB_PORT_80_TCP_PORT=80\n" in ours and "DB_NAME=mine\n" in ours
 
 
+def test_links_follow_renames_as_docker(ctl: Ctl, bridged_docker_host: str, busybox_tar: Path) -> None:
+    """docker's link graph follows a rename of either end: HostConfig.Links, the
+    variables and the hosts entry after a restart name the new names."""
+    docker(bridged_docker_host, "import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox:latest")
+    outs = []
+
+    def on_docker(*args: str) -> str:
+        return docker(bridged_docker_host, *args).stdout
+
+    for run in (on_docker, ctl.ok):
+        run("run", "-d", "--name", "rnc", "busybox", "sleep", "100")
+        run("run", "-d", "--name", "rnp", "--link", "rnc:db", "busybox", "sleep", "100")
+        try:
+            run("rename", "rnc", "rnc2")
+            run("rename", "rnp", "rnp2")
+            run("restart", "-t", "0", "rnp2")
+            links = run("inspect", "-f", "{{json .HostConfig.Links}}", "rnp2")
+            seen = run("exec", "rnp2", "sh", "-c", "env | grep ^DB_NAME; grep -w db /etc/hosts | cut -f2")
+            outs.append((links, re.sub(r" \w{12} ", " H ", seen)))
+        finally:
+            run("rm", "-f", "rnp2", "rnc2")
+    theirs, ours = outs
+    assert ours == theirs
+    assert ours == ('["/rnc2:/rnp2/db"]\n', "DB_NAME=/rnp2/db\ndb H rnc2\n")
+
+
 def test_link_to_a_container_that_does_not_run(ctl: Ctl) -> None:
     ctl.ok("create", "--name", "idle", "busybox", "true")
     r = ctl("run", "--rm", "--link", "idle", "busybox", "true")

@@ -183,9 +183,17 @@ def rename(store: ContainerStore, c: Container, new: str) -> None:
         store.reserve_name(new, cur.id)
         old = cur.name
         cur.record["Name"] = "/" + new
+        if cur.host_config.get("Links"):
+            from runtime.container import links
+
+            cur.host_config["Links"] = links.renamed_parent(cur.host_config["Links"], old, new)
         store.save_record(cur)
         store.release_name(old, cur.id)
         events.container(store.root, cur, "rename", oldName="/" + old)
+    if (cur.dir / "linked-by").is_dir():  # after letting go of its lock: no two held at once
+        from runtime.container import links
+
+        links.renamed_child(store, cur, old, new)
 
 
 def set_paused(store: ContainerStore, c: Container, paused: bool) -> None:

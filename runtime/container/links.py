@@ -70,6 +70,35 @@ def forget(store: ContainerStore, parent: Container) -> None:
         (child.dir / PARENTS / parent.id).unlink(missing_ok=True)
 
 
+def renamed_parent(items: list[str], old: str, new: str) -> list[str]:
+    """HostConfig.Links of a container renamed from ``old`` to ``new``: each link's
+    path under its new name (docker's link graph follows a rename)."""
+    return [
+        f"{child}:/{new}/{path.removeprefix(f'/{old}/')}"
+        if path.startswith(f"/{old}/")
+        else f"{child}:{path}"
+        for child, _, path in (item.partition(":") for item in items)
+    ]
+
+
+def renamed_child(store: ContainerStore, child: Container, old: str, new: str) -> None:
+    """``child`` was renamed from ``old`` to ``new``: the links to it, in the
+    containers that link to it, name it by its new name."""
+    for parent_id in os.listdir(child.dir / PARENTS):
+        try:
+            with store.locked(store.load(parent_id)) as parent:
+                items = parent.host_config.get("Links") or []
+                moved = [
+                    f"/{new}:{item.partition(':')[2]}" if item.startswith(f"/{old}:") else item
+                    for item in items
+                ]
+                if moved != items:
+                    parent.host_config["Links"] = moved
+                    store.save_record(parent)
+        except NoSuchContainer:
+            continue
+
+
 def update_parents(store: ContainerStore, child: Container, address: str) -> None:
     """``child`` starts on the default bridge at ``address``: rewrite, in the /etc/hosts
     of each running container linking to it, the address of every line naming the
