@@ -40,7 +40,7 @@ def _flags(sub: OnlyVerb) -> None:
     for p in both(sub, "rm", aliases=("remove",)):
         p.add_argument("-f", "--force", action="store_true")
         p.add_argument("-v", "--volumes", action="store_true")
-        p.add_argument("-l", "--link", action="store_true")
+        p.add_argument("-l", "--link", action="store_true", help="remove the specified link")
         p.add_argument("containers", nargs="+")
     for p in both(sub, "wait"):
         p.add_argument("containers", nargs="+")
@@ -67,11 +67,22 @@ def each(
     in the order given, then the errors, as docker's CLI does; ``parallel``: on all of
     them at once (stop, kill, rm, pause and unpause in docker; restart and start go
     one by one); ``missing_ok``: an unknown container is said but is no failure (``rm -f``)."""
+    return each_ref(root, refs, lambda s, ref: action(s, s.get(ref)), missing_ok, parallel)
+
+
+def each_ref(
+    root: Path,
+    refs: list[str],
+    action: Callable[[ContainerStore, str], None],
+    missing_ok: bool = False,
+    parallel: bool = False,
+) -> int:
+    """``each``, with ``action`` given each ref as it is (``rm --link``'s link names)."""
     cstore = ContainerStore(root)
 
     def one(ref: str) -> errors.DockyardError | None:
         try:
-            action(cstore, cstore.get(ref))
+            action(cstore, ref)
         except errors.DockyardError as exc:
             return exc
         return None
@@ -149,6 +160,11 @@ def cmd_kill(args: argparse.Namespace) -> int:
 
 @VERBS.command("rm", "container rm", "container remove")
 def cmd_rm(args: argparse.Namespace) -> int:
+    if args.link:  # docker rm --link /PARENT/ALIAS: the link goes, the containers stay
+        from runtime.container import links
+
+        return each_ref(args.root, args.containers, links.remove)
+
     def rm(cstore: ContainerStore, c: Container) -> None:
         lifecycle.remove(cstore, c, force=args.force, volumes=args.volumes)
         release_image(Catalog(args.root), c)

@@ -14,6 +14,7 @@ import os
 import re
 from pathlib import Path
 
+from imagefmt.errors import Conflict
 from imagefmt.records import NamedTuple
 from runtime.container.store import Container, ContainerStore
 from runtime.errors import BadSpec, NoSuchContainer, NotRunning, SpecRefused
@@ -68,6 +69,33 @@ def forget(store: ContainerStore, parent: Container) -> None:
         except NoSuchContainer:
             continue
         (child.dir / PARENTS / parent.id).unlink(missing_ok=True)
+
+
+def remove(store: ContainerStore, ref: str) -> None:
+    """``docker rm --link /PARENT/ALIAS``: take the link out of PARENT's HostConfig.Links
+    (its variables and hosts entry go at its next start). Raises NoSuchContainer for a
+    link that does not exist, Conflict for a container's own name (docker's rmLink)."""
+    name = ref.strip("/")
+    parent_name, sep, _ = name.rpartition("/")
+    if not sep:
+        store.get(name)
+        raise Conflict("Conflict, cannot remove the default link name of the container")
+    try:
+        found = store.get(parent_name)
+    except NoSuchContainer:
+        raise NoSuchContainer(f"No such container: {name}") from None
+    with store.locked(found) as parent:
+        items = parent.host_config.get("Links") or []
+        kept = [item for item in items if item.partition(":")[2] != f"/{name}"]
+        if kept == items:
+            raise NoSuchContainer(f"No such container: {name}")
+        parent.host_config["Links"] = kept or None
+        store.save_record(parent)
+    for child_name in {item.partition(":")[0] for item in items} - {item.partition(":")[0] for item in kept}:
+        try:
+            (store.get(child_name.lstrip("/")).dir / PARENTS / parent.id).unlink(missing_ok=True)
+        except NoSuchContainer:
+            continue
 
 
 def renamed_parent(items: list[str], old: str, new: str) -> list[str]:
