@@ -38,6 +38,7 @@ import re
 import time
 import uuid as uuidlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -48,6 +49,7 @@ from registry.server.storage import paths, sha256state
 from registry.server.storage.driver import FileWriter, PathNotFound
 from registry.server.storage.store import CHUNK, Storage, copy_hashing
 
+_POOL = ThreadPoolExecutor(16, thread_name_prefix="upload")  # a session's independent storage calls
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
@@ -86,8 +88,11 @@ class Uploads:
         hasher = _new_sha256()
         state = _State(0, hasher.hexdigest(), time.time(), _saved(hasher))
         try:
-            self.driver.writer(paths.upload_data(name, uuid)).close()
-            self.driver.put_content(paths.upload_state(name, uuid), state.to_json())
+            opening = _POOL.submit(lambda: self.driver.writer(paths.upload_data(name, uuid)).close())
+            try:
+                self.driver.put_content(paths.upload_state(name, uuid), state.to_json())
+            finally:
+                opening.result()
         except BaseException:  # a full disk: no session half made
             self._discard(name, uuid)
             raise
@@ -189,17 +194,22 @@ class Uploads:
 
     @contextlib.contextmanager
     def _session(self, name: str, uuid: str) -> Iterator[tuple[FileWriter, _State]]:
-        """The session locked, its state re-read under the lock, and a writer
-        continuing its data from the last acknowledged byte."""
-        self._read_state(name, uuid)  # a bad or unknown id takes no lock
+        """The session locked, its state read under the lock, and a writer
+        continuing its data from the last acknowledged byte (the two read at once:
+        on S3 each is a round trip)."""
+        if not _UUID.match(uuid):  # a bad id takes no lock; an unknown one finds no directory
+            raise self._unknown(name, uuid)
         with contextlib.ExitStack() as stack:
             try:
                 stack.enter_context(self.driver.lock(paths.upload_lock(name, uuid), exclusive=True))
-                state = self._read_state(name, uuid)
-                w = self.driver.writer(paths.upload_data(name, uuid), append=True)
-            except PathNotFound:  # the session went away meanwhile (cancelled, finished, purged)
+                opening = _POOL.submit(self.driver.writer, paths.upload_data(name, uuid), True)
+                try:
+                    state = self._read_state(name, uuid)
+                finally:
+                    w = opening.result()  # raises first if it failed: no writer to close then
+                    stack.callback(w.close)
+            except PathNotFound:  # no such session, or it went away (cancelled, finished, purged)
                 raise self._unknown(name, uuid) from None
-            stack.callback(w.close)
             size = w.size()
             if size > state.offset:  # a chunk cut short before its commit
                 w.truncate(state.offset)

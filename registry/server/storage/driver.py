@@ -139,6 +139,11 @@ class StorageDriver(Protocol):
         the uncommitted content a closed writer left (PathNotFound if none)."""
         ...
 
+    def exists(self, path: str) -> bool:
+        """Whether a file is stored at ``path`` (never a directory): the one
+        cheap question a push asks of links and blobs (one HEAD on S3)."""
+        ...
+
     def stat(self, path: str) -> FileInfo:
         """Size, modification time and kind of a file or a directory (``/`` too)."""
         ...

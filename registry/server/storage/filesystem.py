@@ -91,6 +91,9 @@ class FilesystemDriver:
             f = open(target, "wb")
         return FilesystemWriter(target, f, self.fsync)
 
+    def exists(self, path: str) -> bool:
+        return os.path.isfile(self.local_path(path))
+
     def stat(self, path: str) -> FileInfo:
         try:
             st = os.stat(self.local_path(path, root_ok=True))

@@ -71,6 +71,11 @@ class InMemoryDriver:
                 f = self._files[path] = _File()
         return InMemoryWriter(self, path, f)
 
+    def exists(self, path: str) -> bool:
+        check_path(path)
+        with self._mutex:
+            return path in self._files
+
     def stat(self, path: str) -> FileInfo:
         check_path(path, root_ok=True)
         with self._mutex:

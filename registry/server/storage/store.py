@@ -70,11 +70,7 @@ class Storage:
         self._cache_lock = threading.Lock()
 
     def _exists(self, path: str) -> bool:
-        try:
-            self.driver.stat(path)
-            return True
-        except PathNotFound:
-            return False
+        return self.driver.exists(path)
 
     def _children(self, path: str) -> list[str]:
         """The names below a directory, none when it is missing."""
