@@ -44,7 +44,12 @@ def _read(wire: bytes, early: int, make: Callable[[_Req, SocketUnreader], Any]) 
     what the connection still holds) or (exception class name,)."""
     a, b = socket.socketpair()
     a.settimeout(5)
-    sender = threading.Thread(target=lambda: (b.sendall(wire[early:]), b.shutdown(socket.SHUT_WR)))
+
+    def send() -> None:
+        b.sendall(wire[early:])
+        b.shutdown(socket.SHUT_WR)
+
+    sender = threading.Thread(target=send)
     sender.start()
     try:
         unreader = SocketUnreader(a)
