@@ -38,7 +38,7 @@ import re
 import time
 import uuid as uuidlib
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -87,12 +87,8 @@ class Uploads:
         uuid = str(uuidlib.uuid4())
         hasher = _new_sha256()
         state = _State(0, hasher.hexdigest(), time.time(), _saved(hasher))
-        try:
-            opening = _POOL.submit(lambda: self.driver.writer(paths.upload_data(name, uuid)).close())
-            try:
-                self.driver.put_content(paths.upload_state(name, uuid), state.to_json())
-            finally:
-                opening.result()
+        try:  # the data comes with the first chunk (_session)
+            self.driver.put_content(paths.upload_state(name, uuid), state.to_json())
         except BaseException:  # a full disk: no session half made
             self._discard(name, uuid)
             raise
@@ -132,7 +128,7 @@ class Uploads:
         Return the blob's size.  On a digest mismatch the session is discarded and
         DigestInvalid raised: nothing unverified is ever stored."""
         data = paths.upload_data(name, uuid)
-        with self._session(name, uuid) as (w, state):
+        with _meanwhile(self.storage.push_lock()) as push_locked, self._session(name, uuid) as (w, state):
             if src is not None and (length is None or length > 0):
                 state.sha256 = self._append(name, uuid, w, state, src, start, length).hexdigest()
             uncommitted: FileWriter | None = w
@@ -143,11 +139,12 @@ class Uploads:
             if got != digest:
                 self._discard(name, uuid)
                 raise DigestInvalid(f"blob digest mismatch: expected {digest}, got {got}", str(digest))
-            with self.storage.push_lock():
-                self.storage.store_blob(data, digest, uncommitted)
-                self.storage.link_blob(name, digest)
+            push_locked.result()
+            self.storage.store_blob(data, digest, uncommitted)
+            self.storage.link_blob(name, digest, stored=True)
             size = state.offset
-        self._discard(name, uuid)
+            discarding = _POOL.submit(self._discard, name, uuid)  # while the locks are let go
+        discarding.result()
         return size
 
     def cancel(self, name: str, uuid: str) -> None:
@@ -205,9 +202,17 @@ class Uploads:
                 opening = _POOL.submit(self.driver.writer, paths.upload_data(name, uuid), True)
                 try:
                     state = self._read_state(name, uuid)
-                finally:
-                    w = opening.result()  # raises first if it failed: no writer to close then
-                    stack.callback(w.close)
+                except BaseException:
+                    if opening.exception() is None:
+                        opening.result().close()
+                    raise
+                try:
+                    w = opening.result()
+                except PathNotFound:
+                    if state.offset:
+                        raise
+                    w = self.driver.writer(paths.upload_data(name, uuid))  # no chunk yet: data starts here
+                stack.callback(w.close)
             except PathNotFound:  # no such session, or it went away (cancelled, finished, purged)
                 raise self._unknown(name, uuid) from None
             size = w.size()
@@ -281,6 +286,19 @@ class Uploads:
     def _discard(self, name: str, uuid: str) -> None:
         with contextlib.suppress(PathNotFound):
             self.driver.delete(paths.upload(name, uuid))
+
+
+@contextlib.contextmanager
+def _meanwhile(lock: contextlib.AbstractContextManager[None]) -> Iterator[Future[None]]:
+    """Take ``lock`` from the pool while the caller goes on (the push lock is taken
+    while the session's lock and state are read); wait on the future before relying
+    on it.  Released on the way out, once taken."""
+    taking = _POOL.submit(lock.__enter__)
+    try:
+        yield taking
+    finally:
+        if taking.exception() is None:
+            lock.__exit__(None, None, None)
 
 
 def _new_sha256() -> Any:
