@@ -198,7 +198,7 @@ class Uploads:
             raise self._unknown(name, uuid)
         with contextlib.ExitStack() as stack:
             try:
-                stack.enter_context(self.driver.lock(paths.upload_lock(name, uuid), exclusive=True))
+                stack.enter_context(self.driver.mutex(paths.upload_lock(name, uuid)))
                 opening = _POOL.submit(self.driver.writer, paths.upload_data(name, uuid), True)
                 try:
                     state = self._read_state(name, uuid)

@@ -21,7 +21,9 @@ multipart uploads below it.
 
 ``move`` is one server-side CopyObject (no byte passes through us) then a
 DELETE; ``touch`` copies an object onto itself with a new ``mtime`` in its
-metadata (S3's Last-Modified has whole seconds in a HEAD).  ``url_for`` presigns
+metadata (S3's Last-Modified has whole seconds in a HEAD).  An object over 5 GiB,
+more than one CopyObject takes, is copied as a multipart upload of
+UploadPartCopy ranges.  ``url_for`` presigns
 a GET, to which the registry redirects blob GETs unless ``redirect`` is off.
 
 ``lock`` is a lease lock made of conditional PUTs (``If-None-Match: *`` and
@@ -118,6 +120,9 @@ class S3Driver:
         self._pool_lock = threading.Lock()
         self._tails: OrderedDict[str, tuple[str, bytes]] = OrderedDict()  # writer state key: (ETag, tail)
         self._tails_lock = threading.Lock()
+        self.copy_limit = 5 << 30  # the largest object one CopyObject takes (S3's limit)
+        self._sizes: OrderedDict[str, int] = OrderedDict()  # key: size, from our commits and stats
+        self._sizes_lock = threading.Lock()
 
     # ------------------------------------------------------------- keys ---
 
@@ -202,6 +207,7 @@ class S3Driver:
         if path != "/":
             try:
                 head = self.client.head_object(Bucket=self.bucket, Key=self.key(path))
+                self._know_size(self.key(path), int(head["ContentLength"]))
                 return FileInfo(path, int(head["ContentLength"]), _mtime(head), False)
             except botocore.exceptions.ClientError as err:
                 if not _missing(err):
@@ -232,20 +238,75 @@ class S3Driver:
         return [f"{base}/{n}" for n in sorted(names) if n and not n.startswith(".")]
 
     def move(self, source: str, dest: str) -> None:
-        src, dst = self.key(source), self.key(dest)
-        try:
-            self.client.copy_object(
+        src = self.key(source)
+        self._copy(source, src, self.key(dest))
+        self.client.delete_object(Bucket=self.bucket, Key=src)
+
+    def _copy(self, path: str, src: str, dst: str) -> None:
+        """Copy ``src`` to ``dst`` inside the store with a new ``mtime``: one CopyObject,
+        or, for an object over ``copy_limit`` (S3 copies 5 GiB at most in one
+        request), a multipart upload of UploadPartCopy ranges.  The size is known
+        from this process's commit or stat of the object, else learnt from S3's
+        refusal of the single copy."""
+        with self._sizes_lock:
+            size = self._sizes.get(src)
+        if size is None or size <= self.copy_limit:
+            try:
+                self.client.copy_object(
+                    Bucket=self.bucket,
+                    Key=dst,
+                    CopySource={"Bucket": self.bucket, "Key": src},
+                    MetadataDirective="REPLACE",
+                    Metadata=_now_meta(),
+                )
+                if size is not None:
+                    self._know_size(dst, size)
+                return
+            except botocore.exceptions.ClientError as err:
+                if _missing(err):
+                    raise not_found(path) from None
+                if _code(err) not in ("EntityTooLarge", "InvalidRequest"):
+                    raise
+                size = int(self.client.head_object(Bucket=self.bucket, Key=src)["ContentLength"])
+                if size <= self.copy_limit:
+                    raise
+        self._copy_parts(src, dst, size)
+
+    def _copy_parts(self, src: str, dst: str, size: int) -> None:
+        part = max(MIN_PART, min(self.copy_limit, 1 << 30), -(-size // 10000))
+        upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=dst, Metadata=_now_meta())[
+            "UploadId"
+        ]
+
+        def copy(number: int) -> dict[str, Any]:
+            first = (number - 1) * part
+            got = self.client.upload_part_copy(
                 Bucket=self.bucket,
                 Key=dst,
+                UploadId=upload_id,
+                PartNumber=number,
                 CopySource={"Bucket": self.bucket, "Key": src},
-                MetadataDirective="REPLACE",
-                Metadata=_now_meta(),
+                CopySourceRange=f"bytes={first}-{min(size, first + part) - 1}",
             )
-        except botocore.exceptions.ClientError as err:
-            if _missing(err):
-                raise not_found(source) from None
+            return {"PartNumber": number, "ETag": got["CopyPartResult"]["ETag"]}
+
+        try:
+            with ThreadPoolExecutor(4, thread_name_prefix="s3-copy") as copying:
+                parts = list(copying.map(copy, range(1, -(-size // part) + 1)))
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket, Key=dst, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+        except BaseException:
+            with contextlib.suppress(botocore.exceptions.ClientError):
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=dst, UploadId=upload_id)
             raise
-        self.client.delete_object(Bucket=self.bucket, Key=src)
+
+    def _know_size(self, key: str, size: int) -> None:
+        with self._sizes_lock:
+            self._sizes[key] = size
+            self._sizes.move_to_end(key)
+            while len(self._sizes) > 1024:
+                self._sizes.popitem(last=False)
 
     def delete(self, path: str) -> None:
         """One listing tells a file from a directory; a directory's keys are deleted
@@ -270,11 +331,29 @@ class S3Driver:
         finally:
             aborting.result()
 
+    def delete_many(self, paths: builtins.list[str]) -> None:
+        self.delete_keys([self.key(p) for p in paths])
+
     def delete_keys(self, keys: builtins.list[str]) -> None:
-        """Delete objects by key, 1000 a request (missing ones are no error)."""
-        for i in range(0, len(keys), 1000):
-            batch = [{"Key": k} for k in keys[i : i + 1000]]
-            self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+        """Delete objects by key (missing ones are no error): up to 1,000 a request
+        (S3's limit), requests of 100 or more sent four at a time."""
+        step = min(1000, max(100, -(-len(keys) // 4)))
+        batches = [[{"Key": k} for k in keys[i : i + step]] for i in range(0, len(keys), step)]
+
+        def send(batch: builtins.list[dict[str, str]]) -> None:
+            got = self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+            if errors := got.get("Errors"):
+                first = errors[0]
+                raise RuntimeError(
+                    f"s3 delete of {first.get('Key')}: {first.get('Code')} {first.get('Message')}"
+                )
+
+        if len(batches) < 2:
+            for batch in batches:
+                send(batch)
+            return
+        with ThreadPoolExecutor(4, thread_name_prefix="s3-delete") as deleting:
+            list(deleting.map(send, batches))
 
     def abort_uploads(self, prefix: str) -> int:
         """Abort every multipart upload whose key starts with ``prefix``; return how many."""
@@ -292,18 +371,7 @@ class S3Driver:
 
     def touch(self, path: str) -> None:
         key = self.key(path)
-        try:
-            self.client.copy_object(
-                Bucket=self.bucket,
-                Key=key,
-                CopySource={"Bucket": self.bucket, "Key": key},
-                MetadataDirective="REPLACE",
-                Metadata=_now_meta(),
-            )
-        except botocore.exceptions.ClientError as err:
-            if _missing(err):
-                raise not_found(path) from None
-            raise
+        self._copy(path, key, key)
 
     def url_for(self, path: str, method: str = "GET", expires: float = 1200.0) -> str:
         if not self.config.redirect or method not in ("GET", "HEAD"):
@@ -334,6 +402,17 @@ class S3Driver:
         head = path.rsplit("/", 1)[0]
         lease = _Lease(self, self.key(path), exclusive, self._dir_prefix(head) if head else "")
         lease.acquire()  # PathNotFound for a missing directory, as the contract asks
+        try:
+            yield
+        finally:
+            lease.release()
+
+    @contextlib.contextmanager
+    def mutex(self, path: str) -> Iterator[None]:
+        """The exclusive key alone: with no shared taker to look for and the
+        directory's existence left to the caller, one PUT to take it."""
+        lease = _Lease(self, self.key(path), True, "", alone=True)
+        lease.acquire()
         try:
             yield
         finally:
@@ -444,6 +523,7 @@ class S3Writer:
 
     def commit(self) -> None:
         c = self.d.client
+        size = self.size()
         if not self.upload_id:  # less than a part: one PUT of the whole content
             c.put_object(Bucket=self.d.bucket, Key=self.key, Body=self.buffer.take(), Metadata=_now_meta())
         else:
@@ -457,6 +537,7 @@ class S3Writer:
                 MultipartUpload={"Parts": [{"PartNumber": n, "ETag": e} for n, e, _ in self.parts]},
             )
         self._done = True
+        self.d._know_size(self.key, size)
         self._drop_state(wait=False)
 
     def cancel(self) -> None:
@@ -550,7 +631,9 @@ class _Pending:
 class _Lease:
     """One holder of a lock (see the module docstring), renewed from a thread while held."""
 
-    def __init__(self, driver: S3Driver, key: str, exclusive: bool, directory: str) -> None:
+    def __init__(
+        self, driver: S3Driver, key: str, exclusive: bool, directory: str, alone: bool = False
+    ) -> None:
         self.d = driver
         self.exclusive = exclusive
         self.owner = uuid.uuid4().hex
@@ -558,6 +641,7 @@ class _Lease:
         self.shared_prefix = S3Driver._side_key(key, "shared.")
         self.key = key if exclusive else self.shared_prefix + self.owner
         self.directory = directory  # the key prefix of the lock's directory ("" at the top)
+        self.alone = alone  # a mutex: never taken shared, so no entries to look for
         self.etag = ""
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
@@ -605,6 +689,9 @@ class _Lease:
                     break  # a dead holder's lease, taken over
                 time.sleep(wait)
                 wait = min(wait * 2, _POLL[1])
+            if self.alone:
+                self._start_renewer()
+                return
             try:
                 entries = self._entries()
                 self._start_renewer()
