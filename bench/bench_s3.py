@@ -6,7 +6,9 @@ radosgw bucket (its own prefix, 10 MiB parts, blob GETs redirected) and each on 
 scripts/start-s3.sh starts (or finds) the single-node Ceph.  Per server, the median of
 ``--runs`` rounds (each round measures every server in turn: the machine is shared):
 
-- push and pull (skopeo copy) of a fresh 200 MB image of 5 random layers;
+- push and pull (skopeo copy) of a fresh 200 MB image of 5 random layers, and the CPU
+  seconds the push cost skopeo, the registry, radosgw and the OSD (2 cores here: the sum
+  over the push's seconds is how busy the machine was);
 - manifest GET p50 / p99 over 1,000 requests on one keep-alive connection, beside the
   floor of the S3 store itself: a GET of a small object by boto3, p50 / p99;
 - garbage collection of 1,000 unreferenced blobs (pushed as blobs, never in a
@@ -37,7 +39,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.registry_bench import MB, big_image, image_bytes, latency, push_pull  # noqa: E402
+from bench.registry_bench import MB, big_image, image_bytes, latency, skopeo_copy  # noqa: E402
 from support.images import sha256, write_oci_layout  # noqa: E402
 from support.peers import PYTHON, Ceph, Distribution, Peer, start_ceph, start_ours  # noqa: E402
 
@@ -132,6 +134,52 @@ def collect(server: Peer, ceph: Ceph) -> float:
     return seconds
 
 
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    kids = children.read_text().split() if children.exists() else []
+    return [pid, *(p for k in kids for p in _tree(int(k)))]
+
+
+def _cpu(pids: list[int]) -> float:
+    """CPU seconds (user + system) used so far by ``pids``."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _daemons(name: str) -> list[int]:
+    out = subprocess.run(["pgrep", "-x", name], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def push_cpu(server: Peer, layout: Path, name: str) -> tuple[float, dict[str, float]]:
+    """Seconds of one skopeo push, and the CPU seconds it cost each party: skopeo, the
+    registry's processes, radosgw and the OSD (the machine's cores are shared by all)."""
+    assert server.proc is not None
+    parties = {
+        "registry": _tree(server.proc.pid),
+        "radosgw": _daemons("radosgw"),
+        "osd": _daemons("ceph-osd"),
+    }
+    before = {k: _cpu(v) for k, v in parties.items()}
+    children = os.times()
+    started = time.perf_counter()
+    skopeo_copy(f"oci:{layout}:v1", f"docker://{server.host}/bench/{name}:v1")
+    seconds = time.perf_counter() - started
+    after = os.times()
+    used = {k: _cpu(v) - before[k] for k, v in parties.items()}
+    used["skopeo"] = (
+        after.children_user + after.children_system - children.children_user - children.children_system
+    )
+    return seconds, used
+
+
 def run(servers: list[Peer], ceph: Ceph, runs: int, scratch: Path) -> dict[str, dict[str, float]]:
     raw: dict[str, dict[str, list[float]]] = {kind: {} for kind in [s.kind for s in servers] + ["s3"]}
 
@@ -144,8 +192,14 @@ def run(servers: list[Peer], ceph: Ceph, runs: int, scratch: Path) -> dict[str, 
         layout = write_oci_layout(scratch / f"big-{i}", image, "v1")
         size = image_bytes(image)
         for server in servers:
-            push, pull = push_pull(server, layout, f"big{i}", scratch)
+            push, used = push_cpu(server, layout, f"big{i}")
             add(server.kind, "push_MBps", size / MB / push)
+            for party, seconds in used.items():
+                if server.kind.endswith("-s3") or party not in ("radosgw", "osd"):
+                    add(server.kind, f"push_cpu_{party}", seconds)
+            out = scratch / f"pull-{server.kind}-big{i}"
+            pull = skopeo_copy(f"docker://{server.host}/bench/big{i}:v1", f"dir:{out}")
+            shutil.rmtree(out, ignore_errors=True)
             add(server.kind, "pull_MBps", size / MB / pull)
         shutil.rmtree(layout)
         for server in servers:
@@ -166,6 +220,10 @@ def report(results: dict[str, dict[str, float]]) -> str:
     lines = ["| | " + " | ".join(kinds) + " |", "|---" * (len(kinds) + 1) + "|"]
     rows = [
         ("push 200 MB, 5 layers (MB/s)", "push_MBps", "{:.0f}"),
+        *(
+            (f"push: CPU s of {p}", f"push_cpu_{p}", "{:.2f}")
+            for p in ("skopeo", "registry", "radosgw", "osd")
+        ),
         ("pull 200 MB, 5 layers (MB/s)", "pull_MBps", "{:.0f}"),
         ("manifest GET p50 (ms)", "get_p50_ms", "{:.2f}"),
         ("manifest GET p99 (ms)", "get_p99_ms", "{:.2f}"),

@@ -46,7 +46,7 @@ MAY_IMPORT: dict[str, set[str]] = {
 CONFINED: dict[str, set[str]] = {
     "flask": {"registry.server"},
     "werkzeug": {"registry.server"},
-    "gunicorn": {"registry.server.serve", "registry.server.worker"},
+    "gunicorn": {"registry.server.serve", "registry.server.worker", "registry.server.bodies"},
     "bcrypt": {"registry.server.htpasswd", "registry.server.auth"},
     "cryptography": {"registry.server.auth", "registry.server.certs"},
     "requests": {"registry.client", "registry.server.notifications", "registry.fetch"},

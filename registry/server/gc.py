@@ -23,10 +23,11 @@ and pushing the manifest.  Upload sessions untouched for
 
 Everything here goes through the storage driver (walk, list, stat, delete), so
 the same collection runs on any driver that keeps modification times.  The
-repositories are marked, and the blobs stat'ed and deleted, by ``PARALLEL``
+repositories are marked, and the unmarked blobs stat'ed, by ``PARALLEL``
 threads: on an object store (the s3 driver) each of those is a round trip, and
 1,000 of them one after the other take seconds (distribution's S3 collection is
-sequential, and stops the registry).
+sequential, and stops the registry).  The doomed blobs and links go by
+``delete_many`` (1,000 keys a request on S3).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from imagefmt.digest import Digest
 from imagefmt.errors import DockyardError
 from imagefmt.manifest import Index, Manifest, parse_any
 from registry.server.storage import paths
-from registry.server.storage.driver import PathNotFound
+from registry.server.storage.driver import FileInfo, PathNotFound
 from registry.server.storage.store import Storage
 
 PARALLEL = 16  # threads marking repositories and sweeping blobs
@@ -156,52 +157,55 @@ def collect(
                         storage.delete_manifest(repo, d)
         cutoff = started - grace
 
-        def sweep(found: tuple[Digest, str]) -> tuple[Digest, int] | None:
+        def old(found: tuple[Digest, str]) -> tuple[Digest, str, int] | None:
             d, path = found
             try:
                 info = storage.driver.stat(path)  # now, not when listed: a HEAD may just have touched it
             except PathNotFound:
                 return None
-            if info.mtime >= cutoff:
-                return None
-            if not dry_run:
-                with contextlib.suppress(PathNotFound):
-                    storage.driver.delete(path)
-            return d, info.size
+            return (d, path, info.size) if info.mtime < cutoff else None
 
-        for swept in _each(sweep, [(d, p) for d, p in _blob_files(storage) if d not in marked]):
-            if swept is not None:
-                result.blobs.append(swept[0])
-                result.bytes += swept[1]
+        stored = _blob_files(storage)
+        candidates = [
+            (d, f.path) for d, f in stored if d not in marked
+        ]  # (a listing's mtime may not be stat's)
+        doomed = [found for found in _each(old, candidates) if found is not None]
         if not dry_run:
-            _prune_links(storage)
+            storage.driver.delete_many([path for _, path, _ in doomed])
+        for d, _, size in doomed:
+            result.blobs.append(d)
+            result.bytes += size
+        if not dry_run:
+            swept = {d for d, _, _ in doomed}
+            _prune_links(storage, {d for d, _ in stored} - swept, swept)
     _purge_uploads(storage, started - upload_max_age, dry_run, result)
     return result
 
 
-def _blob_files(storage: Storage) -> list[tuple[Digest, str]]:
+def _blob_files(storage: Storage) -> list[tuple[Digest, FileInfo]]:
     try:
-        found = [(paths.blob_digest(f.path), f.path) for f in storage.driver.walk(paths.BLOBS)]
+        found = [(paths.blob_digest(f.path), f) for f in storage.driver.walk(paths.BLOBS)]
     except PathNotFound:
         return []
-    return [(d, path) for d, path in found if d is not None]
+    return [(d, f) for d, f in found if d is not None]
 
 
-def _prune_links(storage: Storage) -> None:
-    """Delete the ``_layers`` links of every repository to blobs that are gone."""
+def _prune_links(storage: Storage, kept: set[Digest], swept: set[Digest]) -> None:
+    """Delete the ``_layers`` links of every repository to blobs that are gone:
+    the ones just swept, and any other the sweep's listing did not see (looked
+    up, as a blob may have been stored since)."""
     links = [
         (repo, d)
         for repo, ds in _each(lambda r: (r, storage.layer_links(r)), storage.repositories())
         for d in ds
+        if d not in kept
     ]
 
-    def prune(link: tuple[str, Digest]) -> None:
+    def dangling(link: tuple[str, Digest]) -> str | None:
         repo, d = link
-        if not storage.has_blob(d):
-            with contextlib.suppress(PathNotFound):
-                storage.driver.delete(paths.layer_link(repo, d))
+        return paths.layer_link(repo, d) if d in swept or not storage.has_blob(d) else None
 
-    _each(prune, links)
+    storage.driver.delete_many([p for p in _each(dangling, links) if p is not None])
 
 
 def _purge_uploads(storage: Storage, cutoff: float, dry_run: bool, result: GCResult) -> None:

@@ -38,6 +38,7 @@ import re
 import time
 import uuid as uuidlib
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -48,6 +49,7 @@ from registry.server.storage import paths, sha256state
 from registry.server.storage.driver import FileWriter, PathNotFound
 from registry.server.storage.store import CHUNK, Storage, copy_hashing
 
+_POOL = ThreadPoolExecutor(16, thread_name_prefix="upload")  # a session's independent storage calls
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
@@ -85,8 +87,7 @@ class Uploads:
         uuid = str(uuidlib.uuid4())
         hasher = _new_sha256()
         state = _State(0, hasher.hexdigest(), time.time(), _saved(hasher))
-        try:
-            self.driver.writer(paths.upload_data(name, uuid)).close()
+        try:  # the data comes with the first chunk (_session)
             self.driver.put_content(paths.upload_state(name, uuid), state.to_json())
         except BaseException:  # a full disk: no session half made
             self._discard(name, uuid)
@@ -127,7 +128,7 @@ class Uploads:
         Return the blob's size.  On a digest mismatch the session is discarded and
         DigestInvalid raised: nothing unverified is ever stored."""
         data = paths.upload_data(name, uuid)
-        with self._session(name, uuid) as (w, state):
+        with _meanwhile(self.storage.push_lock()) as push_locked, self._session(name, uuid) as (w, state):
             if src is not None and (length is None or length > 0):
                 state.sha256 = self._append(name, uuid, w, state, src, start, length).hexdigest()
             uncommitted: FileWriter | None = w
@@ -138,11 +139,12 @@ class Uploads:
             if got != digest:
                 self._discard(name, uuid)
                 raise DigestInvalid(f"blob digest mismatch: expected {digest}, got {got}", str(digest))
-            with self.storage.push_lock():
-                self.storage.store_blob(data, digest, uncommitted)
-                self.storage.link_blob(name, digest)
+            push_locked.result()
+            self.storage.store_blob(data, digest, uncommitted)
+            self.storage.link_blob(name, digest, stored=True)
             size = state.offset
-        self._discard(name, uuid)
+            discarding = _POOL.submit(self._discard, name, uuid)  # while the locks are let go
+        discarding.result()
         return size
 
     def cancel(self, name: str, uuid: str) -> None:
@@ -189,17 +191,30 @@ class Uploads:
 
     @contextlib.contextmanager
     def _session(self, name: str, uuid: str) -> Iterator[tuple[FileWriter, _State]]:
-        """The session locked, its state re-read under the lock, and a writer
-        continuing its data from the last acknowledged byte."""
-        self._read_state(name, uuid)  # a bad or unknown id takes no lock
+        """The session locked, its state read under the lock, and a writer
+        continuing its data from the last acknowledged byte (the two read at once:
+        on S3 each is a round trip)."""
+        if not _UUID.match(uuid):  # a bad id takes no lock; an unknown one finds no directory
+            raise self._unknown(name, uuid)
         with contextlib.ExitStack() as stack:
             try:
-                stack.enter_context(self.driver.lock(paths.upload_lock(name, uuid), exclusive=True))
-                state = self._read_state(name, uuid)
-                w = self.driver.writer(paths.upload_data(name, uuid), append=True)
-            except PathNotFound:  # the session went away meanwhile (cancelled, finished, purged)
+                stack.enter_context(self.driver.mutex(paths.upload_lock(name, uuid)))
+                opening = _POOL.submit(self.driver.writer, paths.upload_data(name, uuid), True)
+                try:
+                    state = self._read_state(name, uuid)
+                except BaseException:
+                    if opening.exception() is None:
+                        opening.result().close()
+                    raise
+                try:
+                    w = opening.result()
+                except PathNotFound:
+                    if state.offset:
+                        raise
+                    w = self.driver.writer(paths.upload_data(name, uuid))  # no chunk yet: data starts here
+                stack.callback(w.close)
+            except PathNotFound:  # no such session, or it went away (cancelled, finished, purged)
                 raise self._unknown(name, uuid) from None
-            stack.callback(w.close)
             size = w.size()
             if size > state.offset:  # a chunk cut short before its commit
                 w.truncate(state.offset)
@@ -271,6 +286,19 @@ class Uploads:
     def _discard(self, name: str, uuid: str) -> None:
         with contextlib.suppress(PathNotFound):
             self.driver.delete(paths.upload(name, uuid))
+
+
+@contextlib.contextmanager
+def _meanwhile(lock: contextlib.AbstractContextManager[None]) -> Iterator[Future[None]]:
+    """Take ``lock`` from the pool while the caller goes on (the push lock is taken
+    while the session's lock and state are read); wait on the future before relying
+    on it.  Released on the way out, once taken."""
+    taking = _POOL.submit(lock.__enter__)
+    try:
+        yield taking
+    finally:
+        if taking.exception() is None:
+            lock.__exit__(None, None, None)
 
 
 def _new_sha256() -> Any:

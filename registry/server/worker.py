@@ -34,6 +34,7 @@ from gunicorn.http.errors import ParseException
 from gunicorn.workers.gthread import _DEFER, TConn, ThreadWorker
 
 from imagefmt.errors import Invalid
+from registry.server import bodies
 
 HEAD_END = b"\r\n\r\n"
 HEAD_READ = 65536  # a head longer than this goes to a thread as is: gunicorn's limits refuse it there
@@ -116,6 +117,10 @@ class RegistryWorker(ThreadWorker):  # type: ignore[misc]
                 return
         super().finish_request(conn, fs)
 
+    def handle_request(self, req: Any, conn: TConn) -> Any:
+        bodies.install(req, conn.parser.unreader)
+        return super().handle_request(req, conn)
+
     def _await_head(self, conn: TConn, early: bytes = b"") -> None:
         conn.sock.setblocking(False)
         conn.head = bytearray(early)
@@ -182,7 +187,21 @@ class _GuardedInput:
             raise BodyInvalid(f"request body: nothing received for {self._timeout:g} s") from err
 
     def read(self, size: int | None = None) -> bytes:
-        return bytes(self._call(self._raw.read, size))
+        return bytes(self._call(self._read, size))
+
+    def _read(self, size: int | None) -> bytes:
+        """From a fast reader (registry/server/bodies.py) directly, past gunicorn's
+        ``Body`` and its buffer; a short read is not the end, an empty one is."""
+        fast = getattr(self._raw, "reader", None)
+        if not isinstance(fast, bodies.FastChunked | bodies.FastLength) or self._raw.buf.tell():
+            return bytes(self._raw.read(size))
+        try:
+            if size is None or size < 0:
+                return b"".join(iter(partial(fast.read, bodies.READ), b""))
+            return fast.read(size)
+        except Exception:
+            self._raw.failed = True  # where the next request starts is unknown: no keep-alive
+            raise
 
     def readline(self, size: int | None = None) -> bytes:
         return bytes(self._call(self._raw.readline, size))

@@ -139,6 +139,11 @@ class StorageDriver(Protocol):
         the uncommitted content a closed writer left (PathNotFound if none)."""
         ...
 
+    def exists(self, path: str) -> bool:
+        """Whether a file is stored at ``path`` (never a directory): the one
+        cheap question a push asks of links and blobs (one HEAD on S3)."""
+        ...
+
     def stat(self, path: str) -> FileInfo:
         """Size, modification time and kind of a file or a directory (``/`` too)."""
         ...
@@ -154,6 +159,11 @@ class StorageDriver(Protocol):
 
     def delete(self, path: str) -> None:
         """Remove a file, or a directory and everything below it."""
+        ...
+
+    def delete_many(self, paths: builtins.list[str]) -> None:
+        """Remove files, missing ones being no error (the garbage collector's sweep;
+        the s3 driver deletes 1,000 a request)."""
         ...
 
     def touch(self, path: str) -> None:
@@ -172,4 +182,11 @@ class StorageDriver(Protocol):
     def lock(self, path: str, exclusive: bool) -> contextlib.AbstractContextManager[None]:
         """Hold the lock named ``path``, shared or exclusive, across every process
         on the store.  The directory of ``path`` must exist (PathNotFound)."""
+        ...
+
+    def mutex(self, path: str) -> contextlib.AbstractContextManager[None]:
+        """An exclusive lock that nobody takes shared (an upload session's), which
+        a driver may make cheaper than ``lock`` (the s3 driver: no listing).  The
+        directory of ``path`` may be missing (then PathNotFound, or the lock taken
+        and nothing of it left there once released)."""
         ...

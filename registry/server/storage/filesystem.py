@@ -91,6 +91,9 @@ class FilesystemDriver:
             f = open(target, "wb")
         return FilesystemWriter(target, f, self.fsync)
 
+    def exists(self, path: str) -> bool:
+        return os.path.isfile(self.local_path(path))
+
     def stat(self, path: str) -> FileInfo:
         try:
             st = os.stat(self.local_path(path, root_ok=True))
@@ -130,6 +133,11 @@ class FilesystemDriver:
         except (FileNotFoundError, NotADirectoryError):
             raise not_found(path) from None
 
+    def delete_many(self, paths: builtins.list[str]) -> None:
+        for path in paths:
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                self.local_path(path).unlink()
+
     def touch(self, path: str) -> None:
         try:
             os.utime(self.local_path(path))
@@ -144,6 +152,9 @@ class FilesystemDriver:
         if not base.is_dir():
             raise not_found(path)
         yield from _walk(str(base), "" if path == "/" else path)
+
+    def mutex(self, path: str) -> contextlib.AbstractContextManager[None]:
+        return self.lock(path, exclusive=True)
 
     @contextlib.contextmanager
     def lock(self, path: str, exclusive: bool) -> Iterator[None]:

@@ -71,6 +71,11 @@ class InMemoryDriver:
                 f = self._files[path] = _File()
         return InMemoryWriter(self, path, f)
 
+    def exists(self, path: str) -> bool:
+        check_path(path)
+        with self._mutex:
+            return path in self._files
+
     def stat(self, path: str) -> FileInfo:
         check_path(path, root_ok=True)
         with self._mutex:
@@ -109,6 +114,13 @@ class InMemoryDriver:
             for p in doomed:
                 del self._files[p]
 
+    def delete_many(self, paths: builtins.list[str]) -> None:
+        for path in paths:
+            check_path(path)
+        with self._mutex:
+            for path in paths:
+                self._files.pop(path, None)
+
     def touch(self, path: str) -> None:
         with self._mutex:
             self._file(path).mtime = time.time()
@@ -124,6 +136,9 @@ class InMemoryDriver:
             raise not_found(path)
         for p, size, mtime in below:
             yield FileInfo(p, size, mtime, False)
+
+    def mutex(self, path: str) -> contextlib.AbstractContextManager[None]:
+        return self.lock(path, exclusive=True)
 
     @contextlib.contextmanager
     def lock(self, path: str, exclusive: bool) -> Iterator[None]:

@@ -21,7 +21,9 @@ multipart uploads below it.
 
 ``move`` is one server-side CopyObject (no byte passes through us) then a
 DELETE; ``touch`` copies an object onto itself with a new ``mtime`` in its
-metadata (S3's Last-Modified has whole seconds in a HEAD).  ``url_for`` presigns
+metadata (S3's Last-Modified has whole seconds in a HEAD).  An object over 5 GiB,
+more than one CopyObject takes, is copied as a multipart upload of
+UploadPartCopy ranges.  ``url_for`` presigns
 a GET, to which the registry redirects blob GETs unless ``redirect`` is off.
 
 ``lock`` is a lease lock made of conditional PUTs (``If-None-Match: *`` and
@@ -64,6 +66,8 @@ from registry.server.storage.driver import (
 )
 
 LEASE = 15.0  # seconds a lock holder that stopped renewing keeps its lock
+MIN_PART = 5 << 20  # S3's smallest part but the last
+DEPTH = 4  # parts of one writer in flight while the next is read
 _POLL = (0.005, 0.2)  # first and longest wait between lock attempts
 _MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchUpload"}
 
@@ -116,6 +120,9 @@ class S3Driver:
         self._pool_lock = threading.Lock()
         self._tails: OrderedDict[str, tuple[str, bytes]] = OrderedDict()  # writer state key: (ETag, tail)
         self._tails_lock = threading.Lock()
+        self.copy_limit = 5 << 30  # the largest object one CopyObject takes (S3's limit)
+        self._sizes: OrderedDict[str, int] = OrderedDict()  # key: size, from our commits and stats
+        self._sizes_lock = threading.Lock()
 
     # ------------------------------------------------------------- keys ---
 
@@ -187,10 +194,20 @@ class S3Driver:
             etag, raw = cached  # our own save, unchanged since: the tail is not read back
         return S3Writer.resume(self, path, key, etag, raw)
 
+    def exists(self, path: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self.key(path))
+            return True
+        except botocore.exceptions.ClientError as err:
+            if _missing(err):
+                return False
+            raise
+
     def stat(self, path: str) -> FileInfo:
         if path != "/":
             try:
                 head = self.client.head_object(Bucket=self.bucket, Key=self.key(path))
+                self._know_size(self.key(path), int(head["ContentLength"]))
                 return FileInfo(path, int(head["ContentLength"]), _mtime(head), False)
             except botocore.exceptions.ClientError as err:
                 if not _missing(err):
@@ -221,48 +238,122 @@ class S3Driver:
         return [f"{base}/{n}" for n in sorted(names) if n and not n.startswith(".")]
 
     def move(self, source: str, dest: str) -> None:
-        src, dst = self.key(source), self.key(dest)
-        try:
-            self.client.copy_object(
-                Bucket=self.bucket,
-                Key=dst,
-                CopySource={"Bucket": self.bucket, "Key": src},
-                MetadataDirective="REPLACE",
-                Metadata=_now_meta(),
-            )
-        except botocore.exceptions.ClientError as err:
-            if _missing(err):
-                raise not_found(source) from None
-            raise
+        src = self.key(source)
+        self._copy(source, src, self.key(dest))
         self.client.delete_object(Bucket=self.bucket, Key=src)
 
-    def delete(self, path: str) -> None:
-        key = self.key(path)
+    def _copy(self, path: str, src: str, dst: str) -> None:
+        """Copy ``src`` to ``dst`` inside the store with a new ``mtime``: one CopyObject,
+        or, for an object over ``copy_limit`` (S3 copies 5 GiB at most in one
+        request), a multipart upload of UploadPartCopy ranges.  The size is known
+        from this process's commit or stat of the object, else learnt from S3's
+        refusal of the single copy."""
+        with self._sizes_lock:
+            size = self._sizes.get(src)
+        if size is None or size <= self.copy_limit:
+            try:
+                self.client.copy_object(
+                    Bucket=self.bucket,
+                    Key=dst,
+                    CopySource={"Bucket": self.bucket, "Key": src},
+                    MetadataDirective="REPLACE",
+                    Metadata=_now_meta(),
+                )
+                if size is not None:
+                    self._know_size(dst, size)
+                return
+            except botocore.exceptions.ClientError as err:
+                if _missing(err):
+                    raise not_found(path) from None
+                if _code(err) not in ("EntityTooLarge", "InvalidRequest"):
+                    raise
+                size = int(self.client.head_object(Bucket=self.bucket, Key=src)["ContentLength"])
+                if size <= self.copy_limit:
+                    raise
+        self._copy_parts(src, dst, size)
+
+    def _copy_parts(self, src: str, dst: str, size: int) -> None:
+        part = max(MIN_PART, min(self.copy_limit, 1 << 30), -(-size // 10000))
+        upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=dst, Metadata=_now_meta())[
+            "UploadId"
+        ]
+
+        def copy(number: int) -> dict[str, Any]:
+            first = (number - 1) * part
+            got = self.client.upload_part_copy(
+                Bucket=self.bucket,
+                Key=dst,
+                UploadId=upload_id,
+                PartNumber=number,
+                CopySource={"Bucket": self.bucket, "Key": src},
+                CopySourceRange=f"bytes={first}-{min(size, first + part) - 1}",
+            )
+            return {"PartNumber": number, "ETag": got["CopyPartResult"]["ETag"]}
+
         try:
-            self.client.head_object(Bucket=self.bucket, Key=key)
-            self.client.delete_object(Bucket=self.bucket, Key=key)
-            return
-        except botocore.exceptions.ClientError as err:
-            if not _missing(err):
-                raise
+            with ThreadPoolExecutor(4, thread_name_prefix="s3-copy") as copying:
+                parts = list(copying.map(copy, range(1, -(-size // part) + 1)))
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket, Key=dst, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+        except BaseException:
+            with contextlib.suppress(botocore.exceptions.ClientError):
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=dst, UploadId=upload_id)
+            raise
+
+    def _know_size(self, key: str, size: int) -> None:
+        with self._sizes_lock:
+            self._sizes[key] = size
+            self._sizes.move_to_end(key)
+            while len(self._sizes) > 1024:
+                self._sizes.popitem(last=False)
+
+    def delete(self, path: str) -> None:
+        """One listing tells a file from a directory; a directory's keys are deleted
+        while its multipart uploads are looked for and aborted."""
+        key = self.key(path)
         prefix = self._dir_prefix(path)
         keys = [
             entry["Key"]
-            for page in self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=prefix
-            )
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=key)
             for entry in page.get("Contents") or ()
+            if entry["Key"] == key or entry["Key"].startswith(prefix)
         ]
+        if keys == [key]:
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+            return
+        keys = [k for k in keys if k != key]
         if not keys:
             raise not_found(path)
-        self.abort_uploads(prefix)
-        self.delete_keys(keys)
+        aborting = self.pool().submit(self.abort_uploads, prefix)
+        try:
+            self.delete_keys(keys)
+        finally:
+            aborting.result()
+
+    def delete_many(self, paths: builtins.list[str]) -> None:
+        self.delete_keys([self.key(p) for p in paths])
 
     def delete_keys(self, keys: builtins.list[str]) -> None:
-        """Delete objects by key, 1000 a request (missing ones are no error)."""
-        for i in range(0, len(keys), 1000):
-            batch = [{"Key": k} for k in keys[i : i + 1000]]
-            self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+        """Delete objects by key (missing ones are no error): up to 1,000 a request
+        (S3's limit), requests of 100 or more sent four at a time."""
+        step = min(1000, max(100, -(-len(keys) // 4)))
+        batches = [[{"Key": k} for k in keys[i : i + step]] for i in range(0, len(keys), step)]
+
+        def send(batch: builtins.list[dict[str, str]]) -> None:
+            got = self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+            if errors := got.get("Errors"):
+                first = errors[0]
+                raise RuntimeError(
+                    f"s3 delete of {first.get('Key')}: {first.get('Code')} {first.get('Message')}"
+                )
+
+        if len(batches) < 2:
+            for batch in batches:
+                send(batch)
+            return
+        with ThreadPoolExecutor(4, thread_name_prefix="s3-delete") as deleting:
+            list(deleting.map(send, batches))
 
     def abort_uploads(self, prefix: str) -> int:
         """Abort every multipart upload whose key starts with ``prefix``; return how many."""
@@ -280,18 +371,7 @@ class S3Driver:
 
     def touch(self, path: str) -> None:
         key = self.key(path)
-        try:
-            self.client.copy_object(
-                Bucket=self.bucket,
-                Key=key,
-                CopySource={"Bucket": self.bucket, "Key": key},
-                MetadataDirective="REPLACE",
-                Metadata=_now_meta(),
-            )
-        except botocore.exceptions.ClientError as err:
-            if _missing(err):
-                raise not_found(path) from None
-            raise
+        self._copy(path, key, key)
 
     def url_for(self, path: str, method: str = "GET", expires: float = 1200.0) -> str:
         if not self.config.redirect or method not in ("GET", "HEAD"):
@@ -319,11 +399,19 @@ class S3Driver:
 
     @contextlib.contextmanager
     def lock(self, path: str, exclusive: bool) -> Iterator[None]:
-        key = self.key(path)
         head = path.rsplit("/", 1)[0]
-        if head:
-            self.stat(head)  # PathNotFound for a missing directory, as the contract asks
-        lease = _Lease(self, key, exclusive)
+        lease = _Lease(self, self.key(path), exclusive, self._dir_prefix(head) if head else "")
+        lease.acquire()  # PathNotFound for a missing directory, as the contract asks
+        try:
+            yield
+        finally:
+            lease.release()
+
+    @contextlib.contextmanager
+    def mutex(self, path: str) -> Iterator[None]:
+        """The exclusive key alone: with no shared taker to look for and the
+        directory's existence left to the caller, one PUT to take it."""
+        lease = _Lease(self, self.key(path), True, "", alone=True)
         lease.acquire()
         try:
             yield
@@ -359,9 +447,10 @@ class S3Writer:
         self.upload_id = ""
         self.parts: list[tuple[int, str, int]] = []  # (number, ETag, size) sent
         self._sending: list[tuple[int, Future[str], int]] = []  # (number, ETag to be, size), in order
-        self.buffer = bytearray()  # written, not sent yet
+        self.buffer = _Pending()  # written, not sent yet
         self._opened: tuple[list[tuple[int, str, int]], bytes] = ([], b"")  # the resume point
         self._state_etag = ""
+        self._done = False  # committed or cancelled: close has nothing to keep
 
     @classmethod
     def resume(cls, driver: S3Driver, path: str, key: str, etag: str, raw: bytes) -> S3Writer:
@@ -370,7 +459,7 @@ class S3Writer:
         w = cls(driver, path, key)
         w.upload_id = str(doc["upload_id"])
         w.parts = [(int(n), str(e), int(s)) for n, e, s in doc["parts"]]
-        w.buffer = bytearray(tail)
+        w.buffer = _Pending(tail)
         w._opened = (list(w.parts), bytes(tail))
         w._state_etag = etag
         return w
@@ -379,15 +468,14 @@ class S3Writer:
         return sum(size for _, _, size in self.parts) + sum(size for _, _, size in self._sending)
 
     def write(self, data: bytes) -> int:
-        self.buffer += data
+        self.buffer.add(data)
         while len(self.buffer) >= self.d.part_size:
-            self._send(bytes(self.buffer[: self.d.part_size]))
-            del self.buffer[: self.d.part_size]
+            self._send(self.buffer.take(self.d.part_size))
         return len(data)
 
     def _send(self, data: bytes) -> None:
         """Send a part from a pool thread while the caller reads the next one (at
-        most two in flight: the memory of a writer stays under 3 parts)."""
+        most DEPTH - 1 in flight: the memory of a writer stays under DEPTH parts)."""
         c = self.d.client
         if not self.upload_id:
             self.upload_id = c.create_multipart_upload(
@@ -397,7 +485,7 @@ class S3Writer:
         number = max(numbers, default=0) + 1
         future = self.d.pool().submit(self._upload_part, self.upload_id, number, data)
         self._sending.append((number, future, len(data)))
-        while len(self._sending) > 1:
+        while len(self._sending) >= DEPTH:
             self._settle_one()
 
     def _upload_part(self, upload_id: str, number: int, data: bytes) -> str:
@@ -427,19 +515,20 @@ class S3Writer:
         self._settle()
         if size < self._sent():  # back to where this writer was opened (a part resent replaces its number)
             opened_parts, opened_tail = self._opened
-            self.parts, self.buffer = list(opened_parts), bytearray(opened_tail)
+            self.parts, self.buffer = list(opened_parts), _Pending(opened_tail)
         cut = size - self._sent()
         if cut < 0 or cut > len(self.buffer):
             raise ValueError(f"{self.path}: {size} is not a resume point of this writer")
-        del self.buffer[cut:]
+        self.buffer.cut(cut)
 
     def commit(self) -> None:
         c = self.d.client
+        size = self.size()
         if not self.upload_id:  # less than a part: one PUT of the whole content
-            c.put_object(Bucket=self.d.bucket, Key=self.key, Body=bytes(self.buffer), Metadata=_now_meta())
+            c.put_object(Bucket=self.d.bucket, Key=self.key, Body=self.buffer.take(), Metadata=_now_meta())
         else:
             if self.buffer or not (self.parts or self._sending):
-                self._send(bytes(self.buffer))
+                self._send(self.buffer.take())
             self._settle()
             c.complete_multipart_upload(
                 Bucket=self.d.bucket,
@@ -447,7 +536,9 @@ class S3Writer:
                 UploadId=self.upload_id,
                 MultipartUpload={"Parts": [{"PartNumber": n, "ETag": e} for n, e, _ in self.parts]},
             )
-        self._drop_state()
+        self._done = True
+        self.d._know_size(self.key, size)
+        self._drop_state(wait=False)
 
     def cancel(self) -> None:
         with contextlib.suppress(botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
@@ -459,34 +550,98 @@ class S3Writer:
                 )
         with contextlib.suppress(botocore.exceptions.ClientError):
             self.d.client.delete_object(Bucket=self.d.bucket, Key=self.key)
+        self._done = True
         self._drop_state()
 
     def close(self) -> None:
+        if self._done:
+            return
+        if len(self.buffer) >= MIN_PART:  # a tail S3 takes as a part: sent once, not saved
+            self._send(self.buffer.take())
         self._settle()
         header = json.dumps({"upload_id": self.upload_id, "parts": self.parts}).encode()
-        tail = bytes(self.buffer)
+        tail = self.buffer.peek()
         etag = self.d.client.put_object(Bucket=self.d.bucket, Key=self.state_key, Body=header + b"\n" + tail)[
             "ETag"
         ]
-        self.d._remember_tail(self.state_key, str(etag).strip('"'), header + b"\n" + tail)
+        self._state_etag = str(etag).strip('"')
+        self.d._remember_tail(self.state_key, self._state_etag, header + b"\n" + tail)
 
-    def _drop_state(self) -> None:
+    def _drop_state(self, wait: bool = True) -> None:
+        """Delete the saved state, if there is one; after a commit without waiting
+        (no request needs it gone: the upload's directory is deleted next)."""
         self.d._forget_tail(self.state_key)
-        if self._state_etag or self.upload_id:
-            with contextlib.suppress(botocore.exceptions.ClientError):
-                self.d.client.delete_object(Bucket=self.d.bucket, Key=self.state_key)
+        if not self._state_etag:
+            return
+        if not wait:
+            self.d.pool().submit(self.d.client.delete_object, Bucket=self.d.bucket, Key=self.state_key)
+            return
+        with contextlib.suppress(botocore.exceptions.ClientError):
+            self.d.client.delete_object(Bucket=self.d.bucket, Key=self.state_key)
+
+
+class _Pending:
+    """Bytes written and not sent yet: the pieces as written, joined once when a
+    part is taken (one copy, however many small writes made it)."""
+
+    def __init__(self, data: bytes = b"") -> None:
+        self._pieces: list[bytes] = [data] if data else []
+        self._size = len(data)
+
+    def __len__(self) -> int:
+        return self._size
+
+    def add(self, data: bytes) -> None:
+        if data:
+            self._pieces.append(bytes(data))
+            self._size += len(data)
+
+    def peek(self) -> bytes:
+        joined = b"".join(self._pieces)
+        self._pieces = [joined] if joined else []
+        return joined
+
+    def take(self, n: int | None = None) -> bytes:
+        """The first ``n`` bytes (all by default), removed."""
+        if n is None or n >= self._size:
+            joined = b"".join(self._pieces)
+            self._pieces, self._size = [], 0
+            return joined
+        got: builtins.list[Any] = []
+        have = 0
+        while have < n:
+            piece = self._pieces.pop(0)
+            if have + len(piece) > n:  # split: the rest stays first
+                got.append(memoryview(piece)[: n - have])
+                self._pieces.insert(0, piece[n - have :])
+                have = n
+            else:
+                got.append(piece)
+                have += len(piece)
+        self._size -= n
+        return b"".join(got)
+
+    def cut(self, n: int) -> None:
+        """Keep the first ``n`` bytes."""
+        kept = self.peek()[:n]
+        self._pieces = [kept] if kept else []
+        self._size = len(kept)
 
 
 class _Lease:
     """One holder of a lock (see the module docstring), renewed from a thread while held."""
 
-    def __init__(self, driver: S3Driver, key: str, exclusive: bool) -> None:
+    def __init__(
+        self, driver: S3Driver, key: str, exclusive: bool, directory: str, alone: bool = False
+    ) -> None:
         self.d = driver
         self.exclusive = exclusive
         self.owner = uuid.uuid4().hex
         self.lock_key = key
         self.shared_prefix = S3Driver._side_key(key, "shared.")
         self.key = key if exclusive else self.shared_prefix + self.owner
+        self.directory = directory  # the key prefix of the lock's directory ("" at the top)
+        self.alone = alone  # a mutex: never taken shared, so no entries to look for
         self.etag = ""
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
@@ -521,6 +676,11 @@ class _Lease:
         return str(got["ETag"]).strip('"'), float(doc.get("expires", 0)) < time.time()
 
     def acquire(self) -> None:
+        """Take the lock; PathNotFound (nothing left behind) when its directory is missing.
+
+        An exclusive taker's one listing of the directory, right after its PUT, both
+        finds the shared entries and proves the directory exists: two round trips
+        for an uncontended lock."""
         wait = _POLL[0]
         if self.exclusive:
             while not self._put(IfNoneMatch="*"):
@@ -529,11 +689,20 @@ class _Lease:
                     break  # a dead holder's lease, taken over
                 time.sleep(wait)
                 wait = min(wait * 2, _POLL[1])
-            self._start_renewer()
-            wait = _POLL[0]
-            while self._shared_holders():
-                time.sleep(wait)
-                wait = min(wait * 2, _POLL[1])
+            if self.alone:
+                self._start_renewer()
+                return
+            try:
+                entries = self._entries()
+                self._start_renewer()
+                wait = _POLL[0]
+                while self._shared_holders(entries):
+                    time.sleep(wait)
+                    wait = min(wait * 2, _POLL[1])
+                    entries = self._entries()
+            except BaseException:
+                self.release()
+                raise
             return
         while True:
             self._put()
@@ -544,17 +713,38 @@ class _Lease:
             while (holder := self._exclusive_holder()) is not None and not holder[1]:
                 time.sleep(wait)
                 wait = min(wait * 2, _POLL[1])
+        if self.directory:
+            try:
+                self._entries()
+            except BaseException:
+                self.release()
+                raise
         self._start_renewer()
 
-    def _shared_holders(self) -> int:
-        """The live shared entries (expired ones, of killed holders, are deleted)."""
-        found = self.d.client.list_objects_v2(Bucket=self.d.bucket, Prefix=self.shared_prefix)
+    def _entries(self) -> builtins.list[str]:
+        """The keys of the shared entries; PathNotFound when the lock's directory holds
+        nothing but this lock's own keys."""
+        if not self.directory:
+            found = self.d.client.list_objects_v2(Bucket=self.d.bucket, Prefix=self.shared_prefix)
+            return [e["Key"] for e in found.get("Contents") or ()]
+        found = self.d.client.list_objects_v2(Bucket=self.d.bucket, Prefix=self.directory)
+        keys = [e["Key"] for e in found.get("Contents") or ()]
+        if found.get("IsTruncated"):  # a big directory: it exists; its entries by their own prefix
+            found = self.d.client.list_objects_v2(Bucket=self.d.bucket, Prefix=self.shared_prefix)
+            return [e["Key"] for e in found.get("Contents") or ()]
+        shared = [k for k in keys if k.startswith(self.shared_prefix)]
+        if not any(k != self.lock_key and k not in shared for k in keys):
+            raise not_found(self.d._path_of(self.directory.rstrip("/")))
+        return shared
+
+    def _shared_holders(self, keys: builtins.list[str]) -> int:
+        """The live shared entries among ``keys`` (expired ones, of killed holders, are deleted)."""
         live = 0
-        for entry in found.get("Contents") or ():
+        for key in keys:
+            if key == self.key:
+                continue
             try:
-                doc = json.loads(
-                    self.d.client.get_object(Bucket=self.d.bucket, Key=entry["Key"])["Body"].read()
-                )
+                doc = json.loads(self.d.client.get_object(Bucket=self.d.bucket, Key=key)["Body"].read())
             except botocore.exceptions.ClientError as err:
                 if _missing(err):
                     continue
@@ -562,7 +752,7 @@ class _Lease:
             except ValueError:
                 doc = {}
             if float(doc.get("expires", 0)) < time.time():
-                self.d.client.delete_object(Bucket=self.d.bucket, Key=entry["Key"])
+                self.d.client.delete_object(Bucket=self.d.bucket, Key=key)
             else:
                 live += 1
         return live
@@ -577,10 +767,16 @@ class _Lease:
                 self._put(**({"IfMatch": self.etag} if self.exclusive else {}))
 
     def release(self) -> None:
+        """Delete this holder's key: at once for an exclusive lock (its next taker is
+        likely the same client's next request), from the pool for a shared entry,
+        which only a garbage collector waits for."""
         self._stop.set()
         if self._renewer is not None:
             self._renewer.join()
-        self.d.client.delete_object(Bucket=self.d.bucket, Key=self.key)
+        if self.exclusive:
+            self.d.client.delete_object(Bucket=self.d.bucket, Key=self.key)
+        else:
+            self.d.pool().submit(self.d.client.delete_object, Bucket=self.d.bucket, Key=self.key)
 
 
 def _now_meta() -> dict[str, str]:

@@ -70,11 +70,7 @@ class Storage:
         self._cache_lock = threading.Lock()
 
     def _exists(self, path: str) -> bool:
-        try:
-            self.driver.stat(path)
-            return True
-        except PathNotFound:
-            return False
+        return self.driver.exists(path)
 
     def _children(self, path: str) -> list[str]:
         """The names below a directory, none when it is missing."""
@@ -166,18 +162,28 @@ class Storage:
 
     # ------------------------------------------------------------ links ---
 
-    def link_blob(self, name: str, digest: Digest) -> None:
-        """Let ``name`` serve a stored blob; idempotent; BlobUnknown if not stored."""
-        self.blob_size(digest)
+    def link_blob(self, name: str, digest: Digest, stored: bool = False) -> None:
+        """Let ``name`` serve a stored blob; idempotent; BlobUnknown if not stored
+        (not checked again when the caller has just ``stored`` it)."""
+        if not stored:
+            self.blob_size(digest)
         link = paths.layer_link(name, digest)
         if not self._exists(link):
             self.driver.put_content(link, b"")
 
     def linked_blob_size(self, name: str, digest: Digest) -> int:
-        """The size of a blob ``name`` may serve (a layer, config or manifest); BlobUnknown."""
+        """The size of a blob ``name`` may serve (a layer, config or manifest); BlobUnknown.
+
+        The blob first: a blob being pushed is unknown to the whole store, and one
+        look says so."""
+        unknown = BlobUnknown(f"blob {digest} unknown to repository {name}", {"digest": str(digest)})
+        try:
+            size = self.blob_size(digest)
+        except BlobUnknown:
+            raise unknown from None
         if not (self._exists(paths.layer_link(name, digest)) or self._exists(paths.revision(name, digest))):
-            raise BlobUnknown(f"blob {digest} unknown to repository {name}", {"digest": str(digest)})
-        return self.blob_size(digest)
+            raise unknown
+        return size
 
     def unlink_blob(self, name: str, digest: Digest) -> None:
         """Stop serving a blob from ``name`` (the bytes stay until GC); BlobUnknown."""
