@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -314,6 +315,39 @@ def test_rm_link_as_docker(ctl: Ctl, bridged_docker_host: str, busybox_tar: Path
         (1, "Conflict, cannot remove the default link name of the container\n"),
         (0, '["/rmc:/rmp/other"]\n'),
     ]
+
+
+def test_health_probe_gets_the_link_variables_as_docker(
+    ctl: Ctl, bridged_docker_host: str, busybox_tar: Path
+) -> None:
+    """A health probe is an exec: it sees the link variables, and while a linked
+    container is stopped it fails with docker's words (exit -1), no exec started."""
+    docker(bridged_docker_host, "import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox:latest")
+    outs = []
+
+    def on_docker(*args: str) -> str:
+        return docker(bridged_docker_host, *args).stdout
+
+    def reach(run: Callable[..., str], status: str) -> None:
+        deadline = time.monotonic() + 60  # a guard against a hang, not a measure
+        while run("inspect", "-f", "{{.State.Health.Status}}", "hlp").strip() != status:
+            assert time.monotonic() < deadline, f"never {status}"
+            time.sleep(0.2)
+
+    for run in (on_docker, ctl.ok):
+        run("run", "-d", "--name", "hlc", "busybox", "sleep", "100")
+        run("run", "-d", "--name", "hlp", "--link", "hlc:db", "--health-cmd", "env | grep -q ^DB_NAME=",
+            "--health-interval", "1s", "--health-retries", "1", "busybox", "sleep", "100")  # fmt: skip
+        try:
+            reach(run, "healthy")
+            run("stop", "-t", "0", "hlc")
+            reach(run, "unhealthy")
+            last = json.loads(run("inspect", "-f", "{{json .State.Health}}", "hlp"))["Log"][-1]
+            outs.append((last["ExitCode"], last["Output"]))
+        finally:
+            run("rm", "-f", "hlp", "hlc")
+    theirs, ours = outs
+    assert ours == theirs == (-1, "Cannot link to a non running container: /hlc AS /hlp/db")
 
 
 def test_link_to_a_container_that_does_not_run(ctl: Ctl) -> None:

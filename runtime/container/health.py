@@ -142,16 +142,20 @@ class Checker:
     its selector may sleep, ``tick`` starts a probe when one is due (registering
     its output as "probe-out" and its end as "probe-exit") and stops one that ran
     past its timeout; ``output``/``exited`` take what the probe wrote.  ``save``
-    writes c.state; ``event(action, **attributes)`` records a container event."""
+    writes c.state; ``event(action, **attributes)`` records a container event;
+    ``link_env()`` gives the variables of the container's links, as each exec gets
+    them (raising NotRunning while a linked container is stopped: the probe fails
+    with that, before any exec event, as docker's)."""
 
     def __init__(
-        self, c: Container, probe: Probe, sel: selectors.BaseSelector, save: Any, event: Any
+        self, c: Container, probe: Probe, sel: selectors.BaseSelector, save: Any, event: Any, link_env: Any
     ) -> None:
         self.c = c
         self.probe = probe
         self.sel = sel
         self.save = save
         self.event = event
+        self.link_env = link_env
         self.exec_id = ""
         self.started = time.monotonic()
         self.next_at = self.started + probe.interval
@@ -183,11 +187,16 @@ class Checker:
         from runtime.container.launchspec import process_of
         from runtime.process import launch
 
+        self.began = now_rfc3339()
+        try:
+            link_env = self.link_env()
+        except DockyardError as exc:
+            self._record(-1, exc.message)
+            return
         r, w = os.pipe2(os.O_CLOEXEC)
         null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         argv = list(self.probe.argv)
-        proc = process_of(self.c, argv, tty=False, window=(24, 80))
-        self.began = now_rfc3339()
+        proc = process_of(self.c, argv, tty=False, window=(24, 80), link_env=link_env)
         self.exec_id = os.urandom(32).hex()
         what = events.exec_action(argv)
         self.event(f"exec_create: {what}", execID=self.exec_id)

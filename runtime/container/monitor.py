@@ -273,6 +273,7 @@ class Monitor:
             self.sel,
             lambda: self.store.save_state(c),
             lambda action, **extra: events.container(root, c, action, **extra),
+            lambda: _link_env(self.store, c),
         )
 
     # ----------------------------------------------------------- finish ---
@@ -402,6 +403,14 @@ class Monitor:
             unplug_recorded(self.store.root, self.c.id, read_json(self.c.dir / "state.json"))
         except (OSError, ValueError):
             pass
+
+
+def _link_env(store: ContainerStore, c: Container) -> tuple[str, ...]:
+    if not c.host_config.get("Links"):
+        return ()
+    from runtime.container import links
+
+    return links.env_of(store, c)
 
 
 def remove_files(store: ContainerStore, c: Container) -> Path:
