@@ -209,6 +209,76 @@ def test_fluentd_request_ack_waits_for_each_ack_as_docker(
     assert {msgpack.decode(f)[0][2]["log"] for f in ours} == {"a"}
 
 
+def test_fluentd_max_retries_as_docker(ctl: Ctl, docker_host: str) -> None:
+    """fluent-logger-golang's write: a fluentd that drops each connection after an
+    event, unacknowledged, gets each event ``fluentd-max-retries`` times, each on a new
+    connection, and then the next one."""
+    got: list[list[str]] = []
+    for run in (lambda *a: docker(docker_host, *a).stdout, ctl.ok):
+        with socket.create_server(("127.0.0.1", 0)) as server:
+            seen: list[str] = []
+            thread = threading.Thread(target=_one_event_per_connection, args=(server, seen, 9), daemon=True)
+            thread.start()
+            opts = [f"fluentd-address=127.0.0.1:{server.getsockname()[1]}", "fluentd-request-ack=true",
+                    "fluentd-max-retries=3"]  # fmt: skip
+            flags = [f"--log-opt={o}" for o in opts]
+            run("run", "--rm", "--network", "none", "--log-driver", "fluentd", *flags,
+                "busybox", "sh", "-c", "echo a; echo b; echo c")  # fmt: skip
+            thread.join(30)
+        got.append(seen)
+    theirs, ours = got
+    assert ours == theirs == ["a"] * 3 + ["b"] * 3 + ["c"] * 3
+
+
+def _one_event_per_connection(server: socket.socket, seen: list[str], count: int) -> None:
+    """Accept ``count`` connections; read one event from each, then close it."""
+    for _ in range(count):
+        conn, _ = server.accept()
+        with conn:
+            buf = b""
+            while chunk := conn.recv(65536):
+                buf += chunk
+                try:
+                    event, _ = msgpack.decode(buf)
+                except ValueError:
+                    continue
+                seen.append(event[2]["log"])
+                break
+
+
+@pytest.mark.parametrize(
+    ("option", "error"),
+    [
+        ("fluentd-retry-wait=xyz", 'time: invalid duration "xyz"'),
+        ("fluentd-retry-wait=10", 'time: missing unit in duration "10"'),
+        ("fluentd-max-retries=-1", 'strconv.ParseUint: parsing "-1": invalid syntax'),
+        ("fluentd-buffer-limit=x", "invalid size: 'x'"),
+        ("fluentd-buffer-limit=1KB", ""),
+        ("fluentd-retry-wait=10ms", ""),
+    ],
+)
+def test_fluentd_retry_options_checked_as_docker(ctl: Ctl, docker_host: str, option: str, error: str) -> None:
+    args = [
+        "--log-driver",
+        "fluentd",
+        "--log-opt",
+        "fluentd-async=true",
+        "--log-opt",
+        option,
+        "busybox",
+        "true",
+    ]
+    theirs = docker(docker_host, "create", *args, check=False)
+    ours = ctl("create", *args)
+    if theirs.returncode == 0:
+        docker(docker_host, "rm", theirs.stdout.strip())
+    assert (ours.code, ours.err.strip().removeprefix("Error: ")) == (
+        theirs.returncode,
+        theirs.stderr.strip().removeprefix("Error response from daemon: "),
+    )
+    assert ours.err.strip() == (f"Error: {error}" if error else "")
+
+
 def test_fluentd_refused_connection_fails_the_start_as_docker(ctl: Ctl) -> None:
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))

@@ -10,11 +10,16 @@ a thread connects and sends, retrying, and the container never waits on fluentd.
 
 ``fluentd-request-ack`` (fluent-logger-golang's RequestAck): each event's option is
 ``{"chunk": ID}`` (base64 of the second, 8 bytes little-endian, then 8 random bytes)
-and the next event waits for fluentd's ``{"ack": ID}``; a wrong answer or a dropped
-connection sends the event again on a new connection (after ``fluentd-retry-wait``).
-A thread sends, so the monitor does not wait on fluentd; when the container ends the
-driver waits for the thread up to docker's 10 s (its loggerCloseTimeout), and what
-is not acknowledged by then is given up, as docker's "logs may be truncated".
+and the next event waits for fluentd's ``{"ack": ID}``.  A thread sends, so the
+monitor does not wait on fluentd; when the container ends the driver waits for the
+thread up to docker's 10 s (its loggerCloseTimeout), and what is not acknowledged by
+then is given up, as docker's "logs may be truncated".
+
+The thread sends an event as fluent-logger-golang's ``write``: up to
+``fluentd-max-retries`` attempts; a dropped connection or a wrong ack is tried again
+at once on a new connection, a refused connection after ``fluentd-retry-wait`` times
+int(1.5^(n-1)) (at most a minute); the event is given up after the last attempt.  At
+most ``fluentd-buffer-limit`` events wait for it; one more is dropped.
 """
 
 from __future__ import annotations
@@ -22,13 +27,16 @@ from __future__ import annotations
 import base64
 import os
 import queue
+import re
 import socket
 import threading
-import time
 
-from runtime.errors import SpecRefused, StartFailed
+from imagefmt.changes import parse_duration
+from imagefmt.errors import DockyardError
+from runtime.errors import BadSpec, SpecRefused, StartFailed
 from runtime.logs import msgpack
 from runtime.logs.drivers import TAG_OPTIONS, Driver, LogInfo, Message, check_keys, extra_attributes, tag
+from runtime.units import ram_in_bytes
 
 DEFAULT_PORT = 24224
 OPTIONS = (
@@ -36,6 +44,9 @@ OPTIONS = (
     "fluentd-retry-wait", "fluentd-max-retries", "fluentd-sub-second-precision", "fluentd-request-ack",
 )  # fmt: skip
 CLOSE_TIMEOUT = 10.0  # docker's loggerCloseTimeout: how long an exit waits for the log
+# docker's defaults (daemon/logger/fluentd): the retry wait, the attempts, the events kept
+RETRY_WAIT, MAX_RETRIES, BUFFER_LIMIT = 1.0, 2**31 - 1, 1 << 20
+MAX_RETRY_WAIT = 60.0  # fluent-logger-golang's defaultMaxRetryWait
 BOOLS = ("fluentd-async", "fluentd-async-connect", "fluentd-sub-second-precision", "fluentd-request-ack")
 
 
@@ -65,6 +76,31 @@ def validate(opts: dict[str, str]) -> None:
         if key in opts and opts[key].lower() not in ("true", "false", "1", "0", "t", "f", ""):
             raise SpecRefused(f'strconv.ParseBool: parsing "{opts[key]}": invalid syntax')
     parse_address(opts.get("fluentd-address", ""))
+    _options(opts)
+
+
+def _options(opts: dict[str, str]) -> tuple[float, int, int]:
+    """(retry wait in seconds, attempts, buffered events) from ``fluentd-retry-wait``
+    (a Go duration), ``fluentd-max-retries`` and ``fluentd-buffer-limit`` (a size),
+    docker's defaults for those not given.  Raises SpecRefused with docker's words."""
+    wait, retries, limit = RETRY_WAIT, MAX_RETRIES, BUFFER_LIMIT
+    if text := opts.get("fluentd-retry-wait", ""):
+        if re.fullmatch(r"[0-9.]+", text) and text != "0":
+            raise SpecRefused(f'time: missing unit in duration "{text}"')
+        try:
+            wait = parse_duration(text) / 1e9
+        except DockyardError:
+            raise SpecRefused(f'time: invalid duration "{text}"') from None
+    if text := opts.get("fluentd-max-retries", ""):
+        if not text.isdigit():
+            raise SpecRefused(f'strconv.ParseUint: parsing "{text}": invalid syntax')
+        retries = int(text)
+    if text := opts.get("fluentd-buffer-limit", ""):
+        try:
+            limit = ram_in_bytes(text)
+        except BadSpec:
+            raise SpecRefused(f"invalid size: '{text}'") from None
+    return wait, retries, limit
 
 
 def _true(value: str | None) -> bool:
@@ -80,14 +116,15 @@ class Fluentd:
         self.extra = extra_attributes(info)
         self.sub_second = _true(cfg.get("fluentd-sub-second-precision"))
         self.request_ack = _true(cfg.get("fluentd-request-ack"))
-        self.retry_wait = int(cfg.get("fluentd-retry-wait", "1000").removesuffix("ms") or 1000) / 1000
+        self.retry_wait, self.max_retries, limit = _options(cfg)
         self.sock: socket.socket | None = None
         self.closing = False
-        self.pending: queue.SimpleQueue[tuple[bytes, str] | None] | None = None
+        self.stop = threading.Event()  # set by close: cuts a retry wait short
+        self.pending: queue.Queue[tuple[bytes, str] | None] | None = None
         self.sender: threading.Thread | None = None
         self.in_flight: socket.socket | None = None  # the sender's socket while it waits for an ack
         if _true(cfg.get("fluentd-async")) or _true(cfg.get("fluentd-async-connect")) or self.request_ack:
-            self.pending = queue.SimpleQueue()
+            self.pending = queue.Queue(limit)
             self.sender = threading.Thread(target=self._send_loop, daemon=True)
             self.sender.start()
         else:
@@ -132,7 +169,10 @@ class Fluentd:
         chunk = _chunk_id(msg.timestamp // 1_000_000_000) if self.request_ack else ""
         data = self.frame(msg, chunk)
         if self.pending is not None:
-            self.pending.put((data, chunk))
+            try:
+                self.pending.put_nowait((data, chunk))
+            except queue.Full:  # docker: "Buffer full", the event is lost
+                pass
             return
         for _ in range(2):  # a dropped connection: connect again once, then give the line up
             try:
@@ -148,22 +188,29 @@ class Fluentd:
     def _send_loop(self) -> None:
         assert self.pending is not None
         while (item := self.pending.get()) is not None:
-            data, chunk = item
-            while not self.closing:
+            if not self.closing:
+                self._write(*item)
+
+    def _write(self, data: bytes, chunk: str) -> bool:
+        """fluent-logger-golang's write: whether the event went (and was acknowledged)."""
+        for attempt in range(self.max_retries):
+            if self.closing:
+                return False
+            if self.sock is None:
                 try:
-                    if self.sock is None:
-                        self.sock = self._connect()
-                    self.sock.sendall(data)
-                    if not chunk or self._acked(self.sock, chunk):
-                        break
-                    raise ConnectionError("fluentd answered another ack")
+                    self.sock = self._connect()
                 except OSError:
-                    if self.sock is not None:
-                        self.sock.close()
-                    self.sock = None
-                    if self.closing:
-                        return
-                    time.sleep(self.retry_wait)
+                    self.stop.wait(min(self.retry_wait * int(1.5 ** (attempt - 1)), MAX_RETRY_WAIT))
+                    continue
+            try:
+                self.sock.sendall(data)
+                if not chunk or self._acked(self.sock, chunk):
+                    return True
+                raise ConnectionError("fluentd answered another ack")
+            except OSError:  # again at once, on a new connection
+                self.sock.close()
+                self.sock = None
+        return False
 
     def _acked(self, sock: socket.socket, chunk: str) -> bool:
         """Read fluentd's answer: whether it is ``{"ack": chunk}``. OSError when the
@@ -194,6 +241,7 @@ class Fluentd:
             self.pending.put(None)
             self.sender.join(CLOSE_TIMEOUT if self.request_ack else 5)
             self.closing = True
+            self.stop.set()
             waiting = self.in_flight
             if waiting is not None:  # wake the wait for an ack: what is left is given up
                 try:
