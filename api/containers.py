@@ -26,7 +26,7 @@ from imagefmt.digest import Digest
 from imagefmt.reference import Reference
 from imagefmt.store import Store
 from runtime.container import attach as A
-from runtime.container import lifecycle, stats, transfer
+from runtime.container import lifecycle, links, stats, transfer
 from runtime.container.create import ImageInfo
 from runtime.container.create import create as create_container
 from runtime.container.launchspec import log_reader
@@ -296,8 +296,12 @@ def kill(req: Request) -> Reply:
     return _each(req, lambda s, c: lifecycle.kill(s, c, sig))
 
 
-@ROUTES("DELETE", "/containers/{id}")
+@ROUTES("DELETE", "/containers/{id*}")
 def remove(req: Request) -> Reply:
+    if req.flag("link"):  # docker rm --link: the id is a link's name, /PARENT/ALIAS
+        links.remove(ContainerStore(req.service.root), req.params["id"])
+        return Reply(None, 204)
+
     def do(cstore: ContainerStore, c: Container) -> None:
         lifecycle.remove(cstore, c, force=req.flag("force"), volumes=req.flag("v"))
         release_image(Catalog(req.service.root), c)

@@ -488,8 +488,14 @@ def test_links_through_the_api(svc: Service) -> None:
         ).stdout
         assert "dbalias" in out.splitlines()[0]
         assert "DBALIAS_ENV_SECRET=s" in out
+        # docker rm --link: DELETE /containers/PARENT/ALIAS?link=1 (a name with a "/")
+        svc.docker("run", "-d", "--name", "linking", "--link", "linked-db:db", "busybox", "sleep", "60")
+        assert svc.docker("rm", "--link", "/linking/db").stdout == "/linking/db\n"
+        r = svc.docker("rm", "--link", "/linking/db", check=False)
+        assert (r.returncode, r.stderr) == (1, "Error response from daemon: No such container: linking/db\n")
+        assert svc.docker("inspect", "-f", "{{json .HostConfig.Links}}", "linking").stdout == "null\n"
     finally:
-        svc.docker("rm", "-f", "linked-db")
+        svc.docker("rm", "-f", "linked-db", "linking", check=False)
 
 
 def test_build_pulls_its_base_with_the_clients_registry_credentials(svc: Service, tmp_path: Path) -> None:
