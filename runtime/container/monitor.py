@@ -406,11 +406,12 @@ class Monitor:
 
 
 def _link_env(store: ContainerStore, c: Container) -> tuple[str, ...]:
+    """A probe's link variables, from the record as it is now (a rename moves links)."""
     if not c.host_config.get("Links"):
         return ()
     from runtime.container import links
 
-    return links.env_of(store, c)
+    return links.env_of(store, store.load(c.id))
 
 
 def remove_files(store: ContainerStore, c: Container) -> Path:
