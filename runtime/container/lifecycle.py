@@ -16,7 +16,7 @@ from collections.abc import Callable
 from imagefmt.catalog import tree_size
 from runtime.container import attach as A
 from runtime.container import events, monitor
-from runtime.container.store import STOP_MARK, Container, ContainerStore, process_start_time, purge
+from runtime.container.store import LINKED_BY, STOP_MARK, Container, ContainerStore, process_start_time, purge
 from runtime.container.streams import Attach
 from runtime.errors import BadSpec, ContainerRunning, NameInUse, NotRunning, SpecRefused
 from runtime.fs import write_json
@@ -190,7 +190,7 @@ def rename(store: ContainerStore, c: Container, new: str) -> None:
         store.save_record(cur)
         store.release_name(old, cur.id)
         events.container(store.root, cur, "rename", oldName="/" + old)
-    if (cur.dir / "linked-by").is_dir():  # after letting go of its lock: no two held at once
+    if (cur.dir / LINKED_BY).is_dir():  # after letting go of its lock: no two held at once
         from runtime.container import links
 
         links.renamed_child(store, cur, old, new)

@@ -16,10 +16,8 @@ from pathlib import Path
 
 from imagefmt.errors import Conflict
 from imagefmt.records import NamedTuple
-from runtime.container.store import Container, ContainerStore
+from runtime.container.store import LINKED_BY, Container, ContainerStore
 from runtime.errors import BadSpec, NoSuchContainer, NotRunning, SpecRefused
-
-PARENTS = "linked-by"  # in a linked container's directory: an empty file per container linking to it
 
 
 class Linked(NamedTuple):
@@ -56,8 +54,8 @@ def record(
         except NoSuchContainer as err:
             raise SpecRefused(f"could not get container for {name}: {err}") from err
         out.append(f"/{child.name}:/{parent}/{alias}")
-        (child.dir / PARENTS).mkdir(exist_ok=True)
-        (child.dir / PARENTS / parent_id).touch()
+        (child.dir / LINKED_BY).mkdir(exist_ok=True)
+        (child.dir / LINKED_BY / parent_id).touch()
     return out
 
 
@@ -68,7 +66,7 @@ def forget(store: ContainerStore, parent: Container) -> None:
             child = store.get(link.partition(":")[0].lstrip("/"))
         except NoSuchContainer:
             continue
-        (child.dir / PARENTS / parent.id).unlink(missing_ok=True)
+        (child.dir / LINKED_BY / parent.id).unlink(missing_ok=True)
 
 
 def remove(store: ContainerStore, ref: str) -> None:
@@ -93,7 +91,7 @@ def remove(store: ContainerStore, ref: str) -> None:
         store.save_record(parent)
     for child_name in {item.partition(":")[0] for item in items} - {item.partition(":")[0] for item in kept}:
         try:
-            (store.get(child_name.lstrip("/")).dir / PARENTS / parent.id).unlink(missing_ok=True)
+            (store.get(child_name.lstrip("/")).dir / LINKED_BY / parent.id).unlink(missing_ok=True)
         except NoSuchContainer:
             continue
 
@@ -112,7 +110,7 @@ def renamed_parent(items: list[str], old: str, new: str) -> list[str]:
 def renamed_child(store: ContainerStore, child: Container, old: str, new: str) -> None:
     """``child`` was renamed from ``old`` to ``new``: the links to it, in the
     containers that link to it, name it by its new name."""
-    for parent_id in os.listdir(child.dir / PARENTS):
+    for parent_id in os.listdir(child.dir / LINKED_BY):
         try:
             with store.locked(store.load(parent_id)) as parent:
                 items = parent.host_config.get("Links") or []
@@ -133,7 +131,7 @@ def update_parents(store: ContainerStore, child: Container, address: str) -> Non
     link's alias (libnetwork's updateParentHosts with etchosts.Update's pattern: the
     alias after a tab, then a space or a dot, so alias ``db`` also moves ``db.x``)."""
     try:
-        ids = os.listdir(child.dir / PARENTS)
+        ids = os.listdir(child.dir / LINKED_BY)
     except FileNotFoundError:
         return
     for parent_id in ids:

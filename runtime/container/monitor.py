@@ -30,6 +30,7 @@ from runtime.container import events
 from runtime.container.hostconfig import limits_of
 from runtime.container.launchspec import log_driver, needs_wiring, spec_of, write_etc_files
 from runtime.container.store import (
+    LINKED_BY,
     STOP_MARK,
     Container,
     ContainerStore,
@@ -159,7 +160,7 @@ class Monitor:
             self.wiring.prepare()
             primary = self.wiring.primary
             on_bridge = [ep.address for ep, _, _ in self.wiring.endpoints if ep.network == "bridge"]
-            if on_bridge:
+            if on_bridge and (c.dir / LINKED_BY).is_dir():  # a container links to it
                 from runtime.container import links
 
                 links.update_parents(self.store, c, on_bridge[0])

@@ -44,6 +44,7 @@ def purge(path: Path) -> None:
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 STOP_MARK = "stopped-by-hand"  # in a container's dir: stop or kill came first, so no restart
+LINKED_BY = "linked-by"  # in a container's dir: an empty file per container linking to it (links.py)
 DOCKER_NS_DEFAULTS: tuple[tuple[str, Any], ...] = (
     ("LinkLocalIPv6Address", ""),
     ("LinkLocalIPv6PrefixLen", 0),
