@@ -323,8 +323,8 @@ def _health_shape(docs: list[dict[str, Any]], name: str, timed_out: bool = False
     than the probes' (with their attribute keys), the event before each
     ``health_status`` (a probe's exec_die and its code, or for a timed-out probe its
     exec_start), and the kinds of probe (each probe's actions, attribute keys and exit
-    code; the last one, which ``rm -f`` may cut short, left out, unless codes are not
-    compared).  A timed-out probe's
+    code; the last one, which ``rm -f`` may cut short, left out; without codes, those
+    that did not end).  A timed-out probe's
     probe (``timed_out``) is compared without its code and the event before its
     health_status: docker's depend on how, and how fast, the runtime ends it."""
     mine = [d for d in docs if d["Type"] == "container" and d["Actor"]["Attributes"].get("name") == name]
@@ -346,7 +346,8 @@ def _health_shape(docs: list[dict[str, Any]], name: str, timed_out: bool = False
         if d["Action"].startswith("exec_"):
             probes.setdefault(d["Actor"]["Attributes"]["execID"], []).append((d["Action"], keys(d), code(d)))
     groups = list(probes.values())
-    kinds = {tuple(p) for p in (groups if timed_out else groups[:-1])}
+    kept = [p for p in groups if p[-1][0] == "exec_die"] if timed_out else groups[:-1]
+    kinds = {tuple(p) for p in kept}
     return (main, before, sorted(kinds, key=str))
 
 
