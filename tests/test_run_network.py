@@ -350,6 +350,38 @@ def test_health_probe_gets_the_link_variables_as_docker(
     assert ours == theirs == (-1, "Cannot link to a non running container: /hlc AS /hlp/db")
 
 
+def test_link_on_a_user_network_as_docker(ctl: Ctl, bridged_docker_host: str, busybox_tar: Path) -> None:
+    """On a user network a link is only a name: the endpoint's Links as given, its alias
+    (and ALIAS.network) answered by the embedded DNS for the linking container alone, no
+    variables, no hosts entry, nothing checked at create."""
+    docker(bridged_docker_host, "import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox:latest")
+    outs = []
+    lookups = "for n in al2 al2.lnk; do nslookup -type=a $n 127.0.0.11; done"
+    script = f"env | grep -c AL2_; grep -c al2 /etc/hosts; {lookups}"
+
+    def on_docker(*args: str) -> str:
+        return docker(bridged_docker_host, *args, check=args[0] != "exec").stdout
+
+    for run in (on_docker, ctl.ok):
+        run("network", "create", "lnk")
+        run("run", "-d", "--name", "ulc", "--network", "lnk", "-e", "FOO=1", "busybox", "sleep", "100")
+        try:
+            run("run", "-d", "--name", "ulu", "--network", "lnk", "--link", "ulc", "--link", "/ulc:al2",
+                "--link", "nosuch:x", "busybox", "sleep", "100")  # fmt: skip
+            links = "{{json .HostConfig.Links}} {{json .NetworkSettings.Networks.lnk.Links}}"
+            got = [run("inspect", "-f", links, "ulu")]
+            address = run("inspect", "-f", "{{.NetworkSettings.Networks.lnk.IPAddress}}", "ulc").strip()
+            got.append(run("exec", "ulu", "sh", "-c", script).replace(address, "ADDR"))
+            outs.append(got)
+        finally:
+            run("rm", "-f", "ulu", "ulc")
+            run("network", "rm", "lnk")
+    theirs, ours = outs
+    assert ours == theirs
+    assert ours[0] == 'null ["ulc","/ulc:al2","nosuch:x"]\n'
+    assert "Name:\tal2\nAddress: ADDR\n" in ours[1] and "Name:\tal2.lnk\nAddress: ADDR\n" in ours[1]
+
+
 def test_link_to_a_container_that_does_not_run(ctl: Ctl) -> None:
     ctl.ok("create", "--name", "idle", "busybox", "true")
     r = ctl("run", "--rm", "--link", "idle", "busybox", "true")

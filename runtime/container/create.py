@@ -232,7 +232,7 @@ def create(store: ContainerStore, image: ImageInfo, opts: CreateOptions) -> Cont
         from runtime.container.names import random_name
 
         name = random_name(store)
-    link_docs = links.record(store, opts.links, name, cid, opts.network)
+    link_docs = _links(store, opts, networks, name, cid)
     store.reserve_name(name, cid)
     cdir = store.dir / cid
     vstore = None
@@ -500,6 +500,21 @@ def _attachments(root: Path, opts: CreateOptions) -> dict[str, dict[str, Any]]:
     if name == DEFAULT_NETWORK and opts.ip:
         raise BadSpec("user specified IP address is supported on user defined networks only")
     return {name: {"Aliases": list(opts.network_aliases), "IP": opts.ip}}
+
+
+def _links(
+    store: ContainerStore, opts: CreateOptions, networks: dict[str, dict[str, Any]], name: str, cid: str
+) -> list[str] | None:
+    """HostConfig.Links of ``--link`` on the default bridge (links.record); on a user
+    network, as docker's, the links go to its endpoint's Links as given (names its
+    DNS answers for this container alone), checked only when it starts."""
+    from runtime.network.bridge import DEFAULT_NETWORK
+
+    user_net = next((n for n in networks if n != DEFAULT_NETWORK), None)
+    if user_net and opts.links:
+        networks[user_net]["Links"] = list(opts.links)
+        return None
+    return links.record(store, opts.links, name, cid, opts.network)
 
 
 def _network_peer(store: ContainerStore, mode: str) -> str:

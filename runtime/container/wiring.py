@@ -42,6 +42,15 @@ def port_bindings(c: Container) -> list[PortBinding]:
     return out
 
 
+def _link_aliases(items: list[str] | None) -> dict[str, str]:
+    """``--link NAME[:ALIAS]`` on a user network: {alias: the linked container's name}."""
+    out = {}
+    for item in items or ():
+        target, _, alias = item.partition(":")
+        out[(alias or target).lstrip("/")] = target.lstrip("/")
+    return out
+
+
 class Wiring:
     def __init__(self, root: Path, c: Container) -> None:
         self.store = N.NetworkStore(root)
@@ -104,13 +113,19 @@ class Wiring:
         ``name.network``) on the user networks this container is on now; None
         when no container has that name."""
         found: list[str] = []
+        links = {net: _link_aliases(cfg.get("Links")) for net, cfg in attachments(self.c).items()}
         for doc in self.store.all():
             if self.c.id not in doc.get("Containers", {}) or doc["Name"] == N.DEFAULT_NETWORK:
                 continue
             net = doc["Name"]
+            # this container's --link ALIAS (or ALIAS.network) is the linked container's name
+            wanted = name
+            for alias, target in links.get(net, {}).items():
+                if name in (alias, f"{alias}.{net}"):
+                    wanted = target
             for cid, e in doc["Containers"].items():
                 names = {e["Name"], cid[:12], *e.get("Aliases", [])}
-                if name in names or name in {f"{n}.{net}" for n in names}:
+                if wanted in names or wanted in {f"{n}.{net}" for n in names}:
                     found.append(e["IPv4Address"].split("/")[0])
         return found or None
 
@@ -120,7 +135,7 @@ class Wiring:
         for ep, _, veth in self.endpoints:
             nets[ep.network] = {
                 "IPAMConfig": None,
-                "Links": None,
+                "Links": attachments(self.c).get(ep.network, {}).get("Links"),
                 "Aliases": list(ep.aliases) or None,
                 "NetworkID": ep.network_id,
                 "EndpointID": "",

@@ -101,7 +101,7 @@ def answer(query: bytes, lookup: Lookup) -> bytes | None:
         for addr in addresses:
             answers += struct.pack("!HHHIH", 0xC00C, TYPE_A, CLASS_IN, 600, 4) + socket.inet_aton(addr)
             count += 1
-    reply_flags = 0x8000 | 0x0400 | (flags & 0x0100) | 0x0080  # QR, AA, RD copied, RA
+    reply_flags = 0x8000 | (flags & 0x0100) | 0x0080  # QR, RD copied, RA (not AA: docker's resolver)
     return struct.pack("!HHHHHH", qid, reply_flags, 1, count, 0, 0) + question + answers
 
 
