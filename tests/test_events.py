@@ -459,3 +459,36 @@ def test_detached_exec_events_match_dockers(ctl: Ctl, docker_host: str, busybox_
     ]
     assert [code for code, _ in ours_codes] == [code for code, _ in theirs_codes] == [0, 0, 0, 1]
     assert "executable file not found in $PATH" in ours_codes[3][1]
+
+
+def _health_across_a_restart(r: Callable[..., str], name: str) -> list[tuple[str, int, bool]]:
+    """A container's State.Health when healthy, after a stop, and after a start again:
+    (status, failing streak, whether the log holds the first probe)."""
+    r("run", "-d", "--name", name, "--network", "none", "--health-cmd", "true", "--health-interval", "1s",
+      "busybox", "sleep", "100")  # fmt: skip
+
+    def health() -> dict[str, Any]:
+        return dict(json.loads(r("inspect", "-f", "{{json .State.Health}}", name)))
+
+    deadline = time.monotonic() + 60  # a guard against a hang, not a measure
+    while health()["Status"] != "healthy":
+        assert time.monotonic() < deadline, "never healthy"
+        time.sleep(0.2)
+    first = health()["Log"][0]
+    out = []
+    for step in ((), ("stop", "-t", "0", name), ("start", name)):
+        if step:
+            r(*step)
+        h = health()
+        out.append((h["Status"], h["FailingStreak"], h["Log"][0] == first))
+    r("rm", "-f", name)
+    return out
+
+
+def test_health_state_across_a_restart_as_docker(ctl: Ctl, docker_host: str, busybox_tar: Path) -> None:
+    """A stopped container's health is "unhealthy" (docker's CloseMonitorChannel); a start
+    makes it "starting" again with a zero streak, the log of the earlier run kept."""
+    docker(docker_host, "import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox:latest")
+    theirs = _health_across_a_restart(lambda *a: docker(docker_host, *a).stdout, f"hr{os.getpid()}")
+    ours = _health_across_a_restart(ctl.ok, f"hr{os.getpid()}")
+    assert ours == theirs == [("healthy", 0, True), ("unhealthy", 0, True), ("starting", 0, True)]

@@ -165,7 +165,12 @@ class Checker:
         self.deadline = 0.0
         self.began = ""
         self.buf = bytearray()
-        c.state["Health"] = {"Status": "starting", "FailingStreak": 0, "Log": []}
+        # docker's initHealthMonitor: starting again, the log of the runs before kept
+        c.state["Health"] = {
+            "Status": "starting",
+            "FailingStreak": 0,
+            "Log": (c.state.get("Health") or {}).get("Log") or [],
+        }
         save()
 
     def due(self) -> float:
@@ -232,12 +237,14 @@ class Checker:
         self._record(code, self.buf.decode(errors="replace"))
 
     def close(self) -> None:
-        """The container exited: stop a probe that still runs (its exec_die, as docker's)."""
+        """The container exited: stop a probe that still runs (its exec_die, as docker's);
+        the state is "unhealthy" then, as docker's CloseMonitorChannel leaves it (no event)."""
         if self.pid:
             _kill(self.pid)
             self._died(self.pid)
             self.pid = 0
         self._close_fds()
+        self.c.state["Health"]["Status"] = "unhealthy"
 
     def _died(self, pid: int) -> int:
         """Reap the probe's helper, record its exec_die; its exit code."""
