@@ -382,6 +382,37 @@ def test_link_on_a_user_network_as_docker(ctl: Ctl, bridged_docker_host: str, bu
     assert "Name:\tal2\nAddress: ADDR\n" in ours[1] and "Name:\tal2.lnk\nAddress: ADDR\n" in ours[1]
 
 
+def test_links_refused_with_host_or_container_networks_as_docker(
+    ctl: Ctl, bridged_docker_host: str, busybox_tar: Path
+) -> None:
+    docker(bridged_docker_host, "import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox:latest")
+    outs = []
+
+    def on_docker(*args: str) -> tuple[int, str]:
+        r = docker(bridged_docker_host, *args, check=False)
+        lines = r.stderr.replace("docker: Error response from daemon: ", "").splitlines()
+        return r.returncode, lines[0] if lines else ""
+
+    def on_ours(*args: str) -> tuple[int, str]:
+        r = ctl(*args)
+        return r.code, r.err.removeprefix("Error: ").strip()
+
+    for run in (on_docker, on_ours):
+        run("run", "-d", "--name", "lnc", "busybox", "sleep", "100")
+        try:
+            outs.append([run("run", "--rm", "--network", net, "--link", "lnc:x", "busybox", "true")
+                         for net in ("container:lnc", "host", "none")])  # fmt: skip
+        finally:
+            run("rm", "-f", "lnc")
+    theirs, ours = outs
+    assert ours == theirs
+    assert ours[0] == (
+        125,
+        "conflicting options: container type network can't be used with links. "
+        "This would result in undefined behavior",
+    )
+
+
 def test_link_to_a_container_that_does_not_run(ctl: Ctl) -> None:
     ctl.ok("create", "--name", "idle", "busybox", "true")
     r = ctl("run", "--rm", "--link", "idle", "busybox", "true")

@@ -44,8 +44,12 @@ def record(
     that does not exist, or links off the default bridge."""
     if not items:
         return None
-    if network == "host":
-        raise SpecRefused("conflicting options: host type networking can't be used with links")
+    kind = "host type networking" if network == "host" else ""
+    kind = "container type network" if network.startswith("container:") else kind
+    if kind:
+        raise SpecRefused(
+            f"conflicting options: {kind} can't be used with links. This would result in undefined behavior"
+        )
     out = []
     for item in items:
         name, alias = parse(item)
