@@ -108,6 +108,7 @@ def connect(req: Request) -> Reply:
     endpoints.connect(
         root, ContainerStore(root), NetworkStore(root), body.get("Container") or "", req.params["id"],
         tuple(cfg.get("Aliases") or ()), (cfg.get("IPAMConfig") or {}).get("IPv4Address") or "",
+        tuple(cfg.get("Links") or ()),
     )  # fmt: skip
     return Reply(None, 200)
 

@@ -128,6 +128,7 @@ HELP: dict[str, str] = {
     "volume prune --force": NO_PROMPT,
     # network, volume
     "network connect --alias": "Add network-scoped alias for the container",
+    "network connect --link": "Add link to another container",
     "network create --gateway": "IPv4 or IPv6 Gateway for the master subnet",
     "network create --internal": "Restrict external access to the network",
     "network create --ip-range": "Allocate container ip from a sub-range",

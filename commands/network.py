@@ -44,6 +44,7 @@ def _flags(sub: OnlyVerb) -> None:
         if verb == "connect":
             p.add_argument("--alias", action="append", default=[])
             p.add_argument("--ip", default="")
+            p.add_argument("--link", action="append", default=[])
         else:
             p.add_argument("-f", "--force", action="store_true")
         p.add_argument("network")
@@ -114,7 +115,9 @@ def cmd_network_inspect(args: argparse.Namespace) -> int:
 @VERBS.command("network connect")
 def cmd_network_connect(args: argparse.Namespace) -> int:
     cstore, nstore = ContainerStore(args.root), NetworkStore(args.root)
-    endpoints.connect(args.root, cstore, nstore, args.container, args.network, tuple(args.alias), args.ip)
+    endpoints.connect(
+        args.root, cstore, nstore, args.container, args.network, tuple(args.alias), args.ip, tuple(args.link)
+    )
     return 0
 
 

@@ -12,10 +12,11 @@ from runtime.network.bridge import NetworkStore, unplug
 
 def connect(
     root: Path, cstore: ContainerStore, nstore: NetworkStore, container: str, network: str,
-    aliases: tuple[str, ...] = (), ip: str = "",
+    aliases: tuple[str, ...] = (), ip: str = "", links: tuple[str, ...] = (),
 ) -> None:  # fmt: skip
     """``docker network connect``: a running container gets an interface now, any
-    container the network from its next start. Raises NotFound, Conflict."""
+    container the network from its next start; ``links`` (``--link NAME[:ALIAS]``)
+    are names the network's DNS answers for it. Raises NotFound, Conflict."""
     c = cstore.get(container)
     doc = nstore.get(network)
     if doc["Name"] in ("host", "none") or c.host_config.get("NetworkMode") in ("host", "none"):
@@ -26,12 +27,12 @@ def connect(
         nets = cur.private.setdefault("Networks", {})
         if doc["Name"] in nets:
             raise errors.Conflict(f"endpoint with name {cur.name} already exists in network {doc['Name']}")
+        nets[doc["Name"]] = {"Aliases": list(aliases), "IP": ip, **({"Links": list(links)} if links else {})}
         if cur.running:
             entry = plug(root, cur, doc["Name"], aliases, ip)
             live = cur.state.setdefault("Network", {}).setdefault("Networks", {})
             live[doc["Name"]] = entry
             cstore.save_state(cur)
-        nets[doc["Name"]] = {"Aliases": list(aliases), "IP": ip}
         cstore.save_record(cur)
 
 

@@ -382,6 +382,34 @@ def test_link_on_a_user_network_as_docker(ctl: Ctl, bridged_docker_host: str, bu
     assert "Name:\tal2\nAddress: ADDR\n" in ours[1] and "Name:\tal2.lnk\nAddress: ADDR\n" in ours[1]
 
 
+def test_network_connect_link_as_docker(ctl: Ctl, bridged_docker_host: str, busybox_tar: Path) -> None:
+    """``network connect --link NAME:ALIAS``: the endpoint's Links, and the alias answered
+    by the embedded DNS for the connected container (one already on a user network)."""
+    docker(bridged_docker_host, "import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox:latest")
+    outs = []
+
+    def on_docker(*args: str) -> str:
+        return docker(bridged_docker_host, *args).stdout
+
+    for run in (on_docker, ctl.ok):
+        run("network", "create", "cnl1")
+        run("network", "create", "cnl2")
+        run("run", "-d", "--name", "cnc", "--network", "cnl2", "busybox", "sleep", "100")
+        run("run", "-d", "--name", "cnu", "--network", "cnl1", "busybox", "sleep", "100")
+        try:
+            run("network", "connect", "--link", "cnc:al", "cnl2", "cnu")
+            links = run("inspect", "-f", "{{json .NetworkSettings.Networks.cnl2.Links}}", "cnu")
+            address = run("inspect", "-f", "{{.NetworkSettings.Networks.cnl2.IPAddress}}", "cnc").strip()
+            answer = run("exec", "cnu", "nslookup", "-type=a", "al", "127.0.0.11").replace(address, "ADDR")
+            outs.append((links, answer))
+        finally:
+            run("rm", "-f", "cnu", "cnc")
+            run("network", "rm", "cnl1", "cnl2")
+    theirs, ours = outs
+    assert ours == theirs
+    assert ours[0] == '["cnc:al"]\n' and "Name:\tal\nAddress: ADDR\n" in ours[1]
+
+
 def test_links_refused_with_host_or_container_networks_as_docker(
     ctl: Ctl, bridged_docker_host: str, busybox_tar: Path
 ) -> None:

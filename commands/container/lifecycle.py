@@ -40,7 +40,7 @@ def _flags(sub: OnlyVerb) -> None:
     for p in both(sub, "rm", aliases=("remove",)):
         p.add_argument("-f", "--force", action="store_true")
         p.add_argument("-v", "--volumes", action="store_true")
-        p.add_argument("-l", "--link", action="store_true", help="remove the specified link")
+        p.add_argument("-l", "--link", action="store_true")
         p.add_argument("containers", nargs="+")
     for p in both(sub, "wait"):
         p.add_argument("containers", nargs="+")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from imagefmt.records import TYPE_CHECKING
-from runtime.container.store import Container
+from runtime.container.store import Container, ContainerStore
 from runtime.network import bridge as N
 from runtime.network import proxy
 from runtime.network.ports import PortBinding
@@ -53,6 +53,7 @@ def _link_aliases(items: list[str] | None) -> dict[str, str]:
 
 class Wiring:
     def __init__(self, root: Path, c: Container) -> None:
+        self.root = root
         self.store = N.NetworkStore(root)
         self.c = c
         self.endpoints: list[tuple[N.Endpoint, str, str]] = []  # (endpoint, ifname, host veth)
@@ -113,7 +114,8 @@ class Wiring:
         ``name.network``) on the user networks this container is on now; None
         when no container has that name."""
         found: list[str] = []
-        links = {net: _link_aliases(cfg.get("Links")) for net, cfg in attachments(self.c).items()}
+        now = ContainerStore(self.root).load(self.c.id)  # network connect --link: links added since
+        links = {net: _link_aliases(cfg.get("Links")) for net, cfg in attachments(now).items()}
         for doc in self.store.all():
             if self.c.id not in doc.get("Containers", {}) or doc["Name"] == N.DEFAULT_NETWORK:
                 continue
