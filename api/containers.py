@@ -50,13 +50,13 @@ def _get(req: Request) -> tuple[ContainerStore, Container]:
     return cstore, cstore.get(req.params["id"])
 
 
-def summary(c: Container, now: float) -> dict[str, Any]:
+def summary(c: Container, now: float, cstore: ContainerStore) -> dict[str, Any]:
     """A container as ``GET /containers/json`` lists it."""
-    r = econtainers.row(c, now)
+    r = econtainers.row(c, now, cstore)
     nets = (c.network_settings().get("Networks")) or {}
     return {
         "Id": c.id,
-        "Names": [f"/{c.name}"],
+        "Names": [f"/{c.name}", *(f"/{n}" for n in r.link_names)],
         "Image": r.image,
         "ImageID": r.image_id,
         "Command": r.command,
@@ -84,9 +84,10 @@ def list_containers(req: Request) -> Reply:
     opts = econtainers.PsOptions(
         all=req.flag("all"), last=req.int_arg("limit", -1) or -1, filters=req.filter_list()
     )
-    cs = econtainers.list_containers(ContainerStore(req.service.root), opts)
+    cstore = ContainerStore(req.service.root)
+    cs = econtainers.list_containers(cstore, opts)
     now = time.time()
-    return Reply([summary(c, now) for c in cs])
+    return Reply([summary(c, now, cstore) for c in cs])
 
 
 @ROUTES("POST", "/containers/create")

@@ -140,7 +140,7 @@ def df(req: Request) -> Reply:
     sizes = edisk.container_sizes(store, cs)
     containers = []
     for c, (rw, virtual) in zip(cs, sizes, strict=True):
-        doc = summary(c, time.time())
+        doc = summary(c, time.time(), cstore)
         doc["SizeRw"], doc["SizeRootFs"] = rw, virtual
         containers.append(doc)
     vstore = VolumeStore(root)

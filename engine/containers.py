@@ -11,7 +11,7 @@ from engine.errors import FilterInvalid, FilterSyntax
 from engine.filters import label_match
 from imagefmt import errors
 from imagefmt.records import TYPE_CHECKING, NamedTuple
-from runtime.container.store import Container, ContainerStore, parse_time
+from runtime.container.store import LINKED_BY, Container, ContainerStore, parse_time
 
 if TYPE_CHECKING:
     from typing import Any
@@ -115,11 +115,18 @@ class ContainerRow(NamedTuple):
     mounts: list[str]  # volume names or bind sources
     network_mode: str
     local_volumes: int
+    link_names: list[str]  # PARENT/ALIAS of the links to it (docker's other Names)
 
 
-def row(c: Container, now: float) -> ContainerRow:
+def row(c: Container, now: float, store: ContainerStore | None = None) -> ContainerRow:
+    """A line of ``docker ps``; with ``store``, the names of the links to it too."""
     labels = c.config.get("Labels") or {}
     mounts = c.record.get("Mounts") or []
+    link_names: list[str] = []
+    if store is not None and (c.dir / LINKED_BY).is_dir():
+        from runtime.container import links
+
+        link_names = links.names_of(store, c)
     return ContainerRow(
         id=c.id,
         name=c.name,
@@ -134,6 +141,7 @@ def row(c: Container, now: float) -> ContainerRow:
         mounts=[m.get("Name") or m.get("Source", "") for m in mounts],
         network_mode=c.host_config.get("NetworkMode", ""),
         local_volumes=sum(1 for m in mounts if m.get("Type") == "volume"),
+        link_names=link_names,
     )
 
 

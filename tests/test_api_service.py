@@ -490,6 +490,8 @@ def test_links_through_the_api(svc: Service) -> None:
         assert "DBALIAS_ENV_SECRET=s" in out
         # docker rm --link: DELETE /containers/PARENT/ALIAS?link=1 (a name with a "/")
         svc.docker("run", "-d", "--name", "linking", "--link", "linked-db:db", "busybox", "sleep", "60")
+        names = svc.docker("ps", "--no-trunc", "--filter", "name=linked-db", "--format", "{{.Names}}").stdout
+        assert names == "linked-db,linking/db\n"  # the Names of GET /containers/json
         assert svc.docker("rm", "--link", "/linking/db").stdout == "/linking/db\n"
         r = svc.docker("rm", "--link", "/linking/db", check=False)
         assert (r.returncode, r.stderr) == (1, "Error response from daemon: No such container: linking/db\n")

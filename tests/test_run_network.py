@@ -382,6 +382,31 @@ def test_link_on_a_user_network_as_docker(ctl: Ctl, bridged_docker_host: str, bu
     assert "Name:\tal2\nAddress: ADDR\n" in ours[1] and "Name:\tal2.lnk\nAddress: ADDR\n" in ours[1]
 
 
+def test_ps_names_a_linked_container_by_its_links_as_docker(
+    ctl: Ctl, bridged_docker_host: str, busybox_tar: Path
+) -> None:
+    """docker's Names of a linked container: its own, then each link's PARENT/ALIAS
+    (sorted), which ``ps`` shows with ``--no-trunc``."""
+    docker(bridged_docker_host, "import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox:latest")
+    outs = []
+
+    def on_docker(*args: str) -> str:
+        return docker(bridged_docker_host, *args).stdout
+
+    for run in (on_docker, ctl.ok):
+        run("run", "-d", "--name", "pnc", "busybox", "sleep", "100")
+        run("run", "-d", "--name", "pnq", "--link", "pnc:zz", "busybox", "sleep", "100")
+        run("run", "-d", "--name", "pnp", "--link", "pnc:db", "--link", "pnc:db2", "busybox", "sleep", "100")
+        try:
+            outs.append([run("ps", *flags, "--filter", "name=pn", "--format", "{{.Names}}")
+                         for flags in ((), ("--no-trunc",))])  # fmt: skip
+        finally:
+            run("rm", "-f", "pnp", "pnq", "pnc")
+    theirs, ours = outs
+    assert ours == theirs
+    assert "pnc,pnp/db,pnp/db2,pnq/zz\n" in ours[1] and "pnc\n" in ours[0]
+
+
 def test_network_connect_link_as_docker(ctl: Ctl, bridged_docker_host: str, busybox_tar: Path) -> None:
     """``network connect --link NAME:ALIAS``: the endpoint's Links, and the alias answered
     by the embedded DNS for the connected container (one already on a user network)."""

@@ -51,14 +51,15 @@ def _flags(sub: OnlyVerb) -> None:
 def cmd_ps(args: argparse.Namespace) -> int:
     now = time.time()
     opts = PsOptions(all=args.all, latest=args.latest, last=args.last, filters=tuple(args.filter))
-    cs = containers.list_containers(ContainerStore(args.root), opts)
+    cstore = ContainerStore(args.root)
+    cs = containers.list_containers(cstore, opts)
     if args.quiet:
         if args.format:
             print(IGNORING_FORMAT, file=sys.stderr)
         for c in cs:
             print(c.short_id if not args.no_trunc else c.id)
         return 0
-    rows = [_ps_row(containers.row(c, now), not args.no_trunc, now) for c in cs]
+    rows = [_ps_row(containers.row(c, now, cstore), not args.no_trunc, now) for c in cs]
     if args.size:
         # the image store (manifests, dataclasses) and engine.disk: only for -s, off ps's usual path
         from engine.disk import container_sizes
@@ -96,7 +97,8 @@ def _ps_row(r: ContainerRow, trunc: bool, now: float) -> dict[str, str]:
         "State": r.state,
         "Status": r.status,
         "Size": "0B",
-        "Names": r.name,
+        # docker's Names: its own, then (untruncated) the links' PARENT/ALIAS names
+        "Names": ",".join([r.name] if trunc else [r.name, *r.link_names]),
         "Labels": ",".join(f"{k}={v}" for k, v in r.labels.items()),
         "Mounts": ",".join(_ellipsis(m, 15) if trunc else m for m in r.mounts),
         "Networks": r.network_mode,

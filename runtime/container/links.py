@@ -100,6 +100,27 @@ def remove(store: ContainerStore, ref: str) -> None:
             continue
 
 
+def names_of(store: ContainerStore, c: Container) -> list[str]:
+    """The link names by which containers name ``c`` (``PARENT/ALIAS``, sorted), which
+    docker lists among its Names after its own."""
+    try:
+        ids = os.listdir(c.dir / LINKED_BY)
+    except FileNotFoundError:
+        return []
+    out = []
+    for parent_id in ids:
+        try:
+            parent = store.load(parent_id)
+        except NoSuchContainer:
+            continue
+        out += [
+            path.lstrip("/")
+            for child, _, path in (item.partition(":") for item in parent.host_config.get("Links") or [])
+            if child == f"/{c.name}"
+        ]
+    return sorted(out)
+
+
 def renamed_parent(items: list[str], old: str, new: str) -> list[str]:
     """HostConfig.Links of a container renamed from ``old`` to ``new``: each link's
     path under its new name (docker's link graph follows a rename)."""
