@@ -26,7 +26,7 @@ from imagefmt.digest import Digest
 from imagefmt.reference import Reference
 from imagefmt.store import Store
 from runtime.container import attach as A
-from runtime.container import lifecycle, links, stats, transfer
+from runtime.container import events, lifecycle, links, stats, transfer
 from runtime.container.create import ImageInfo
 from runtime.container.create import create as create_container
 from runtime.container.launchspec import log_reader
@@ -282,11 +282,17 @@ def restart(req: Request) -> Reply:
     t = req.int_arg("t")
 
     def do(cstore: ContainerStore, c: Container) -> None:
-        if c.running:
-            lifecycle.stop(cstore, c, t)
-        got = lifecycle.start(cstore, cstore.load(c.id))
+        try:
+            if c.running:
+                lifecycle.stop(cstore, c, t)
+            got = lifecycle.start(cstore, cstore.load(c.id))
+        except errors.DockyardError as exc:  # docker's words, the name as given
+            exc.message = f"Cannot restart container {req.params['id']}: {exc.message}"
+            exc.args = (exc.message,)
+            raise
         if got is not None:
             runs(req.service).watch(c.id, got[0], got[1])
+        events.container(cstore.root, c, "restart")
 
     return _each(req, do)
 

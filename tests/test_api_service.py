@@ -472,6 +472,35 @@ def test_import_and_commit_through_the_api(svc: Service, busybox_tar: Path) -> N
     svc.docker("rmi", "imp:2", "imp:1")
 
 
+def test_restart_through_the_api_as_docker(svc: Service, docker_host: str, busybox_tar: Path) -> None:
+    """POST /containers/{id}/restart records docker's events (its "restart" last)."""
+    from tests.conftest import docker
+
+    docker(docker_host, "import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox:latest")
+    got = []
+    for run in (lambda *a: docker(docker_host, *a), svc.docker):
+        since = f"{time.time():.9f}"
+        run("run", "-d", "--name", "rsa", "--network", "none", "busybox", "sleep", "100")
+        run("restart", "-t", "0", "rsa")
+        run("rm", "-f", "rsa")
+        until = f"{time.time():.9f}"
+        out = run(
+            "events",
+            "--since",
+            since,
+            "--until",
+            until,
+            "--filter",
+            "container=rsa",
+            "--format",
+            "{{.Action}}",
+        )
+        got.append(out.stdout.split())
+    theirs, ours = got
+    assert ours == theirs
+    assert ours[ours.index("stop") :][:3] == ["stop", "start", "restart"]
+
+
 def test_links_through_the_api(svc: Service) -> None:
     """HostConfig.Links as the docker CLI sends ``--link``: the /etc/hosts entry and the env."""
     svc.docker("run", "-d", "--name", "linked-db", "-e", "SECRET=s", "busybox", "sleep", "60")

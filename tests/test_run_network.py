@@ -407,6 +407,42 @@ def test_ps_names_a_linked_container_by_its_links_as_docker(
     assert "pnc,pnp/db,pnp/db2,pnq/zz\n" in ours[1] and "pnc\n" in ours[0]
 
 
+def test_linked_container_removed_as_docker(ctl: Ctl, bridged_docker_host: str, busybox_tar: Path) -> None:
+    """A linked container removed: the link stays in HostConfig.Links and the linking
+    container cannot start again, in docker's words (restart's "Cannot restart
+    container NAME:" first)."""
+    docker(bridged_docker_host, "import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox:latest")
+    outs = []
+
+    def on_docker(*args: str) -> tuple[int, str]:
+        r = docker(bridged_docker_host, *args, check=False)
+        lines = r.stderr.replace("Error response from daemon: ", "").splitlines()
+        return r.returncode, r.stdout + (lines[0] if lines else "")
+
+    def on_ours(*args: str) -> tuple[int, str]:
+        r = ctl(*args)
+        return r.code, r.out + r.err.removeprefix("Error: ").strip()
+
+    for run in (on_docker, on_ours):
+        run("run", "-d", "--name", "rmc", "busybox", "sleep", "100")
+        run("run", "-d", "--name", "rmp", "--link", "rmc:db", "busybox", "sleep", "100")
+        try:
+            run("rm", "-f", "rmc")
+            got = [
+                run("inspect", "-f", "{{json .HostConfig.Links}}", "rmp"),
+                run("restart", "-t", "0", "rmp"),
+            ]
+            outs.append([*got, run("start", "rmp")[0]])
+        finally:
+            run("rm", "-f", "rmp")
+    theirs, ours = outs
+    assert ours == theirs
+    assert ours[1] == (
+        1,
+        "Cannot restart container rmp: Cannot link to a non running container: /rmc AS /rmp/db",
+    )
+
+
 def test_network_connect_link_as_docker(ctl: Ctl, bridged_docker_host: str, busybox_tar: Path) -> None:
     """``network connect --link NAME:ALIAS``: the endpoint's Links, and the alias answered
     by the embedded DNS for the connected container (one already on a user network)."""

@@ -149,7 +149,9 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 @VERBS.command("restart", "container restart")
 def cmd_restart(args: argparse.Namespace) -> int:
-    return each(args.root, args.containers, lambda s, c: lifecycle.restart(s, c, args.time))
+    return each_ref(
+        args.root, args.containers, lambda s, ref: lifecycle.restart(s, s.get(ref), args.time, ref)
+    )
 
 
 @VERBS.command("kill", "container kill")

@@ -14,6 +14,7 @@ import signal
 from collections.abc import Callable
 
 from imagefmt.catalog import tree_size
+from imagefmt.errors import DockyardError
 from runtime.container import attach as A
 from runtime.container import events, monitor
 from runtime.container.store import LINKED_BY, STOP_MARK, Container, ContainerStore, process_start_time, purge
@@ -228,9 +229,16 @@ def prune(store: ContainerStore, select: Callable[[Container], bool] | None = No
     return removed, freed
 
 
-def restart(store: ContainerStore, c: Container, timeout: int | None = None) -> None:
-    stop(store, c, timeout)
-    got = start(store, store.load(c.id))
+def restart(store: ContainerStore, c: Container, timeout: int | None = None, given: str = "") -> None:
+    """``docker restart``: stop, start. A failure is docker's "Cannot restart container
+    NAME: …", NAME as the user gave it (``given``)."""
+    try:
+        stop(store, c, timeout)
+        got = start(store, store.load(c.id))
+    except DockyardError as exc:
+        exc.message = f"Cannot restart container {given or c.name}: {exc.message}"
+        exc.args = (exc.message,)
+        raise
     if got is not None:
         got[0].close()
     events.container(store.root, c, "restart")

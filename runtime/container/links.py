@@ -192,7 +192,10 @@ def resolve(store: ContainerStore, c: Container) -> list[Linked]:
     out = []
     for link in c.host_config.get("Links") or []:
         child_path, _, link_name = link.partition(":")
-        child = store.get(child_path.lstrip("/"))
+        try:
+            child = store.get(child_path.lstrip("/"))
+        except NoSuchContainer:  # removed since: docker's words are the same
+            raise NotRunning(f"Cannot link to a non running container: {child_path} AS {link_name}") from None
         nets = (child.state.get("Network") or {}).get("Networks") or {}
         address = (nets.get("bridge") or {}).get("IPAddress", "")
         if not child.running or not address:
