@@ -392,9 +392,15 @@ def test_manifest_over_the_limit_is_413_before_its_body(plain: Server) -> None:
         f"PUT /v2/hard/big/manifests/latest HTTP/1.1\r\nHost: {plain.host}\r\n"
         f"Content-Type: {OCI_MANIFEST}\r\nContent-Length: {100 << 20}\r\n\r\n"
     )
-    status, _, reply = exchange(plain, head.encode())
-    assert status == 413
-    assert oci_error(reply)["code"] == "SIZE_INVALID"
+    with connect(plain) as sock:
+        sock.sendall(head.encode())
+        resp = http.client.HTTPResponse(sock)
+        resp.begin()
+        assert resp.status == 413
+        assert oci_error(resp.read())["code"] == "SIZE_INVALID"
+        assert resp.getheader("Connection") == "close"  # the body is not read: the connection ends
+        resp.close()
+        assert sock.recv(1024) == b""
 
 
 def test_manifest_body_that_never_comes_is_400_after_the_body_timeout(tight: Server) -> None:
@@ -462,6 +468,56 @@ def test_a_tls_client_on_the_plain_port_is_refused_at_once(peers: dict[str, Peer
         with socket.create_connection((host, int(port)), timeout=5) as raw:
             with pytest.raises(ssl.SSLError):  # not socket.timeout: an answer came back within 5 s
                 ctx.wrap_socket(raw, server_hostname=host)
+
+
+@pytest.fixture(scope="module")
+def tls_tight(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Path]]:
+    """Our registry over TLS with a 2 s header timeout, and its CA certificate."""
+    from cli import main as cli_main
+
+    base = tmp_path_factory.mktemp("hard-tls")
+    assert cli_main(["registry", "gen-certs", str(base / "certs"), "--host", "127.0.0.1"]) == 0
+    config = base / "config.json"
+    config.write_text(json.dumps({"header_timeout": 2}))
+    certs = base / "certs"
+    tls = ["--tls-cert", str(certs / "server/server.crt"), "--tls-key", str(certs / "server/server.key")]
+    ca = certs / "ca/ca.crt"
+    server = start_ours(base / "root", "--config", str(config), *tls, scheme="https", verify=str(ca))
+    yield server, ca
+    server.stop()
+
+
+def test_slow_tls_clients_do_not_starve_the_others(tls_tight: tuple[Server, Path]) -> None:
+    """Over TLS too: 40 connections that never start their handshake, 20 that stop
+    halfway through their ClientHello and 20 that finish the handshake then trickle
+    their head, more than the 2 x 16 threads: an https client is still answered, and
+    the stalled ones are dropped after the header timeout."""
+    import ssl
+
+    server, ca = tls_tight
+    host, port = server.host.rsplit(":", 1)
+    ctx = ssl.create_default_context(cafile=str(ca))
+    idle = [connect(server) for _ in range(40)]
+    halfway = [connect(server) for _ in range(20)]
+    for sock in halfway:
+        hello = ssl.MemoryBIO()
+        client = ctx.wrap_bio(ssl.MemoryBIO(), hello, server_hostname=host)
+        with contextlib.suppress(ssl.SSLWantReadError):
+            client.do_handshake()
+        sock.sendall(hello.read()[:40])
+    trickling = [ctx.wrap_socket(connect(server), server_hostname=host) for _ in range(20)]
+    for sock in trickling:
+        sock.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n")
+    try:
+        for _ in range(3):
+            assert requests.get(f"{server.url}/v2/", verify=str(ca), timeout=30).status_code == 200
+        for sock in [*idle, *halfway]:
+            assert sock.recv(1024) == b""  # dropped (bounded by connect()'s 30 s)
+        for tls in trickling:
+            assert tls.recv(1024) == b""
+    finally:
+        for sock in [*idle, *halfway, *trickling]:
+            sock.close()
 
 
 # ------------------------------------------------------------- 7. disk full ---

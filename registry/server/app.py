@@ -127,31 +127,36 @@ def _api_version(resp: Response) -> Response:
 DRAIN_LIMIT = 16 << 20
 
 
-def _drain_body(status: int) -> None:
-    """Read what is left of a refused request's body (up to DRAIN_LIMIT).
+def _drain_body(status: int) -> bool:
+    """Read what is left of a refused request's body (up to DRAIN_LIMIT); whether
+    the connection can serve another request.
 
     gunicorn drains only 64 KiB of an unread body before it drops the
     connection, after a reply that said keep-alive; a client reusing it (a PUT
-    after a 416 PATCH) would fail.  Past the limit we let gunicorn close.  A body
-    refused for its size (413), or announced bigger than the limit, is not read
-    at all: the reply goes out at once, even if the body never comes."""
-    if request.method not in ("PUT", "PATCH", "POST") or status == 413:
-        return
-    if request.content_length is not None and request.content_length > DRAIN_LIMIT:
-        return
+    after a 416 PATCH) would fail.  A body refused for its size (413), or
+    announced bigger than the limit, is not read at all: the reply goes out at
+    once, even if the body never comes, and says ``Connection: close`` (as
+    distribution's, whose Go server closes after a handler left a big body unread)."""
+    if request.method not in ("PUT", "PATCH", "POST"):
+        return True
+    if status == 413 or (request.content_length is not None and request.content_length > DRAIN_LIMIT):
+        return False
     left = DRAIN_LIMIT
     try:
         while left > 0 and (chunk := request.stream.read(min(CHUNK, left))):
             left -= len(chunk)
     except (OSError, DockyardError):  # the client went away or stalled: nothing to keep alive
-        return
+        return False
+    return left > 0
 
 
 def render_error(exc: DockyardError) -> Response:
     status = protocol.status_for(exc)
-    _drain_body(status)
+    reusable = _drain_body(status)
     resp = jsonify(protocol.error_body(exc))
     resp.status_code = status
+    if not reusable:
+        resp.headers["Connection"] = "close"
     if isinstance(exc, ChallengeRequired):
         resp.headers["WWW-Authenticate"] = str(_with_realm(exc))
     return resp

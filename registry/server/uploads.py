@@ -50,6 +50,7 @@ from registry.server.storage.driver import FileWriter, PathNotFound
 from registry.server.storage.store import CHUNK, Storage, copy_hashing
 
 _POOL = ThreadPoolExecutor(16, thread_name_prefix="upload")  # a session's independent storage calls
+_LOCKING = ThreadPoolExecutor(32, thread_name_prefix="push-lock")  # waits out a GC's sweep: not in _POOL
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
@@ -293,7 +294,7 @@ def _meanwhile(lock: contextlib.AbstractContextManager[None]) -> Iterator[Future
     """Take ``lock`` from the pool while the caller goes on (the push lock is taken
     while the session's lock and state are read); wait on the future before relying
     on it.  Released on the way out, once taken."""
-    taking = _POOL.submit(lock.__enter__)
+    taking = _LOCKING.submit(lock.__enter__)
     try:
         yield taking
     finally:

@@ -6,10 +6,10 @@ clients trickling their headers hold every thread of a 2 x 16 server and the
 next ``docker pull`` waits.  :class:`RegistryWorker` reads request heads in its
 event loop instead (non-blocking, any number of connections), and a thread gets
 a connection only once the head has arrived; a head not whole within
-``header_timeout`` seconds is dropped.  Over TLS the handshake is blocking, so
-there gunicorn's own behaviour stays: a thread takes a connection once its first
-byte arrives and reads the handshake and head (not bounded yet: a TLS slowloris
-can still hold threads).
+``header_timeout`` seconds is dropped.  Over TLS the handshake is done there too,
+a step at a time, within the same ``header_timeout``, and the first head after
+it; the heads of the later requests of a kept-alive TLS connection are read by
+its thread, as gunicorn does.
 
 :func:`guard` wraps the app: a request body that fails to parse (a bad chunk
 size, a missing terminator) or stalls for ``body_timeout`` seconds is a 400 with
@@ -23,13 +23,16 @@ from __future__ import annotations
 import errno
 import io
 import json
+import selectors
 import socket
+import ssl
 import time
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from typing import Any
 
-from gunicorn import util
+from gunicorn import http, util
+from gunicorn import sock as gsock
 from gunicorn.http.errors import ParseException
 from gunicorn.workers.gthread import _DEFER, TConn, ThreadWorker
 
@@ -76,6 +79,9 @@ class RegistryWorker(ThreadWorker):  # type: ignore[misc]
     def init_process(self) -> None:
         self.heading: dict[TConn, float] = {}  # connections reading a head -> their deadline
         util.write_error = write_oci_error  # gunicorn's own 400/414/431 replies (this process only)
+        self.tls = (
+            gsock.ssl_context(self.cfg) if self.cfg.is_ssl else None
+        )  # one context, not one a connection
         super().init_process()
 
     def accept(self, listener: socket.socket) -> None:
@@ -87,11 +93,51 @@ class RegistryWorker(ThreadWorker):  # type: ignore[misc]
             return
         self.nr_conns += 1
         conn = TConn(self.cfg, client, addr, listener.getsockname())  # non-blocking
-        if self.cfg.is_ssl:  # the handshake is blocking: a thread does it (and reads the head)
-            self.enqueue_req(conn)
+        if self.tls is not None:
+            self._await_handshake(conn)
             return
         conn.init()  # the HTTP/1 parser; nothing is read yet
         self._await_head(conn)
+
+    def _await_handshake(self, conn: TConn) -> None:
+        """Do the TLS handshake here, a step each time the client sends (bounded by
+        ``header_timeout`` as a head is), then read the head here too."""
+        assert self.tls is not None
+        conn.sock = self.tls.wrap_socket(
+            conn.sock,
+            server_side=True,
+            do_handshake_on_connect=False,
+            suppress_ragged_eofs=self.cfg.suppress_ragged_eofs,
+        )
+        conn.sock.setblocking(False)
+        self.heading[conn] = time.monotonic() + self.header_timeout
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_handshake_bytes, conn))
+
+    def _on_handshake_bytes(self, conn: TConn, client: socket.socket) -> None:
+        try:
+            conn.sock.do_handshake()
+        except ssl.SSLWantReadError:
+            self.poller.modify(conn.sock, selectors.EVENT_READ, partial(self._on_handshake_bytes, conn))
+            return
+        except ssl.SSLWantWriteError:
+            self.poller.modify(conn.sock, selectors.EVENT_WRITE, partial(self._on_handshake_bytes, conn))
+            return
+        except OSError:  # not TLS, a refused certificate, a reset
+            self._drop_heading(conn)
+            return
+        self.poller.unregister(conn.sock)
+        del self.heading[conn]
+        conn.initialized = True
+        if gsock.is_http2_negotiated(conn.sock):  # as TConn.init
+            conn.is_http2 = True
+            conn.parser = http.get_parser(self.cfg, conn.sock, conn.client, http2_connection=True)
+            conn.parser.initiate_connection()
+            conn.sock.setblocking(True)
+            self.enqueue_req(conn)
+            return
+        conn.parser = http.get_parser(self.cfg, conn.sock, conn.client)
+        self._await_head(conn)
+        self._on_head_bytes(conn, conn.sock)  # the request may have come with the handshake's end
 
     def on_client_socket_readable(self, conn: TConn, client: socket.socket) -> None:
         """A kept-alive connection has its next request coming: read its head here too."""
@@ -130,7 +176,9 @@ class RegistryWorker(ThreadWorker):  # type: ignore[misc]
     def _on_head_bytes(self, conn: TConn, client: socket.socket) -> None:
         try:
             data = conn.sock.recv(HEAD_READ)
-        except (BlockingIOError, InterruptedError):
+            while isinstance(conn.sock, ssl.SSLSocket) and conn.sock.pending() and len(data) < HEAD_READ:
+                data += conn.sock.recv(HEAD_READ)  # records decrypted already: no event will tell
+        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
             return
         except OSError:
             data = b""
@@ -219,13 +267,22 @@ App = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 def guard(app: App, body_timeout: float) -> App:
     """The WSGI ``app`` with its request body guarded (see the module docstring):
-    every read and write of the connection waits ``body_timeout`` s at most."""
+    every read and write of the connection waits ``body_timeout`` s at most.  A
+    reply with ``Connection: close`` (a hop-by-hop header, which gunicorn drops)
+    makes gunicorn close the connection after it, and say so."""
 
     def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         sock = environ.get("gunicorn.socket")
         if sock is not None:
             sock.settimeout(body_timeout)  # gunicorn resets it to blocking for the next request
         environ["wsgi.input"] = _GuardedInput(environ["wsgi.input"], body_timeout)
-        return app(environ, start_response)
+
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            closing = any(k.lower() == "connection" and v.lower() == "close" for k, v in headers)
+            if closing and hasattr(getattr(start_response, "__self__", None), "must_close"):
+                start_response.__self__.must_close = True  # type: ignore[attr-defined]
+            return start_response(status, headers, exc_info)
+
+        return app(environ, start)
 
     return guarded
