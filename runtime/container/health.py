@@ -45,6 +45,15 @@ class Probe(NamedTuple):
     retries: int
 
 
+def reset(c: Any) -> None:
+    """docker's initHealthMonitor: starting again, the log of the runs before kept."""
+    c.state["Health"] = {
+        "Status": "starting",
+        "FailingStreak": 0,
+        "Log": (c.state.get("Health") or {}).get("Log") or [],
+    }
+
+
 def probe_of(config: dict[str, Any]) -> Probe | None:
     """The check a container's Config.Healthcheck asks for; None for none (or NONE)."""
     hc = config.get("Healthcheck") or {}
@@ -165,12 +174,7 @@ class Checker:
         self.deadline = 0.0
         self.began = ""
         self.buf = bytearray()
-        # docker's initHealthMonitor: starting again, the log of the runs before kept
-        c.state["Health"] = {
-            "Status": "starting",
-            "FailingStreak": 0,
-            "Log": (c.state.get("Health") or {}).get("Log") or [],
-        }
+        reset(c)
         save()
 
     def due(self) -> float:

@@ -195,6 +195,11 @@ class Monitor:
             MonitorStart=process_start_time(os.getpid()),
             Network=self.wiring.settings() if self.wiring else {},
         )
+        if c.config.get("Healthcheck"):  # "(health: starting)" from the first look, as docker's
+            from runtime.container import health
+
+            if health.probe_of(c.config) is not None:
+                health.reset(c)
         self.store.save_state(c)
         self._volume_events("mount")
         events.container(self.store.root, c, "start")
