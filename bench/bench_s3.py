@@ -276,6 +276,9 @@ def main() -> int:
     finally:
         for s in servers:
             s.stop()
+        for kind, prefix in PREFIXES.items():
+            if kind.endswith("-s3"):
+                ceph.empty(prefix + "/")
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(scratch, ignore_errors=True)
     print(report(results))

@@ -287,6 +287,20 @@ class Ceph:
             verify=False,
         )
 
+    def empty(self, prefix: str) -> None:
+        """Delete every object and multipart upload under ``prefix`` (a benchmark's own):
+        the OSD of scripts/start-s3.sh holds 20 GiB, and refuses every write once full."""
+        client = self.client()
+        for page in client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=self.bucket, Prefix=prefix
+        ):
+            for up in page.get("Uploads") or ():
+                client.abort_multipart_upload(Bucket=self.bucket, Key=up["Key"], UploadId=up["UploadId"])
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            keys = [{"Key": o["Key"]} for o in page.get("Contents") or ()]
+            if keys:
+                client.delete_objects(Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True})
+
     def distribution_s3(self, bucket: str, prefix: str) -> dict[str, Any]:
         """distribution's ``storage.s3`` section for ``bucket`` (which must exist) under ``prefix``."""
         return {
