@@ -17,6 +17,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, BinaryIO, Protocol
 
@@ -58,6 +59,9 @@ def copy_hashing(src: IO[bytes], dst: _Sink, hasher: _Hasher, limit: int | None 
         dst.write(chunk)
         n += len(chunk)
     return n
+
+
+_LOOKUPS = ThreadPoolExecutor(16, thread_name_prefix="lookup")  # a request's independent reads
 
 
 class Storage:
@@ -174,14 +178,19 @@ class Storage:
     def linked_blob_size(self, name: str, digest: Digest) -> int:
         """The size of a blob ``name`` may serve (a layer, config or manifest); BlobUnknown.
 
-        The blob first: a blob being pushed is unknown to the whole store, and one
-        look says so."""
+        The blob and the repository's link are looked up at once (on S3 a round trip
+        each: a pull's blob GET waits for one)."""
         unknown = BlobUnknown(f"blob {digest} unknown to repository {name}", {"digest": str(digest)})
+        linked = _LOOKUPS.submit(
+            self._exists, paths.layer_link(name, digest)
+        )  # at once: a round trip each on S3
         try:
             size = self.blob_size(digest)
         except BlobUnknown:
             raise unknown from None
-        if not (self._exists(paths.layer_link(name, digest)) or self._exists(paths.revision(name, digest))):
+        finally:
+            is_linked = linked.result()
+        if not (is_linked or self._exists(paths.revision(name, digest))):
             raise unknown
         return size
 
