@@ -47,24 +47,11 @@ GC_BLOBS = 1000
 PREFIXES: dict[str, str] = {}  # server kind: its prefix in the bucket
 
 
-def s3_flags(ceph: Ceph, prefix: str) -> list[str]:
-    return [
-        "--storage=s3",
-        f"--s3-endpoint={ceph.endpoint}",
-        f"--s3-region={ceph.region}",
-        f"--s3-bucket={ceph.bucket}",
-        f"--s3-prefix={prefix}",
-        f"--s3-access-key={ceph.access_key}",
-        f"--s3-secret-key={ceph.secret_key}",
-        "--upload-secret=bench",
-    ]
-
-
 def start(kind: str, ceph: Ceph, work: Path) -> Peer:
     prefix = f"bench-{kind}-{uuid.uuid4().hex[:8]}"
     server: Peer
     if kind == "dockyard-s3":
-        server = start_ours(work / kind, *s3_flags(ceph, prefix))
+        server = start_ours(work / kind, *ceph.serve_flags(prefix, "bench"))
     elif kind == "dockyard-fs":
         server = start_ours(work / kind)
     elif kind == "distribution-s3":
@@ -127,7 +114,7 @@ def collect(server: Peer, ceph: Ceph) -> float:
         return seconds
     args = ["registry", "garbage-collect", "--grace", "0", "--root", str(server.root)]
     if server.kind == "dockyard-s3":
-        args += s3_flags(ceph, PREFIXES[server.kind])
+        args += ceph.serve_flags(PREFIXES[server.kind], "bench")
     out = subprocess.run([PYTHON, "-m", "cli", *args], cwd=ROOT, check=True, capture_output=True, text=True)
     seconds = time.perf_counter() - started
     assert f"{GC_BLOBS} blobs" in out.stdout.splitlines()[-1], out.stdout[-500:]

@@ -287,6 +287,19 @@ class Ceph:
             verify=False,
         )
 
+    def serve_flags(self, prefix: str, secret: str = "shared-upload-secret") -> list[str]:
+        """``registry serve`` (and ``garbage-collect``) flags for the bucket under ``prefix``."""
+        return [
+            "--storage=s3",
+            f"--s3-endpoint={self.endpoint}",
+            f"--s3-region={self.region}",
+            f"--s3-bucket={self.bucket}",
+            f"--s3-prefix={prefix}",
+            f"--s3-access-key={self.access_key}",
+            f"--s3-secret-key={self.secret_key}",
+            f"--upload-secret={secret}",
+        ]
+
     def empty(self, prefix: str) -> None:
         """Delete every object and multipart upload under ``prefix`` (a benchmark's own):
         the OSD of scripts/start-s3.sh holds 20 GiB, and refuses every write once full."""

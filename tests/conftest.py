@@ -408,27 +408,13 @@ def s3_settings(ceph: Ceph, prefix: str | None = None, **kw: Any) -> Any:
     )
 
 
-def s3_serve_args(ceph: Ceph, prefix: str, secret: str = "shared-upload-secret") -> list[str]:
-    """``registry serve`` flags for ``ceph``'s bucket under ``prefix``."""
-    return [
-        "--storage=s3",
-        f"--s3-endpoint={ceph.endpoint}",
-        f"--s3-region={ceph.region}",
-        f"--s3-bucket={ceph.bucket}",
-        f"--s3-prefix={prefix}",
-        f"--s3-access-key={ceph.access_key}",
-        f"--s3-secret-key={ceph.secret_key}",
-        f"--upload-secret={secret}",
-    ]
-
-
 @pytest.fixture(scope="session")
 def ours_s3(tmp_path_factory: pytest.TempPathFactory, ceph: Ceph) -> Iterator[Server]:
     """Our registry under gunicorn on the s3 driver (radosgw), blob GETs redirected."""
     import uuid
 
     root = tmp_path_factory.mktemp("ours-s3") / "root"
-    server = start_ours(root, *s3_serve_args(ceph, f"ours-{uuid.uuid4().hex[:8]}"))
+    server = start_ours(root, *ceph.serve_flags(f"ours-{uuid.uuid4().hex[:8]}"))
     yield server
     server.stop()
 

@@ -33,7 +33,7 @@ from registry.server.storage.store import Storage
 from support.images import random_image, sha256, write_oci_layout
 from support.peers import Ceph, Server, start_ours
 from tests import client_fixtures as cf
-from tests.conftest import Dockyard, s3_serve_args, s3_settings
+from tests.conftest import Dockyard, s3_settings
 from tests.test_registry_interop import layout_digest, skopeo
 
 pytestmark = pytest.mark.interop
@@ -53,9 +53,9 @@ class Pair:
 def pair(ceph: Ceph, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
     prefix = f"pair-{uuid.uuid4().hex[:8]}"
     base = tmp_path_factory.mktemp("s3-pair")
-    a = start_ours(base / "a", *s3_serve_args(ceph, prefix))
+    a = start_ours(base / "a", *ceph.serve_flags(prefix))
     try:
-        b = start_ours(base / "b", *s3_serve_args(ceph, prefix))
+        b = start_ours(base / "b", *ceph.serve_flags(prefix))
     except BaseException:
         a.stop()
         raise
@@ -157,7 +157,7 @@ def test_upload_state_must_be_signed_by_the_shared_secret(pair: Pair) -> None:
 
 
 def test_kill_9_mid_upload_then_finish_on_the_other(pair: Pair, tmp_path: Path) -> None:
-    doomed = start_ours(tmp_path / "doomed", *s3_serve_args(pair.ceph, pair.prefix))
+    doomed = start_ours(tmp_path / "doomed", *pair.ceph.serve_flags(pair.prefix))
     try:
         data = os.urandom(16 * MiB)
         location = start_upload(doomed, "s3/killed")
@@ -279,7 +279,7 @@ def test_gc_purges_abandoned_uploads_and_their_multipart_uploads(pair: Pair) -> 
 
 
 def test_garbage_collect_command_takes_the_s3_flags(pair: Pair, dy: Dockyard) -> None:
-    out = dy.ok("registry", "garbage-collect", "--dry-run", *s3_serve_args(pair.ceph, pair.prefix))
+    out = dy.ok("registry", "garbage-collect", "--dry-run", *pair.ceph.serve_flags(pair.prefix))
     assert " marked, " in out.splitlines()[-1] and "would delete" in out.splitlines()[-1]
     r = dy("registry", "garbage-collect", "--storage", "s3", "--s3-chunk-size", "1000")
     assert r.code == 125 and "5 MiB" in r.err

@@ -43,7 +43,7 @@ from imagefmt.digest import Digest
 from imagefmt.errors import DockyardError
 from imagefmt.manifest import Index, Manifest, parse_any
 from registry.server.storage import paths
-from registry.server.storage.driver import FileInfo, PathNotFound
+from registry.server.storage.driver import PathNotFound
 from registry.server.storage.store import Storage
 
 PARALLEL = 16  # threads marking repositories and sweeping blobs
@@ -166,9 +166,7 @@ def collect(
             return (d, path, info.size) if info.mtime < cutoff else None
 
         stored = _blob_files(storage)
-        candidates = [
-            (d, f.path) for d, f in stored if d not in marked
-        ]  # (a listing's mtime may not be stat's)
+        candidates = [(d, path) for d, path in stored if d not in marked]
         doomed = [found for found in _each(old, candidates) if found is not None]
         if not dry_run:
             storage.driver.delete_many([path for _, path, _ in doomed])
@@ -182,12 +180,12 @@ def collect(
     return result
 
 
-def _blob_files(storage: Storage) -> list[tuple[Digest, FileInfo]]:
+def _blob_files(storage: Storage) -> list[tuple[Digest, str]]:
     try:
-        found = [(paths.blob_digest(f.path), f) for f in storage.driver.walk(paths.BLOBS)]
+        found = [(paths.blob_digest(f.path), f.path) for f in storage.driver.walk(paths.BLOBS)]
     except PathNotFound:
         return []
-    return [(d, f) for d, f in found if d is not None]
+    return [(d, path) for d, path in found if d is not None]
 
 
 def _prune_links(storage: Storage, kept: set[Digest], swept: set[Digest]) -> None:
